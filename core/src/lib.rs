@@ -6,4 +6,15 @@
 //! **Invariant:** nothing in this crate does I/O or reads the clock: time is an
 //! argument.
 
+pub mod command;
+pub mod engine;
+pub mod event;
 pub mod masking;
+pub mod model;
+pub mod routing;
+pub mod wrapup;
+
+pub use command::{Command, CommandError, CustomerMessage};
+pub use engine::{Engine, Extensions, Output};
+pub use event::{Audience, Delivery, Emitted, Event};
+pub use masking::Masker;

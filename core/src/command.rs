@@ -1,0 +1,103 @@
+//! Commands: what agents, customers, admins and the clock ask of the engine.
+
+use crate::model::{AgentId, Cad, ConversationId, QueueId, TransferTarget};
+use serde::{Deserialize, Serialize};
+
+/// An input to [`crate::engine::Engine::handle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// An agent logs in (LoggedOut → Idle "Not ready").
+    Login {
+        agent: AgentId,
+    },
+    /// An agent logs out (only with no conversation and no pending wrap-up).
+    Logout {
+        agent: AgentId,
+    },
+    /// An agent sets Available, or Idle with a reason.
+    SetAvailable {
+        agent: AgentId,
+    },
+    SetIdle {
+        agent: AgentId,
+        reason: String,
+    },
+    /// A customer wrote on a channel. Continues the customer's open
+    /// conversation on that channel, or opens one.
+    CustomerMessage(CustomerMessage),
+    Accept {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    AgentMessage {
+        agent: AgentId,
+        conversation: ConversationId,
+        text: String,
+    },
+    Transfer {
+        agent: AgentId,
+        conversation: ConversationId,
+        to: TransferTarget,
+    },
+    InviteToConference {
+        agent: AgentId,
+        conversation: ConversationId,
+        invitee: AgentId,
+    },
+    EndConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    LeaveConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    End {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    WrapUp {
+        agent: AgentId,
+        conversation: ConversationId,
+        reason: String,
+    },
+    /// An admin deleted a queue: its conversations are interrupted.
+    DeleteQueue {
+        queue: QueueId,
+    },
+}
+
+/// A customer's message as a channel adapter normalized it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerMessage {
+    /// Channel name (`messenger`, `webchat`, …).
+    pub channel: String,
+    /// The customer's id on that channel (PSID, visitor id).
+    pub customer: String,
+    /// Display name, when the channel knows it.
+    pub customer_name: Option<String>,
+    /// Raw text; the engine masks it before it goes anywhere.
+    pub text: String,
+    /// Source shown on the offer (page name, entry point).
+    pub source: String,
+    /// Queue the channel's entry point leads to, unless the entry policy
+    /// says otherwise.
+    pub queue: QueueId,
+    /// Extra CAD variables (contact origin, entry point, …).
+    pub cad: Cad,
+}
+
+/// Why a command was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Unknown (or not visible to the caller): the same answer for both.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The command does not fit the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The command's content is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}

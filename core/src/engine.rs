@@ -1,0 +1,1596 @@
+//! The sans-IO engine of one tenant: `(state, command, now) -> events`.
+//!
+//! [`Engine::handle`] validates a command against the current state, then
+//! emits events; every event is applied to the state by [`Engine::apply`],
+//! the one place state changes, so replaying a journal through `apply`
+//! rebuilds the same state. [`Engine::tick`] turns expired offers into RONA;
+//! [`Engine::next_deadline`] tells the driver when to call it.
+//! **Invariant:** no I/O, no clock, no randomness: the same commands at the
+//! same times give the same events.
+
+use crate::command::{Command, CommandError, CustomerMessage};
+use crate::event::{Audience, Delivery, Emitted, Event};
+use crate::masking::Masker;
+use crate::model::{
+    AgentConfig, AgentId, AgentState, Cad, ConversationId, ConversationState, Message, Millis,
+    OfferKind, Party, QueueConfig, QueueId, TenantSettings, TransferNotAccepted, TransferTarget,
+    DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
+};
+use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Longest customer message accepted, in characters.
+pub const MAX_CUSTOMER_MESSAGE_CHARS: usize = 20_000;
+
+/// The tenant's extension points for one call.
+#[derive(Clone, Copy)]
+pub struct Extensions<'a> {
+    pub routing: &'a dyn RoutingPolicy,
+    pub wrapup: &'a dyn WrapUpReasons,
+}
+
+static BUILTIN_ROUTING: LongestIdle = LongestIdle;
+
+impl Extensions<'static> {
+    /// The built-in policy and wrap-up list.
+    pub fn builtin() -> Extensions<'static> {
+        static WRAPUP: std::sync::OnceLock<BuiltinWrapUp> = std::sync::OnceLock::new();
+        Extensions {
+            routing: &BUILTIN_ROUTING,
+            wrapup: WRAPUP.get_or_init(BuiltinWrapUp::default),
+        }
+    }
+}
+
+/// An agent and what it holds.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub config: AgentConfig,
+    pub state: AgentState,
+    /// Since when the agent has had no new work (longest-idle key).
+    pub idle_since: Millis,
+    /// Conversations it takes part in (owner or conference guest).
+    pub conversations: BTreeSet<ConversationId>,
+    /// Conversations offered to it, not yet accepted.
+    pub offers: BTreeSet<ConversationId>,
+    /// Conversations it owes a wrap-up reason for.
+    pub wrapups: BTreeSet<ConversationId>,
+}
+
+impl Agent {
+    /// What counts against capacity: conversations, pending offers and
+    /// pending wrap-ups (capacity is freed when wrap-up is submitted).
+    pub fn load(&self) -> u32 {
+        let n = self.conversations.len() + self.offers.len() + self.wrapups.len();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn can_take_more(&self) -> bool {
+        self.state == AgentState::Available && self.load() < self.config.capacity
+    }
+}
+
+/// A pending offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOffer {
+    pub agent: AgentId,
+    pub kind: OfferKind,
+    pub expires_at: Millis,
+    pub return_queue: Option<QueueId>,
+}
+
+/// A conversation and its transcript.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub channel: String,
+    pub customer: String,
+    pub customer_name: String,
+    pub source: String,
+    pub received_at: Millis,
+    pub cad: Cad,
+    pub queue: QueueId,
+    pub state: ConversationState,
+    pub queued_at: Millis,
+    pub owner: Option<AgentId>,
+    pub guest: Option<AgentId>,
+    pub offer: Option<PendingOffer>,
+    pub preview: String,
+    pub messages: Vec<Message>,
+    pub pending_wrapups: BTreeSet<AgentId>,
+}
+
+impl Conversation {
+    /// Agents taking part (owner, then guest).
+    pub fn participants(&self) -> Vec<AgentId> {
+        self.owner
+            .iter()
+            .chain(self.guest.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `agent` may see this conversation: participant, offered to
+    /// it, or owing a wrap-up for it.
+    pub fn concerns(&self, agent: &str) -> bool {
+        self.owner.as_deref() == Some(agent)
+            || self.guest.as_deref() == Some(agent)
+            || self.offer.as_ref().is_some_and(|o| o.agent == agent)
+            || self.pending_wrapups.contains(agent)
+    }
+}
+
+/// What one call produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub emitted: Vec<Emitted>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Output {
+    /// The events alone, in order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.emitted.iter().map(|e| &e.event)
+    }
+}
+
+/// One tenant's state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    settings: TenantSettings,
+    masker: Masker,
+    queues: BTreeMap<QueueId, QueueConfig>,
+    agents: BTreeMap<AgentId, Agent>,
+    conversations: BTreeMap<ConversationId, Conversation>,
+    open_by_customer: HashMap<(String, String), ConversationId>,
+    last_agent: HashMap<(String, String), AgentId>,
+    /// Queued conversations, first to serve first.
+    waiting: BTreeSet<(Millis, ConversationId)>,
+    /// Pending offers by expiry.
+    deadlines: BTreeSet<(Millis, ConversationId)>,
+    next_id: ConversationId,
+}
+
+fn agents_aud(agents: Vec<AgentId>) -> Audience {
+    Audience {
+        agents,
+        customer: false,
+    }
+}
+
+fn one(agent: &str) -> Audience {
+    agents_aud(vec![agent.to_string()])
+}
+
+fn nobody() -> Audience {
+    Audience::default()
+}
+
+fn preview_of(text: &str) -> String {
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+impl Engine {
+    /// A tenant with these queues and agents, every agent logged out.
+    pub fn new(
+        settings: TenantSettings,
+        masker: Masker,
+        queues: Vec<QueueConfig>,
+        agents: Vec<AgentConfig>,
+    ) -> Self {
+        Engine {
+            settings,
+            masker,
+            queues: queues.into_iter().map(|q| (q.id.clone(), q)).collect(),
+            agents: agents
+                .into_iter()
+                .map(|config| {
+                    let agent = Agent {
+                        config,
+                        state: AgentState::LoggedOut,
+                        idle_since: 0,
+                        conversations: BTreeSet::new(),
+                        offers: BTreeSet::new(),
+                        wrapups: BTreeSet::new(),
+                    };
+                    (agent.config.id.clone(), agent)
+                })
+                .collect(),
+            conversations: BTreeMap::new(),
+            open_by_customer: HashMap::new(),
+            last_agent: HashMap::new(),
+            waiting: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn settings(&self) -> &TenantSettings {
+        &self.settings
+    }
+
+    /// Change the masking setting; applies to what comes in from now on.
+    pub fn set_masking(&mut self, on: bool) {
+        self.settings.mask = on;
+    }
+
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    pub fn queues(&self) -> impl Iterator<Item = &QueueConfig> {
+        self.queues.values()
+    }
+
+    pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
+        self.queues.get(id)
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+
+    pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
+        self.conversations.values()
+    }
+
+    pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
+        self.conversations.get(&id)
+    }
+
+    /// Queued conversations in the order they will be served.
+    pub fn waiting(&self) -> impl Iterator<Item = ConversationId> + '_ {
+        self.waiting.iter().map(|(_, id)| *id)
+    }
+
+    /// When [`Engine::tick`] next has work: the earliest offer expiry.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Mask `text` when the tenant masks; otherwise return it as is.
+    pub fn mask_for_agents(&self, text: &str) -> String {
+        if self.settings.mask {
+            self.masker.mask(text).into_owned()
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Run one command at `now`. On error nothing changed.
+    pub fn handle(
+        &mut self,
+        command: Command,
+        now: Millis,
+        ext: &Extensions<'_>,
+    ) -> Result<Output, CommandError> {
+        let mut out = Output::default();
+        self.decide(command, now, ext, &mut out)?;
+        self.dispatch(now, ext, &mut out);
+        Ok(out)
+    }
+
+    /// Expire every offer due at `now` (the agent goes to RONA, the
+    /// conversation moves on), then offer what waits.
+    pub fn tick(&mut self, now: Millis, ext: &Extensions<'_>) -> Output {
+        let mut out = Output::default();
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.expire_offer(id, now, ext, &mut out);
+        }
+        self.dispatch(now, ext, &mut out);
+        out
+    }
+
+    fn emit(&mut self, out: &mut Output, event: Event, audience: Audience) {
+        self.apply(&event);
+        out.emitted.push(Emitted { event, audience });
+    }
+
+    fn agent_mut_checked(&self, agent: &str) -> Result<&Agent, CommandError> {
+        self.agents
+            .get(agent)
+            .ok_or(CommandError::NotFound("agent"))
+    }
+
+    /// The conversation, if `agent` may see it; the same error otherwise.
+    fn visible(&self, agent: &str, id: ConversationId) -> Result<&Conversation, CommandError> {
+        match self.conversations.get(&id) {
+            Some(c) if c.concerns(agent) => Ok(c),
+            _ => Err(CommandError::NotFound("conversation")),
+        }
+    }
+
+    fn decide(
+        &mut self,
+        command: Command,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        match command {
+            Command::Login { agent } => {
+                let a = self.agent_mut_checked(&agent)?;
+                if a.state == AgentState::LoggedOut {
+                    let ev = Event::AgentState {
+                        agent: agent.clone(),
+                        state: "idle".into(),
+                        reason: Some("Not ready".into()),
+                        at: now,
+                    };
+                    self.emit(out, ev, one(&agent));
+                }
+                Ok(())
+            }
+            Command::Logout { agent } => {
+                let a = self.agent_mut_checked(&agent)?;
+                if !a.conversations.is_empty() || !a.wrapups.is_empty() {
+                    return Err(CommandError::Conflict(
+                        "end your conversations and submit their wrap-up before logging out".into(),
+                    ));
+                }
+                if a.state != AgentState::LoggedOut {
+                    self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
+                    let ev = Event::AgentState {
+                        agent: agent.clone(),
+                        state: "logged_out".into(),
+                        reason: None,
+                        at: now,
+                    };
+                    self.emit(out, ev, one(&agent));
+                }
+                Ok(())
+            }
+            Command::SetAvailable { agent } => {
+                let a = self.agent_mut_checked(&agent)?;
+                match a.state {
+                    AgentState::Available => Ok(()),
+                    AgentState::LoggedOut => Err(CommandError::Conflict("log in first".into())),
+                    AgentState::Idle { .. } | AgentState::Rona => {
+                        let ev = Event::AgentState {
+                            agent: agent.clone(),
+                            state: "available".into(),
+                            reason: None,
+                            at: now,
+                        };
+                        self.emit(out, ev, one(&agent));
+                        Ok(())
+                    }
+                }
+            }
+            Command::SetIdle { agent, reason } => {
+                let reason = reason.trim();
+                let reason = if reason.is_empty() {
+                    "Not ready"
+                } else {
+                    reason
+                };
+                if reason.chars().count() > 64 {
+                    return Err(CommandError::Invalid(
+                        "idle reason is longer than 64 characters".into(),
+                    ));
+                }
+                let a = self.agent_mut_checked(&agent)?;
+                if a.state == AgentState::LoggedOut {
+                    return Err(CommandError::Conflict("log in first".into()));
+                }
+                if a.state.reason() == Some(reason) {
+                    return Ok(());
+                }
+                self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
+                let ev = Event::AgentState {
+                    agent: agent.clone(),
+                    state: "idle".into(),
+                    reason: Some(reason.to_string()),
+                    at: now,
+                };
+                self.emit(out, ev, one(&agent));
+                Ok(())
+            }
+            Command::CustomerMessage(msg) => self.customer_message(msg, now, ext, out),
+            Command::Accept {
+                agent,
+                conversation,
+            } => self.accept(&agent, conversation, now, out),
+            Command::AgentMessage {
+                agent,
+                conversation,
+                text,
+            } => self.agent_message(&agent, conversation, text, now, out),
+            Command::Transfer {
+                agent,
+                conversation,
+                to,
+            } => self.transfer(&agent, conversation, to, now, ext, out),
+            Command::InviteToConference {
+                agent,
+                conversation,
+                invitee,
+            } => self.invite(&agent, conversation, &invitee, now, out),
+            Command::EndConference {
+                agent,
+                conversation,
+            } => {
+                let c = self.visible(&agent, conversation)?;
+                if c.owner.as_deref() != Some(agent.as_str()) {
+                    return Err(CommandError::Conflict(
+                        "only the agent who started the conference can end it".into(),
+                    ));
+                }
+                if c.state != ConversationState::Conference {
+                    return Err(CommandError::Conflict(
+                        "there is no conference to end".into(),
+                    ));
+                }
+                let aud = agents_aud(c.participants());
+                let ev = Event::ConferenceEnded {
+                    conversation,
+                    by: agent.clone(),
+                    at: now,
+                };
+                self.emit(out, ev, aud);
+                self.end_conversation(conversation, &agent, now, ext, out);
+                Ok(())
+            }
+            Command::LeaveConference {
+                agent,
+                conversation,
+            } => {
+                let c = self.visible(&agent, conversation)?;
+                if c.state != ConversationState::Conference
+                    || c.guest.as_deref() != Some(agent.as_str())
+                {
+                    return Err(CommandError::Conflict(
+                        "only the invited agent can leave a conference".into(),
+                    ));
+                }
+                let aud = agents_aud(c.participants());
+                let name = self.display_name(&agent);
+                self.emit(
+                    out,
+                    Event::ParticipantLeft {
+                        conversation,
+                        agent: agent.clone(),
+                        at: now,
+                    },
+                    aud.clone(),
+                );
+                self.system_message(
+                    conversation,
+                    format!("{name} left the conversation"),
+                    now,
+                    aud,
+                    out,
+                );
+                Ok(())
+            }
+            Command::End {
+                agent,
+                conversation,
+            } => {
+                let c = self.visible(&agent, conversation)?;
+                if c.owner.as_deref() != Some(agent.as_str()) {
+                    return Err(if c.guest.as_deref() == Some(agent.as_str()) {
+                        CommandError::Conflict("leave the conference instead".into())
+                    } else {
+                        CommandError::Conflict("accept the conversation first".into())
+                    });
+                }
+                match c.state {
+                    ConversationState::Active
+                    | ConversationState::ConferenceRequested
+                    | ConversationState::Conference
+                    | ConversationState::Interrupted => {}
+                    _ => return Err(CommandError::Conflict("conversation already ended".into())),
+                }
+                self.end_conversation(conversation, &agent, now, ext, out);
+                Ok(())
+            }
+            Command::WrapUp {
+                agent,
+                conversation,
+                reason,
+            } => {
+                let c = self.visible(&agent, conversation)?;
+                let a = self.agent_mut_checked(&agent)?;
+                if !a.wrapups.contains(&conversation) {
+                    return Err(CommandError::Conflict("no wrap-up is pending".into()));
+                }
+                let reasons = ext.wrapup.reasons(&c.queue);
+                if !reasons.iter().any(|r| r.code == reason) {
+                    return Err(CommandError::Invalid(format!(
+                        "unknown wrap-up reason {reason:?}"
+                    )));
+                }
+                let ev = Event::WrapupSubmitted {
+                    conversation,
+                    agent: agent.clone(),
+                    reason,
+                    at: now,
+                };
+                self.emit(out, ev, one(&agent));
+                Ok(())
+            }
+            Command::DeleteQueue { queue } => self.delete_queue(&queue, now, out),
+        }
+    }
+
+    fn display_name(&self, agent: &str) -> String {
+        self.agents
+            .get(agent)
+            .map(|a| a.config.name.clone())
+            .unwrap_or_else(|| agent.to_string())
+    }
+
+    fn system_message(
+        &mut self,
+        conversation: ConversationId,
+        text: String,
+        now: Millis,
+        audience: Audience,
+        out: &mut Output,
+    ) {
+        let ev = Event::Message {
+            conversation,
+            from: Party::System,
+            author: "system".into(),
+            text,
+            at: now,
+        };
+        self.emit(out, ev, audience);
+    }
+
+    fn customer_message(
+        &mut self,
+        msg: CustomerMessage,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        if msg.text.trim().is_empty() {
+            return Err(CommandError::Invalid("message is empty".into()));
+        }
+        let n = msg.text.chars().count();
+        if n > MAX_CUSTOMER_MESSAGE_CHARS {
+            return Err(CommandError::Invalid(format!(
+                "message is longer than {MAX_CUSTOMER_MESSAGE_CHARS} characters ({n})"
+            )));
+        }
+        let text = self.mask_for_agents(&msg.text);
+        let key = (msg.channel.clone(), msg.customer.clone());
+        if let Some(&id) = self.open_by_customer.get(&key) {
+            let (author, aud) = match self.conversations.get(&id) {
+                Some(c) => (c.customer_name.clone(), agents_aud(c.participants())),
+                None => return Err(CommandError::NotFound("conversation")),
+            };
+            let ev = Event::Message {
+                conversation: id,
+                from: Party::Customer,
+                author,
+                text,
+                at: now,
+            };
+            self.emit(out, ev, aud);
+            return Ok(());
+        }
+
+        let id = self.next_id;
+        let customer_name = self.mask_for_agents(
+            msg.customer_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .unwrap_or("Customer"),
+        );
+        let source = self.mask_for_agents(&msg.source);
+        let mut cad = Cad::new();
+        cad.insert("contact_origin".into(), msg.channel.clone());
+        cad.insert("entry_point".into(), source.clone());
+        cad.insert("customer_name".into(), customer_name.clone());
+        for (k, v) in &msg.cad {
+            cad.insert(k.clone(), self.mask_for_agents(v));
+        }
+        let preview = preview_of(&text);
+        let queue = {
+            let view = ConversationView {
+                id,
+                queue: &msg.queue,
+                channel: &msg.channel,
+                customer: &msg.customer,
+                customer_name: &customer_name,
+                source: &source,
+                preview: &preview,
+                cad: &cad,
+                received_at: now,
+                queued_at: now,
+                last_agent: self.last_agent.get(&key).map(String::as_str),
+            };
+            let chosen = ext
+                .routing
+                .entry(&view)
+                .filter(|q| self.queues.contains_key(q));
+            match chosen {
+                Some(q) => q,
+                None if self.queues.contains_key(&msg.queue) => msg.queue.clone(),
+                None if self.queues.contains_key(&self.settings.default_queue) => {
+                    self.settings.default_queue.clone()
+                }
+                None => return Err(CommandError::NotFound("queue")),
+            }
+        };
+        let ev = Event::ConversationCreated {
+            conversation: id,
+            channel: msg.channel,
+            customer: msg.customer,
+            customer_name: customer_name.clone(),
+            source,
+            received_at: now,
+            cad,
+        };
+        self.emit(out, ev, nobody());
+        let ev = Event::Message {
+            conversation: id,
+            from: Party::Customer,
+            author: customer_name,
+            text,
+            at: now,
+        };
+        self.emit(out, ev, nobody());
+        self.emit(
+            out,
+            Event::Queued {
+                conversation: id,
+                queue,
+                at: now,
+            },
+            nobody(),
+        );
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        agent: &str,
+        id: ConversationId,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let c = self.visible(agent, id)?;
+        let Some(offer) = c.offer.as_ref().filter(|o| o.agent == agent) else {
+            return Err(CommandError::Conflict("nothing to accept".into()));
+        };
+        match offer.kind {
+            OfferKind::Queue | OfferKind::Transfer => {
+                let ev = Event::ConversationStarted {
+                    conversation: id,
+                    agent: agent.to_string(),
+                    queue: c.queue.clone(),
+                    channel: c.channel.clone(),
+                    customer: c.customer.clone(),
+                    customer_name: c.customer_name.clone(),
+                    source: c.source.clone(),
+                    received_at: c.received_at,
+                    cad: c.cad.clone(),
+                    at: now,
+                };
+                self.emit(out, ev, one(agent));
+            }
+            OfferKind::Conference => {
+                let mut aud = c.participants();
+                aud.push(agent.to_string());
+                let aud = agents_aud(aud);
+                let ev = Event::ConferenceStarted {
+                    conversation: id,
+                    agent: agent.to_string(),
+                    at: now,
+                };
+                self.emit(out, ev, aud.clone());
+                let name = self.display_name(agent);
+                self.system_message(id, format!("{name} joined the conversation"), now, aud, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn agent_message(
+        &mut self,
+        agent: &str,
+        id: ConversationId,
+        text: String,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let c = self.visible(agent, id)?;
+        let is_participant = c.owner.as_deref() == Some(agent) || c.guest.as_deref() == Some(agent);
+        match c.state {
+            ConversationState::Active
+            | ConversationState::ConferenceRequested
+            | ConversationState::Conference
+                if is_participant => {}
+            ConversationState::Interrupted => {
+                return Err(CommandError::Conflict(
+                    "this conversation was interrupted: it can only be ended".into(),
+                ))
+            }
+            _ => {
+                return Err(CommandError::Conflict(
+                    "you are not in this conversation".into(),
+                ))
+            }
+        }
+        if text.trim().is_empty() {
+            return Err(CommandError::Invalid("message is empty".into()));
+        }
+        let n = text.chars().count();
+        if n > MAX_AGENT_MESSAGE_CHARS {
+            return Err(CommandError::Invalid(format!(
+                "message is longer than {MAX_AGENT_MESSAGE_CHARS} characters ({n})"
+            )));
+        }
+        let delivery = Delivery {
+            conversation: id,
+            channel: c.channel.clone(),
+            customer: c.customer.clone(),
+            author: agent.to_string(),
+            text: text.clone(),
+        };
+        let aud = Audience {
+            agents: c.participants(),
+            customer: true,
+        };
+        let ev = Event::Message {
+            conversation: id,
+            from: Party::Agent,
+            author: agent.to_string(),
+            text: self.mask_for_agents(&text),
+            at: now,
+        };
+        self.emit(out, ev, aud);
+        out.deliveries.push(delivery);
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        agent: &str,
+        id: ConversationId,
+        to: TransferTarget,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let c = self.visible(agent, id)?;
+        if c.owner.as_deref() != Some(agent) {
+            return Err(CommandError::Conflict("only the owner can transfer".into()));
+        }
+        match c.state {
+            ConversationState::Active => {}
+            ConversationState::Interrupted => {
+                return Err(CommandError::Conflict(
+                    "this conversation was interrupted: it can only be ended".into(),
+                ))
+            }
+            ConversationState::ConferenceRequested | ConversationState::Conference => {
+                return Err(CommandError::Conflict("end the conference first".into()))
+            }
+            _ => return Err(CommandError::Conflict("conversation is not active".into())),
+        }
+        let from_queue = c.queue.clone();
+        let note = match &to {
+            TransferTarget::Queue(q) => {
+                let queue = self.queues.get(q).ok_or(CommandError::NotFound("queue"))?;
+                format!("transferred the conversation to queue {}", queue.name)
+            }
+            TransferTarget::Agent(b) => {
+                if b == agent {
+                    return Err(CommandError::Conflict(
+                        "you cannot transfer to yourself".into(),
+                    ));
+                }
+                let target = self.agents.get(b).ok_or(CommandError::NotFound("agent"))?;
+                if !target.can_take_more() {
+                    return Err(CommandError::Conflict(format!(
+                        "agent {} is not available",
+                        target.config.name
+                    )));
+                }
+                format!("transferred the conversation to {}", target.config.name)
+            }
+        };
+        let reasons = ext.wrapup.reasons(&from_queue).to_vec();
+        let name = self.display_name(agent);
+        self.system_message(id, format!("{name} {note}"), now, one(agent), out);
+        let ev = Event::Transferred {
+            conversation: id,
+            agent: agent.to_string(),
+            to: to.clone(),
+            at: now,
+        };
+        self.emit(out, ev, one(agent));
+        let ev = Event::WrapupRequired {
+            conversation: id,
+            agent: agent.to_string(),
+            reasons,
+        };
+        self.emit(out, ev, one(agent));
+        match to {
+            TransferTarget::Queue(queue) => {
+                self.emit(
+                    out,
+                    Event::Queued {
+                        conversation: id,
+                        queue,
+                        at: now,
+                    },
+                    nobody(),
+                );
+            }
+            TransferTarget::Agent(b) => {
+                self.offer(id, &b, OfferKind::Transfer, Some(from_queue), 0, now, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn invite(
+        &mut self,
+        agent: &str,
+        id: ConversationId,
+        invitee: &str,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let c = self.visible(agent, id)?;
+        if c.owner.as_deref() != Some(agent) {
+            return Err(CommandError::Conflict(
+                "only the owner can start a conference".into(),
+            ));
+        }
+        match c.state {
+            ConversationState::Active => {}
+            ConversationState::ConferenceRequested | ConversationState::Conference => {
+                return Err(CommandError::Conflict(
+                    "a conference is already under way".into(),
+                ))
+            }
+            ConversationState::Interrupted => {
+                return Err(CommandError::Conflict(
+                    "this conversation was interrupted: it can only be ended".into(),
+                ))
+            }
+            _ => return Err(CommandError::Conflict("conversation is not active".into())),
+        }
+        if invitee == agent {
+            return Err(CommandError::Conflict("you are already in it".into()));
+        }
+        let target = self
+            .agents
+            .get(invitee)
+            .ok_or(CommandError::NotFound("agent"))?;
+        if !target.can_take_more() {
+            return Err(CommandError::Conflict(format!(
+                "agent {} is not available",
+                target.config.name
+            )));
+        }
+        let ev = Event::ConferenceRequested {
+            conversation: id,
+            agent: agent.to_string(),
+            invitee: invitee.to_string(),
+            at: now,
+        };
+        self.emit(out, ev, one(agent));
+        self.offer(id, invitee, OfferKind::Conference, None, 0, now, out);
+        Ok(())
+    }
+
+    /// End the conversation for everyone; every participant owes a wrap-up.
+    fn end_conversation(
+        &mut self,
+        id: ConversationId,
+        by: &str,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) {
+        let Some(c) = self.conversations.get(&id) else {
+            return;
+        };
+        if let Some(offer) = c.offer.clone() {
+            let ev = Event::OfferRescinded {
+                conversation: id,
+                agent: offer.agent.clone(),
+                reason: "ended".into(),
+            };
+            self.emit(out, ev, one(&offer.agent));
+        }
+        let Some(c) = self.conversations.get(&id) else {
+            return;
+        };
+        let participants = c.participants();
+        let reasons = ext.wrapup.reasons(&c.queue).to_vec();
+        let ev = Event::ConversationEnded {
+            conversation: id,
+            by: by.to_string(),
+            at: now,
+        };
+        self.emit(
+            out,
+            ev,
+            Audience {
+                agents: participants.clone(),
+                customer: true,
+            },
+        );
+        for agent in participants {
+            let ev = Event::WrapupRequired {
+                conversation: id,
+                agent: agent.clone(),
+                reasons: reasons.clone(),
+            };
+            self.emit(out, ev, one(&agent));
+        }
+    }
+
+    fn delete_queue(
+        &mut self,
+        queue: &str,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let name = match self.queues.get(queue) {
+            Some(q) => q.name.clone(),
+            None => return Err(CommandError::NotFound("queue")),
+        };
+        let affected: Vec<ConversationId> = self
+            .conversations
+            .values()
+            .filter(|c| c.queue == queue && c.state.is_open())
+            .map(|c| c.id)
+            .collect();
+        for id in affected {
+            let Some(c) = self.conversations.get(&id) else {
+                continue;
+            };
+            let state = c.state;
+            if let Some(offer) = c.offer.clone() {
+                let ev = Event::OfferRescinded {
+                    conversation: id,
+                    agent: offer.agent.clone(),
+                    reason: "interrupted".into(),
+                };
+                self.emit(out, ev, one(&offer.agent));
+            }
+            match state {
+                ConversationState::Queued | ConversationState::Offered => {
+                    let ev = Event::ConversationDropped {
+                        conversation: id,
+                        reason: "queue_deleted".into(),
+                        at: now,
+                    };
+                    self.emit(
+                        out,
+                        ev,
+                        Audience {
+                            agents: vec![],
+                            customer: true,
+                        },
+                    );
+                }
+                _ => {
+                    let aud = agents_aud(self.conversations[&id].participants());
+                    let ev = Event::ConversationInterrupted {
+                        conversation: id,
+                        reason: format!("queue {name} was deleted by an administrator"),
+                        at: now,
+                    };
+                    self.emit(out, ev, aud.clone());
+                    self.system_message(
+                        id,
+                        format!(
+                            "The queue {name} was deleted by an administrator: \
+                             this conversation can only be ended."
+                        ),
+                        now,
+                        aud,
+                        out,
+                    );
+                }
+            }
+        }
+        let ev = Event::QueueDeleted {
+            queue: queue.to_string(),
+            at: now,
+        };
+        self.emit(out, ev, nobody());
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site per offer kind; a struct would only rename them
+    fn offer(
+        &mut self,
+        id: ConversationId,
+        agent: &str,
+        kind: OfferKind,
+        return_queue: Option<QueueId>,
+        generation: u64,
+        now: Millis,
+        out: &mut Output,
+    ) {
+        let Some(c) = self.conversations.get(&id) else {
+            return;
+        };
+        let timeout = self
+            .queues
+            .get(&c.queue)
+            .map(|q| q.rona_timeout_ms)
+            .unwrap_or(DEFAULT_RONA_TIMEOUT_MS);
+        let ev = Event::Offer {
+            conversation: id,
+            agent: agent.to_string(),
+            kind,
+            queue: c.queue.clone(),
+            source: c.source.clone(),
+            channel: c.channel.clone(),
+            customer_name: c.customer_name.clone(),
+            received_at: c.received_at,
+            preview: c.preview.clone(),
+            expires_at: now + timeout,
+            generation,
+            return_queue,
+            at: now,
+        };
+        self.emit(out, ev, one(agent));
+    }
+
+    fn withdraw_offers_of(&mut self, agent: &str, reason: &str, now: Millis, out: &mut Output) {
+        let offers: Vec<ConversationId> = self
+            .agents
+            .get(agent)
+            .map(|a| a.offers.iter().copied().collect())
+            .unwrap_or_default();
+        for id in offers {
+            self.withdraw_offer(id, reason, now, out);
+        }
+    }
+
+    /// Take back the pending offer of `id`, and move the conversation on:
+    /// back to its queue, dropped, or (a conference invitation) back to the
+    /// owner alone.
+    fn withdraw_offer(&mut self, id: ConversationId, reason: &str, now: Millis, out: &mut Output) {
+        let Some(c) = self.conversations.get(&id) else {
+            return;
+        };
+        let Some(offer) = c.offer.clone() else {
+            return;
+        };
+        let (queue, queued_at, received_at, owner) =
+            (c.queue.clone(), c.queued_at, c.received_at, c.owner.clone());
+        let ev = Event::OfferRescinded {
+            conversation: id,
+            agent: offer.agent.clone(),
+            reason: reason.to_string(),
+        };
+        self.emit(out, ev, one(&offer.agent));
+        match offer.kind {
+            OfferKind::Queue => {
+                let ev = Event::Queued {
+                    conversation: id,
+                    queue,
+                    at: queued_at,
+                };
+                self.emit(out, ev, nobody());
+            }
+            OfferKind::Transfer => {
+                let back = offer
+                    .return_queue
+                    .filter(|q| self.queues.contains_key(q))
+                    .filter(|_| {
+                        self.settings.transfer_not_accepted == TransferNotAccepted::ReturnToQueue
+                    });
+                let name = self.display_name(&offer.agent);
+                match back {
+                    Some(q) => {
+                        self.system_message(
+                            id,
+                            format!("{name} did not accept the transfer: back in queue"),
+                            now,
+                            nobody(),
+                            out,
+                        );
+                        // Ahead of conversations that arrived after this one:
+                        // the customer has waited already.
+                        let ev = Event::Queued {
+                            conversation: id,
+                            queue: q,
+                            at: received_at,
+                        };
+                        self.emit(out, ev, nobody());
+                    }
+                    None => {
+                        let ev = Event::ConversationDropped {
+                            conversation: id,
+                            reason: "transfer_not_accepted".into(),
+                            at: now,
+                        };
+                        self.emit(
+                            out,
+                            ev,
+                            Audience {
+                                agents: vec![],
+                                customer: true,
+                            },
+                        );
+                    }
+                }
+            }
+            OfferKind::Conference => {
+                let aud = owner.map(|o| one(&o)).unwrap_or_default();
+                let ev = Event::ConferenceCancelled {
+                    conversation: id,
+                    invitee: offer.agent.clone(),
+                    reason: reason.to_string(),
+                    at: now,
+                };
+                self.emit(out, ev, aud);
+            }
+        }
+    }
+
+    fn expire_offer(
+        &mut self,
+        id: ConversationId,
+        now: Millis,
+        _ext: &Extensions<'_>,
+        out: &mut Output,
+    ) {
+        let agent = match self.conversations.get(&id).and_then(|c| c.offer.as_ref()) {
+            Some(o) => o.agent.clone(),
+            None => {
+                // Stale index entry: drop it so tick always makes progress.
+                self.deadlines.retain(|(_, c)| *c != id);
+                return;
+            }
+        };
+        self.withdraw_offer(id, "timeout", now, out);
+        let is_available = self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| a.state == AgentState::Available);
+        if is_available {
+            let ev = Event::AgentState {
+                agent: agent.clone(),
+                state: "rona".into(),
+                reason: None,
+                at: now,
+            };
+            self.emit(out, ev, one(&agent));
+        }
+        self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
+    }
+
+    /// Offer waiting conversations, oldest first, to free agents.
+    fn dispatch(&mut self, now: Millis, ext: &Extensions<'_>, out: &mut Output) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting: Vec<ConversationId> = self.waiting.iter().map(|(_, id)| *id).collect();
+        for id in waiting {
+            if !self.agents.values().any(Agent::can_take_more) {
+                break;
+            }
+            let Some(c) = self.conversations.get(&id) else {
+                continue;
+            };
+            let candidates: Vec<Candidate<'_>> = self
+                .agents
+                .values()
+                .filter(|a| a.can_take_more() && a.config.queues.iter().any(|q| *q == c.queue))
+                .map(|a| Candidate {
+                    id: &a.config.id,
+                    name: &a.config.name,
+                    load: a.load(),
+                    capacity: a.config.capacity,
+                    idle_since: a.idle_since,
+                    skills: &a.config.skills,
+                })
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let key = (c.channel.clone(), c.customer.clone());
+            let view = ConversationView {
+                id,
+                queue: &c.queue,
+                channel: &c.channel,
+                customer: &c.customer,
+                customer_name: &c.customer_name,
+                source: &c.source,
+                preview: &c.preview,
+                cad: &c.cad,
+                received_at: c.received_at,
+                queued_at: c.queued_at,
+                last_agent: self.last_agent.get(&key).map(String::as_str),
+            };
+            let is_candidate = |id: &str| candidates.iter().any(|c| c.id == id);
+            let (chosen, generation) = match ext.routing.route(&view, &candidates) {
+                RouteDecision::KeepQueued => continue,
+                RouteDecision::Agent(a) if is_candidate(&a) => (Some(a), ext.routing.generation()),
+                RouteDecision::Ranked(list) => match list.into_iter().find(|a| is_candidate(a)) {
+                    Some(a) => (Some(a), ext.routing.generation()),
+                    None => (LongestIdle::pick(&candidates).map(str::to_string), 0),
+                },
+                // The policy named someone who cannot take it: fall back.
+                RouteDecision::Agent(_) => (LongestIdle::pick(&candidates).map(str::to_string), 0),
+            };
+            if let Some(agent) = chosen {
+                self.offer(id, &agent, OfferKind::Queue, None, generation, now, out);
+            }
+        }
+    }
+
+    /// Apply one event to the state: the only place state changes. Used
+    /// live by `handle`/`tick` and to replay a journal.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::AgentState {
+                agent,
+                state,
+                reason,
+                at,
+            } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.state = match state.as_str() {
+                        "available" => AgentState::Available,
+                        "idle" => AgentState::Idle {
+                            reason: reason.clone().unwrap_or_default(),
+                        },
+                        "rona" => AgentState::Rona,
+                        _ => AgentState::LoggedOut,
+                    };
+                    if a.state == AgentState::Available {
+                        a.idle_since = *at;
+                    }
+                }
+            }
+            Event::ConversationCreated {
+                conversation,
+                channel,
+                customer,
+                customer_name,
+                source,
+                received_at,
+                cad,
+            } => {
+                self.conversations.insert(
+                    *conversation,
+                    Conversation {
+                        id: *conversation,
+                        channel: channel.clone(),
+                        customer: customer.clone(),
+                        customer_name: customer_name.clone(),
+                        source: source.clone(),
+                        received_at: *received_at,
+                        cad: cad.clone(),
+                        queue: String::new(),
+                        state: ConversationState::Queued,
+                        queued_at: *received_at,
+                        owner: None,
+                        guest: None,
+                        offer: None,
+                        preview: String::new(),
+                        messages: Vec::new(),
+                        pending_wrapups: BTreeSet::new(),
+                    },
+                );
+                self.open_by_customer
+                    .insert((channel.clone(), customer.clone()), *conversation);
+                self.next_id = self.next_id.max(conversation + 1);
+            }
+            Event::Queued {
+                conversation,
+                queue,
+                at,
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.queue = queue.clone();
+                    c.state = ConversationState::Queued;
+                    c.queued_at = *at;
+                    c.owner = None;
+                    self.waiting.insert((*at, *conversation));
+                }
+            }
+            Event::Offer {
+                conversation,
+                agent,
+                kind,
+                expires_at,
+                return_queue,
+                at,
+                ..
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    self.waiting.remove(&(c.queued_at, *conversation));
+                    if *kind != OfferKind::Conference {
+                        c.state = ConversationState::Offered;
+                    }
+                    c.offer = Some(PendingOffer {
+                        agent: agent.clone(),
+                        kind: *kind,
+                        expires_at: *expires_at,
+                        return_queue: return_queue.clone(),
+                    });
+                    self.deadlines.insert((*expires_at, *conversation));
+                }
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.offers.insert(*conversation);
+                    a.idle_since = *at;
+                }
+            }
+            Event::OfferRescinded {
+                conversation,
+                agent,
+                ..
+            } => {
+                self.clear_offer(*conversation, agent);
+            }
+            Event::ConversationStarted {
+                conversation,
+                agent,
+                ..
+            } => {
+                self.clear_offer(*conversation, agent);
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.state = ConversationState::Active;
+                    c.owner = Some(agent.clone());
+                    self.last_agent
+                        .insert((c.channel.clone(), c.customer.clone()), agent.clone());
+                }
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.conversations.insert(*conversation);
+                }
+            }
+            Event::Message {
+                conversation,
+                from,
+                author,
+                text,
+                at,
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    if c.preview.is_empty() && *from == Party::Customer {
+                        c.preview = preview_of(text);
+                    }
+                    c.messages.push(Message {
+                        from: *from,
+                        author: author.clone(),
+                        text: text.clone(),
+                        at: *at,
+                    });
+                }
+            }
+            Event::Transferred {
+                conversation,
+                agent,
+                ..
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.owner = None;
+                }
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.conversations.remove(conversation);
+                }
+            }
+            Event::ConferenceRequested { conversation, .. } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.state = ConversationState::ConferenceRequested;
+                }
+            }
+            Event::ConferenceCancelled { conversation, .. } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    if c.state == ConversationState::ConferenceRequested {
+                        c.state = ConversationState::Active;
+                    }
+                }
+            }
+            Event::ConferenceStarted {
+                conversation,
+                agent,
+                ..
+            } => {
+                self.clear_offer(*conversation, agent);
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.state = ConversationState::Conference;
+                    c.guest = Some(agent.clone());
+                }
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.conversations.insert(*conversation);
+                }
+            }
+            Event::ConferenceEnded { .. } => {}
+            Event::ParticipantLeft {
+                conversation,
+                agent,
+                at,
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    if c.guest.as_deref() == Some(agent.as_str()) {
+                        c.guest = None;
+                        c.state = ConversationState::Active;
+                    }
+                }
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.conversations.remove(conversation);
+                    a.idle_since = *at;
+                }
+            }
+            Event::ConversationInterrupted { conversation, .. } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.state = ConversationState::Interrupted;
+                    self.open_by_customer
+                        .remove(&(c.channel.clone(), c.customer.clone()));
+                }
+            }
+            Event::ConversationEnded { conversation, .. } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.state = ConversationState::Ended;
+                    let key = (c.channel.clone(), c.customer.clone());
+                    if self.open_by_customer.get(&key) == Some(conversation) {
+                        self.open_by_customer.remove(&key);
+                    }
+                    for agent in c.owner.iter().chain(c.guest.iter()) {
+                        if let Some(a) = self.agents.get_mut(agent) {
+                            a.conversations.remove(conversation);
+                        }
+                    }
+                }
+            }
+            Event::ConversationDropped { conversation, .. } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    self.waiting.remove(&(c.queued_at, *conversation));
+                    c.state = ConversationState::Dropped;
+                    let key = (c.channel.clone(), c.customer.clone());
+                    if self.open_by_customer.get(&key) == Some(conversation) {
+                        self.open_by_customer.remove(&key);
+                    }
+                }
+            }
+            Event::WrapupRequired {
+                conversation,
+                agent,
+                ..
+            } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.wrapups.insert(*conversation);
+                }
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.pending_wrapups.insert(agent.clone());
+                }
+            }
+            Event::WrapupSubmitted {
+                conversation,
+                agent,
+                at,
+                ..
+            } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.wrapups.remove(conversation);
+                    a.idle_since = *at;
+                }
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.pending_wrapups.remove(agent);
+                    if c.state == ConversationState::Ended && c.pending_wrapups.is_empty() {
+                        c.state = ConversationState::WrappedUp;
+                    }
+                }
+            }
+            Event::QueueDeleted { queue, .. } => {
+                self.queues.remove(queue);
+                for a in self.agents.values_mut() {
+                    a.config.queues.retain(|q| q != queue);
+                }
+            }
+        }
+    }
+
+    fn clear_offer(&mut self, id: ConversationId, agent: &str) {
+        if let Some(c) = self.conversations.get_mut(&id) {
+            if let Some(o) = c.offer.take() {
+                self.deadlines.remove(&(o.expires_at, id));
+            }
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.offers.remove(&id);
+        }
+    }
+
+    /// Check the engine's invariants; `Err` names the first one broken.
+    /// Used by property tests and by recovery checks.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for a in self.agents.values() {
+            if a.load() > a.config.capacity {
+                return Err(format!(
+                    "agent {} over capacity: {} > {}",
+                    a.config.id,
+                    a.load(),
+                    a.config.capacity
+                ));
+            }
+            for id in &a.offers {
+                let offered_here = self
+                    .conversations
+                    .get(id)
+                    .and_then(|c| c.offer.as_ref())
+                    .is_some_and(|o| o.agent == a.config.id);
+                if !offered_here {
+                    return Err(format!("agent {} holds a stale offer of {id}", a.config.id));
+                }
+            }
+        }
+        for c in self.conversations.values() {
+            let holders = self
+                .agents
+                .values()
+                .filter(|a| a.offers.contains(&c.id))
+                .count();
+            if holders > 1 {
+                return Err(format!("conversation {} offered to {holders} agents", c.id));
+            }
+            if c.offer.is_some() && holders != 1 {
+                return Err(format!("conversation {} offer not held by its agent", c.id));
+            }
+            let queued = self.waiting.contains(&(c.queued_at, c.id));
+            if queued != (c.state == ConversationState::Queued) {
+                return Err(format!(
+                    "conversation {} is {} but queued={queued}",
+                    c.id,
+                    c.state.name()
+                ));
+            }
+            let ok = match c.state {
+                ConversationState::Queued => c.owner.is_none() && c.offer.is_none(),
+                ConversationState::Offered => c.owner.is_none() && c.offer.is_some(),
+                ConversationState::Active => c.owner.is_some() && c.guest.is_none(),
+                ConversationState::ConferenceRequested => {
+                    c.owner.is_some() && c.offer.is_some() && c.guest.is_none()
+                }
+                ConversationState::Conference => c.owner.is_some() && c.guest.is_some(),
+                ConversationState::Interrupted => c.owner.is_some(),
+                ConversationState::Ended
+                | ConversationState::WrappedUp
+                | ConversationState::Dropped => c.offer.is_none(),
+            };
+            if !ok {
+                return Err(format!(
+                    "conversation {} inconsistent in state {}",
+                    c.id,
+                    c.state.name()
+                ));
+            }
+            for p in c.owner.iter().chain(c.guest.iter()) {
+                let holds = self
+                    .agents
+                    .get(p)
+                    .is_some_and(|a| a.conversations.contains(&c.id));
+                let live = !matches!(
+                    c.state,
+                    ConversationState::Ended | ConversationState::WrappedUp
+                );
+                if live && !holds {
+                    return Err(format!("conversation {} lost by agent {p}", c.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Events: every change of a tenant's state, in the order it happened.
+//!
+//! Events are the journal (the audit trail and the source of recovery) and,
+//! serialized with their `"type"`, what agents receive on their WebSocket.
+//! **Invariant:** when the tenant masks, every text in an event is already
+//! masked; raw customer text only ever leaves the engine in a [`Delivery`]
+//! to the customer's own channel.
+
+use crate::model::{
+    AgentId, Cad, ConversationId, Millis, OfferKind, Party, QueueId, TransferTarget, WrapUpReason,
+};
+use serde::{Deserialize, Serialize};
+
+/// One change of state. Serialized with `"type"` in snake_case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An agent's state changed (`state` is `available`, `idle`, `rona`, `logged_out`).
+    AgentState {
+        agent: AgentId,
+        state: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        at: Millis,
+    },
+    /// A customer opened a conversation on a channel.
+    ConversationCreated {
+        conversation: ConversationId,
+        channel: String,
+        customer: String,
+        customer_name: String,
+        source: String,
+        received_at: Millis,
+        cad: Cad,
+    },
+    /// The conversation joined a queue (new, returned, or transferred there).
+    Queued {
+        conversation: ConversationId,
+        queue: QueueId,
+        at: Millis,
+    },
+    /// The conversation is offered to one agent, who has until `expires_at`.
+    Offer {
+        conversation: ConversationId,
+        agent: AgentId,
+        kind: OfferKind,
+        queue: QueueId,
+        source: String,
+        channel: String,
+        customer_name: String,
+        received_at: Millis,
+        preview: String,
+        expires_at: Millis,
+        /// Generation of the routing policy that chose the agent (0: built-in).
+        generation: u64,
+        /// Set on a transfer offer: the queue the conversation returns to if
+        /// the agent does not accept it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_queue: Option<QueueId>,
+        at: Millis,
+    },
+    /// An offer was withdrawn (`reason`: `timeout`, `agent_unavailable`,
+    /// `interrupted`, `ended`, `cancelled`).
+    OfferRescinded {
+        conversation: ConversationId,
+        agent: AgentId,
+        reason: String,
+    },
+    /// An agent accepted a queue or transfer offer.
+    ConversationStarted {
+        conversation: ConversationId,
+        agent: AgentId,
+        queue: QueueId,
+        channel: String,
+        customer: String,
+        customer_name: String,
+        source: String,
+        received_at: Millis,
+        cad: Cad,
+        at: Millis,
+    },
+    /// A message of the transcript.
+    Message {
+        conversation: ConversationId,
+        from: Party,
+        author: String,
+        text: String,
+        at: Millis,
+    },
+    /// The owner handed the conversation over; the agent now owes a wrap-up.
+    Transferred {
+        conversation: ConversationId,
+        agent: AgentId,
+        to: TransferTarget,
+        at: Millis,
+    },
+    /// The owner invited a second agent.
+    ConferenceRequested {
+        conversation: ConversationId,
+        agent: AgentId,
+        invitee: AgentId,
+        at: Millis,
+    },
+    /// The invited agent did not join (timeout, became unavailable).
+    ConferenceCancelled {
+        conversation: ConversationId,
+        invitee: AgentId,
+        reason: String,
+        at: Millis,
+    },
+    /// The invited agent joined.
+    ConferenceStarted {
+        conversation: ConversationId,
+        agent: AgentId,
+        at: Millis,
+    },
+    /// The owner ended the conference, which ends the conversation.
+    ConferenceEnded {
+        conversation: ConversationId,
+        by: AgentId,
+        at: Millis,
+    },
+    /// The invited agent left the conference; the conversation goes on.
+    ParticipantLeft {
+        conversation: ConversationId,
+        agent: AgentId,
+        at: Millis,
+    },
+    /// The conversation's queue or entry point was deleted.
+    ConversationInterrupted {
+        conversation: ConversationId,
+        reason: String,
+        at: Millis,
+    },
+    /// The conversation ended.
+    ConversationEnded {
+        conversation: ConversationId,
+        by: AgentId,
+        at: Millis,
+    },
+    /// The conversation closed without an agent.
+    ConversationDropped {
+        conversation: ConversationId,
+        reason: String,
+        at: Millis,
+    },
+    /// The agent must pick one of `reasons`.
+    WrapupRequired {
+        conversation: ConversationId,
+        agent: AgentId,
+        reasons: Vec<WrapUpReason>,
+    },
+    WrapupSubmitted {
+        conversation: ConversationId,
+        agent: AgentId,
+        reason: String,
+        at: Millis,
+    },
+    /// An admin deleted a queue.
+    QueueDeleted { queue: QueueId, at: Millis },
+}
+
+impl Event {
+    /// The conversation this event is about, if any.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Event::AgentState { .. } | Event::QueueDeleted { .. } => None,
+            Event::ConversationCreated { conversation, .. }
+            | Event::Queued { conversation, .. }
+            | Event::Offer { conversation, .. }
+            | Event::OfferRescinded { conversation, .. }
+            | Event::ConversationStarted { conversation, .. }
+            | Event::Message { conversation, .. }
+            | Event::Transferred { conversation, .. }
+            | Event::ConferenceRequested { conversation, .. }
+            | Event::ConferenceCancelled { conversation, .. }
+            | Event::ConferenceStarted { conversation, .. }
+            | Event::ConferenceEnded { conversation, .. }
+            | Event::ParticipantLeft { conversation, .. }
+            | Event::ConversationInterrupted { conversation, .. }
+            | Event::ConversationEnded { conversation, .. }
+            | Event::ConversationDropped { conversation, .. }
+            | Event::WrapupRequired { conversation, .. }
+            | Event::WrapupSubmitted { conversation, .. } => Some(*conversation),
+        }
+    }
+
+    /// The `"type"` name of this event on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::AgentState { .. } => "agent_state",
+            Event::ConversationCreated { .. } => "conversation_created",
+            Event::Queued { .. } => "queued",
+            Event::Offer { .. } => "offer",
+            Event::OfferRescinded { .. } => "offer_rescinded",
+            Event::ConversationStarted { .. } => "conversation_started",
+            Event::Message { .. } => "message",
+            Event::Transferred { .. } => "transferred",
+            Event::ConferenceRequested { .. } => "conference_requested",
+            Event::ConferenceCancelled { .. } => "conference_cancelled",
+            Event::ConferenceStarted { .. } => "conference_started",
+            Event::ConferenceEnded { .. } => "conference_ended",
+            Event::ParticipantLeft { .. } => "participant_left",
+            Event::ConversationInterrupted { .. } => "conversation_interrupted",
+            Event::ConversationEnded { .. } => "conversation_ended",
+            Event::ConversationDropped { .. } => "conversation_dropped",
+            Event::WrapupRequired { .. } => "wrapup_required",
+            Event::WrapupSubmitted { .. } => "wrapup_submitted",
+            Event::QueueDeleted { .. } => "queue_deleted",
+        }
+    }
+}
+
+/// Who is told about an event.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Audience {
+    /// Agents whose desktop receives the event.
+    pub agents: Vec<AgentId>,
+    /// The conversation's customer receives it through its channel (agent
+    /// messages, end of conversation).
+    pub customer: bool,
+}
+
+/// An event with the people it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    pub event: Event,
+    pub audience: Audience,
+}
+
+/// An agent's message on its way to the customer: the only place raw text
+/// leaves the engine, and only towards the customer's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub conversation: ConversationId,
+    pub channel: String,
+    pub customer: String,
+    pub author: AgentId,
+    pub text: String,
+}

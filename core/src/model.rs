@@ -1,0 +1,201 @@
+//! Domain types shared by the engine, the events and the extension traits.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Milliseconds since the Unix epoch. The core never reads the clock: every
+/// command comes with `now` of this type.
+pub type Millis = u64;
+
+/// Conversation identifier, unique within a tenant.
+pub type ConversationId = u64;
+
+/// Agent identifier (login name), unique within a tenant.
+pub type AgentId = String;
+
+/// Queue identifier, unique within a tenant.
+pub type QueueId = String;
+
+/// Key/value data attached to a conversation and shown on the desktop.
+pub type Cad = BTreeMap<String, String>;
+
+/// Longest agent message, in Unicode scalar values.
+pub const MAX_AGENT_MESSAGE_CHARS: usize = 1000;
+
+/// Default number of concurrent conversations an agent handles.
+pub const DEFAULT_CAPACITY: u32 = 5;
+
+/// Default time an agent has to accept an offer.
+pub const DEFAULT_RONA_TIMEOUT_MS: Millis = 30_000;
+
+/// Length of the preview carried by an offer, in characters.
+pub const PREVIEW_CHARS: usize = 140;
+
+/// Where an agent stands. `Rona` (Redirection On No Answer) follows an offer
+/// not accepted in time; only the agent leaves it, by setting Available.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AgentState {
+    Available,
+    Idle { reason: String },
+    Rona,
+    LoggedOut,
+}
+
+impl AgentState {
+    /// Wire name: `available`, `idle`, `rona`, `logged_out`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentState::Available => "available",
+            AgentState::Idle { .. } => "idle",
+            AgentState::Rona => "rona",
+            AgentState::LoggedOut => "logged_out",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            AgentState::Idle { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Life cycle of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    /// Waiting in a queue for an agent.
+    Queued,
+    /// Offered to one agent (new, transferred to that agent).
+    Offered,
+    /// Accepted; an agent and the customer talk.
+    Active,
+    /// Active, and a second agent has been invited.
+    ConferenceRequested,
+    /// Two agents and the customer.
+    Conference,
+    /// Its queue or entry point was deleted: agents may only end it.
+    Interrupted,
+    /// Ended; wrap-up pending for at least one agent.
+    Ended,
+    /// Ended and every agent submitted a wrap-up reason.
+    WrappedUp,
+    /// Closed without an agent (transfer not accepted with the drop setting,
+    /// queue deleted while waiting).
+    Dropped,
+}
+
+impl ConversationState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConversationState::Queued => "queued",
+            ConversationState::Offered => "offered",
+            ConversationState::Active => "active",
+            ConversationState::ConferenceRequested => "conference_requested",
+            ConversationState::Conference => "conference",
+            ConversationState::Interrupted => "interrupted",
+            ConversationState::Ended => "ended",
+            ConversationState::WrappedUp => "wrapped_up",
+            ConversationState::Dropped => "dropped",
+        }
+    }
+
+    /// Still open for the customer: a new customer message continues it.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            ConversationState::Queued
+                | ConversationState::Offered
+                | ConversationState::Active
+                | ConversationState::ConferenceRequested
+                | ConversationState::Conference
+        )
+    }
+}
+
+/// Why an offer was made: a conversation from a queue, a transfer to an
+/// agent, or an invitation to a conference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    Queue,
+    Transfer,
+    Conference,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Customer,
+    Agent,
+    System,
+}
+
+/// Where a transfer goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    Queue(QueueId),
+    Agent(AgentId),
+}
+
+/// What happens to a conversation transferred to an agent who does not
+/// accept it. The product this replaces drops it; we return it to its queue
+/// by default so that no customer is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferNotAccepted {
+    #[default]
+    ReturnToQueue,
+    Drop,
+}
+
+/// A wrap-up reason an agent picks after a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapUpReason {
+    pub code: String,
+    pub label: String,
+}
+
+/// A message of the transcript (text already masked when the tenant masks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: Party,
+    pub author: String,
+    pub text: String,
+    pub at: Millis,
+}
+
+/// A queue as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    pub id: QueueId,
+    /// Display name.
+    pub name: String,
+    pub rona_timeout_ms: Millis,
+}
+
+/// An agent as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    /// Display name.
+    pub name: String,
+    pub capacity: u32,
+    /// Queues this agent takes conversations from.
+    pub queues: Vec<QueueId>,
+    /// Skills, for routing policies that use them.
+    pub skills: Vec<String>,
+}
+
+/// Tenant-wide settings the engine needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// "Mask sensitive customer data on the agent desktop".
+    pub mask: bool,
+    pub transfer_not_accepted: TransferNotAccepted,
+    /// Queue for conversations no entry rule places.
+    pub default_queue: QueueId,
+}

@@ -1,0 +1,97 @@
+//! Routing: which queue a new conversation joins, and which agent gets it.
+//!
+//! [`RoutingPolicy`] is the extension point that Lua scripts and dynamic
+//! plugins implement; [`LongestIdle`] is the built-in default every failure
+//! falls back to. **Boundary:** a policy sees only views built from engine
+//! state, whose texts are masked when the tenant masks.
+
+use crate::model::{Cad, ConversationId, Millis};
+
+/// What a routing policy knows of the conversation being routed.
+#[derive(Debug, Clone, Copy)]
+pub struct ConversationView<'a> {
+    pub id: ConversationId,
+    pub queue: &'a str,
+    pub channel: &'a str,
+    pub customer: &'a str,
+    pub customer_name: &'a str,
+    pub source: &'a str,
+    /// First customer message, masked when the tenant masks.
+    pub preview: &'a str,
+    pub cad: &'a Cad,
+    pub received_at: Millis,
+    /// When it joined its current queue.
+    pub queued_at: Millis,
+    /// The agent who last handled this customer, if any.
+    pub last_agent: Option<&'a str>,
+}
+
+/// An agent who may take the conversation: Available, serving its queue,
+/// with spare capacity.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub load: u32,
+    pub capacity: u32,
+    /// Since when the agent has been free of new work (became Available or
+    /// last finished a conversation): the longest-idle key.
+    pub idle_since: Millis,
+    pub skills: &'a [String],
+}
+
+/// A policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteDecision {
+    /// Offer to this agent.
+    Agent(String),
+    /// Offer to the first of these agents that is still a candidate.
+    Ranked(Vec<String>),
+    /// Leave it queued for now.
+    KeepQueued,
+}
+
+/// A routing policy. Implementations must be cheap: `route` runs on every
+/// offer. Errors are the implementation's business: it returns a decision
+/// (its fallback) whatever happens inside.
+pub trait RoutingPolicy: Send + Sync {
+    /// The queue a new conversation joins; `None` keeps the channel's default.
+    fn entry(&self, _conversation: &ConversationView<'_>) -> Option<String> {
+        None
+    }
+
+    /// Choose an agent among `candidates` (never empty).
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision;
+
+    /// Generation of the scripts/plugins that made this policy; 0 for built-in.
+    fn generation(&self) -> u64 {
+        0
+    }
+}
+
+/// The built-in policy: the agent idle the longest, ties by id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LongestIdle;
+
+impl LongestIdle {
+    /// The longest-idle candidate, if any.
+    pub fn pick<'a>(candidates: &[Candidate<'a>]) -> Option<&'a str> {
+        candidates
+            .iter()
+            .min_by(|a, b| (a.idle_since, a.load, a.id).cmp(&(b.idle_since, b.load, b.id)))
+            .map(|c| c.id)
+    }
+}
+
+impl RoutingPolicy for LongestIdle {
+    fn route(&self, _: &ConversationView<'_>, candidates: &[Candidate<'_>]) -> RouteDecision {
+        match Self::pick(candidates) {
+            Some(id) => RouteDecision::Agent(id.to_string()),
+            None => RouteDecision::KeepQueued,
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Test harness for the engine: a demo tenant, a virtual clock, and a
+//! compact one-line rendering of emitted events so tests assert exact
+//! sequences readably.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use switchboard_core::command::{Command, CustomerMessage};
+use switchboard_core::engine::{Engine, Extensions, Output};
+use switchboard_core::event::{Emitted, Event};
+use switchboard_core::masking::Masker;
+use switchboard_core::model::*;
+
+pub const RONA_MS: Millis = 30_000;
+
+pub fn queue(id: &str) -> QueueConfig {
+    QueueConfig {
+        id: id.into(),
+        name: id.into(),
+        rona_timeout_ms: RONA_MS,
+    }
+}
+
+pub fn agent(id: &str, capacity: u32) -> AgentConfig {
+    AgentConfig {
+        id: id.into(),
+        name: id.into(),
+        capacity,
+        queues: vec!["support".into(), "billing".into()],
+        skills: vec![],
+    }
+}
+
+pub fn settings() -> TenantSettings {
+    TenantSettings {
+        mask: true,
+        transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
+        default_queue: "support".into(),
+    }
+}
+
+/// A tenant with queues support and billing and the given agents.
+pub struct World {
+    pub engine: Engine,
+    pub now: Millis,
+}
+
+impl World {
+    pub fn new(agents: &[(&str, u32)]) -> Self {
+        Self::with_settings(agents, settings())
+    }
+
+    pub fn with_settings(agents: &[(&str, u32)], settings: TenantSettings) -> Self {
+        let engine = Engine::new(
+            settings,
+            Masker::default(),
+            vec![queue("support"), queue("billing")],
+            agents.iter().map(|(id, cap)| agent(id, *cap)).collect(),
+        );
+        World {
+            engine,
+            now: 1_000_000,
+        }
+    }
+
+    /// Run a command that must succeed; returns its trace.
+    pub fn run(&mut self, cmd: Command) -> Vec<String> {
+        let out = self
+            .try_run(cmd)
+            .unwrap_or_else(|e| panic!("command refused: {e}"));
+        trace(&out)
+    }
+
+    pub fn try_run(&mut self, cmd: Command) -> Result<Output, switchboard_core::CommandError> {
+        let out = self.engine.handle(cmd, self.now, &Extensions::builtin());
+        if let Err(e) = self.engine.check_invariants() {
+            panic!("invariant broken: {e}");
+        }
+        out
+    }
+
+    pub fn advance(&mut self, ms: Millis) -> Vec<String> {
+        self.now += ms;
+        let out = self.engine.tick(self.now, &Extensions::builtin());
+        if let Err(e) = self.engine.check_invariants() {
+            panic!("invariant broken: {e}");
+        }
+        trace(&out)
+    }
+
+    pub fn available(&mut self, agents: &[&str]) {
+        for a in agents {
+            self.run(Command::Login {
+                agent: a.to_string(),
+            });
+            self.run(Command::SetAvailable {
+                agent: a.to_string(),
+            });
+            self.now += 1;
+        }
+    }
+
+    pub fn customer(&mut self, who: &str, text: &str) -> Vec<String> {
+        self.run(customer_msg(who, text))
+    }
+}
+
+pub fn customer_msg(who: &str, text: &str) -> Command {
+    Command::CustomerMessage(CustomerMessage {
+        channel: "webchat".into(),
+        customer: who.into(),
+        customer_name: Some(format!("Customer {who}")),
+        text: text.into(),
+        source: "Web site".into(),
+        queue: "support".into(),
+        cad: Cad::new(),
+    })
+}
+
+pub fn accept(agent: &str, c: ConversationId) -> Command {
+    Command::Accept {
+        agent: agent.into(),
+        conversation: c,
+    }
+}
+
+pub fn say(agent: &str, c: ConversationId, text: &str) -> Command {
+    Command::AgentMessage {
+        agent: agent.into(),
+        conversation: c,
+        text: text.into(),
+    }
+}
+
+pub fn end(agent: &str, c: ConversationId) -> Command {
+    Command::End {
+        agent: agent.into(),
+        conversation: c,
+    }
+}
+
+pub fn wrapup(agent: &str, c: ConversationId, reason: &str) -> Command {
+    Command::WrapUp {
+        agent: agent.into(),
+        conversation: c,
+        reason: reason.into(),
+    }
+}
+
+/// One line per emitted event: `type #conv details [audience]`.
+pub fn trace(out: &Output) -> Vec<String> {
+    out.emitted.iter().map(line).collect()
+}
+
+pub fn line(e: &Emitted) -> String {
+    let body = match &e.event {
+        Event::AgentState { agent, state, .. } => format!("agent_state {agent} {state}"),
+        Event::ConversationCreated { conversation, .. } => {
+            format!("conversation_created #{conversation}")
+        }
+        Event::Queued {
+            conversation,
+            queue,
+            ..
+        } => format!("queued #{conversation} {queue}"),
+        Event::Offer {
+            conversation,
+            agent,
+            kind,
+            ..
+        } => format!("offer #{conversation} {agent} {kind:?}"),
+        Event::OfferRescinded {
+            conversation,
+            agent,
+            reason,
+        } => format!("offer_rescinded #{conversation} {agent} {reason}"),
+        Event::ConversationStarted {
+            conversation,
+            agent,
+            ..
+        } => format!("conversation_started #{conversation} {agent}"),
+        Event::Message {
+            conversation,
+            from,
+            text,
+            ..
+        } => format!("message #{conversation} {from:?}: {text}"),
+        Event::Transferred {
+            conversation,
+            agent,
+            to,
+            ..
+        } => format!("transferred #{conversation} {agent} -> {to:?}"),
+        Event::ConferenceRequested {
+            conversation,
+            agent,
+            invitee,
+            ..
+        } => format!("conference_requested #{conversation} {agent} -> {invitee}"),
+        Event::ConferenceCancelled {
+            conversation,
+            invitee,
+            reason,
+            ..
+        } => format!("conference_cancelled #{conversation} {invitee} {reason}"),
+        Event::ConferenceStarted {
+            conversation,
+            agent,
+            ..
+        } => format!("conference_started #{conversation} {agent}"),
+        Event::ConferenceEnded {
+            conversation, by, ..
+        } => format!("conference_ended #{conversation} {by}"),
+        Event::ParticipantLeft {
+            conversation,
+            agent,
+            ..
+        } => format!("participant_left #{conversation} {agent}"),
+        Event::ConversationInterrupted { conversation, .. } => {
+            format!("conversation_interrupted #{conversation}")
+        }
+        Event::ConversationEnded {
+            conversation, by, ..
+        } => format!("conversation_ended #{conversation} {by}"),
+        Event::ConversationDropped {
+            conversation,
+            reason,
+            ..
+        } => format!("conversation_dropped #{conversation} {reason}"),
+        Event::WrapupRequired {
+            conversation,
+            agent,
+            ..
+        } => format!("wrapup_required #{conversation} {agent}"),
+        Event::WrapupSubmitted {
+            conversation,
+            agent,
+            reason,
+            ..
+        } => format!("wrapup_submitted #{conversation} {agent} {reason}"),
+        Event::QueueDeleted { queue, .. } => format!("queue_deleted {queue}"),
+    };
+    let mut aud = e.audience.agents.join(",");
+    if e.audience.customer {
+        if !aud.is_empty() {
+            aud.push(',');
+        }
+        aud.push_str("customer");
+    }
+    format!("{body} [{aud}]")
+}
