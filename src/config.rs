@@ -1,0 +1,271 @@
+//! Configuration: a TOML file (or the embedded demo) plus `SWITCHBOARD_*`
+//! environment overrides, read with the `config` crate.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use switchboard_core::masking::TenantPattern;
+use switchboard_core::model::{
+    AgentConfig, QueueConfig, TenantSettings, TransferNotAccepted, DEFAULT_CAPACITY,
+    DEFAULT_RONA_TIMEOUT_MS,
+};
+
+/// The embedded demo configuration (examples/demo.toml).
+pub const DEMO: &str = include_str!("../examples/demo.toml");
+
+/// Meta's Graph API, used when neither the tenant nor the environment says otherwise.
+pub const DEFAULT_GRAPH_API_BASE: &str = "https://graph.facebook.com";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Admin bearer token; random (and printed) when unset.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Let `POST /admin/clock/advance` move the server's clock forward: for
+    /// end-to-end tests of timers without sleeping. Never on in production.
+    #[serde(default)]
+    pub test_clock: bool,
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "yes")]
+    pub mask: bool,
+    #[serde(default)]
+    pub mask_patterns: Vec<TenantPattern>,
+    #[serde(default)]
+    pub transfer_not_accepted: TransferNotAccepted,
+    pub default_queue: String,
+    #[serde(default = "default_idle_reasons")]
+    pub idle_reasons: Vec<String>,
+    pub queues: Vec<QueueEntry>,
+    pub agents: Vec<AgentEntry>,
+    #[serde(default)]
+    pub webchat: Option<WebchatConfig>,
+    #[serde(default)]
+    pub messenger: Option<MessengerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_rona")]
+    pub rona_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub password: String,
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebchatConfig {
+    #[serde(default = "default_webchat_source")]
+    pub source: String,
+    pub queue: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessengerConfig {
+    pub verify_token: String,
+    pub app_secret: String,
+    pub page_id: String,
+    pub page_name: String,
+    pub access_token: String,
+    #[serde(default)]
+    pub graph_api_base: Option<String>,
+    #[serde(default = "default_graph_version")]
+    pub graph_api_version: String,
+    pub queue: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_rona() -> u64 {
+    DEFAULT_RONA_TIMEOUT_MS
+}
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+fn default_webchat_source() -> String {
+    "Web chat".into()
+}
+fn default_graph_version() -> String {
+    "v21.0".into()
+}
+fn default_idle_reasons() -> Vec<String> {
+    ["Break", "Lunch", "Meeting", "Training"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl Config {
+    /// Read `path` (or the embedded demo when `None`), then apply the
+    /// environment, then validate.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let builder = match path {
+            Some(p) => config::Config::builder()
+                .add_source(config::File::from(p).format(config::FileFormat::Toml)),
+            None => config::Config::builder()
+                .add_source(config::File::from_str(DEMO, config::FileFormat::Toml)),
+        };
+        let raw = builder
+            .add_source(config::Environment::with_prefix("SWITCHBOARD").ignore_empty(true))
+            .build()
+            .with_context(|| match path {
+                Some(p) => format!("reading {}", p.display()),
+                None => "reading the embedded demo configuration".into(),
+            })?;
+        let mut cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        if let Ok(base) = std::env::var("SWITCHBOARD_GRAPH_API_BASE") {
+            if !base.is_empty() {
+                for t in &mut cfg.tenants {
+                    if let Some(m) = &mut t.messenger {
+                        m.graph_api_base = Some(base.clone());
+                    }
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Refuse configurations the server could not serve correctly.
+    pub fn validate(&self) -> Result<()> {
+        if self.tenants.is_empty() {
+            bail!("no tenant configured");
+        }
+        let mut ids = HashSet::new();
+        for t in &self.tenants {
+            if !is_slug(&t.id) {
+                bail!("tenant id {:?}: use letters, digits, '-' or '_'", t.id);
+            }
+            if !ids.insert(&t.id) {
+                bail!("tenant {:?} is configured twice", t.id);
+            }
+            let queues: HashSet<&str> = t.queues.iter().map(|q| q.id.as_str()).collect();
+            if queues.len() != t.queues.len() {
+                bail!("tenant {}: duplicate queue id", t.id);
+            }
+            if !queues.contains(t.default_queue.as_str()) {
+                bail!(
+                    "tenant {}: default_queue {:?} is not a queue",
+                    t.id,
+                    t.default_queue
+                );
+            }
+            let mut agents = HashSet::new();
+            for a in &t.agents {
+                if !is_slug(&a.id) || !agents.insert(&a.id) {
+                    bail!("tenant {}: bad or duplicate agent id {:?}", t.id, a.id);
+                }
+                if a.capacity == 0 {
+                    bail!("tenant {}: agent {} has capacity 0", t.id, a.id);
+                }
+                for q in &a.queues {
+                    if !queues.contains(q.as_str()) {
+                        bail!("tenant {}: agent {} serves unknown queue {q:?}", t.id, a.id);
+                    }
+                }
+            }
+            if let Some(w) = &t.webchat {
+                if !queues.contains(w.queue.as_str()) {
+                    bail!(
+                        "tenant {}: webchat queue {:?} is not a queue",
+                        t.id,
+                        w.queue
+                    );
+                }
+            }
+            if let Some(m) = &t.messenger {
+                if !queues.contains(m.queue.as_str()) {
+                    bail!(
+                        "tenant {}: messenger queue {:?} is not a queue",
+                        t.id,
+                        m.queue
+                    );
+                }
+            }
+            switchboard_core::Masker::new(&t.mask_patterns)
+                .map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.id))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl TenantConfig {
+    pub fn settings(&self) -> TenantSettings {
+        TenantSettings {
+            mask: self.mask,
+            transfer_not_accepted: self.transfer_not_accepted,
+            default_queue: self.default_queue.clone(),
+        }
+    }
+
+    pub fn queue_configs(&self) -> Vec<QueueConfig> {
+        self.queues
+            .iter()
+            .map(|q| QueueConfig {
+                id: q.id.clone(),
+                name: q.name.clone().unwrap_or_else(|| q.id.clone()),
+                rona_timeout_ms: q.rona_timeout_ms,
+            })
+            .collect()
+    }
+
+    pub fn agent_configs(&self) -> Vec<AgentConfig> {
+        self.agents
+            .iter()
+            .map(|a| AgentConfig {
+                id: a.id.clone(),
+                name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+                capacity: a.capacity,
+                queues: a.queues.clone(),
+                skills: a.skills.clone(),
+            })
+            .collect()
+    }
+}
+
+impl MessengerConfig {
+    pub fn graph_api_base(&self) -> &str {
+        self.graph_api_base
+            .as_deref()
+            .unwrap_or(DEFAULT_GRAPH_API_BASE)
+    }
+}

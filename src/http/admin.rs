@@ -1,0 +1,147 @@
+//! The admin API, behind the admin bearer token (CONTRACT.md "Admin API").
+
+use super::{bearer, same_secret, AppError, JsonBody, Shared};
+use crate::tenant::message_json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchboard_core::model::ConversationId;
+use switchboard_core::Command;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/admin/tenants/{tenant}/queues/{queue}",
+            delete(delete_queue),
+        )
+        .route("/admin/tenants/{tenant}/conversations", get(conversations))
+        .route(
+            "/admin/tenants/{tenant}/conversations/{id}/messages",
+            get(transcript),
+        )
+        .route("/admin/tenants/{tenant}/settings", put(settings))
+        .route("/admin/clock/advance", post(advance_clock))
+}
+
+/// Proof of the admin token.
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<Shared> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
+        match bearer(parts) {
+            Some(t) if same_secret(&t, &state.admin_token) => Ok(Admin),
+            _ => Err(AppError::Unauthorized),
+        }
+    }
+}
+
+async fn delete_queue(
+    _: Admin,
+    State(state): State<Shared>,
+    Path((tenant, queue)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    let out = t.execute(Command::DeleteQueue {
+        queue: queue.clone(),
+    })?;
+    let interrupted = out
+        .events()
+        .filter(|e| e.type_name() == "conversation_interrupted")
+        .count();
+    let dropped = out
+        .events()
+        .filter(|e| e.type_name() == "conversation_dropped")
+        .count();
+    tracing::info!(tenant = %tenant, queue = %queue, interrupted, dropped, "queue deleted");
+    Ok(Json(
+        json!({"deleted": queue, "interrupted": interrupted, "dropped": dropped}),
+    ))
+}
+
+async fn conversations(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    Ok(Json(t.read(|e| {
+        Value::Array(
+            e.conversations()
+                .map(|c| {
+                    json!({
+                        "id": c.id,
+                        "state": c.state.name(),
+                        "queue": c.queue,
+                        "channel": c.channel,
+                        "customer": c.customer,
+                        "customer_name": c.customer_name,
+                        "owner": c.owner,
+                        "guest": c.guest,
+                        "received_at": crate::clock::rfc3339(c.received_at),
+                    })
+                })
+                .collect(),
+        )
+    })))
+}
+
+async fn transcript(
+    _: Admin,
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, ConversationId)>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    t.read(|e| match e.conversation(id) {
+        Some(c) => Ok(Json(Value::Array(
+            c.messages.iter().map(message_json).collect(),
+        ))),
+        None => Err(AppError::NotFound("conversation")),
+    })
+}
+
+#[derive(Deserialize)]
+struct SettingsBody {
+    mask: bool,
+}
+
+/// Turn masking on or off for what comes in from now on.
+async fn settings(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody<SettingsBody>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    t.set_masking(body.mask);
+    tracing::info!(tenant = %tenant, mask = body.mask, "settings changed");
+    Ok(Json(json!({"mask": body.mask})))
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    ms: u64,
+}
+
+/// Move the test clock forward and run due timers (config `test_clock`).
+async fn advance_clock(
+    _: Admin,
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody<AdvanceBody>,
+) -> Result<Json<Value>, AppError> {
+    if !state.test_clock {
+        return Err(AppError::NotFound("test clock"));
+    }
+    state.clock.advance(body.ms);
+    for t in state.tenants.values() {
+        t.tick();
+    }
+    Ok(Json(
+        json!({"now": crate::clock::rfc3339(state.clock.now())}),
+    ))
+}

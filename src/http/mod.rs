@@ -1,0 +1,150 @@
+//! The HTTP server: `app(state)` builds the router; feature routers live in
+//! the submodules (agent API, web chat channel, admin API).
+//!
+//! **Boundary:** handlers turn requests into core commands and core results
+//! into responses; no domain rule lives here.
+
+pub mod admin;
+pub mod agent;
+pub mod webchat;
+
+use crate::clock::Clock;
+use crate::tenant::Tenant;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use switchboard_core::CommandError;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// An agent's login session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub tenant: String,
+    pub agent: String,
+}
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct AppState {
+    pub tenants: HashMap<String, Arc<Tenant>>,
+    pub sessions: Mutex<HashMap<String, Session>>,
+    pub admin_token: String,
+    pub clock: Arc<Clock>,
+    pub test_clock: bool,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn tenant(&self, id: &str) -> Result<&Arc<Tenant>, AppError> {
+        self.tenants.get(id).ok_or(AppError::NotFound("tenant"))
+    }
+}
+
+/// Build the router.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(agent::routes())
+        .merge(webchat::routes())
+        .merge(admin::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Every error a client can see. Internal details are logged, never sent.
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(&'static str),
+    Conflict(String),
+    Unprocessable(String),
+    PayloadTooLarge,
+}
+
+impl From<CommandError> for AppError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound(what) => AppError::NotFound(what),
+            CommandError::Conflict(m) => AppError::Conflict(m),
+            CommandError::Invalid(m) => AppError::Unprocessable(m),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".to_string()),
+            AppError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, m),
+            AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+/// A JSON body whose errors come back as our JSON errors (400 for bad JSON,
+/// 413 for too large).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes =
+            axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|e: BytesRejection| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        AppError::PayloadTooLarge
+                    } else {
+                        AppError::BadRequest(e.body_text())
+                    }
+                })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Compare secrets in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The bearer token of a request, from `Authorization` or `?token=`.
+pub fn bearer(parts: &axum::http::request::Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        if let Some(t) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+            return Some(t.trim().to_string());
+        }
+    }
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v.to_string())
+    })
+}

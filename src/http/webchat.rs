@@ -1,0 +1,124 @@
+//! The bundled web chat channel: customers post messages and receive the
+//! agents' replies on a WebSocket (CONTRACT.md "Web chat channel").
+
+use super::{AppError, JsonBody, Shared};
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use switchboard_core::{Command, CustomerMessage, Event};
+
+/// Longest visitor id accepted.
+const MAX_VISITOR_LEN: usize = 128;
+/// Longest visitor display name accepted, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/channels/webchat/{tenant}/messages", post(post_message))
+        .route("/channels/webchat/{tenant}/events", get(events))
+}
+
+#[derive(Deserialize)]
+struct MessageBody {
+    visitor: String,
+    text: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn check_visitor(v: &str) -> Result<(), AppError> {
+    if v.is_empty() || v.len() > MAX_VISITOR_LEN || v.chars().any(char::is_control) {
+        return Err(AppError::Unprocessable(format!(
+            "visitor must be 1 to {MAX_VISITOR_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn post_message(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody<MessageBody>,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?;
+    let Some(webchat) = &t.config.webchat else {
+        return Err(AppError::NotFound("channel"));
+    };
+    check_visitor(&body.visitor)?;
+    if body
+        .name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(AppError::Unprocessable(format!(
+            "name is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    let out = t.execute(Command::CustomerMessage(CustomerMessage {
+        channel: "webchat".into(),
+        customer: body.visitor.clone(),
+        customer_name: body.name,
+        text: body.text,
+        source: webchat.source.clone(),
+        queue: webchat.queue.clone(),
+        cad: Default::default(),
+    }))?;
+    let conversation = out
+        .events()
+        .find_map(|e| match e {
+            Event::Message { conversation, .. } => Some(*conversation),
+            _ => None,
+        })
+        .ok_or(AppError::Conflict("message not stored".into()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "conversation": conversation })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct VisitorQuery {
+    visitor: String,
+}
+
+async fn events(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Query(q): Query<VisitorQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?.clone();
+    if t.config.webchat.is_none() {
+        return Err(AppError::NotFound("channel"));
+    }
+    check_visitor(&q.visitor)?;
+    Ok(ws
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| visitor_socket(socket, t, q.visitor)))
+}
+
+async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, visitor: String) {
+    let mut sub = t.hub.join_visitor(&visitor);
+    loop {
+        tokio::select! {
+            frame = sub.rx.recv() => match frame {
+                Some(f) => {
+                    if socket.send(WsMessage::Text(f.as_ref().into())).await.is_err() { break; }
+                }
+                None => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    t.hub.leave_visitor(&visitor, sub.id);
+}

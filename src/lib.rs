@@ -1,0 +1,10 @@
+//! Switchboard server: configuration, the HTTP/WebSocket layer, channel
+//! endpoints and the per-tenant runtime that drives `switchboard-core`.
+//! The `switchboard` binary (src/main.rs) is a thin CLI over this library,
+//! so integration tests can build the same router.
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod mask_cmd;
+pub mod tenant;
