@@ -1195,7 +1195,7 @@ impl Engine {
             let candidates: Vec<Candidate<'_>> = self
                 .agents
                 .values()
-                .filter(|a| a.can_take_more() && a.config.queues.iter().any(|q| *q == c.queue))
+                .filter(|a| a.can_take_more() && a.config.queues.contains(&c.queue))
                 .map(|a| Candidate {
                     id: &a.config.id,
                     name: &a.config.name,

@@ -312,7 +312,7 @@ fn done(a: &Agent, out: switchboard_core::Output) -> Response {
     let events: Vec<Value> = a.tenant.read(|e| {
         out.emitted
             .iter()
-            .filter(|em| em.audience.agents.iter().any(|x| *x == a.agent))
+            .filter(|em| em.audience.agents.contains(&a.agent))
             .map(|em| agent_frame(e, &em.event))
             .collect()
     });

@@ -1,0 +1,282 @@
+//! Harness for end-to-end tests: the real `switchboard` binary started on a
+//! loopback port with its own SQLite data folder, real HTTP and WebSocket
+//! clients, and the server's test clock for timers (no sleeps).
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const ADMIN: &str = "test-admin-token";
+
+/// How long a test waits for an expected event before failing: a bound on
+/// a hang, not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The demo configuration with the test clock on and a random port.
+pub fn demo_config() -> String {
+    let demo = include_str!("../../examples/demo.toml");
+    demo.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:0\"\ntest_clock = true",
+    )
+}
+
+pub struct Server {
+    pub base: String,
+    pub dir: PathBuf,
+    child: Child,
+    pub http: reqwest::Client,
+    /// Everything the server wrote to stderr (its logs), once stopped.
+    log_path: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_dir(tag: &str) -> PathBuf {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("switchboard-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl Server {
+    pub fn start(config: &str) -> Server {
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Server {
+        let dir = unique_dir("e2e");
+        let cfg_path = dir.join("switchboard.toml");
+        let config = config.replace(
+            "data_dir = \"./data\"",
+            &format!("data_dir = {:?}", dir.join("data")),
+        );
+        std::fs::write(&cfg_path, config).expect("write config");
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg_path)
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+            .env("SWITCHBOARD_LOG", "debug")
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start switchboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("Switchboard is listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            base,
+            dir,
+            child,
+            http: reqwest::Client::new(),
+            log_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{}", self.base.replacen("http", "ws", 1), path)
+    }
+
+    /// The server's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Move the server's test clock forward and run its timers.
+    pub async fn advance(&self, ms: u64) {
+        let (status, _) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/clock/advance",
+                Some(json!({ "ms": ms })),
+            )
+            .await;
+        assert_eq!(status, 200, "test clock");
+    }
+
+    pub async fn customer_says(&self, visitor: &str, name: &str, text: &str) -> u64 {
+        let resp = self
+            .http
+            .post(self.url("/channels/webchat/demo/messages"))
+            .json(&json!({"visitor": visitor, "text": text, "name": name}))
+            .send()
+            .await
+            .expect("post web chat message");
+        assert_eq!(resp.status().as_u16(), 202, "web chat message accepted");
+        let v: Value = resp.json().await.expect("json");
+        v["conversation"].as_u64().expect("conversation id")
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket that collects JSON events.
+pub struct Events {
+    ws: Ws,
+    pub seen: Vec<Value>,
+}
+
+impl Events {
+    pub async fn connect(url: &str) -> Events {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        Events {
+            ws,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for the next event of type `ty` (events of other types are kept
+    /// in `seen`).
+    pub async fn next_of(&mut self, ty: &str) -> Value {
+        self.next_where(ty, |_| true).await
+    }
+
+    /// Wait for the next event of type `ty` that `pred` accepts.
+    pub async fn next_where(&mut self, ty: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {ty:?} event; saw {:#?}", self.seen))
+                .expect("socket open")
+                .expect("socket ok");
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("event is JSON");
+                self.seen.push(v.clone());
+                if v["type"] == ty && pred(&v) {
+                    return v;
+                }
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A logged-in agent with its event socket.
+pub struct AgentClient {
+    pub name: String,
+    pub token: String,
+    pub events: Events,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl AgentClient {
+    pub async fn login(server: &Server, agent: &str) -> AgentClient {
+        let resp = server
+            .http
+            .post(server.url("/api/login"))
+            .json(&json!({"tenant": "demo", "agent": agent, "password": "demo"}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(resp.status().as_u16(), 200, "login {agent}");
+        let v: Value = resp.json().await.expect("json");
+        let token = v["token"].as_str().expect("token").to_string();
+        let mut events =
+            Events::connect(&server.ws_url(&format!("/api/agent/events?token={token}"))).await;
+        events.next_of("agent_state").await;
+        AgentClient {
+            name: agent.to_string(),
+            token,
+            events,
+            http: server.http.clone(),
+            base: server.base.clone(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("agent request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn ok(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.post(path, body).await;
+        assert_eq!(status, 200, "{} POST {path}: {v}", self.name);
+        v
+    }
+
+    pub async fn available(&mut self) {
+        let (status, v) = self
+            .call(
+                reqwest::Method::PUT,
+                "/api/agent/state",
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let ev = self.events.next_of("agent_state").await;
+        assert_eq!(ev["state"], "available");
+    }
+}
