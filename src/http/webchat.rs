@@ -68,6 +68,7 @@ async fn post_message(
         source: webchat.source.clone(),
         queue: webchat.queue.clone(),
         cad: Default::default(),
+        external_id: None,
     }))?;
     let conversation = out
         .events()
