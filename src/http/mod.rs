@@ -8,7 +8,9 @@ pub mod admin;
 pub mod agent;
 pub mod webchat;
 
+use crate::auth::Sessions;
 use crate::clock::Clock;
+use crate::store::Store;
 use crate::tenant::Tenant;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
@@ -19,27 +21,23 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_core::CommandError;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// An agent's login session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub tenant: String,
-    pub agent: String,
-}
-
 /// Shared state of the server.
 #[derive(Debug)]
 pub struct AppState {
     pub tenants: HashMap<String, Arc<Tenant>>,
-    pub sessions: Mutex<HashMap<String, Session>>,
+    pub sessions: Sessions,
+    /// argon2 hash of each agent's password, by (tenant, agent).
+    pub passwords: HashMap<(String, String), String>,
     pub admin_token: String,
     pub clock: Arc<Clock>,
     pub test_clock: bool,
+    pub store: Arc<Store>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -74,6 +72,21 @@ pub enum AppError {
     Conflict(String),
     Unprocessable(String),
     PayloadTooLarge,
+    TooManyRequests(u64),
+    /// The journal could not store the change: retry later.
+    Unavailable,
+}
+
+impl From<crate::tenant::ExecuteError> for AppError {
+    fn from(e: crate::tenant::ExecuteError) -> Self {
+        match e {
+            crate::tenant::ExecuteError::Command(c) => c.into(),
+            crate::tenant::ExecuteError::Storage(m) => {
+                tracing::error!(error = %m, "journal unavailable");
+                AppError::Unavailable
+            }
+        }
+    }
 }
 
 impl From<CommandError> for AppError {
@@ -97,6 +110,21 @@ impl IntoResponse for AppError {
             AppError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+            AppError::TooManyRequests(secs) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": format!("too many attempts: retry in {secs} s") })),
+                )
+                    .into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            AppError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; nothing was changed for you, retry later".to_string(),
             ),
         };
         (status, Json(json!({ "error": message }))).into_response()
