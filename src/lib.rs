@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mask_cmd;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod tenant;

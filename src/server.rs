@@ -5,6 +5,7 @@ use crate::auth::{hash_password, Sessions};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
 use anyhow::{Context, Result};
@@ -18,6 +19,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
     let clock = Arc::new(Clock::default());
     let (store, journal) = Store::open(&cfg.data_dir, cfg.journal_sync)?;
     let store = Arc::new(store);
+    let metrics = Arc::new(Metrics::default());
     let mut tenants = HashMap::new();
     let mut passwords = HashMap::new();
     for t in &cfg.tenants {
@@ -29,6 +31,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
             clock.clone(),
             journal.clone(),
             recovered,
+            metrics.clone(),
         )?);
         tokio::spawn(tenant::run_timers(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);
@@ -50,6 +53,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         clock,
         test_clock: cfg.test_clock,
         store,
+        metrics,
     }))
 }
 

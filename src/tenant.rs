@@ -12,6 +12,7 @@
 
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
+use crate::metrics::{tenant_labels, Metrics};
 use crate::store::{Journal, Recovered, Row};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -160,6 +161,7 @@ pub struct Tenant {
     pub timer: Notify,
     clock: Arc<Clock>,
     journal: Journal,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -177,6 +179,7 @@ impl Tenant {
         clock: Arc<Clock>,
         journal: Journal,
         recovered: Recovered,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
         let mut engine = Engine::new(
@@ -210,6 +213,7 @@ impl Tenant {
             timer: Notify::new(),
             clock,
             journal,
+            metrics,
         })
     }
 
@@ -243,7 +247,13 @@ impl Tenant {
         let (out, committed) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
-            let out = match inner.engine.handle(command, now, &Extensions::builtin()) {
+            let started = std::time::Instant::now();
+            let result = inner.engine.handle(command, now, &Extensions::builtin());
+            self.metrics
+                .command_seconds
+                .get_or_create(&tenant_labels(&self.config.id))
+                .observe(started.elapsed().as_secs_f64());
+            let out = match result {
                 Ok(out) => out,
                 Err(e) => {
                     tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused");
@@ -308,12 +318,18 @@ impl Tenant {
                 body: serde_json::to_string(&e.event).unwrap_or_default(),
             });
         }
+        self.metrics.record(&self.config.id, &inner.engine, out);
         let frames = frames(&inner.engine, out, self.clock.now());
         let hub = self.hub.clone();
+        let metrics = self.metrics.clone();
+        let handed = std::time::Instant::now();
         let rx = self.journal.append(
             self.key.clone(),
             rows,
             Box::new(move || {
+                metrics
+                    .commit_seconds
+                    .observe(handed.elapsed().as_secs_f64());
                 for (target, frame) in &frames {
                     match target {
                         Target::Agent(a) => hub.to_agent(a, frame),

@@ -21,14 +21,28 @@ async fn a_restart_keeps_conversations_sessions_and_pending_timers() {
     // #1 active with alice, #2 offered to bob, #3 ended with wrap-up pending.
     let c1 = server.customer_says("v1", "Ann", "first question").await;
     alice.events.next_of("offer").await;
-    alice.ok(&format!("/api/conversations/{c1}/accept"), json!({})).await;
-    alice.ok(&format!("/api/conversations/{c1}/messages"), json!({"text": "hello Ann"})).await;
+    alice
+        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{c1}/messages"),
+            json!({"text": "hello Ann"}),
+        )
+        .await;
     let c2 = server.customer_says("v2", "Ben", "second question").await;
     assert_eq!(bob.events.next_of("offer").await["conversation"], c2);
     let c3 = server.customer_says("v3", "Cat", "third question").await;
-    alice.events.next_where("offer", |o| o["conversation"] == c3).await;
-    alice.ok(&format!("/api/conversations/{c3}/accept"), json!({})).await;
-    alice.ok(&format!("/api/conversations/{c3}/end"), json!({})).await;
+    alice
+        .events
+        .next_where("offer", |o| o["conversation"] == c3)
+        .await;
+    alice
+        .ok(&format!("/api/conversations/{c3}/accept"), json!({}))
+        .await;
+    alice
+        .ok(&format!("/api/conversations/{c3}/end"), json!({}))
+        .await;
 
     server.kill();
     // The server is down for longer than the offer timeout.
@@ -52,13 +66,20 @@ async fn a_restart_keeps_conversations_sessions_and_pending_timers() {
     assert_eq!(texts, ["first question", "hello Ann"]);
     let three = find(c3).expect("conversation 3 is back");
     assert_eq!(three["wrapup_pending"], true);
-    alice.ok(&format!("/api/conversations/{c3}/wrapup"), json!({"reason": "resolved"})).await;
+    alice
+        .ok(
+            &format!("/api/conversations/{c3}/wrapup"),
+            json!({"reason": "resolved"}),
+        )
+        .await;
 
     // The offer that expired while the server was down was handled as RONA.
     let bob = AgentClient::reconnect(&server, "demo", "bob", &bob.token).await;
     let (_, me) = bob.call(Method::GET, "/api/me", None).await;
     assert_eq!(me["state"], "rona");
-    let (_, list) = server.admin(Method::GET, "/admin/tenants/demo/conversations", None).await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
     let two = list
         .as_array()
         .and_then(|l| l.iter().find(|c| c["id"] == c2))
@@ -101,8 +122,14 @@ async fn crash_and_check(seed: u64) {
                     .await;
                 match resp {
                     Ok(r) if r.status().as_u16() == 202 => {
-                        acked.lock().expect("lock").entry(visitor.clone()).or_default().push(text);
-                        if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == kill_after {
+                        acked
+                            .lock()
+                            .expect("lock")
+                            .entry(visitor.clone())
+                            .or_default()
+                            .push(text);
+                        if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == kill_after
+                        {
                             if let Some(tx) = kill_tx.lock().expect("lock").take() {
                                 let _ = tx.send(());
                             }
@@ -120,11 +147,16 @@ async fn crash_and_check(seed: u64) {
         let _ = t.await;
     }
     let server = Server::start_in(dir, &config, &[]);
-    let (status, list) = server.admin(Method::GET, "/admin/tenants/demo/conversations", None).await;
+    let (status, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
     assert_eq!(status, 200);
     let acked = acked.lock().expect("lock").clone();
     let n_acked: usize = acked.values().map(Vec::len).sum();
-    assert!(n_acked as u64 >= kill_after, "seed {seed}: load reached the crash point");
+    assert!(
+        n_acked as u64 >= kill_after,
+        "seed {seed}: load reached the crash point"
+    );
     for (visitor, sent) in &acked {
         let conv = list
             .as_array()
@@ -132,7 +164,11 @@ async fn crash_and_check(seed: u64) {
             .unwrap_or_else(|| panic!("seed {seed}: no conversation for {visitor}"));
         let id = conv["id"].as_u64().expect("id");
         let (_, msgs) = server
-            .admin(Method::GET, &format!("/admin/tenants/demo/conversations/{id}/messages"), None)
+            .admin(
+                Method::GET,
+                &format!("/admin/tenants/demo/conversations/{id}/messages"),
+                None,
+            )
             .await;
         let stored: Vec<String> = msgs
             .as_array()
@@ -149,7 +185,11 @@ async fn crash_and_check(seed: u64) {
             sent.len(),
             stored.len()
         );
-        assert_eq!(&stored[..sent.len()], &sent[..], "seed {seed}: {visitor}: order or content");
+        assert_eq!(
+            &stored[..sent.len()],
+            &sent[..],
+            "seed {seed}: {visitor}: order or content"
+        );
     }
     let _: Value = list;
 }

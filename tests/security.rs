@@ -63,12 +63,20 @@ async fn an_agent_cannot_reach_another_tenants_data() {
     ];
     for (method, suffix, body) in &routes {
         let nowhere = zoe
-            .call(method.clone(), &format!("/api/conversations/999{suffix}"), body.clone())
+            .call(
+                method.clone(),
+                &format!("/api/conversations/999{suffix}"),
+                body.clone(),
+            )
             .await;
         assert_eq!(nowhere.0, 404, "{method} {suffix}");
         for id in [2, 3] {
             let other = zoe
-                .call(method.clone(), &format!("/api/conversations/{id}{suffix}"), body.clone())
+                .call(
+                    method.clone(),
+                    &format!("/api/conversations/{id}{suffix}"),
+                    body.clone(),
+                )
                 .await;
             assert_eq!(other, nowhere, "{method} /api/conversations/{id}{suffix}");
         }
@@ -79,18 +87,32 @@ async fn an_agent_cannot_reach_another_tenants_data() {
     assert_eq!(offer["preview"], "acme question");
     zoe.ok("/api/conversations/1/accept", json!({})).await;
     // Another tenant's queue and agent look like ones that do not exist.
-    let demo_queue = zoe.post("/api/conversations/1/transfer", json!({"queue": "billing"})).await;
-    let no_queue = zoe.post("/api/conversations/1/transfer", json!({"queue": "nowhere"})).await;
+    let demo_queue = zoe
+        .post("/api/conversations/1/transfer", json!({"queue": "billing"}))
+        .await;
+    let no_queue = zoe
+        .post("/api/conversations/1/transfer", json!({"queue": "nowhere"}))
+        .await;
     assert_eq!(demo_queue.0, 404);
     assert_eq!(demo_queue, no_queue);
-    let demo_agent = zoe.post("/api/conversations/1/conference", json!({"agent": "alice"})).await;
-    let no_agent = zoe.post("/api/conversations/1/conference", json!({"agent": "nobody"})).await;
+    let demo_agent = zoe
+        .post("/api/conversations/1/conference", json!({"agent": "alice"}))
+        .await;
+    let no_agent = zoe
+        .post(
+            "/api/conversations/1/conference",
+            json!({"agent": "nobody"}),
+        )
+        .await;
     assert_eq!(demo_agent.0, 404);
     assert_eq!(demo_agent, no_agent);
     // The directory lists only the agent's own tenant.
     let (_, dir) = zoe.call(Method::GET, "/api/directory", None).await;
     let text = dir.to_string();
-    assert!(!text.contains("alice") && !text.contains("billing"), "{text}");
+    assert!(
+        !text.contains("alice") && !text.contains("billing"),
+        "{text}"
+    );
     // Alice cannot see acme's transcript either.
     let (status, body) = alice.call(Method::GET, "/api/conversations/1", None).await;
     assert_eq!(status, 200);
@@ -153,11 +175,24 @@ async fn secrets_never_reach_logs_or_error_bodies() {
     alice.available().await;
     let id = server.customer_says("v9", "Vic", "hello").await;
     alice.events.next_of("offer").await;
-    alice.ok(&format!("/api/conversations/{id}/accept"), json!({})).await;
-    let (_, err) = alice.post(&format!("/api/conversations/{id}/wrapup"), json!({"reason": "x"})).await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let (_, err) = alice
+        .post(
+            &format!("/api/conversations/{id}/wrapup"),
+            json!({"reason": "x"}),
+        )
+        .await;
     let logs = server.logs();
     assert!(logs.contains("agent logged in"), "logs are captured");
-    for secret in [ADMIN, "demo-secret", "demo-access", "demo-verify", &alice.token] {
+    for secret in [
+        ADMIN,
+        "demo-secret",
+        "demo-access",
+        "demo-verify",
+        &alice.token,
+    ] {
         assert!(!logs.contains(secret), "a secret is in the logs");
         assert!(!err.to_string().contains(secret));
     }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::store::Store;
 use crate::tenant::Tenant;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,6 +38,7 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub test_clock: bool,
     pub store: Arc<Store>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -52,6 +53,8 @@ impl AppState {
 pub fn app(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .merge(agent::routes())
         .merge(webchat::routes())
         .merge(admin::routes())
@@ -61,6 +64,56 @@ pub fn app(state: Shared) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus text exposition; gauges are read from state now.
+async fn metrics(State(state): State<Shared>) -> Response {
+    use crate::metrics::{tenant_labels, QueueLabels};
+    for t in state.tenants.values() {
+        let depths = t.read(|e| {
+            e.queues()
+                .map(|q| {
+                    let n = e
+                        .waiting()
+                        .filter(|id| e.conversation(*id).is_some_and(|c| c.queue == q.id))
+                        .count();
+                    (q.id.clone(), n)
+                })
+                .collect::<Vec<_>>()
+        });
+        for (queue, n) in depths {
+            state
+                .metrics
+                .queue_depth
+                .get_or_create(&QueueLabels {
+                    tenant: t.id().to_string(),
+                    queue,
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        state
+            .metrics
+            .agent_sockets
+            .get_or_create(&tenant_labels(t.id()))
+            .set(i64::try_from(t.hub.agent_connections()).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI description of the HTTP API (docs/openapi.json).
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/openapi.json"),
+    )
+        .into_response()
 }
 
 /// Every error a client can see. Internal details are logged, never sent.

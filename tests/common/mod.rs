@@ -240,7 +240,12 @@ impl AgentClient {
         Self::login_to(server, "demo", agent, "demo").await
     }
 
-    pub async fn login_to(server: &Server, tenant: &str, agent: &str, password: &str) -> AgentClient {
+    pub async fn login_to(
+        server: &Server,
+        tenant: &str,
+        agent: &str,
+        password: &str,
+    ) -> AgentClient {
         let resp = server
             .http
             .post(server.url("/api/login"))
