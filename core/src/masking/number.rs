@@ -1,0 +1,320 @@
+//! Number detectors: payment cards (Luhn), US social security numbers and
+//! phone numbers (international and common national formats).
+//!
+//! Each detector is called by the scanner at the first digit `p` of a digit
+//! run whose left side is a word boundary, reads a bounded window of bytes
+//! and returns where the item ends (phones also where it starts, to take in
+//! a leading `+` or `(`).
+//!
+//! Decisions for ambiguous text (see also the table in
+//! `core/tests/masking_cases.txt`):
+//! - cards: 13–19 digits, in one block or in groups of at least 3 digits
+//!   separated by one consistent single space or dash; the longest
+//!   Luhn-valid prefix ending at a group boundary is taken (so a card
+//!   followed by a year, `4111 1111 1111 1111 2026`, is still masked);
+//! - SSN: only the `AAA-GG-SSSS` / `AAA GG SSSS` forms. Bare nine-digit
+//!   numbers are **not** SSNs: order, invoice and parcel numbers look the
+//!   same;
+//! - phones: see [`phone`].
+
+use super::scan::{at, is_digit, left_ok, right_ok};
+
+/// Luhn checksum over digit values (0–9), most significant first.
+pub(crate) fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (k, &d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d);
+        if k % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// A payment card starting at `s`: returns its end.
+pub(crate) fn card(b: &[u8], s: usize) -> Option<usize> {
+    let mut digits = [0u8; 19];
+    let mut total = 0usize;
+    let mut sep = 0u8;
+    let mut groups = 0usize;
+    let mut best = None;
+    let mut i = s;
+    loop {
+        let gs = i;
+        while is_digit(at(b, i)) {
+            if total == digits.len() {
+                // More than 19 digits in this group: no card ends here.
+                return best;
+            }
+            digits[total] = b[i] - b'0';
+            total += 1;
+            i += 1;
+        }
+        groups += 1;
+        if groups > 1 && i - gs < 3 {
+            return best;
+        }
+        if (13..=19).contains(&total) && right_ok(b, i) && luhn(&digits[..total]) {
+            best = Some(i);
+        }
+        let c = at(b, i);
+        if (c == b' ' || c == b'-') && (sep == 0 || sep == c) && is_digit(at(b, i + 1)) {
+            // The first group of a grouped card has at least 3 digits too.
+            if groups == 1 && i - gs < 3 {
+                return best;
+            }
+            sep = c;
+            i += 1;
+        } else {
+            return best;
+        }
+    }
+}
+
+/// A US SSN (`AAA-GG-SSSS` or `AAA GG SSSS`) starting at `s`: its end.
+pub(crate) fn ssn(b: &[u8], s: usize) -> Option<usize> {
+    let w = b.get(s..s + 11)?;
+    let sep = w[3];
+    if !(sep == b'-' || sep == b' ') || w[6] != sep {
+        return None;
+    }
+    let digits_ok = w[..3]
+        .iter()
+        .chain(&w[4..6])
+        .chain(&w[7..11])
+        .all(|c| c.is_ascii_digit());
+    if !digits_ok || !right_ok(b, s + 11) {
+        return None;
+    }
+    let num = |r: &[u8]| r.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
+    let (area, group, serial) = (num(&w[..3]), num(&w[4..6]), num(&w[7..11]));
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return None;
+    }
+    // Not part of a longer run written the same way (`123 45 6789 12`).
+    if at(b, s + 11) == sep && is_digit(at(b, s + 12)) {
+        return None;
+    }
+    Some(s + 11)
+}
+
+/// Most groups a phone number is read in.
+const MAX_GROUPS: usize = 12;
+/// Most digits in one group (E.164 numbers have at most 15 digits).
+const MAX_GROUP_DIGITS: usize = 15;
+
+/// One group of digits of a phone number, possibly in parentheses.
+#[derive(Debug, Clone, Copy, Default)]
+struct Group {
+    /// Byte offset of the group (its `(` if in parentheses).
+    start: usize,
+    /// Byte offset just past the group (past its `)` if in parentheses).
+    end: usize,
+    /// Number of digits.
+    len: usize,
+    paren: bool,
+    /// The separator before this group: `b' '`, `b'-'`, `b'.'`, `b'/'`,
+    /// or 0 (first group, or right after a `)`).
+    sep: u8,
+    /// Its first two digits.
+    d0: u8,
+    d1: u8,
+}
+
+/// A run of digit groups as written, e.g. `(123) 456-7890`.
+struct Groups {
+    g: [Group; MAX_GROUPS],
+    n: usize,
+    /// Whether the run goes on after the last group read (more groups than
+    /// [`MAX_GROUPS`], or a group too long).
+    truncated: bool,
+}
+
+fn read_groups(b: &[u8], start: usize) -> Groups {
+    let mut out = Groups { g: [Group::default(); MAX_GROUPS], n: 0, truncated: false };
+    let mut i = start;
+    let mut sep = 0u8;
+    loop {
+        let paren = at(b, i) == b'(';
+        let ds = if paren { i + 1 } else { i };
+        let mut j = ds;
+        while is_digit(at(b, j)) && j - ds <= MAX_GROUP_DIGITS {
+            j += 1;
+        }
+        let len = j - ds;
+        if len == 0 || len > MAX_GROUP_DIGITS {
+            out.truncated = len > MAX_GROUP_DIGITS;
+            return out;
+        }
+        let end = if paren {
+            if at(b, j) != b')' {
+                return out;
+            }
+            j + 1
+        } else {
+            j
+        };
+        out.g[out.n] = Group { start: i, end, len, paren, sep, d0: b[ds], d1: at(b, ds + 1) };
+        out.n += 1;
+        let c = at(b, end);
+        let (s, next) = match c {
+            b' ' | b'-' | b'.' | b'/' => (c, end + 1),
+            _ if paren => (0, end),
+            _ => return out,
+        };
+        let n0 = at(b, next);
+        let continues = is_digit(n0) || (n0 == b'(' && s != 0 && is_digit(at(b, next + 1)));
+        if !continues {
+            return out;
+        }
+        if out.n == MAX_GROUPS {
+            out.truncated = true;
+            return out;
+        }
+        sep = s;
+        i = next;
+    }
+}
+
+/// A phone number around the digit at `p` (the first digit of a run):
+/// returns its byte range, which includes a leading `+` or `(`.
+///
+/// Accepted:
+/// - international: `+` (optionally followed by one space), then digit
+///   groups separated by single spaces, dashes, dots, with parentheses
+///   allowed (`+44 (0) 20 7946 0958`, `+ 1 (123) 456 7890`); 8–15 digits
+///   not counting a `(0)` trunk group; the longest such prefix is taken.
+///   Also `00` + country code (`0044 7966 197542`), 8–15 digits after `00`
+///   (10–15 when written in one block);
+/// - North American: `(123) 456-7890`, `123-456-7890`, `123.456.7890`,
+///   `123 456 7890`, `1-800-555-1234`;
+/// - national numbers with a trunk `0` (France, UK, Germany, Belgium, …):
+///   10–12 digits in 2–5 groups of at least 2 digits, first group at most 5,
+///   one consistent separator (`/` allowed between two groups:
+///   `030/12345678`), or 10–11 digits in one block (`0612345678`);
+/// - Spanish: `612 34 56 78` (first digit 6–9), `91 123 45 67` (8 or 9).
+///
+/// Not accepted: bare 9- or 10-digit numbers without a leading `0`
+/// (`123456789`, `1710511200`): order numbers and timestamps look the same.
+/// A national form must be the whole run of digit groups, except that it
+/// may be followed by a space when its own separator is not a space
+/// (`123-456-7890 2 fois`).
+pub(crate) fn phone(b: &[u8], p: usize) -> Option<(usize, usize)> {
+    let (s, plus) = if p >= 1 && b[p - 1] == b'+' {
+        (p - 1, true)
+    } else if p >= 2 && b[p - 1] == b' ' && b[p - 2] == b'+' {
+        (p - 2, true)
+    } else if p >= 1 && b[p - 1] == b'(' {
+        (p - 1, false)
+    } else {
+        (p, false)
+    };
+    if !left_ok(b, s) {
+        return None;
+    }
+    let groups = read_groups(b, if plus { p } else { s });
+    let g = &groups.g[..groups.n];
+    if g.is_empty() {
+        return None;
+    }
+    if plus {
+        return international(b, g, 0).map(|e| (s, e));
+    }
+    if g[0].d0 == b'0' && g[0].d1 == b'0' && !g[0].paren {
+        return international(b, g, 2).map(|e| (s, e));
+    }
+    for k in (1..=g.len()).rev() {
+        let whole = k == g.len() && !groups.truncated;
+        let followed_ok = k < g.len() && g[k].sep == b' ' && g[1..k].iter().all(|x| x.sep != b' ');
+        if (whole || followed_ok) && national(&g[..k]) && right_ok(b, g[k - 1].end) {
+            return Some((s, g[k - 1].end));
+        }
+    }
+    None
+}
+
+/// International number: the longest prefix of `g` with 8–15 significant
+/// digits (`skip` leading digits, like the `00` prefix, are not counted).
+fn international(b: &[u8], g: &[Group], skip: usize) -> Option<usize> {
+    if g[0].paren || (skip == 0 && g[0].d0 == b'0') || (skip == 2 && g[0].len > 2 && at(b, g[0].start + 2) == b'0') {
+        return None;
+    }
+    let mut total = 0usize;
+    let mut best = None;
+    for (k, x) in g.iter().enumerate() {
+        let trunk = x.paren && x.len == 1 && x.d0 == b'0';
+        if !trunk {
+            total += x.len;
+        }
+        let sig = total.saturating_sub(skip);
+        if sig > 15 {
+            break;
+        }
+        let min = if skip > 0 && k == 0 { 10 } else { 8 };
+        if sig >= min && !x.paren && right_ok(b, x.end) {
+            best = Some(x.end);
+        }
+    }
+    best
+}
+
+/// National formats; `g` is the whole number.
+fn national(g: &[Group]) -> bool {
+    let lens = |want: &[usize]| g.len() == want.len() && g.iter().zip(want).all(|(x, &w)| x.len == w);
+    let seps_in = |from: usize, set: &[u8]| g[from..].iter().all(|x| set.contains(&x.sep));
+    let same_sep = |from: usize| g[from..].iter().all(|x| x.sep == g[from].sep);
+    let no_paren_from = |from: usize| g[from..].iter().all(|x| !x.paren);
+    const SEPS: &[u8] = b" -.";
+
+    // North American.
+    if lens(&[3, 3, 4]) && no_paren_from(1) {
+        return if g[0].paren {
+            seps_in(1, b" -.\0") && seps_in(2, SEPS)
+        } else {
+            seps_in(1, SEPS) && same_sep(1)
+        };
+    }
+    if lens(&[1, 3, 3, 4]) && g[0].d0 == b'1' && !g[0].paren && no_paren_from(2) {
+        return seps_in(1, SEPS) && seps_in(2, b" -.\0") && seps_in(3, SEPS);
+    }
+    if g.iter().any(|x| x.paren) {
+        return false;
+    }
+    let total: usize = g.iter().map(|x| x.len).sum();
+    // Trunk prefix 0 (France, UK, Germany, Belgium, Switzerland, …).
+    if g[0].d0 == b'0' && g[0].d1 != b'0' {
+        if g.len() == 1 {
+            return (10..=11).contains(&total);
+        }
+        let sep_ok = seps_in(1, SEPS) || (g.len() == 2 && g[1].sep == b'/');
+        return sep_ok
+            && same_sep(1)
+            && g.len() <= 5
+            && (10..=12).contains(&total)
+            && g[0].len <= 5
+            && g.iter().all(|x| x.len >= 2);
+    }
+    // Spanish (no trunk prefix).
+    if g.len() == 4 && seps_in(1, SEPS) && same_sep(1) {
+        return (lens(&[3, 2, 2, 2]) && (b'6'..=b'9').contains(&g[0].d0))
+            || (lens(&[2, 3, 2, 2]) && (g[0].d0 == b'8' || g[0].d0 == b'9'));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_known_values() {
+        let d = |s: &str| s.bytes().map(|c| c - b'0').collect::<Vec<_>>();
+        assert!(luhn(&d("4111111111111111")));
+        assert!(!luhn(&d("4111111111111112")));
+        assert!(luhn(&d("378282246310005")));
+    }
+}
