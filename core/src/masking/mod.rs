@@ -160,13 +160,18 @@ impl Masker {
         self.candidates(text).into_iter().map(|c| self.span(c)).collect()
     }
 
-    /// `text` with every item masked; borrowed when there is none.
+    /// `text` with every item masked; borrowed when that changes nothing.
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let found = self.candidates(text);
         if found.is_empty() {
             return Cow::Borrowed(text);
         }
-        Cow::Owned(render(text, &found))
+        let masked = render(text, &found);
+        // Already-masked items (`m******@gmail.com`) render to themselves.
+        if masked == text {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(masked)
     }
 
     /// The masked text and the items found (offsets into `text`).
