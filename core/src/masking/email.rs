@@ -2,15 +2,17 @@
 //!
 //! Local part: the longest run before the `@` of ASCII letters, digits,
 //! `. _ % + - * ' ! # $ & = ? ^ ~ { } |` and of any Unicode alphanumeric
-//! character, less leading dots and apostrophes (`l'adresse .jean@x.fr`);
-//! it must hold at least one alphanumeric character. `*` is accepted so
-//! that a masked address (`m******@gmail.com`) is found again and masked
-//! to the same text.
+//! character, less what comes before its first alphanumeric character
+//! (`l'adresse .jean@x.fr`, `<+jean@x.fr>`). `*` is accepted so that a
+//! masked address (`m******@gmail.com`) is found again and masked to the
+//! same text.
 //!
 //! Domain: labels of letters, digits (Unicode alphanumerics included) and
 //! inner hyphens, separated by single dots, at least two labels; the last
-//! one (the TLD) is two or more ASCII letters. A trailing dot or hyphen is
-//! not part of the domain (`écrivez à jean@x.fr.`).
+//! one (the TLD) is two or more ASCII letters. The domain is the longest
+//! such run of labels: a trailing dot is left out (`écrivez à jean@x.fr.`),
+//! and so are labels after the last valid TLD (`jean@x.fr.2024`). A TLD
+//! directly followed by a hyphen (`jean@x.fr-`) is not valid.
 
 use super::scan::at;
 
@@ -68,24 +70,30 @@ pub(crate) fn at_sign(text: &str, p: usize) -> Option<(usize, usize)> {
             _ => break,
         }
     }
-    while j < p && (b[j] == b'.' || b[j] == b'\'') {
-        j += 1;
+    // The local part starts at its first alphanumeric character: a masked
+    // local part (`j*******`) then still has one, and is found again.
+    while j < p {
+        match char_at(text, j) {
+            Some(ch) if !ch.is_alphanumeric() => j += ch.len_utf8(),
+            _ => break,
+        }
     }
-    let local = text.get(j..p)?;
-    if !local.chars().any(char::is_alphanumeric) {
+    if j >= p {
         return None;
     }
     let end = domain(text, p + 1)?;
     Some((j, end))
 }
 
-/// End of the domain starting at byte `s`.
+/// End of the domain starting at byte `s`: the longest run of at least two
+/// labels whose last label is a valid TLD. A label directly followed by a
+/// hyphen that does not go on (`x.com-`) is never the TLD: this keeps the
+/// result the same whether what follows was a number or its masked form.
 fn domain(text: &str, s: usize) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = s;
     let mut labels = 0usize;
-    let mut end = s;
-    let mut tld_ok = false;
+    let mut best = None;
     loop {
         let ls = i;
         let mut last_alnum = None;
@@ -110,11 +118,12 @@ fn domain(text: &str, s: usize) -> Option<usize> {
         }
         let Some(le) = last_alnum else { break };
         labels += 1;
-        end = le;
-        tld_ok = le - ls >= 2 && b[ls..le].iter().all(u8::is_ascii_alphabetic);
         if le != i {
             // The label ended with hyphens: the domain stops before them.
             break;
+        }
+        if labels >= 2 && le - ls >= 2 && b[ls..le].iter().all(u8::is_ascii_alphabetic) {
+            best = Some(le);
         }
         if at(b, i) == b'.' && starts_label(text, i + 1) {
             i += 1;
@@ -122,7 +131,7 @@ fn domain(text: &str, s: usize) -> Option<usize> {
             break;
         }
     }
-    (labels >= 2 && tld_ok).then_some(end)
+    best
 }
 
 fn starts_label(text: &str, i: usize) -> bool {

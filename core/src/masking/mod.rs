@@ -11,9 +11,9 @@
 //! ASCII digits and `@`, hands each stop to small validating parsers
 //! ([`number`], [`iban`], [`email`]) and collects candidates; tenant
 //! patterns add theirs with their own regexes. Overlapping candidates are
-//! then resolved (longest first, then the most specific kind: card, IBAN
-//! and SSN before e-mail, tenant patterns and phone numbers), and the
-//! winners are rendered (CONTRACT.md, "Masking rules"):
+//! then resolved (e-mail addresses first, then longest first, then the most
+//! specific kind: card, IBAN and SSN before tenant patterns and phone
+//! numbers; see `resolve`), and the winners are rendered (CONTRACT.md, "Masking rules"):
 //! - e-mail: first character of the local part, one `*` per other
 //!   character of it (characters, not bytes), then `@domain` unchanged;
 //! - everything else (the "number rule"): white space removed, then every
@@ -183,6 +183,8 @@ impl Masker {
 
     fn span(&self, c: Cand) -> Span {
         let kind = match c.det {
+            // Filtered out by `candidates`.
+            Det::Keep => Kind::Custom(String::new()),
             Det::Card => Kind::Card,
             Det::Iban => Kind::Iban,
             Det::Ssn => Kind::Ssn,
@@ -208,20 +210,30 @@ impl Masker {
                     .map(|m| Cand { start: m.start(), end: m.end(), det: Det::Tenant(i) }),
             );
         }
-        resolve(found)
+        let mut kept = resolve(found);
+        kept.retain(|c| c.det != Det::Keep);
+        kept
     }
 }
 
-/// Keeps a non-overlapping subset of the candidates, preferring the longest,
-/// then the most specific ([`Det::rank`]), then the leftmost; sorted by
-/// start.
+/// Keeps a non-overlapping subset of the candidates, sorted by start.
+///
+/// E-mail addresses are taken first, then the other candidates longest
+/// first, then the most specific ([`Det::rank`]), then the leftmost. Why
+/// e-mail first: a number can only overlap an address by running into its
+/// local part (`… 456 7890+x@y.fr`); if the number won, the second pass
+/// would find the address again, now starting in the number's visible last
+/// four, and mask it, so masking would not be idempotent. Every shorter
+/// valid prefix of the number is a candidate too, so the part before the
+/// address is still masked.
 fn resolve(mut c: Vec<Cand>) -> Vec<Cand> {
     if c.len() <= 1 {
         return c;
     }
     c.sort_unstable_by(|a, b| {
-        (b.end - b.start)
-            .cmp(&(a.end - a.start))
+        (b.det == Det::Email)
+            .cmp(&(a.det == Det::Email))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(b.det.rank().cmp(&a.det.rank()))
             .then(a.start.cmp(&b.start))
     });

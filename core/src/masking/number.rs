@@ -3,15 +3,18 @@
 //!
 //! Each detector is called by the scanner at the first digit `p` of a digit
 //! run whose left side is a word boundary, reads a bounded window of bytes
-//! and returns where the item ends (phones also where it starts, to take in
-//! a leading `+` or `(`).
+//! and reports every valid item starting there (phones may start before `p`
+//! to take in a leading `+` or `(`). Reporting every valid prefix, not only
+//! the longest, lets overlap resolution fall back on a shorter one; and no
+//! detector looks past the byte after its item, so masking one item never
+//! changes whether another is found (idempotence).
 //!
 //! Decisions for ambiguous text (see also the table in
 //! `core/tests/masking_cases.txt`):
 //! - cards: 13–19 digits, in one block or in groups of at least 3 digits
-//!   separated by one consistent single space or dash; the longest
-//!   Luhn-valid prefix ending at a group boundary is taken (so a card
-//!   followed by a year, `4111 1111 1111 1111 2026`, is still masked);
+//!   separated by one consistent single space or dash; every Luhn-valid
+//!   prefix ending at a group boundary is a candidate (so a card followed
+//!   by a year, `4111 1111 1111 1111 2026`, is still masked);
 //! - SSN: only the `AAA-GG-SSSS` / `AAA GG SSSS` forms. Bare nine-digit
 //!   numbers are **not** SSNs: order, invoice and parcel numbers look the
 //!   same;
@@ -35,20 +38,19 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
     sum % 10 == 0
 }
 
-/// A payment card starting at `s`: returns its end.
-pub(crate) fn card(b: &[u8], s: usize) -> Option<usize> {
+/// Payment cards starting at `s`: calls `found(end)` for each.
+pub(crate) fn card(b: &[u8], s: usize, mut found: impl FnMut(usize)) {
     let mut digits = [0u8; 19];
     let mut total = 0usize;
     let mut sep = 0u8;
     let mut groups = 0usize;
-    let mut best = None;
     let mut i = s;
     loop {
         let gs = i;
         while is_digit(at(b, i)) {
             if total == digits.len() {
                 // More than 19 digits in this group: no card ends here.
-                return best;
+                return;
             }
             digits[total] = b[i] - b'0';
             total += 1;
@@ -56,21 +58,21 @@ pub(crate) fn card(b: &[u8], s: usize) -> Option<usize> {
         }
         groups += 1;
         if groups > 1 && i - gs < 3 {
-            return best;
+            return;
         }
         if (13..=19).contains(&total) && right_ok(b, i) && luhn(&digits[..total]) {
-            best = Some(i);
+            found(i);
         }
         let c = at(b, i);
         if (c == b' ' || c == b'-') && (sep == 0 || sep == c) && is_digit(at(b, i + 1)) {
             // The first group of a grouped card has at least 3 digits too.
             if groups == 1 && i - gs < 3 {
-                return best;
+                return;
             }
             sep = c;
             i += 1;
         } else {
-            return best;
+            return;
         }
     }
 }
@@ -93,10 +95,6 @@ pub(crate) fn ssn(b: &[u8], s: usize) -> Option<usize> {
     let num = |r: &[u8]| r.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
     let (area, group, serial) = (num(&w[..3]), num(&w[4..6]), num(&w[7..11]));
     if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
-        return None;
-    }
-    // Not part of a longer run written the same way (`123 45 6789 12`).
-    if at(b, s + 11) == sep && is_digit(at(b, s + 12)) {
         return None;
     }
     Some(s + 11)
@@ -125,17 +123,16 @@ struct Group {
     d1: u8,
 }
 
-/// A run of digit groups as written, e.g. `(123) 456-7890`.
+/// A run of digit groups as written, e.g. `(123) 456-7890`. It stops
+/// before a group of more than [`MAX_GROUP_DIGITS`] digits and after
+/// [`MAX_GROUPS`] groups.
 struct Groups {
     g: [Group; MAX_GROUPS],
     n: usize,
-    /// Whether the run goes on after the last group read (more groups than
-    /// [`MAX_GROUPS`], or a group too long).
-    truncated: bool,
 }
 
 fn read_groups(b: &[u8], start: usize) -> Groups {
-    let mut out = Groups { g: [Group::default(); MAX_GROUPS], n: 0, truncated: false };
+    let mut out = Groups { g: [Group::default(); MAX_GROUPS], n: 0 };
     let mut i = start;
     let mut sep = 0u8;
     loop {
@@ -147,7 +144,6 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
         }
         let len = j - ds;
         if len == 0 || len > MAX_GROUP_DIGITS {
-            out.truncated = len > MAX_GROUP_DIGITS;
             return out;
         }
         let end = if paren {
@@ -172,7 +168,6 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
             return out;
         }
         if out.n == MAX_GROUPS {
-            out.truncated = true;
             return out;
         }
         sep = s;
@@ -180,14 +175,16 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
     }
 }
 
-/// A phone number around the digit at `p` (the first digit of a run):
-/// returns its byte range, which includes a leading `+` or `(`.
+/// Phone numbers around the digit at `p` (the first digit of a run): calls
+/// `found(start, end)` for each, the range including a leading `+` or `(`.
+/// Every prefix of the run of digit groups that has one of the shapes
+/// below is a candidate.
 ///
 /// Accepted:
 /// - international: `+` (optionally followed by one space), then digit
 ///   groups separated by single spaces, dashes, dots, with parentheses
 ///   allowed (`+44 (0) 20 7946 0958`, `+ 1 (123) 456 7890`); 8–15 digits
-///   not counting a `(0)` trunk group; the longest such prefix is taken.
+///   not counting a `(0)` trunk group.
 ///   Also `00` + country code (`0044 7966 197542`), 8–15 digits after `00`
 ///   (10–15 when written in one block);
 /// - North American: `(123) 456-7890`, `123-456-7890`, `123.456.7890`,
@@ -200,10 +197,10 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
 ///
 /// Not accepted: bare 9- or 10-digit numbers without a leading `0`
 /// (`123456789`, `1710511200`): order numbers and timestamps look the same.
-/// A national form must be the whole run of digit groups, except that it
-/// may be followed by a space when its own separator is not a space
-/// (`123-456-7890 2 fois`).
-pub(crate) fn phone(b: &[u8], p: usize) -> Option<(usize, usize)> {
+/// A shape followed by more digit groups is still a phone number
+/// (`06 12 34 56 78 90` masks the first ten digits): what follows an item
+/// never decides whether it is one, so masking stays idempotent.
+pub(crate) fn phone(b: &[u8], p: usize, mut found: impl FnMut(usize, usize)) {
     let (s, plus) = if p >= 1 && b[p - 1] == b'+' {
         (p - 1, true)
     } else if p >= 2 && b[p - 1] == b' ' && b[p - 2] == b'+' {
@@ -214,37 +211,35 @@ pub(crate) fn phone(b: &[u8], p: usize) -> Option<(usize, usize)> {
         (p, false)
     };
     if !left_ok(b, s) {
-        return None;
+        return;
     }
     let groups = read_groups(b, if plus { p } else { s });
     let g = &groups.g[..groups.n];
     if g.is_empty() {
-        return None;
+        return;
     }
     if plus {
-        return international(b, g, 0).map(|e| (s, e));
+        return international(b, g, 0, |e| found(s, e));
     }
     if g[0].d0 == b'0' && g[0].d1 == b'0' && !g[0].paren {
-        return international(b, g, 2).map(|e| (s, e));
+        return international(b, g, 2, |e| found(s, e));
     }
-    for k in (1..=g.len()).rev() {
-        let whole = k == g.len() && !groups.truncated;
-        let followed_ok = k < g.len() && g[k].sep == b' ' && g[1..k].iter().all(|x| x.sep != b' ');
-        if (whole || followed_ok) && national(&g[..k]) && right_ok(b, g[k - 1].end) {
-            return Some((s, g[k - 1].end));
+    for k in 1..=g.len() {
+        if national(&g[..k]) && right_ok(b, g[k - 1].end) {
+            found(s, g[k - 1].end);
         }
     }
-    None
 }
 
-/// International number: the longest prefix of `g` with 8–15 significant
-/// digits (`skip` leading digits, like the `00` prefix, are not counted).
-fn international(b: &[u8], g: &[Group], skip: usize) -> Option<usize> {
-    if g[0].paren || (skip == 0 && g[0].d0 == b'0') || (skip == 2 && g[0].len > 2 && at(b, g[0].start + 2) == b'0') {
-        return None;
+/// International numbers: each prefix of `g` with 8–15 significant digits
+/// (`skip` leading digits, like the `00` prefix, are not counted).
+fn international(b: &[u8], g: &[Group], skip: usize, mut found: impl FnMut(usize)) {
+    let bad_country = (skip == 0 && g[0].d0 == b'0')
+        || (skip == 2 && g[0].len > 2 && at(b, g[0].start + 2) == b'0');
+    if g[0].paren || bad_country {
+        return;
     }
     let mut total = 0usize;
-    let mut best = None;
     for (k, x) in g.iter().enumerate() {
         let trunk = x.paren && x.len == 1 && x.d0 == b'0';
         if !trunk {
@@ -256,10 +251,9 @@ fn international(b: &[u8], g: &[Group], skip: usize) -> Option<usize> {
         }
         let min = if skip > 0 && k == 0 { 10 } else { 8 };
         if sig >= min && !x.paren && right_ok(b, x.end) {
-            best = Some(x.end);
+            found(x.end);
         }
     }
-    best
 }
 
 /// National formats; `g` is the whole number.

@@ -10,7 +10,13 @@
 //! until something is found, and linear: every parser reads at most a
 //! bounded window, and the scan position only moves forward.
 //!
-//! Candidates may overlap; [`super::resolve`] picks the winners.
+//! Candidates may overlap; `resolve` (in the parent module) picks the
+//! winners. **Invariant:** whether a candidate is reported depends only on
+//! the bytes of the candidate and the two bytes on each side of it, never
+//! on other candidates (every digit run and every `@` is tried, nothing is
+//! skipped because a candidate was found). Together with `*` being a word
+//! byte, this is what makes masking idempotent: masking the winners cannot
+//! create a new candidate, nor remove one that did not overlap them.
 
 use super::{email, iban, number};
 
@@ -24,6 +30,10 @@ pub(crate) enum Det {
     Email,
     Phone,
     Tenant(usize),
+    /// IBAN-shaped text with a wrong checksum: kept as it is, and as a
+    /// candidate it keeps its digit groups from being read as a card or a
+    /// phone number. Never reported nor rendered.
+    Keep,
 }
 
 impl Det {
@@ -32,6 +42,7 @@ impl Det {
     /// then tenant patterns, then phone numbers (the loosest detector).
     pub(crate) fn rank(self) -> u8 {
         match self {
+            Det::Keep => 5,
             Det::Card | Det::Iban | Det::Ssn => 4,
             Det::Email => 3,
             Det::Tenant(_) => 2,
@@ -153,49 +164,37 @@ pub(crate) fn scan(text: &str, out: &mut Vec<Cand>) {
     let mut i = 0;
     while let Some(p) = next_interesting(b, i) {
         if b[p] == b'@' {
-            match email::at_sign(text, p) {
-                Some((s, e)) => {
-                    out.push(Cand { start: s, end: e, det: Det::Email });
-                    i = e.max(p + 1);
-                }
-                None => i = p + 1,
+            if let Some((s, e)) = email::at_sign(text, p) {
+                out.push(Cand { start: s, end: e, det: Det::Email });
             }
+            i = p + 1;
             continue;
         }
         // A digit inside a word: only an IBAN (two letters, then digits)
-        // starts that way. Skip the rest of the word otherwise.
+        // starts that way. No number starts inside the rest of the word.
         if p > 0 && is_word(b[p - 1]) {
             match iban::try_at(b, p) {
-                iban::Found::Valid(e) => {
-                    out.push(Cand { start: p - 2, end: e, det: Det::Iban });
-                    i = e;
-                }
-                // Right country and length, wrong checksum: skip the whole
-                // IBAN-shaped text so that its digit groups are not taken
-                // for a card or a phone number.
-                iban::Found::Shaped(e) => i = e,
-                iban::Found::No => i = skip_alnum(b, p),
+                iban::Found::Valid(e) => out.push(Cand { start: p - 2, end: e, det: Det::Iban }),
+                iban::Found::Shaped(e) => out.push(Cand { start: p - 2, end: e, det: Det::Keep }),
+                iban::Found::No => {}
             }
+            i = skip_alnum(b, p);
             continue;
         }
         let mut next = p;
         while is_digit(at(b, next)) {
             next += 1;
         }
+        // Later digit groups of the same item are tried too (see the
+        // invariant above); overlap resolution drops them.
+        let mut push = |start: usize, end: usize, det: Det| out.push(Cand { start, end, det });
         if left_ok(b, p) {
-            if let Some(e) = number::card(b, p) {
-                out.push(Cand { start: p, end: e, det: Det::Card });
-                next = next.max(e);
-            }
+            number::card(b, p, |e| push(p, e, Det::Card));
             if let Some(e) = number::ssn(b, p) {
-                out.push(Cand { start: p, end: e, det: Det::Ssn });
-                next = next.max(e);
+                push(p, e, Det::Ssn);
             }
         }
-        if let Some((s, e)) = number::phone(b, p) {
-            out.push(Cand { start: s, end: e, det: Det::Phone });
-            next = next.max(e);
-        }
+        number::phone(b, p, |s, e| push(s, e, Det::Phone));
         i = next;
     }
 }
