@@ -103,7 +103,9 @@ fn line(rng: &mut Rng, mut parts: impl FnMut(&mut Rng) -> String) -> String {
 
 fn corpus_clean(n: usize) -> Vec<String> {
     let mut rng = Rng(0x5EED_0001);
-    (0..n).map(|_| line(&mut rng, |r| r.pick(CLEAN).to_owned())).collect()
+    (0..n)
+        .map(|_| line(&mut rng, |r| r.pick(CLEAN).to_owned()))
+        .collect()
 }
 
 fn corpus_mixed(n: usize) -> Vec<String> {
@@ -129,7 +131,9 @@ fn corpus_mixed(n: usize) -> Vec<String> {
 
 fn corpus_dense(n: usize) -> Vec<String> {
     let mut rng = Rng(0x5EED_0003);
-    (0..n).map(|_| line(&mut rng, |r| format!("{} et", r.pick(DENSE)))).collect()
+    (0..n)
+        .map(|_| line(&mut rng, |r| format!("{} et", r.pick(DENSE))))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -140,8 +144,15 @@ fn bench(c: &mut Criterion) {
         ("dense", corpus_dense(2000)),
     ];
     // Sanity: the mixed corpus holds items to mask in about a third of its lines.
-    let masked = corpora[1].1.iter().filter(|l| !masker.find(l).is_empty()).count();
-    assert!((600..=800).contains(&masked), "{masked} mixed lines with an item");
+    let masked = corpora[1]
+        .1
+        .iter()
+        .filter(|l| !masker.find(l).is_empty())
+        .count();
+    assert!(
+        (600..=800).contains(&masked),
+        "{masked} mixed lines with an item"
+    );
 
     let mut bytes = c.benchmark_group("bytes");
     for (name, lines) in &corpora {

@@ -11,7 +11,9 @@ use switchboard_core::masking::{Kind, MaskError, Masker, Span, TenantPattern};
 fn check(masker: &Masker, input: &str, expected: &str) -> Result<(), String> {
     let got = masker.mask(input);
     if got != expected {
-        return Err(format!("mask({input:?})\n   got: {got:?}\n  want: {expected:?}"));
+        return Err(format!(
+            "mask({input:?})\n   got: {got:?}\n  want: {expected:?}"
+        ));
     }
     if input == expected && matches!(got, Cow::Owned(_)) {
         return Err(format!("mask({input:?}) is unchanged but not borrowed"));
@@ -50,7 +52,12 @@ fn table_of_cases() {
         }
     }
     assert!(count > 150, "only {count} cases read");
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -90,7 +97,10 @@ fn spans_have_kinds_and_byte_offsets() {
         vec![span(5, 32, Kind::Iban)]
     );
     // The leading `+ ` and the parentheses belong to the phone span.
-    assert_eq!(m.find("tel + 1 (123) 456 7890"), vec![span(4, 22, Kind::Phone)]);
+    assert_eq!(
+        m.find("tel + 1 (123) 456 7890"),
+        vec![span(4, 22, Kind::Phone)]
+    );
     assert_eq!(m.find("(123) 456-7890"), vec![span(0, 14, Kind::Phone)]);
     assert!(m.find("nothing here, 14h30, 12,99 €").is_empty());
 }
@@ -119,23 +129,36 @@ fn mask_with_spans_reports_offsets_into_the_input() {
     let text = "a 4111 1111 1111 1111 b 123-45-6789 c";
     let (masked, spans) = m.mask_with_spans(text);
     assert_eq!(masked, "a ************1111 b *******6789 c");
-    assert_eq!(spans, vec![span(2, 21, Kind::Card), span(24, 35, Kind::Ssn)]);
+    assert_eq!(
+        spans,
+        vec![span(2, 21, Kind::Card), span(24, 35, Kind::Ssn)]
+    );
 }
 
 #[test]
 fn overlaps_prefer_longest_then_most_specific() {
     let m = Masker::default();
     // A phone number inside an e-mail local part: the e-mail wins.
-    assert_eq!(m.find("0612345678.x@sfr.fr"), vec![span(0, 19, Kind::Email)]);
+    assert_eq!(
+        m.find("0612345678.x@sfr.fr"),
+        vec![span(0, 19, Kind::Email)]
+    );
     // A card and an SSN never share bytes; spans are sorted.
     let spans = m.find("123-45-6789 4111111111111111");
-    assert_eq!(spans, vec![span(0, 11, Kind::Ssn), span(12, 28, Kind::Card)]);
+    assert_eq!(
+        spans,
+        vec![span(0, 11, Kind::Ssn), span(12, 28, Kind::Card)]
+    );
 }
 
 #[test]
 fn clean_text_is_borrowed_and_fast_path_agrees() {
     let m = Masker::default();
-    for text in ["Bonjour, je voudrais de l'aide 🙂", "", "pas de chiffres ici"] {
+    for text in [
+        "Bonjour, je voudrais de l'aide 🙂",
+        "",
+        "pas de chiffres ici",
+    ] {
         assert!(m.is_clean_fast(text));
         assert!(matches!(m.mask(text), Cow::Borrowed(_)));
     }
@@ -147,13 +170,19 @@ fn clean_text_is_borrowed_and_fast_path_agrees() {
 fn span_serializes_with_kind_as_string() {
     let s = span(3, 9, Kind::Custom("loyalty".into()));
     let json = serde_json::to_value(&s).expect("serializes");
-    assert_eq!(json, serde_json::json!({"start": 3, "end": 9, "kind": "loyalty"}));
+    assert_eq!(
+        json,
+        serde_json::json!({"start": 3, "end": 9, "kind": "loyalty"})
+    );
     let json = serde_json::to_string(&span(0, 13, Kind::Phone)).expect("serializes");
     assert_eq!(json, r#"{"start":0,"end":13,"kind":"phone"}"#);
 }
 
 fn pattern(name: &str, regex: &str) -> TenantPattern {
-    TenantPattern { name: name.into(), regex: regex.into() }
+    TenantPattern {
+        name: name.into(),
+        regex: regex.into(),
+    }
 }
 
 #[test]
@@ -161,7 +190,10 @@ fn tenant_patterns_use_the_number_rule_and_their_name() {
     let m = Masker::new(&[pattern("loyalty", r"\bLOY-\d{8}\b")]).expect("compiles");
     let text = "Carte fidélité LOY-12345678, mail melissa@gmail.com";
     let (masked, spans) = m.mask_with_spans(text);
-    assert_eq!(masked, "Carte fidélité ********5678, mail m******@gmail.com");
+    assert_eq!(
+        masked,
+        "Carte fidélité ********5678, mail m******@gmail.com"
+    );
     assert_eq!(spans[0].kind, Kind::Custom("loyalty".into()));
     assert_eq!(spans[0].kind.as_str(), "loyalty");
     assert_eq!(&text[spans[0].start..spans[0].end], "LOY-12345678");
@@ -181,8 +213,11 @@ fn tenant_pattern_white_space_is_removed() {
 #[test]
 fn tenant_pattern_overlapping_a_builtin_item() {
     // The longer item wins; same length: the built-in card is preferred.
-    let m = Masker::new(&[pattern("acct", r"\d{4} \d{4}"), pattern("card16", r"4111 1111 1111 1111")])
-        .expect("compiles");
+    let m = Masker::new(&[
+        pattern("acct", r"\d{4} \d{4}"),
+        pattern("card16", r"4111 1111 1111 1111"),
+    ])
+    .expect("compiles");
     let spans = m.find("4111 1111 1111 1111");
     assert_eq!(spans, vec![span(0, 19, Kind::Card)]);
 }
@@ -216,6 +251,9 @@ fn masker_is_cheap_to_share_across_threads() {
         })
         .collect();
     for (i, h) in handles.into_iter().enumerate() {
-        assert_eq!(h.join().expect("thread"), format!("*****345{i} *********7542"));
+        assert_eq!(
+            h.join().expect("thread"),
+            format!("*****345{i} *********7542")
+        );
     }
 }

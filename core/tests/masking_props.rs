@@ -8,7 +8,10 @@ use switchboard_core::masking::{Kind, Masker, Span};
 fn number_rule(item: &str) -> String {
     let kept: Vec<char> = item.chars().filter(|c| !c.is_whitespace()).collect();
     let cut = kept.len().saturating_sub(4);
-    kept.iter().enumerate().map(|(k, &c)| if k < cut { '*' } else { c }).collect()
+    kept.iter()
+        .enumerate()
+        .map(|(k, &c)| if k < cut { '*' } else { c })
+        .collect()
 }
 
 /// The contract's e-mail rule.
@@ -16,20 +19,37 @@ fn email_rule(item: &str) -> String {
     let (local, domain) = item.split_at(item.find('@').expect("an e-mail span holds an @"));
     let mut chars = local.chars();
     let first = chars.next().expect("non-empty local part");
-    std::iter::once(first).chain(chars.map(|_| '*')).chain(domain.chars()).collect()
+    std::iter::once(first)
+        .chain(chars.map(|_| '*'))
+        .chain(domain.chars())
+        .collect()
 }
 
 /// Checks every invariant on one input; panics (fails the property) if not.
 fn check_invariants(masker: &Masker, text: &str) {
     let (masked, spans) = masker.mask_with_spans(text);
-    assert_eq!(masker.find(text), spans, "find and mask_with_spans disagree");
-    assert_eq!(masker.mask(text), masked.as_str(), "mask and mask_with_spans disagree");
+    assert_eq!(
+        masker.find(text),
+        spans,
+        "find and mask_with_spans disagree"
+    );
+    assert_eq!(
+        masker.mask(text),
+        masked.as_str(),
+        "mask and mask_with_spans disagree"
+    );
 
     // Spans sorted, disjoint, non-empty, on char boundaries.
     let mut last = 0;
     for s in &spans {
-        assert!(s.start >= last && s.start < s.end && s.end <= text.len(), "bad span {s:?}");
-        assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end), "{s:?}");
+        assert!(
+            s.start >= last && s.start < s.end && s.end <= text.len(),
+            "bad span {s:?}"
+        );
+        assert!(
+            text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
+            "{s:?}"
+        );
         last = s.end;
     }
 
@@ -42,7 +62,10 @@ fn check_invariants(masker: &Masker, text: &str) {
         let rendered = if *kind == Kind::Email {
             let r = email_rule(item);
             let at = item.find('@').expect("@");
-            assert!(r.starts_with(item.chars().next().expect("char")), "first char kept");
+            assert!(
+                r.starts_with(item.chars().next().expect("char")),
+                "first char kept"
+            );
             assert!(r.ends_with(&item[at..]), "domain kept");
             r
         } else {
@@ -148,7 +171,10 @@ fn regression_number_running_into_an_address() {
     // the address again starting in the phone's last four. Addresses win.
     let m = Masker::default();
     check_invariants(&m, "+ 1 (123) 456 7890+x@y.fr.");
-    assert_eq!(m.mask("+ 1 (123) 456 7890+x@y.fr."), "+ 1 (123) 456 7*****@y.fr.");
+    assert_eq!(
+        m.mask("+ 1 (123) 456 7890+x@y.fr."),
+        "+ 1 (123) 456 7*****@y.fr."
+    );
 }
 
 #[test]

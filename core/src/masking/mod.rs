@@ -141,10 +141,15 @@ impl Masker {
             let re = regex::RegexBuilder::new(&p.regex)
                 .size_limit(TENANT_REGEX_SIZE_LIMIT)
                 .build()
-                .map_err(|e| MaskError::BadPattern { name: p.name.clone(), message: e.to_string() })?;
+                .map_err(|e| MaskError::BadPattern {
+                    name: p.name.clone(),
+                    message: e.to_string(),
+                })?;
             tenant.push((p.name.clone(), re));
         }
-        Ok(Self { inner: Arc::new(Inner { tenant }) })
+        Ok(Self {
+            inner: Arc::new(Inner { tenant }),
+        })
     }
 
     /// True when `text` certainly holds nothing to mask, decided without
@@ -157,7 +162,10 @@ impl Masker {
 
     /// The items to mask in `text`: sorted, non-overlapping, byte offsets.
     pub fn find(&self, text: &str) -> Vec<Span> {
-        self.candidates(text).into_iter().map(|c| self.span(c)).collect()
+        self.candidates(text)
+            .into_iter()
+            .map(|c| self.span(c))
+            .collect()
     }
 
     /// `text` with every item masked; borrowed when that changes nothing.
@@ -177,7 +185,11 @@ impl Masker {
     /// The masked text and the items found (offsets into `text`).
     pub fn mask_with_spans(&self, text: &str) -> (String, Vec<Span>) {
         let found = self.candidates(text);
-        let masked = if found.is_empty() { text.to_owned() } else { render(text, &found) };
+        let masked = if found.is_empty() {
+            text.to_owned()
+        } else {
+            render(text, &found)
+        };
         (masked, found.into_iter().map(|c| self.span(c)).collect())
     }
 
@@ -191,10 +203,18 @@ impl Masker {
             Det::Email => Kind::Email,
             Det::Phone => Kind::Phone,
             Det::Tenant(i) => Kind::Custom(
-                self.inner.tenant.get(i).map(|(name, _)| name.clone()).unwrap_or_default(),
+                self.inner
+                    .tenant
+                    .get(i)
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default(),
             ),
         };
-        Span { start: c.start, end: c.end, kind }
+        Span {
+            start: c.start,
+            end: c.end,
+            kind,
+        }
     }
 
     /// All winning candidates, sorted by start.
@@ -204,11 +224,11 @@ impl Masker {
             scan::scan(text, &mut found);
         }
         for (i, (_, re)) in self.inner.tenant.iter().enumerate() {
-            found.extend(
-                re.find_iter(text)
-                    .filter(|m| !m.is_empty())
-                    .map(|m| Cand { start: m.start(), end: m.end(), det: Det::Tenant(i) }),
-            );
+            found.extend(re.find_iter(text).filter(|m| !m.is_empty()).map(|m| Cand {
+                start: m.start(),
+                end: m.end(),
+                det: Det::Tenant(i),
+            }));
         }
         let mut kept = resolve(found);
         kept.retain(|c| c.det != Det::Keep);

@@ -35,7 +35,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Payment cards starting at `s`: calls `found(end)` for each.
@@ -132,7 +132,10 @@ struct Groups {
 }
 
 fn read_groups(b: &[u8], start: usize) -> Groups {
-    let mut out = Groups { g: [Group::default(); MAX_GROUPS], n: 0 };
+    let mut out = Groups {
+        g: [Group::default(); MAX_GROUPS],
+        n: 0,
+    };
     let mut i = start;
     let mut sep = 0u8;
     loop {
@@ -154,7 +157,15 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
         } else {
             j
         };
-        out.g[out.n] = Group { start: i, end, len, paren, sep, d0: b[ds], d1: at(b, ds + 1) };
+        out.g[out.n] = Group {
+            start: i,
+            end,
+            len,
+            paren,
+            sep,
+            d0: b[ds],
+            d1: at(b, ds + 1),
+        };
         out.n += 1;
         let c = at(b, end);
         let (s, next) = match c {
@@ -258,7 +269,8 @@ fn international(b: &[u8], g: &[Group], skip: usize, mut found: impl FnMut(usize
 
 /// National formats; `g` is the whole number.
 fn national(g: &[Group]) -> bool {
-    let lens = |want: &[usize]| g.len() == want.len() && g.iter().zip(want).all(|(x, &w)| x.len == w);
+    let lens =
+        |want: &[usize]| g.len() == want.len() && g.iter().zip(want).all(|(x, &w)| x.len == w);
     let seps_in = |from: usize, set: &[u8]| g[from..].iter().all(|x| set.contains(&x.sep));
     let same_sep = |from: usize| g[from..].iter().all(|x| x.sep == g[from].sep);
     let no_paren_from = |from: usize| g[from..].iter().all(|x| !x.paren);

@@ -99,7 +99,10 @@ pub(crate) fn next_interesting(b: &[u8], from: usize) -> Option<usize> {
         // Branch-free OR over the chunk: vectorized by the compiler.
         let hit = chunk.iter().fold(false, |h, &c| h | is_interesting(c));
         if hit {
-            return chunk.iter().position(|&c| is_interesting(c)).map(|k| off + k);
+            return chunk
+                .iter()
+                .position(|&c| is_interesting(c))
+                .map(|k| off + k);
         }
         off += 16;
     }
@@ -165,7 +168,11 @@ pub(crate) fn scan(text: &str, out: &mut Vec<Cand>) {
     while let Some(p) = next_interesting(b, i) {
         if b[p] == b'@' {
             if let Some((s, e)) = email::at_sign(text, p) {
-                out.push(Cand { start: s, end: e, det: Det::Email });
+                out.push(Cand {
+                    start: s,
+                    end: e,
+                    det: Det::Email,
+                });
             }
             i = p + 1;
             continue;
@@ -174,8 +181,16 @@ pub(crate) fn scan(text: &str, out: &mut Vec<Cand>) {
         // starts that way. No number starts inside the rest of the word.
         if p > 0 && is_word(b[p - 1]) {
             match iban::try_at(b, p) {
-                iban::Found::Valid(e) => out.push(Cand { start: p - 2, end: e, det: Det::Iban }),
-                iban::Found::Shaped(e) => out.push(Cand { start: p - 2, end: e, det: Det::Keep }),
+                iban::Found::Valid(e) => out.push(Cand {
+                    start: p - 2,
+                    end: e,
+                    det: Det::Iban,
+                }),
+                iban::Found::Shaped(e) => out.push(Cand {
+                    start: p - 2,
+                    end: e,
+                    det: Det::Keep,
+                }),
                 iban::Found::No => {}
             }
             i = skip_alnum(b, p);
