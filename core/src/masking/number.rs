@@ -101,15 +101,13 @@ pub(crate) fn ssn(b: &[u8], s: usize) -> Option<usize> {
 }
 
 /// Most groups a phone number is read in.
-const MAX_GROUPS: usize = 12;
+const MAX_GROUPS: usize = 8;
 /// Most digits in one group (E.164 numbers have at most 15 digits).
 const MAX_GROUP_DIGITS: usize = 15;
 
 /// One group of digits of a phone number, possibly in parentheses.
 #[derive(Debug, Clone, Copy, Default)]
 struct Group {
-    /// Byte offset of the group (its `(` if in parentheses).
-    start: usize,
     /// Byte offset just past the group (past its `)` if in parentheses).
     end: usize,
     /// Number of digits.
@@ -118,9 +116,10 @@ struct Group {
     /// The separator before this group: `b' '`, `b'-'`, `b'.'`, `b'/'`,
     /// or 0 (first group, or right after a `)`).
     sep: u8,
-    /// Its first two digits.
+    /// Its first three digits (0 past its end).
     d0: u8,
     d1: u8,
+    d2: u8,
 }
 
 /// A run of digit groups as written, e.g. `(123) 456-7890`. It stops
@@ -158,13 +157,13 @@ fn read_groups(b: &[u8], start: usize) -> Groups {
             j
         };
         out.g[out.n] = Group {
-            start: i,
             end,
             len,
             paren,
             sep,
             d0: b[ds],
-            d1: at(b, ds + 1),
+            d1: if len > 1 { b[ds + 1] } else { 0 },
+            d2: if len > 2 { b[ds + 2] } else { 0 },
         };
         out.n += 1;
         let c = at(b, end);
@@ -245,8 +244,7 @@ pub(crate) fn phone(b: &[u8], p: usize, mut found: impl FnMut(usize, usize)) {
 /// International numbers: each prefix of `g` with 8–15 significant digits
 /// (`skip` leading digits, like the `00` prefix, are not counted).
 fn international(b: &[u8], g: &[Group], skip: usize, mut found: impl FnMut(usize)) {
-    let bad_country = (skip == 0 && g[0].d0 == b'0')
-        || (skip == 2 && g[0].len > 2 && at(b, g[0].start + 2) == b'0');
+    let bad_country = (skip == 0 && g[0].d0 == b'0') || (skip == 2 && g[0].d2 == b'0');
     if g[0].paren || bad_country {
         return;
     }
