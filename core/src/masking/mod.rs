@@ -7,9 +7,9 @@
 //! - `Masker::find(&self, &str) -> Vec<Span>`
 //! - `Masker::mask_with_spans(&self, &str) -> (String, Vec<Span>)`
 //!
-//! How it works: one forward scan over the bytes ([`scan`]) stops only at
+//! How it works: one forward scan over the bytes (`scan.rs`) stops only at
 //! ASCII digits and `@`, hands each stop to small validating parsers
-//! ([`number`], [`iban`], [`email`]) and collects candidates; tenant
+//! (`number.rs`, `iban.rs`, `email.rs`) and collects candidates; tenant
 //! patterns add theirs with their own regexes. Overlapping candidates are
 //! then resolved (e-mail addresses first, then longest first, then the most
 //! specific kind: card, IBAN and SSN before tenant patterns and phone
