@@ -186,3 +186,10 @@ fn regression_iban_running_into_an_address() {
     check_invariants(&m, "FR76 3000 6000 0112 3456 7890 189+A@0.aa");
     check_invariants(&m, "FR76 3000 6000 0112 3456 7890 188-@a.aa.");
 }
+
+#[test]
+fn regression_overlapping_addresses_compare_in_characters() {
+    // `a𐠿_AaA@0.aa` beat `0.aa@00.aaaa` by bytes, but once masked its
+    // four-byte letter was a one-byte `*` and it lost on the second pass.
+    check_invariants(&Masker::default(), "a𐠿_AaA@0.aa@00.aaaa");
+}

@@ -230,7 +230,7 @@ impl Masker {
                 det: Det::Tenant(i),
             }));
         }
-        let mut kept = resolve(found);
+        let mut kept = resolve(text, found);
         kept.retain(|c| c.det != Det::Keep);
         kept
     }
@@ -246,19 +246,28 @@ impl Masker {
 /// four, and mask it, so masking would not be idempotent. Every shorter
 /// valid prefix of the number is a candidate too, so the part before the
 /// address is still masked.
-fn resolve(mut c: Vec<Cand>) -> Vec<Cand> {
+///
+/// Length is counted in characters, not bytes: masking an address keeps
+/// its character count (a multi-byte letter becomes one `*`), so two
+/// overlapping addresses (`a@b.cd@ef.gh`) compare the same way on the
+/// second pass.
+fn resolve(text: &str, c: Vec<Cand>) -> Vec<Cand> {
     if c.len() <= 1 {
         return c;
     }
-    c.sort_unstable_by(|a, b| {
+    let mut keyed: Vec<(usize, Cand)> = c
+        .into_iter()
+        .map(|x| (text.get(x.start..x.end).map_or(0, |s| s.chars().count()), x))
+        .collect();
+    keyed.sort_unstable_by(|(la, a), (lb, b)| {
         (b.det == Det::Email)
             .cmp(&(a.det == Det::Email))
-            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(lb.cmp(la))
             .then(b.det.rank().cmp(&a.det.rank()))
             .then(a.start.cmp(&b.start))
     });
-    let mut kept: Vec<Cand> = Vec::with_capacity(c.len());
-    for x in c {
+    let mut kept: Vec<Cand> = Vec::with_capacity(keyed.len());
+    for (_, x) in keyed {
         let pos = kept.partition_point(|k| k.start < x.start);
         let clear_left = pos == 0 || kept[pos - 1].end <= x.start;
         let clear_right = pos == kept.len() || x.end <= kept[pos].start;
