@@ -17,7 +17,8 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
     let server = Server::start(&demo_config());
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    let mut visitor = Events::connect(&server.ws_url("/channels/webchat/demo/events?visitor=mask-1")).await;
+    let mut visitor =
+        Events::connect(&server.ws_url("/channels/webchat/demo/events?visitor=mask-1")).await;
     let text = format!("my card {CARD}, mail {EMAIL}, call {PHONE}");
     let id = server.customer_says("mask-1", EMAIL, &text).await;
     let expected = "my card ************1111, mail m******@gmail.com, call *********7542";
@@ -27,32 +28,57 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
     assert_eq!(offer["preview"], expected);
     assert_eq!(offer["customer_name"], "m******@gmail.com");
     // Conversation pane, CAD variables.
-    alice.ok(&format!("/api/conversations/{id}/accept"), json!({})).await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
     let started = alice.events.next_of("conversation_started").await;
     assert_eq!(started["messages"][0]["text"], expected);
     assert_eq!(started["cad"]["customer_name"], "m******@gmail.com");
     // Live messages.
-    server.customer_says("mask-1", EMAIL, &format!("again {CARD}")).await;
-    let m = alice.events.next_where("message", |m| m["from"] == "customer").await;
+    server
+        .customer_says("mask-1", EMAIL, &format!("again {CARD}"))
+        .await;
+    let m = alice
+        .events
+        .next_where("message", |m| m["from"] == "customer")
+        .await;
     assert_eq!(m["text"], "again ************1111");
     // The agent's own text is masked on the desktop, raw for the customer.
     alice
-        .ok(&format!("/api/conversations/{id}/messages"), json!({"text": format!("is it {EMAIL}?")}))
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": format!("is it {EMAIL}?")}),
+        )
         .await;
-    let echo = alice.events.next_where("message", |m| m["from"] == "agent").await;
+    let echo = alice
+        .events
+        .next_where("message", |m| m["from"] == "agent")
+        .await;
     assert_eq!(echo["text"], "is it m******@gmail.com?");
-    assert_eq!(visitor.next_of("message").await["text"], format!("is it {EMAIL}?"));
+    assert_eq!(
+        visitor.next_of("message").await["text"],
+        format!("is it {EMAIL}?")
+    );
     // Snapshot for reconnects, conversation details, admin transcript.
     for path in ["/api/me".to_string(), format!("/api/conversations/{id}")] {
         let (_, body) = alice.call(Method::GET, &path, None).await;
         let s = body.to_string();
-        assert!(!s.contains(CARD) && !s.contains(EMAIL) && !s.contains(PHONE), "{path}: {s}");
+        assert!(
+            !s.contains(CARD) && !s.contains(EMAIL) && !s.contains(PHONE),
+            "{path}: {s}"
+        );
     }
     let (_, transcript) = server
-        .admin(Method::GET, &format!("/admin/tenants/demo/conversations/{id}/messages"), None)
+        .admin(
+            Method::GET,
+            &format!("/admin/tenants/demo/conversations/{id}/messages"),
+            None,
+        )
         .await;
     assert_eq!(transcript[0]["text"], expected);
-    let (_, list) = server.admin(Method::GET, "/admin/tenants/demo/conversations", None).await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
     assert!(!list.to_string().contains(EMAIL));
     // Metrics and logs (at debug level) never carry the raw values.
     let metrics = server
@@ -76,7 +102,10 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
     for raw in [CARD, EMAIL, PHONE] {
         let needle = raw.as_bytes();
         for bytes in [&db, &wal] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "raw {raw} in the journal");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "raw {raw} in the journal"
+            );
         }
     }
 }
@@ -85,13 +114,22 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
 async fn with_masking_off_agents_see_raw_text() {
     let server = Server::start(&demo_config());
     let (status, _) = server
-        .admin(Method::PUT, "/admin/tenants/demo/settings", Some(json!({"mask": false})))
+        .admin(
+            Method::PUT,
+            "/admin/tenants/demo/settings",
+            Some(json!({"mask": false})),
+        )
         .await;
     assert_eq!(status, 200);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    server.customer_says("raw-1", "Mel", &format!("mail {EMAIL}")).await;
-    assert_eq!(alice.events.next_of("offer").await["preview"], format!("mail {EMAIL}"));
+    server
+        .customer_says("raw-1", "Mel", &format!("mail {EMAIL}"))
+        .await;
+    assert_eq!(
+        alice.events.next_of("offer").await["preview"],
+        format!("mail {EMAIL}")
+    );
     // Raw customer text is still never logged.
     assert!(!server.logs().contains(EMAIL));
 }
@@ -115,7 +153,9 @@ fn mask_command_answers_each_line_before_end_of_input() {
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "my card ************1111 and m******@gmail.com\n");
     line.clear();
-    stdin.write_all("Répondez-moi 🙂 au + 1 (123) 456 7890\n".as_bytes()).expect("write");
+    stdin
+        .write_all("Répondez-moi 🙂 au + 1 (123) 456 7890\n".as_bytes())
+        .expect("write");
     stdin.flush().expect("flush");
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "Répondez-moi 🙂 au **********7890\n");
