@@ -244,9 +244,10 @@ impl Tenant {
     /// published).
     pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
-        let (out, committed) = {
+        let (out, committed, rearm) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
+            let deadline_before = inner.engine.next_deadline();
             let started = std::time::Instant::now();
             let result = inner.engine.handle(command, now, &Extensions::builtin());
             self.metrics
@@ -262,9 +263,13 @@ impl Tenant {
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
             let committed = self.journal_and_publish(&mut inner, &out);
-            (out, committed)
+            (out, committed, inner.engine.next_deadline() != deadline_before)
         };
-        self.timer.notify_one();
+        // The timer task sleeps until the earliest deadline: wake it only
+        // when that changed.
+        if rearm {
+            self.timer.notify_one();
+        }
         if let Some(rx) = committed {
             match rx.await {
                 Ok(Ok(())) => {}
