@@ -30,6 +30,12 @@ pub struct Config {
     /// end-to-end tests of timers without sleeping. Never on in production.
     #[serde(default)]
     pub test_clock: bool,
+    /// How long an agent session lasts, in seconds (default 12 h).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// `full` (default: fsync each group commit) or `normal`.
+    #[serde(default)]
+    pub journal_sync: crate::store::SyncMode,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -69,7 +75,12 @@ pub struct AgentEntry {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
-    pub password: String,
+    /// Plain password (demo and tests; hashed with argon2 at start).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// An argon2 PHC hash (`$argon2id$…`), preferred over `password`.
+    #[serde(default)]
+    pub password_hash: Option<String>,
     #[serde(default = "default_capacity")]
     pub capacity: u32,
     #[serde(default)]
@@ -107,6 +118,9 @@ fn default_listen() -> String {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
+}
+fn default_session_ttl() -> u64 {
+    12 * 3600
 }
 fn default_rona() -> u64 {
     DEFAULT_RONA_TIMEOUT_MS
@@ -186,6 +200,13 @@ impl Config {
             for a in &t.agents {
                 if !is_slug(&a.id) || !agents.insert(&a.id) {
                     bail!("tenant {}: bad or duplicate agent id {:?}", t.id, a.id);
+                }
+                if a.password.is_none() && a.password_hash.is_none() {
+                    bail!(
+                        "tenant {}: agent {} has neither password nor password_hash",
+                        t.id,
+                        a.id
+                    );
                 }
                 if a.capacity == 0 {
                     bail!("tenant {}: agent {} has capacity 0", t.id, a.id);

@@ -3,8 +3,12 @@
 //! The `switchboard` binary (src/main.rs) is a thin CLI over this library,
 //! so integration tests can build the same router.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mask_cmd;
+pub mod metrics;
+pub mod server;
+pub mod store;
 pub mod tenant;

@@ -1,13 +1,11 @@
 //! The `switchboard` binary: `serve` (the default), `mask`, and the admin
 //! commands of CONTRACT.md.
 
-use switchboard::{clock, config, http, mask_cmd, tenant};
+use switchboard::{config, mask_cmd, server};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 #[command(
@@ -64,62 +62,5 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_server(cfg, config_path.is_none()))
-}
-
-async fn run_server(cfg: config::Config, demo: bool) -> Result<()> {
-    let clock = Arc::new(clock::Clock::default());
-    let (admin_token, generated) = match cfg.admin_token.clone().filter(|t| !t.is_empty()) {
-        Some(t) => (t, false),
-        None => {
-            use rand::RngCore;
-            let mut raw = [0u8; 24];
-            rand::rng().fill_bytes(&mut raw);
-            (hex::encode(raw), true)
-        }
-    };
-    let mut tenants = HashMap::new();
-    for t in &cfg.tenants {
-        let tenant = Arc::new(tenant::Tenant::new(t.clone(), clock.clone())?);
-        tokio::spawn(tenant::run_timers(tenant.clone()));
-        tenants.insert(t.id.clone(), tenant);
-    }
-    let state = Arc::new(http::AppState {
-        tenants,
-        sessions: Mutex::new(HashMap::new()),
-        admin_token: admin_token.clone(),
-        clock,
-        test_clock: cfg.test_clock,
-    });
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    println!("Switchboard is listening on http://{addr}");
-    println!("Agent desktop: http://{addr}/");
-    for t in &cfg.tenants {
-        if t.webchat.is_some() {
-            println!("Customer web chat ({}): http://{addr}/chat/{}", t.id, t.id);
-        }
-        for a in &t.agents {
-            if demo {
-                println!(
-                    "  login: tenant {} / agent {} / password {}",
-                    t.id, a.id, a.password
-                );
-            } else {
-                println!("  agent: tenant {} / agent {}", t.id, a.id);
-            }
-        }
-    }
-    if generated {
-        println!("Admin token (set SWITCHBOARD_ADMIN_TOKEN to choose it): {admin_token}");
-    }
-    tracing::info!(%addr, tenants = cfg.tenants.len(), "serving");
-    axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving HTTP")
+    runtime.block_on(server::run(cfg, config_path.is_none()))
 }

@@ -1,14 +1,19 @@
-//! A tenant at run time: its engine behind a lock, the fan-out of events to
-//! agent sessions and web chat visitors, and its timer.
+//! A tenant at run time: its engine behind a lock, the journaling of its
+//! events, their fan-out to agent sessions and web chat visitors, and its
+//! timer.
 //!
-//! **Invariant:** events are published while the engine lock is held, so
-//! every subscriber sees them in journal order; publishing never blocks (a
-//! subscriber too slow to keep up is disconnected and resynchronizes).
+//! **Invariant:** events are numbered and handed to the journal while the
+//! engine lock is held; the journal writer publishes them after the commit,
+//! so every subscriber sees them in journal order and never sees an event
+//! that could be lost. Publishing never blocks (a subscriber too slow to
+//! keep up is disconnected and resynchronizes).
 //! **Invariant:** raw customer text is never logged here: logs carry event
 //! types and ids only.
 
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
+use crate::metrics::{tenant_labels, Metrics};
+use crate::store::{Journal, Recovered, Row};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,14 +116,52 @@ impl Hub {
     }
 }
 
+/// A frame for one subscriber.
+#[derive(Debug, Clone)]
+enum Target {
+    Agent(String),
+    Visitor(String),
+}
+
+/// Events since the last snapshot after which a new one is taken.
+const SNAPSHOT_EVERY: u64 = 5_000;
+
+/// What the engine lock protects.
+struct Inner {
+    engine: Engine,
+    /// Sequence number of the last event journaled.
+    last_seq: u64,
+    since_snapshot: u64,
+}
+
+/// Why an action failed.
+#[derive(Debug)]
+pub enum ExecuteError {
+    /// Refused by the engine; nothing changed.
+    Command(CommandError),
+    /// Accepted by the engine but not journaled: the caller must not
+    /// consider it done.
+    Storage(String),
+}
+
+impl From<CommandError> for ExecuteError {
+    fn from(e: CommandError) -> Self {
+        ExecuteError::Command(e)
+    }
+}
+
 /// One tenant.
 pub struct Tenant {
     pub config: TenantConfig,
-    engine: Mutex<Engine>,
-    pub hub: Hub,
+    /// The tenant id, shared with journal jobs.
+    key: Arc<str>,
+    inner: Mutex<Inner>,
+    pub hub: Arc<Hub>,
     /// Woken whenever the next deadline may have changed.
     pub timer: Notify,
     clock: Arc<Clock>,
+    journal: Journal,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -130,20 +173,47 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
-    pub fn new(config: TenantConfig, clock: Arc<Clock>) -> anyhow::Result<Tenant> {
+    /// Build the tenant from its configuration and what the journal holds.
+    pub fn new(
+        config: TenantConfig,
+        clock: Arc<Clock>,
+        journal: Journal,
+        recovered: Recovered,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             config.settings(),
             masker,
             config.queue_configs(),
             config.agent_configs(),
         );
+        let replayed = recovered.events.len();
+        if let Some(snap) = recovered.snapshot {
+            engine.restore(snap);
+        }
+        for ev in &recovered.events {
+            engine.apply(ev);
+        }
+        if let Err(e) = engine.check_invariants() {
+            tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
+        }
+        if recovered.last_seq > 0 {
+            tracing::info!(tenant = %config.id, replayed, last_seq = recovered.last_seq, "state recovered from the journal");
+        }
         Ok(Tenant {
+            key: config.id.as_str().into(),
             config,
-            engine: Mutex::new(engine),
-            hub: Hub::default(),
+            inner: Mutex::new(Inner {
+                engine,
+                last_seq: recovered.last_seq,
+                since_snapshot: replayed as u64,
+            }),
+            hub: Arc::new(Hub::default()),
             timer: Notify::new(),
             clock,
+            journal,
+            metrics,
         })
     }
 
@@ -162,80 +232,170 @@ impl Tenant {
 
     /// Turn masking on or off for what comes in from now on.
     pub fn set_masking(&self, on: bool) {
-        lock(&self.engine).set_masking(on);
+        lock(&self.inner).engine.set_masking(on);
     }
 
     /// Read the engine's state.
     pub fn read<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
-        f(&lock(&self.engine))
+        f(&lock(&self.inner).engine)
     }
 
-    /// Run a command, publish what it produced, and return it.
-    pub fn execute(&self, command: Command) -> Result<Output, CommandError> {
+    /// Run a command; answer once its events are durably journaled (and
+    /// published).
+    pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
-        let mut engine = lock(&self.engine);
-        let now = self.clock.now();
-        let result = engine.handle(command, now, &Extensions::builtin());
-        match &result {
-            Ok(out) => {
-                tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
-                self.publish(&engine, out);
-            }
-            Err(e) => {
-                tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused")
-            }
-        }
-        drop(engine);
+        let (out, committed) = {
+            let mut inner = lock(&self.inner);
+            let now = self.clock.now();
+            let started = std::time::Instant::now();
+            let result = inner.engine.handle(command, now, &Extensions::builtin());
+            self.metrics
+                .command_seconds
+                .get_or_create(&tenant_labels(&self.config.id))
+                .observe(started.elapsed().as_secs_f64());
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused");
+                    return Err(e.into());
+                }
+            };
+            tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
+            let committed = self.journal_and_publish(&mut inner, &out);
+            (out, committed)
+        };
         self.timer.notify_one();
-        result
-    }
-
-    /// Expire due offers.
-    pub fn tick(&self) {
-        let mut engine = lock(&self.engine);
-        let now = self.clock.now();
-        let out = engine.tick(now, &Extensions::builtin());
-        if !out.emitted.is_empty() {
-            tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-            self.publish(&engine, &out);
-        }
-    }
-
-    fn publish(&self, engine: &Engine, out: &Output) {
-        for emitted in &out.emitted {
-            let ev = &emitted.event;
-            if !emitted.audience.agents.is_empty() {
-                let frame: Arc<str> = agent_frame(engine, ev).to_string().into();
-                for agent in &emitted.audience.agents {
-                    self.hub.to_agent(agent, &frame);
+        if let Some(rx) = committed {
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ExecuteError::Storage(e)),
+                Err(_) => {
+                    return Err(ExecuteError::Storage(
+                        "the journal writer has stopped".into(),
+                    ))
                 }
             }
-            if let Some(frame) = visitor_frame(engine, ev, emitted.audience.customer) {
-                if let Some(c) = ev.conversation().and_then(|id| engine.conversation(id)) {
-                    if c.channel == "webchat" {
-                        self.hub.to_visitor(&c.customer, &frame.to_string().into());
+        }
+        Ok(out)
+    }
+
+    /// Expire due offers; returns once their events are journaled.
+    pub async fn tick(&self) {
+        let committed = {
+            let mut inner = lock(&self.inner);
+            let now = self.clock.now();
+            let out = inner.engine.tick(now, &Extensions::builtin());
+            if out.emitted.is_empty() {
+                return;
+            }
+            tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
+            self.journal_and_publish(&mut inner, &out)
+        };
+        if let Some(rx) = committed {
+            if let Ok(Err(e)) = rx.await {
+                tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
+            }
+        }
+    }
+
+    /// Under the engine lock: number the events, hand them to the journal
+    /// with the frames to publish once they are committed.
+    fn journal_and_publish(
+        &self,
+        inner: &mut Inner,
+        out: &Output,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+        if out.emitted.is_empty() && out.deliveries.is_empty() {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(out.emitted.len());
+        for e in &out.emitted {
+            inner.last_seq += 1;
+            rows.push(Row {
+                seq: inner.last_seq,
+                kind: e.event.type_name(),
+                conversation: e.event.conversation(),
+                body: serde_json::to_string(&e.event).unwrap_or_default(),
+            });
+        }
+        self.metrics.record(&self.config.id, &inner.engine, out);
+        let frames = frames(&inner.engine, out, self.clock.now());
+        let hub = self.hub.clone();
+        let metrics = self.metrics.clone();
+        let handed = std::time::Instant::now();
+        let rx = self.journal.append(
+            self.key.clone(),
+            rows,
+            Box::new(move || {
+                metrics
+                    .commit_seconds
+                    .observe(handed.elapsed().as_secs_f64());
+                for (target, frame) in &frames {
+                    match target {
+                        Target::Agent(a) => hub.to_agent(a, frame),
+                        Target::Visitor(v) => hub.to_visitor(v, frame),
                     }
                 }
+            }),
+        );
+        inner.since_snapshot += out.emitted.len() as u64;
+        if inner.since_snapshot >= SNAPSHOT_EVERY {
+            inner.since_snapshot = 0;
+            match serde_json::to_string(&inner.engine.snapshot()) {
+                Ok(body) => self
+                    .journal
+                    .snapshot(self.key.clone(), inner.last_seq, body),
+                Err(e) => tracing::error!(tenant = %self.config.id, error = %e, "snapshot failed"),
             }
         }
-        for d in &out.deliveries {
-            if d.channel == "webchat" {
-                let author = engine
-                    .agent(&d.author)
-                    .map(|a| a.config.name.clone())
-                    .unwrap_or_else(|| d.author.clone());
-                let frame = json!({
-                    "type": "message",
-                    "conversation": d.conversation,
-                    "from": "agent",
-                    "author": author,
-                    "text": d.text,
-                    "at": rfc3339(self.clock.now()),
-                });
-                self.hub.to_visitor(&d.customer, &frame.to_string().into());
+        Some(rx)
+    }
+}
+
+/// The frames an output sends: to agents (their projection of each event)
+/// and to web chat visitors (notices and the agents' raw replies).
+fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
+    let mut frames = Vec::new();
+    for emitted in &out.emitted {
+        let ev = &emitted.event;
+        if !emitted.audience.agents.is_empty() {
+            let frame: Arc<str> = agent_frame(engine, ev).to_string().into();
+            for agent in &emitted.audience.agents {
+                frames.push((Target::Agent(agent.clone()), frame.clone()));
+            }
+        }
+        if let Some(frame) = visitor_frame(engine, ev, emitted.audience.customer) {
+            if let Some(c) = ev.conversation().and_then(|id| engine.conversation(id)) {
+                if c.channel == "webchat" {
+                    frames.push((
+                        Target::Visitor(c.customer.clone()),
+                        frame.to_string().into(),
+                    ));
+                }
             }
         }
     }
+    for d in &out.deliveries {
+        if d.channel == "webchat" {
+            let author = engine
+                .agent(&d.author)
+                .map(|a| a.config.name.clone())
+                .unwrap_or_else(|| d.author.clone());
+            let frame = json!({
+                "type": "message",
+                "conversation": d.conversation,
+                "from": "agent",
+                "author": author,
+                "text": d.text,
+                "at": rfc3339(now),
+            });
+            frames.push((
+                Target::Visitor(d.customer.clone()),
+                frame.to_string().into(),
+            ));
+        }
+    }
+    frames
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -384,6 +544,6 @@ pub async fn run_timers(tenant: Arc<Tenant>) {
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
             _ = tenant.timer.notified() => {}
         }
-        tenant.tick();
+        tenant.tick().await;
     }
 }

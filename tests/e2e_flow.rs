@@ -267,3 +267,47 @@ async fn bad_input_gets_clear_errors() {
         .expect("request");
     assert_eq!(resp.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn metrics_and_openapi_describe_the_running_server() {
+    let server = Server::start(&demo_config());
+    server.customer_says("m-1", "Max", "hello").await;
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"switchboard_messages_total{tenant="demo",channel="webchat",direction="inbound"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"switchboard_queue_depth{tenant="demo",queue="support"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("hello"), "no customer text in metrics");
+    let api: serde_json::Value = server
+        .http
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("valid JSON");
+    for path in [
+        "/api/login",
+        "/api/agent/events",
+        "/api/conversations/{id}/wrapup",
+        "/channels/webchat/{tenant}/messages",
+        "/admin/tenants/{tenant}/conversations",
+    ] {
+        assert!(api["paths"][path].is_object(), "{path} documented");
+    }
+}

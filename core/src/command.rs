@@ -86,6 +86,10 @@ pub struct CustomerMessage {
     pub queue: QueueId,
     /// Extra CAD variables (contact origin, entry point, …).
     pub cad: Cad,
+    /// The channel's id of this message (Messenger `mid`): a message whose
+    /// id was seen in the last [`crate::engine::DEDUP_WINDOW_MS`] is dropped.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 /// Why a command was refused. Nothing changed.

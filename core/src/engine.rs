@@ -18,7 +18,12 @@ use crate::model::{
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// How long a channel's message id is remembered to drop redeliveries
+/// (Meta redelivers unacknowledged webhooks for up to a day or so).
+pub const DEDUP_WINDOW_MS: Millis = 48 * 3600 * 1000;
 
 /// Longest customer message accepted, in characters.
 pub const MAX_CUSTOMER_MESSAGE_CHARS: usize = 20_000;
@@ -72,7 +77,7 @@ impl Agent {
 }
 
 /// A pending offer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingOffer {
     pub agent: AgentId,
     pub kind: OfferKind,
@@ -81,7 +86,7 @@ pub struct PendingOffer {
 }
 
 /// A conversation and its transcript.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub channel: String,
@@ -150,6 +155,35 @@ pub struct Engine {
     /// Pending offers by expiry.
     deadlines: BTreeSet<(Millis, ConversationId)>,
     next_id: ConversationId,
+    /// Queues an admin deleted (kept so a restart with the same
+    /// configuration does not bring them back).
+    deleted_queues: BTreeSet<QueueId>,
+    /// Channel message ids seen recently, to drop redeliveries.
+    recent_external: HashMap<String, Millis>,
+    recent_order: VecDeque<(Millis, String)>,
+}
+
+/// The whole state of an engine at one point of its journal, so recovery
+/// need not replay the journal from the start. Indexes are rebuilt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub agents: Vec<AgentSnapshot>,
+    pub conversations: Vec<Conversation>,
+    pub last_agent: Vec<(String, String, AgentId)>,
+    pub deleted_queues: Vec<QueueId>,
+    pub recent_external: Vec<(Millis, String)>,
+    pub next_id: ConversationId,
+}
+
+/// The run-time part of an agent (its configuration comes from config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentSnapshot {
+    pub id: AgentId,
+    pub state: AgentState,
+    pub idle_since: Millis,
+    pub conversations: BTreeSet<ConversationId>,
+    pub offers: BTreeSet<ConversationId>,
+    pub wrapups: BTreeSet<ConversationId>,
 }
 
 fn agents_aud(agents: Vec<AgentId>) -> Audience {
@@ -206,7 +240,82 @@ impl Engine {
             waiting: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             next_id: 1,
+            deleted_queues: BTreeSet::new(),
+            recent_external: HashMap::new(),
+            recent_order: VecDeque::new(),
         }
+    }
+
+    /// Capture the state for a later [`Engine::restore`].
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            agents: self
+                .agents
+                .values()
+                .map(|a| AgentSnapshot {
+                    id: a.config.id.clone(),
+                    state: a.state.clone(),
+                    idle_since: a.idle_since,
+                    conversations: a.conversations.clone(),
+                    offers: a.offers.clone(),
+                    wrapups: a.wrapups.clone(),
+                })
+                .collect(),
+            conversations: self.conversations.values().cloned().collect(),
+            last_agent: self
+                .last_agent
+                .iter()
+                .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
+                .collect(),
+            deleted_queues: self.deleted_queues.iter().cloned().collect(),
+            recent_external: self.recent_order.iter().cloned().collect(),
+            next_id: self.next_id,
+        }
+    }
+
+    /// Put back the state of a snapshot into an engine built from the
+    /// current configuration (new agents start logged out; agents no
+    /// longer configured are forgotten).
+    pub fn restore(&mut self, snap: Snapshot) {
+        for q in &snap.deleted_queues {
+            self.queues.remove(q);
+            self.deleted_queues.insert(q.clone());
+        }
+        for a in self.agents.values_mut() {
+            a.config.queues.retain(|q| !snap.deleted_queues.contains(q));
+        }
+        for s in snap.agents {
+            if let Some(a) = self.agents.get_mut(&s.id) {
+                a.state = s.state;
+                a.idle_since = s.idle_since;
+                a.conversations = s.conversations;
+                a.offers = s.offers;
+                a.wrapups = s.wrapups;
+            }
+        }
+        for c in snap.conversations {
+            let key = (c.channel.clone(), c.customer.clone());
+            if c.state.is_open() {
+                self.open_by_customer.insert(key, c.id);
+            }
+            if c.state == ConversationState::Queued {
+                self.waiting.insert((c.queued_at, c.id));
+            }
+            if let Some(o) = &c.offer {
+                self.deadlines.insert((o.expires_at, c.id));
+            }
+            self.conversations.insert(c.id, c);
+        }
+        self.last_agent = snap
+            .last_agent
+            .into_iter()
+            .map(|(ch, cu, a)| ((ch, cu), a))
+            .collect();
+        for (at, id) in snap.recent_external {
+            self.recent_external.insert(id.clone(), at);
+            self.recent_order.push_back((at, id));
+        }
+        self.next_id = self.next_id.max(snap.next_id);
     }
 
     pub fn settings(&self) -> &TenantSettings {
@@ -546,6 +655,7 @@ impl Engine {
             author: "system".into(),
             text,
             at: now,
+            external_id: None,
         };
         self.emit(out, ev, audience);
     }
@@ -566,6 +676,12 @@ impl Engine {
                 "message is longer than {MAX_CUSTOMER_MESSAGE_CHARS} characters ({n})"
             )));
         }
+        if let Some(x) = &msg.external_id {
+            if self.recent_external.contains_key(x) {
+                // A redelivery of a message already stored: nothing to do.
+                return Ok(());
+            }
+        }
         let text = self.mask_for_agents(&msg.text);
         let key = (msg.channel.clone(), msg.customer.clone());
         if let Some(&id) = self.open_by_customer.get(&key) {
@@ -579,6 +695,7 @@ impl Engine {
                 author,
                 text,
                 at: now,
+                external_id: msg.external_id,
             };
             self.emit(out, ev, aud);
             return Ok(());
@@ -644,6 +761,7 @@ impl Engine {
             author: customer_name,
             text,
             at: now,
+            external_id: msg.external_id,
         };
         self.emit(out, ev, nobody());
         self.emit(
@@ -754,6 +872,7 @@ impl Engine {
             author: agent.to_string(),
             text: self.mask_for_agents(&text),
             at: now,
+            external_id: None,
         };
         self.emit(out, ev, aud);
         out.deliveries.push(delivery);
@@ -1366,7 +1485,11 @@ impl Engine {
                 author,
                 text,
                 at,
+                external_id,
             } => {
+                if let Some(x) = external_id {
+                    self.remember_external(x, *at);
+                }
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     if c.preview.is_empty() && *from == Party::Customer {
                         c.preview = preview_of(text);
@@ -1496,10 +1619,25 @@ impl Engine {
             }
             Event::QueueDeleted { queue, .. } => {
                 self.queues.remove(queue);
+                self.deleted_queues.insert(queue.clone());
                 for a in self.agents.values_mut() {
                     a.config.queues.retain(|q| q != queue);
                 }
             }
+        }
+    }
+
+    fn remember_external(&mut self, id: &str, at: Millis) {
+        self.recent_external.insert(id.to_string(), at);
+        self.recent_order.push_back((at, id.to_string()));
+        while let Some((t, old)) = self.recent_order.front() {
+            if t.saturating_add(DEDUP_WINDOW_MS) >= at {
+                break;
+            }
+            if self.recent_external.get(old) == Some(t) {
+                self.recent_external.remove(old);
+            }
+            self.recent_order.pop_front();
         }
     }
 

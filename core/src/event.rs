@@ -86,6 +86,10 @@ pub enum Event {
         author: String,
         text: String,
         at: Millis,
+        /// The channel's own id of the message (Messenger `mid`), used to
+        /// drop redeliveries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
     },
     /// The owner handed the conversation over; the agent now owes a wrap-up.
     Transferred {

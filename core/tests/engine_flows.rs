@@ -614,3 +614,29 @@ fn replaying_the_events_rebuilds_the_same_state() {
     };
     assert_eq!(summary(&fresh.engine), summary(&w.engine));
 }
+
+#[test]
+fn a_redelivered_channel_message_is_stored_once() {
+    let mut w = World::new(&[("alice", 5)]);
+    w.available(&["alice"]);
+    let with_id = |text: &str, mid: &str| match customer_msg("psid-1", text) {
+        Command::CustomerMessage(mut m) => {
+            m.external_id = Some(mid.into());
+            Command::CustomerMessage(m)
+        }
+        other => other,
+    };
+    assert_eq!(w.run(with_id("hello", "m.1")).len(), 4);
+    assert_eq!(w.run(with_id("hello", "m.1")), Vec::<String>::new());
+    assert_eq!(
+        w.run(with_id("again", "m.2")),
+        ["message #1 Customer: again []"]
+    );
+    assert_eq!(w.engine.conversation(1).map(|c| c.messages.len()), Some(2));
+    // Still dropped after a restart from a snapshot.
+    let snap = w.engine.snapshot();
+    let mut again = World::new(&[("alice", 5)]);
+    again.engine.restore(snap);
+    again.now = w.now;
+    assert_eq!(again.run(with_id("hello", "m.1")), Vec::<String>::new());
+}

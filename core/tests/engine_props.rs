@@ -121,5 +121,13 @@ proptest! {
             e.waiting().collect::<Vec<_>>(),
         );
         prop_assert_eq!(key(&fresh.engine), key(&w.engine));
+        // So does a snapshot, through JSON as it is stored.
+        let json = serde_json::to_string(&w.engine.snapshot()).expect("snapshot serializes");
+        let snap = serde_json::from_str(&json).expect("snapshot deserializes");
+        let mut restored = World::new(&[("alice", 2), ("bob", 1), ("carol", 3)]);
+        restored.engine.restore(snap);
+        restored.engine.check_invariants().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(key(&restored.engine), key(&w.engine));
+        prop_assert_eq!(restored.engine.next_deadline(), w.engine.next_deadline());
     }
 }

@@ -47,9 +47,11 @@ async fn delete_queue(
     Path((tenant, queue)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
-    let out = t.execute(Command::DeleteQueue {
-        queue: queue.clone(),
-    })?;
+    let out = t
+        .execute(Command::DeleteQueue {
+            queue: queue.clone(),
+        })
+        .await?;
     let interrupted = out
         .events()
         .filter(|e| e.type_name() == "conversation_interrupted")
@@ -139,7 +141,7 @@ async fn advance_clock(
     }
     state.clock.advance(body.ms);
     for t in state.tenants.values() {
-        t.tick();
+        t.tick().await;
     }
     Ok(Json(
         json!({"now": crate::clock::rfc3339(state.clock.now())}),

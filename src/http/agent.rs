@@ -1,7 +1,8 @@
 //! The agent API: login, the event WebSocket, state, conversation actions
 //! and the directory (CONTRACT.md "Agent API").
 
-use super::{bearer, same_secret, AppError, JsonBody, Session, Shared};
+use super::{bearer, AppError, JsonBody, Shared};
+use crate::auth::verify_password;
 use crate::tenant::{add_conversation_details, agent_frame, Tenant};
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -10,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -57,10 +57,7 @@ impl FromRequestParts<Shared> for Agent {
         let token = bearer(parts).ok_or(AppError::Unauthorized)?;
         let session = state
             .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&token)
-            .cloned()
+            .get(&token, state.clock.now())
             .ok_or(AppError::Unauthorized)?;
         let tenant = state.tenant(&session.tenant)?.clone();
         Ok(Agent {
@@ -82,50 +79,68 @@ async fn login(
     State(state): State<Shared>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<Value>, AppError> {
+    let now = state.clock.now();
+    if let Some(secs) = state.sessions.locked_out(&body.tenant, &body.agent, now) {
+        return Err(AppError::TooManyRequests(secs));
+    }
+    let hash = state
+        .passwords
+        .get(&(body.tenant.clone(), body.agent.clone()))
+        .cloned();
+    // Verify even for unknown accounts (against a fixed hash) so that the
+    // answer and its timing are the same for "no such agent" and "wrong
+    // password".
+    let ok = {
+        let password = body.password.clone();
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| UNKNOWN_ACCOUNT_HASH.to_string());
+        tokio::task::spawn_blocking(move || verify_password(&hash, &password) && known)
+            .await
+            .unwrap_or(false)
+    };
     let tenant = state.tenants.get(&body.tenant);
-    let entry = tenant.and_then(|t| t.config.agents.iter().find(|a| a.id == body.agent));
-    // One answer for unknown tenant, unknown agent and wrong password.
-    let (Some(tenant), Some(entry)) = (tenant, entry) else {
+    let (true, Some(tenant)) = (ok, tenant) else {
+        state
+            .sessions
+            .record_failure(&body.tenant, &body.agent, now);
+        tracing::info!(tenant = %body.tenant, "failed login");
         return Err(AppError::Unauthorized);
     };
-    if !same_secret(&entry.password, &body.password) {
-        return Err(AppError::Unauthorized);
-    }
-    tenant.execute(Command::Login {
-        agent: body.agent.clone(),
-    })?;
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let token = hex::encode(raw);
-    state
+    state.sessions.clear_failures(&body.tenant, &body.agent);
+    tenant
+        .execute(Command::Login {
+            agent: body.agent.clone(),
+        })
+        .await?;
+    let token = state
         .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            token.clone(),
-            Session {
-                tenant: body.tenant.clone(),
-                agent: body.agent.clone(),
-            },
-        );
+        .create(&body.tenant, &body.agent, now)
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not store a session");
+            AppError::Unavailable
+        })?;
+    let name = tenant.read(|e| e.agent(&body.agent).map(|a| a.config.name.clone()));
     tracing::info!(tenant = %body.tenant, agent = %body.agent, "agent logged in");
     Ok(Json(json!({
         "token": token,
         "tenant": body.tenant,
         "agent": body.agent,
-        "name": entry.name.clone().unwrap_or_else(|| entry.id.clone()),
+        "name": name.unwrap_or_else(|| body.agent.clone()),
     })))
 }
 
+/// argon2 hash of a random password nobody knows, verified against when the
+/// account does not exist.
+const UNKNOWN_ACCOUNT_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c3dpdGNoYm9hcmQtbm8tYWNjb3VudA$ZYBd/MU9h0wZq8GNVvAbnr6RmDBqJYM2cnBU6RlYcbI";
+
 async fn logout(State(state): State<Shared>, a: Agent) -> Result<StatusCode, AppError> {
-    a.tenant.execute(Command::Logout {
-        agent: a.agent.clone(),
-    })?;
-    state
-        .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&a.token);
+    a.tenant
+        .execute(Command::Logout {
+            agent: a.agent.clone(),
+        })
+        .await?;
+    state.sessions.revoke(&a.token);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -240,7 +255,7 @@ async fn set_state(a: Agent, JsonBody(body): JsonBody<StateBody>) -> Result<Json
             )))
         }
     };
-    a.tenant.execute(cmd)?;
+    a.tenant.execute(cmd).await?;
     let v = a.tenant.read(|e| {
         e.agent(&a.agent)
             .map(|ag| json!({"state": ag.state.name(), "reason": ag.state.reason()}))
@@ -320,10 +335,13 @@ fn done(a: &Agent, out: switchboard_core::Output) -> Response {
 }
 
 async fn accept(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::Accept {
-        agent: a.agent.clone(),
-        conversation: id,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::Accept {
+            agent: a.agent.clone(),
+            conversation: id,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
@@ -337,11 +355,14 @@ async fn send_message(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<TextBody>,
 ) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::AgentMessage {
-        agent: a.agent.clone(),
-        conversation: id,
-        text: body.text,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::AgentMessage {
+            agent: a.agent.clone(),
+            conversation: id,
+            text: body.text,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
@@ -367,11 +388,14 @@ async fn transfer(
             ))
         }
     };
-    let out = a.tenant.execute(Command::Transfer {
-        agent: a.agent.clone(),
-        conversation: id,
-        to,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::Transfer {
+            agent: a.agent.clone(),
+            conversation: id,
+            to,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
@@ -385,35 +409,47 @@ async fn conference(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<ConferenceBody>,
 ) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::InviteToConference {
-        agent: a.agent.clone(),
-        conversation: id,
-        invitee: body.agent,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::InviteToConference {
+            agent: a.agent.clone(),
+            conversation: id,
+            invitee: body.agent,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
 async fn end_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::EndConference {
-        agent: a.agent.clone(),
-        conversation: id,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::EndConference {
+            agent: a.agent.clone(),
+            conversation: id,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
 async fn leave_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::LeaveConference {
-        agent: a.agent.clone(),
-        conversation: id,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::LeaveConference {
+            agent: a.agent.clone(),
+            conversation: id,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
 async fn end(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::End {
-        agent: a.agent.clone(),
-        conversation: id,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::End {
+            agent: a.agent.clone(),
+            conversation: id,
+        })
+        .await?;
     Ok(done(&a, out))
 }
 
@@ -427,10 +463,13 @@ async fn wrapup(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<WrapupBody>,
 ) -> Result<Response, AppError> {
-    let out = a.tenant.execute(Command::WrapUp {
-        agent: a.agent.clone(),
-        conversation: id,
-        reason: body.reason,
-    })?;
+    let out = a
+        .tenant
+        .execute(Command::WrapUp {
+            agent: a.agent.clone(),
+            conversation: id,
+            reason: body.reason,
+        })
+        .await?;
     Ok(done(&a, out))
 }

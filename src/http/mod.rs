@@ -9,10 +9,12 @@ pub mod agent;
 pub mod web;
 pub mod webchat;
 
+use crate::auth::Sessions;
 use crate::clock::Clock;
+use crate::store::Store;
 use crate::tenant::Tenant;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,27 +22,24 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_core::CommandError;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// An agent's login session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub tenant: String,
-    pub agent: String,
-}
-
 /// Shared state of the server.
 #[derive(Debug)]
 pub struct AppState {
     pub tenants: HashMap<String, Arc<Tenant>>,
-    pub sessions: Mutex<HashMap<String, Session>>,
+    pub sessions: Sessions,
+    /// argon2 hash of each agent's password, by (tenant, agent).
+    pub passwords: HashMap<(String, String), String>,
     pub admin_token: String,
     pub clock: Arc<Clock>,
     pub test_clock: bool,
+    pub store: Arc<Store>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -55,6 +54,8 @@ impl AppState {
 pub fn app(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .merge(agent::routes())
         .merge(webchat::routes())
         .merge(admin::routes())
@@ -67,6 +68,56 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Prometheus text exposition; gauges are read from state now.
+async fn metrics(State(state): State<Shared>) -> Response {
+    use crate::metrics::{tenant_labels, QueueLabels};
+    for t in state.tenants.values() {
+        let depths = t.read(|e| {
+            e.queues()
+                .map(|q| {
+                    let n = e
+                        .waiting()
+                        .filter(|id| e.conversation(*id).is_some_and(|c| c.queue == q.id))
+                        .count();
+                    (q.id.clone(), n)
+                })
+                .collect::<Vec<_>>()
+        });
+        for (queue, n) in depths {
+            state
+                .metrics
+                .queue_depth
+                .get_or_create(&QueueLabels {
+                    tenant: t.id().to_string(),
+                    queue,
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        state
+            .metrics
+            .agent_sockets
+            .get_or_create(&tenant_labels(t.id()))
+            .set(i64::try_from(t.hub.agent_connections()).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI description of the HTTP API (docs/openapi.json).
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/openapi.json"),
+    )
+        .into_response()
+}
+
 /// Every error a client can see. Internal details are logged, never sent.
 #[derive(Debug)]
 pub enum AppError {
@@ -76,6 +127,21 @@ pub enum AppError {
     Conflict(String),
     Unprocessable(String),
     PayloadTooLarge,
+    TooManyRequests(u64),
+    /// The journal could not store the change: retry later.
+    Unavailable,
+}
+
+impl From<crate::tenant::ExecuteError> for AppError {
+    fn from(e: crate::tenant::ExecuteError) -> Self {
+        match e {
+            crate::tenant::ExecuteError::Command(c) => c.into(),
+            crate::tenant::ExecuteError::Storage(m) => {
+                tracing::error!(error = %m, "journal unavailable");
+                AppError::Unavailable
+            }
+        }
+    }
 }
 
 impl From<CommandError> for AppError {
@@ -99,6 +165,21 @@ impl IntoResponse for AppError {
             AppError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+            AppError::TooManyRequests(secs) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": format!("too many attempts: retry in {secs} s") })),
+                )
+                    .into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            AppError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; nothing was changed for you, retry later".to_string(),
             ),
         };
         (status, Json(json!({ "error": message }))).into_response()

@@ -60,15 +60,18 @@ async fn post_message(
             "name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
-    let out = t.execute(Command::CustomerMessage(CustomerMessage {
-        channel: "webchat".into(),
-        customer: body.visitor.clone(),
-        customer_name: body.name,
-        text: body.text,
-        source: webchat.source.clone(),
-        queue: webchat.queue.clone(),
-        cad: Default::default(),
-    }))?;
+    let out = t
+        .execute(Command::CustomerMessage(CustomerMessage {
+            channel: "webchat".into(),
+            customer: body.visitor.clone(),
+            customer_name: body.name,
+            text: body.text,
+            source: webchat.source.clone(),
+            queue: webchat.queue.clone(),
+            cad: Default::default(),
+            external_id: None,
+        }))
+        .await?;
     let conversation = out
         .events()
         .find_map(|e| match e {

@@ -58,7 +58,11 @@ impl Server {
     }
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Server {
-        let dir = unique_dir("e2e");
+        Self::start_in(unique_dir("e2e"), config, env)
+    }
+
+    /// Start (or restart) a server whose data lives in `dir`.
+    pub fn start_in(dir: PathBuf, config: &str, env: &[(&str, &str)]) -> Server {
         let cfg_path = dir.join("switchboard.toml");
         let config = config.replace(
             "data_dir = \"./data\"",
@@ -66,7 +70,11 @@ impl Server {
         );
         std::fs::write(&cfg_path, config).expect("write config");
         let log_path = dir.join("server.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         cmd.arg("serve")
             .arg("--config")
@@ -100,6 +108,17 @@ impl Server {
             http: reqwest::Client::new(),
             log_path,
         }
+    }
+
+    /// Kill the server process abruptly (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A fresh folder for a server's data.
+    pub fn new_dir(tag: &str) -> PathBuf {
+        unique_dir(tag)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -208,6 +227,7 @@ impl Events {
 
 /// A logged-in agent with its event socket.
 pub struct AgentClient {
+    pub tenant: String,
     pub name: String,
     pub token: String,
     pub events: Events,
@@ -217,10 +237,19 @@ pub struct AgentClient {
 
 impl AgentClient {
     pub async fn login(server: &Server, agent: &str) -> AgentClient {
+        Self::login_to(server, "demo", agent, "demo").await
+    }
+
+    pub async fn login_to(
+        server: &Server,
+        tenant: &str,
+        agent: &str,
+        password: &str,
+    ) -> AgentClient {
         let resp = server
             .http
             .post(server.url("/api/login"))
-            .json(&json!({"tenant": "demo", "agent": agent, "password": "demo"}))
+            .json(&json!({"tenant": tenant, "agent": agent, "password": password}))
             .send()
             .await
             .expect("login");
@@ -231,8 +260,24 @@ impl AgentClient {
             Events::connect(&server.ws_url(&format!("/api/agent/events?token={token}"))).await;
         events.next_of("agent_state").await;
         AgentClient {
+            tenant: tenant.to_string(),
             name: agent.to_string(),
             token,
+            events,
+            http: server.http.clone(),
+            base: server.base.clone(),
+        }
+    }
+
+    /// The same session, reconnected to a (restarted) server.
+    pub async fn reconnect(server: &Server, tenant: &str, agent: &str, token: &str) -> AgentClient {
+        let mut events =
+            Events::connect(&server.ws_url(&format!("/api/agent/events?token={token}"))).await;
+        events.next_of("agent_state").await;
+        AgentClient {
+            tenant: tenant.to_string(),
+            name: agent.to_string(),
+            token: token.to_string(),
             events,
             http: server.http.clone(),
             base: server.base.clone(),

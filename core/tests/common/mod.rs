@@ -112,6 +112,7 @@ pub fn customer_msg(who: &str, text: &str) -> Command {
         source: "Web site".into(),
         queue: "support".into(),
         cad: Cad::new(),
+        external_id: None,
     })
 }
 

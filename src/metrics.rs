@@ -1,0 +1,196 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Counted where events are journaled (messages, offers, RONA), timed around
+//! the engine call (commands, including routing) and the journal commit;
+//! gauges (queue depth, open agent sockets) are read from state at scrape
+//! time. **Invariant:** labels are tenant, channel, queue, direction, never
+//! customer data.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use switchboard_core::engine::Engine;
+use switchboard_core::model::Party;
+use switchboard_core::{Event, Output};
+
+/// `inbound` (customer → agents) or `outbound` (agent → customer).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values are lower case on the wire
+pub enum Direction {
+    inbound,
+    outbound,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub tenant: String,
+    pub channel: String,
+    pub direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub tenant: String,
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScriptLabels {
+    pub tenant: String,
+    pub script: String,
+}
+
+fn latency() -> Histogram {
+    // 5 µs to ~40 s.
+    Histogram::new(exponential_buckets(0.000_005, 2.0, 24))
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    pub messages: Family<MessageLabels, Counter>,
+    pub offers: Family<TenantLabels, Counter>,
+    pub rona: Family<TenantLabels, Counter>,
+    pub command_seconds: Histograms<TenantLabels>,
+    pub routing_seconds: Histograms<TenantLabels>,
+    pub script_seconds: Histograms<ScriptLabels>,
+    pub script_errors: Family<ScriptLabels, Counter>,
+    pub commit_seconds: Histogram,
+    pub queue_depth: Family<QueueLabels, Gauge>,
+    pub agent_sockets: Family<TenantLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let m = Metrics {
+            messages: Family::default(),
+            offers: Family::default(),
+            rona: Family::default(),
+            command_seconds: Family::new_with_constructor(latency),
+            routing_seconds: Family::new_with_constructor(latency),
+            script_seconds: Family::new_with_constructor(latency),
+            script_errors: Family::default(),
+            commit_seconds: latency(),
+            queue_depth: Family::default(),
+            agent_sockets: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "messages",
+            "Messages, by channel and direction",
+            m.messages.clone(),
+        );
+        registry.register("offers", "Offers made to agents", m.offers.clone());
+        registry.register(
+            "rona",
+            "Offers not accepted in time (agent put in RONA)",
+            m.rona.clone(),
+        );
+        registry.register(
+            "command_seconds",
+            "Time to run one command in the engine, routing included",
+            m.command_seconds.clone(),
+        );
+        registry.register(
+            "routing_seconds",
+            "Time of one routing decision by the tenant's policy",
+            m.routing_seconds.clone(),
+        );
+        registry.register(
+            "script_seconds",
+            "Time of one call into a tenant script or plugin",
+            m.script_seconds.clone(),
+        );
+        registry.register(
+            "script_errors",
+            "Script or plugin calls that failed and fell back to the built-in behaviour",
+            m.script_errors.clone(),
+        );
+        registry.register(
+            "journal_commit_seconds",
+            "Time from handing events to the journal to their commit",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Conversations waiting in each queue",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "agent_sockets",
+            "Open agent WebSocket connections",
+            m.agent_sockets.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Count what an engine output did.
+    pub fn record(&self, tenant: &str, engine: &Engine, out: &Output) {
+        for e in out.events() {
+            match e {
+                Event::Message {
+                    from, conversation, ..
+                } => {
+                    let direction = match from {
+                        Party::Customer => Direction::inbound,
+                        Party::Agent => Direction::outbound,
+                        Party::System => continue,
+                    };
+                    let channel = engine
+                        .conversation(*conversation)
+                        .map(|c| c.channel.clone())
+                        .unwrap_or_default();
+                    self.messages
+                        .get_or_create(&MessageLabels {
+                            tenant: tenant.to_string(),
+                            channel,
+                            direction,
+                        })
+                        .inc();
+                }
+                Event::Offer { .. } => {
+                    self.offers.get_or_create(&tenant_labels(tenant)).inc();
+                }
+                Event::AgentState { state, .. } if state == "rona" => {
+                    self.rona.get_or_create(&tenant_labels(tenant)).inc();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        if encode(&mut buf, &self.registry).is_err() {
+            buf.clear();
+        }
+        buf
+    }
+}
+
+pub fn tenant_labels(tenant: &str) -> TenantLabels {
+    TenantLabels {
+        tenant: tenant.to_string(),
+    }
+}

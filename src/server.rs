@@ -1,0 +1,101 @@
+//! Assembling a running server from a configuration: the store, recovery
+//! of every tenant, password hashes, sessions, timers; then serving.
+
+use crate::auth::{hash_password, Sessions};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::tenant::{self, Tenant};
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Build the shared state: open the store, recover each tenant from its
+/// journal, hash configured passwords, load live sessions, start timers.
+/// Must run inside a tokio runtime.
+pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
+    let clock = Arc::new(Clock::default());
+    let (store, journal) = Store::open(&cfg.data_dir, cfg.journal_sync)?;
+    let store = Arc::new(store);
+    let metrics = Arc::new(Metrics::default());
+    let mut tenants = HashMap::new();
+    let mut passwords = HashMap::new();
+    for t in &cfg.tenants {
+        let recovered = store
+            .recover(&t.id)
+            .with_context(|| format!("recovering tenant {}", t.id))?;
+        let tenant = Arc::new(Tenant::new(
+            t.clone(),
+            clock.clone(),
+            journal.clone(),
+            recovered,
+            metrics.clone(),
+        )?);
+        tokio::spawn(tenant::run_timers(tenant.clone()));
+        tenants.insert(t.id.clone(), tenant);
+        for a in &t.agents {
+            let hash = match (&a.password_hash, &a.password) {
+                (Some(h), _) => h.clone(),
+                (None, Some(p)) => hash_password(p)?,
+                (None, None) => continue,
+            };
+            passwords.insert((t.id.clone(), a.id.clone()), hash);
+        }
+    }
+    let sessions = Sessions::load(store.clone(), cfg.session_ttl_secs * 1000, clock.now())?;
+    Ok(Arc::new(AppState {
+        tenants,
+        sessions,
+        passwords,
+        admin_token,
+        clock,
+        test_clock: cfg.test_clock,
+        store,
+        metrics,
+    }))
+}
+
+/// Serve until Ctrl-C, printing where to go and how to log in.
+pub async fn run(cfg: Config, demo: bool) -> Result<()> {
+    let (admin_token, generated) = match cfg.admin_token.clone().filter(|t| !t.is_empty()) {
+        Some(t) => (t, false),
+        None => {
+            use rand::RngCore;
+            let mut raw = [0u8; 24];
+            rand::rng().fill_bytes(&mut raw);
+            (hex::encode(raw), true)
+        }
+    };
+    let state = build(&cfg, admin_token.clone())?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Switchboard is listening on http://{addr}");
+    println!("Agent desktop: http://{addr}/");
+    for t in &cfg.tenants {
+        if t.webchat.is_some() {
+            println!("Customer web chat ({}): http://{addr}/chat/{}", t.id, t.id);
+        }
+        for a in &t.agents {
+            match (&a.password, demo) {
+                (Some(p), true) => {
+                    println!("  login: tenant {} / agent {} / password {p}", t.id, a.id)
+                }
+                _ => println!("  agent: tenant {} / agent {}", t.id, a.id),
+            }
+        }
+    }
+    if generated {
+        println!("Admin token (set SWITCHBOARD_ADMIN_TOKEN to choose it): {admin_token}");
+    }
+    tracing::info!(%addr, tenants = cfg.tenants.len(), data_dir = %cfg.data_dir.display(), "serving");
+    axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving HTTP")
+}

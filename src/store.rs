@@ -1,0 +1,342 @@
+//! The journal in SQLite: every event of every tenant, appended in order,
+//! committed before anyone is told (group commit), plus snapshots for fast
+//! start-up and agent sessions.
+//!
+//! **Invariant:** a caller is answered (a webhook acknowledged, an agent's
+//! action confirmed) only after its events are committed; subscribers are
+//! told only after the commit too, in journal order, by the writer thread.
+//! **Boundary:** the store knows events as JSON; it does not interpret them
+//! (recovery deserializes them into core's `Event`).
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use switchboard_core::engine::Snapshot;
+use switchboard_core::model::Millis;
+use switchboard_core::Event;
+
+/// Most jobs committed in one transaction.
+const MAX_GROUP: usize = 1024;
+/// Jobs waiting for the writer before submitters wait (back-pressure).
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+/// How hard SQLite syncs a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// fsync on every commit: nothing acknowledged is lost even on power loss.
+    #[default]
+    Full,
+    /// WAL without fsync per commit: survives a process crash (kill -9),
+    /// may lose the last commits on power loss.
+    Normal,
+}
+
+fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        },
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (
+             tenant TEXT NOT NULL,
+             seq INTEGER NOT NULL,
+             type TEXT NOT NULL,
+             conversation INTEGER,
+             body TEXT NOT NULL,
+             PRIMARY KEY (tenant, seq)
+         );
+         CREATE INDEX IF NOT EXISTS events_by_conversation
+             ON events (tenant, conversation, seq) WHERE conversation IS NOT NULL;
+         CREATE TABLE IF NOT EXISTS snapshots (
+             tenant TEXT NOT NULL,
+             seq INTEGER NOT NULL,
+             body TEXT NOT NULL,
+             PRIMARY KEY (tenant, seq)
+         );
+         CREATE TABLE IF NOT EXISTS sessions (
+             token_hash TEXT PRIMARY KEY,
+             tenant TEXT NOT NULL,
+             agent TEXT NOT NULL,
+             expires_at INTEGER NOT NULL
+         );",
+    )
+    .context("creating tables")?;
+    Ok(conn)
+}
+
+/// One event ready to be written.
+#[derive(Debug)]
+pub struct Row {
+    pub seq: u64,
+    pub kind: &'static str,
+    pub conversation: Option<u64>,
+    pub body: String,
+}
+
+type AfterCommit = Box<dyn FnOnce() + Send>;
+type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+enum Job {
+    Append {
+        tenant: Arc<str>,
+        rows: Vec<Row>,
+        after_commit: AfterCommit,
+        done: Option<Done>,
+    },
+    Snapshot {
+        tenant: Arc<str>,
+        seq: u64,
+        body: String,
+    },
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::SyncSender<Job>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
+}
+
+/// What a tenant had in the journal at start-up.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<Event>,
+    pub last_seq: u64,
+}
+
+/// The database: recovery reads and session storage on one connection; the
+/// journal writer has its own.
+pub struct Store {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Open (or create) `dir/switchboard.db` and start the journal writer.
+    pub fn open(dir: &Path, sync: SyncMode) -> Result<(Store, Journal)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("switchboard.db");
+        let conn = open_connection(&path, sync)?;
+        let writer = open_connection(&path, sync)?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || write_loop(writer, rx))
+            .context("starting the journal writer")?;
+        Ok((
+            Store {
+                conn: std::sync::Mutex::new(conn),
+            },
+            Journal { tx },
+        ))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Every use is a single statement: a panic elsewhere cannot leave
+        // the connection half-used, so a poisoned lock is still sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read a tenant's latest snapshot and the events after it.
+    pub fn recover(&self, tenant: &str) -> Result<Recovered> {
+        let conn = self.conn();
+        let snap: Option<(u64, String)> = conn
+            .query_row(
+                "SELECT seq, body FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
+                params![tenant],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?;
+        let (from, snapshot) = match snap {
+            Some((seq, body)) => (
+                seq,
+                Some(serde_json::from_str(&body).with_context(|| {
+                    format!("tenant {tenant}: snapshot at {seq} is unreadable")
+                })?),
+            ),
+            None => (0, None),
+        };
+        let mut stmt = conn
+            .prepare("SELECT seq, body FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq")?;
+        let mut rows = stmt.query(params![tenant, from as i64])?;
+        let mut events = Vec::new();
+        let mut last_seq = from;
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            let body: String = row.get(1)?;
+            let ev: Event = serde_json::from_str(&body)
+                .with_context(|| format!("tenant {tenant}: event {seq} is unreadable"))?;
+            events.push(ev);
+            last_seq = seq;
+        }
+        let max: Option<i64> = conn.query_row(
+            "SELECT MAX(seq) FROM events WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        last_seq = last_seq.max(max.unwrap_or(0) as u64);
+        Ok(Recovered {
+            snapshot,
+            events,
+            last_seq,
+        })
+    }
+
+    /// The events of one conversation, in order (JSON bodies).
+    pub fn conversation_events(&self, tenant: &str, conversation: u64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT body FROM events WHERE tenant = ?1 AND conversation = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![tenant, conversation as i64], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    pub fn save_session(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        agent: &str,
+        expires_at: Millis,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO sessions (token_hash, tenant, agent, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, tenant, agent, expires_at as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            params![token_hash],
+        )?;
+        Ok(())
+    }
+
+    /// Sessions still valid at `now`: (token hash, tenant, agent, expiry).
+    pub fn live_sessions(&self, now: Millis) -> Result<Vec<(String, String, String, Millis)>> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            params![now as i64],
+        )?;
+        let mut stmt =
+            conn.prepare("SELECT token_hash, tenant, agent, expires_at FROM sessions")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl Journal {
+    /// Queue `rows` for the next commit; `after_commit` runs on the writer
+    /// thread right after it (in journal order), then `done` is answered.
+    /// Blocks only when the writer is far behind (back-pressure).
+    pub fn append(
+        &self,
+        tenant: Arc<str>,
+        rows: Vec<Row>,
+        after_commit: AfterCommit,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let job = Job::Append {
+            tenant,
+            rows,
+            after_commit,
+            done: Some(done),
+        };
+        if let Err(mpsc::SendError(Job::Append { done: Some(d), .. })) = self.tx.send(job) {
+            let _ = d.send(Err("the journal writer has stopped".into()));
+        }
+        rx
+    }
+
+    /// Store a snapshot taken after event `seq`.
+    pub fn snapshot(&self, tenant: Arc<str>, seq: u64, body: String) {
+        let _ = self.tx.send(Job::Snapshot { tenant, seq, body });
+    }
+}
+
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &jobs).map_err(|e| format!("{e:#}"));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, jobs = jobs.len(), "journal commit failed");
+        }
+        for job in jobs {
+            if let Job::Append {
+                after_commit, done, ..
+            } = job
+            {
+                if result.is_ok() {
+                    after_commit();
+                }
+                if let Some(d) = done {
+                    let _ = d.send(result.clone());
+                }
+            }
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut ev = tx.prepare_cached(
+            "INSERT INTO events (tenant, seq, type, conversation, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut snap = tx.prepare_cached(
+            "INSERT OR REPLACE INTO snapshots (tenant, seq, body) VALUES (?1, ?2, ?3)",
+        )?;
+        for job in jobs {
+            match job {
+                Job::Append { tenant, rows, .. } => {
+                    for r in rows {
+                        ev.execute(params![
+                            tenant.as_ref(),
+                            r.seq as i64,
+                            r.kind,
+                            r.conversation.map(|c| c as i64),
+                            r.body
+                        ])?;
+                    }
+                }
+                Job::Snapshot { tenant, seq, body } => {
+                    snap.execute(params![tenant.as_ref(), *seq as i64, body])?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
