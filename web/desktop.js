@@ -927,7 +927,7 @@
       var over = n > MAX_CHARS;
       var wasOver = $('counter').classList.contains('over');
       if (over && !wasOver) c.error = t('tooLong', { max: MAX_CHARS });
-      if (!over && c.error === t('tooLong', { max: MAX_CHARS })) c.error = '';
+      if (!over) c.error = '';
       $('compose-error').textContent = c.error;
     }
     updateCounter();
