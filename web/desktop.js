@@ -40,7 +40,8 @@
     reconnectTimer: null,
     names: new Map(),     // agent id -> display name
     directory: { queues: [], agents: [] },
-    rendered: { conv: null, count: 0 }
+    rendered: { conv: null, count: 0 },
+    loginMessage: null    // i18n key of the message shown in the login dialog
   };
 
   function newConv(id) {
@@ -205,8 +206,12 @@
     if (!$('login-agent').value && last && last.agent) $('login-agent').value = last.agent;
     $('login-password').value = '';
     $('login-error').textContent = '';
+    S.loginMessage = messageKey;
     $('login-message').textContent = messageKey ? t(messageKey) : '';
     $('login-message').hidden = !messageKey;
+    // After a refused token the screen stays visible behind the dialog.
+    d.classList.toggle('relogin', messageKey === 'sessionExpired');
+    $('login-lang').value = I18N.lang();
     if (!d.open) d.showModal();
     var first = !$('login-tenant').value ? 'login-tenant' : (!$('login-agent').value ? 'login-agent' : 'login-password');
     $(first).focus();
@@ -1167,8 +1172,15 @@
     $('logout').addEventListener('click', logout);
     $('state-select').addEventListener('change', changeState);
     $('rona-available').addEventListener('click', function () { setState({ state: 'available' }); });
+    $('login-lang').addEventListener('change', function () {
+      $('lang').value = $('login-lang').value;
+      $('lang').dispatchEvent(new Event('change'));
+    });
     $('lang').addEventListener('change', function () {
       I18N.setLang($('lang').value);
+      $('login-lang').value = $('lang').value;
+      $('login-message').textContent = S.loginMessage ? t(S.loginMessage) : '';
+      if (!$('session-banner').hidden) $('session-banner').textContent = t('sessionExpired');
       setConn($('conn').dataset.state);
       renderAll();
       if ($('wrapup-dialog').open) renderWrapup();
