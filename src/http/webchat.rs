@@ -104,6 +104,8 @@ async fn events(
     check_visitor(&q.visitor)?;
     Ok(ws
         .max_message_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| visitor_socket(socket, t, q.visitor)))
 }
 

@@ -6,8 +6,37 @@
 //! - `Masker::mask(&self, &str) -> Cow<'_, str>`
 //! - `Masker::find(&self, &str) -> Vec<Span>`
 //! - `Masker::mask_with_spans(&self, &str) -> (String, Vec<Span>)`
+//!
+//! How it works: one forward scan over the bytes (`scan.rs`) stops only at
+//! ASCII digits and `@`, hands each stop to small validating parsers
+//! (`number.rs`, `iban.rs`, `email.rs`) and collects candidates; tenant
+//! patterns add theirs with their own regexes. Overlapping candidates are
+//! then resolved (e-mail addresses first, then longest first, then the most
+//! specific kind: card, IBAN and SSN before tenant patterns and phone
+//! numbers; see `resolve`), and the winners are rendered (CONTRACT.md, "Masking rules"):
+//! - e-mail: first character of the local part, one `*` per other
+//!   character of it (characters, not bytes), then `@domain` unchanged;
+//! - everything else (the "number rule"): white space removed, then every
+//!   character but the last four replaced by `*`.
+//!
+//! **Invariants:** text outside the spans is copied unchanged; spans are
+//! sorted, never overlap and lie on char boundaries; no input panics;
+//! with the default detectors `mask(mask(x)) == mask(x)` (a masked item
+//! is either not found again, or found and rendered to the same text).
+//! Tenant patterns are the tenant's own regexes: idempotence then depends
+//! on them (a pattern that matches its own masked form keeps it as is, as
+//! long as it matches it whole).
 
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+mod email;
+mod iban;
+mod number;
+mod scan;
+
+use scan::{Cand, Det};
 
 /// Kind of a detected sensitive item; serialized as `card`, `iban`, `ssn`,
 /// `email`, `phone` or the tenant pattern's name.
@@ -34,12 +63,37 @@ impl Kind {
     }
 }
 
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A detected item: byte offsets into the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
     pub start: usize,
     pub end: usize,
     pub kind: Kind,
+}
+
+/// Serialized as `{"start": B, "end": B, "kind": "card"}` (the
+/// `switchboard mask --json` form).
+impl serde::Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Span", 3)?;
+        st.serialize_field("start", &self.start)?;
+        st.serialize_field("end", &self.end)?;
+        st.serialize_field("kind", self.kind.as_str())?;
+        st.end()
+    }
 }
 
 /// A tenant's own pattern (e.g. loyalty numbers), rendered with the number rule.
@@ -55,26 +109,240 @@ pub enum MaskError {
     BadPattern { name: String, message: String },
 }
 
-/// The masking engine. Cheap to clone and share (`Send + Sync`).
-#[derive(Debug, Clone, Default)]
-pub struct Masker {
-    _private: (),
+/// Compiled tenant patterns; shared by every clone of a [`Masker`].
+#[derive(Debug, Default)]
+struct Inner {
+    tenant: Vec<(String, regex::Regex)>,
 }
 
+/// The masking engine. Cheap to clone and share (`Send + Sync`): clones
+/// share the compiled tenant patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    inner: Arc<Inner>,
+}
+
+/// Largest compiled size of one tenant regex (bytes).
+const TENANT_REGEX_SIZE_LIMIT: usize = 1 << 20;
+
 impl Masker {
-    pub fn new(_patterns: &[TenantPattern]) -> Result<Self, MaskError> {
-        Ok(Self::default())
+    /// The default detectors plus the tenant's patterns. A pattern whose
+    /// regex does not compile (or whose name is empty) is an error naming
+    /// it.
+    pub fn new(patterns: &[TenantPattern]) -> Result<Self, MaskError> {
+        let mut tenant = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            if p.name.trim().is_empty() {
+                return Err(MaskError::BadPattern {
+                    name: p.name.clone(),
+                    message: "the pattern needs a name".into(),
+                });
+            }
+            let re = regex::RegexBuilder::new(&p.regex)
+                .size_limit(TENANT_REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| MaskError::BadPattern {
+                    name: p.name.clone(),
+                    message: e.to_string(),
+                })?;
+            tenant.push((p.name.clone(), re));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner { tenant }),
+        })
     }
 
-    pub fn find(&self, _text: &str) -> Vec<Span> {
-        Vec::new()
+    /// True when `text` certainly holds nothing to mask, decided without
+    /// running the detectors: no ASCII digit and no `@` (what every
+    /// built-in item needs) and no tenant pattern configured. False means
+    /// "maybe": call [`Masker::find`] or [`Masker::mask`].
+    pub fn is_clean_fast(&self, text: &str) -> bool {
+        self.inner.tenant.is_empty() && scan::nothing_to_scan(text.as_bytes())
     }
 
+    /// The items to mask in `text`: sorted, non-overlapping, byte offsets.
+    pub fn find(&self, text: &str) -> Vec<Span> {
+        self.candidates(text)
+            .into_iter()
+            .map(|c| self.span(c))
+            .collect()
+    }
+
+    /// `text` with every item masked; borrowed when that changes nothing.
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        Cow::Borrowed(text)
+        let found = self.candidates(text);
+        if found.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let masked = render(text, &found);
+        // Already-masked items (`m******@gmail.com`) render to themselves.
+        if masked == text {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(masked)
     }
 
+    /// The masked text and the items found (offsets into `text`).
     pub fn mask_with_spans(&self, text: &str) -> (String, Vec<Span>) {
-        (text.to_string(), Vec::new())
+        let found = self.candidates(text);
+        let masked = if found.is_empty() {
+            text.to_owned()
+        } else {
+            render(text, &found)
+        };
+        (masked, found.into_iter().map(|c| self.span(c)).collect())
+    }
+
+    fn span(&self, c: Cand) -> Span {
+        let kind = match c.det {
+            // Filtered out by `candidates`.
+            Det::Keep => Kind::Custom(String::new()),
+            Det::Card => Kind::Card,
+            Det::Iban => Kind::Iban,
+            Det::Ssn => Kind::Ssn,
+            Det::Email => Kind::Email,
+            Det::Phone => Kind::Phone,
+            Det::Tenant(i) => Kind::Custom(
+                self.inner
+                    .tenant
+                    .get(i)
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        Span {
+            start: c.start,
+            end: c.end,
+            kind,
+        }
+    }
+
+    /// All winning candidates, sorted by start.
+    fn candidates(&self, text: &str) -> Vec<Cand> {
+        let mut found = Vec::new();
+        if !scan::nothing_to_scan(text.as_bytes()) {
+            scan::scan(text, &mut found);
+        }
+        for (i, (_, re)) in self.inner.tenant.iter().enumerate() {
+            found.extend(re.find_iter(text).filter(|m| !m.is_empty()).map(|m| Cand {
+                start: m.start(),
+                end: m.end(),
+                det: Det::Tenant(i),
+            }));
+        }
+        let mut kept = resolve(text, found);
+        kept.retain(|c| c.det != Det::Keep);
+        kept
+    }
+}
+
+/// Keeps a non-overlapping subset of the candidates, sorted by start.
+///
+/// E-mail addresses are taken first, then the other candidates longest
+/// first, then the most specific ([`Det::rank`]), then the leftmost. Why
+/// e-mail first: a number can only overlap an address by running into its
+/// local part (`… 456 7890+x@y.fr`); if the number won, the second pass
+/// would find the address again, now starting in the number's visible last
+/// four, and mask it, so masking would not be idempotent. Every shorter
+/// valid prefix of the number is a candidate too, so the part before the
+/// address is still masked.
+///
+/// Length is counted in characters, not bytes: masking an address keeps
+/// its character count (a multi-byte letter becomes one `*`), so two
+/// overlapping addresses (`a@b.cd@ef.gh`) compare the same way on the
+/// second pass.
+fn resolve(text: &str, c: Vec<Cand>) -> Vec<Cand> {
+    if c.len() <= 1 {
+        return c;
+    }
+    let mut keyed: Vec<(usize, Cand)> = c
+        .into_iter()
+        .map(|x| (text.get(x.start..x.end).map_or(0, |s| s.chars().count()), x))
+        .collect();
+    keyed.sort_unstable_by(|(la, a), (lb, b)| {
+        (b.det == Det::Email)
+            .cmp(&(a.det == Det::Email))
+            .then(lb.cmp(la))
+            .then(b.det.rank().cmp(&a.det.rank()))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Cand> = Vec::with_capacity(keyed.len());
+    for (_, x) in keyed {
+        let pos = kept.partition_point(|k| k.start < x.start);
+        let clear_left = pos == 0 || kept[pos - 1].end <= x.start;
+        let clear_right = pos == kept.len() || x.end <= kept[pos].start;
+        if clear_left && clear_right {
+            kept.insert(pos, x);
+        }
+    }
+    kept
+}
+
+/// `text` with each (sorted, non-overlapping) candidate rendered.
+fn render(text: &str, found: &[Cand]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for c in found {
+        let (Some(gap), Some(item)) = (text.get(last..c.start), text.get(c.start..c.end)) else {
+            // Unreachable: candidates are sorted, disjoint and on char
+            // boundaries. Stay safe anyway: keep the text as it is.
+            continue;
+        };
+        out.push_str(gap);
+        if c.det.is_number_rule() {
+            render_number(&mut out, item);
+        } else {
+            render_email(&mut out, item);
+        }
+        last = c.end;
+    }
+    out.push_str(text.get(last..).unwrap_or_default());
+    out
+}
+
+/// White space removed, then all characters but the last four starred.
+fn render_number(out: &mut String, item: &str) {
+    let n = item.chars().filter(|c| !c.is_whitespace()).count();
+    let keep_from = n.saturating_sub(4);
+    for (k, ch) in item.chars().filter(|c| !c.is_whitespace()).enumerate() {
+        out.push(if k < keep_from { '*' } else { ch });
+    }
+}
+
+/// First character of the local part, a `*` per other character of it,
+/// then the `@` and the domain unchanged.
+fn render_email(out: &mut String, item: &str) {
+    let Some(at) = item.find('@') else {
+        render_number(out, item);
+        return;
+    };
+    let (local, domain) = item.split_at(at);
+    let mut chars = local.chars();
+    if let Some(first) = chars.next() {
+        out.push(first);
+        out.extend(chars.map(|_| '*'));
+    }
+    out.push_str(domain);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn masker_is_send_sync_clone() {
+        assert_send_sync_clone::<Masker>();
+    }
+
+    #[test]
+    fn contract_examples() {
+        let m = Masker::default();
+        assert_eq!(m.mask("melissa@gmail.com"), "m******@gmail.com");
+        assert_eq!(m.mask("+447966197542"), "*********7542");
+        assert_eq!(m.mask("+ 1 (123) 456 7890"), "**********7890");
+        assert_eq!(m.mask("4111 1111 1111 1111"), "************1111");
+        assert_eq!(m.mask("123-45-6789"), "*******6789");
     }
 }

@@ -1,0 +1,557 @@
+//! Load generator: simulated customers send signed Messenger webhooks (or
+//! web chat messages), simulated agents hold WebSockets, accept offers and
+//! reply; a local stand-in Graph API receives the replies. Reports
+//! throughput, latency percentiles, errors and the server's peak memory.
+//!
+//! Everything runs on loopback against the real release binary:
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example loadgen -- --rate 5000 --duration 10
+//! cargo run --release --example loadgen -- --rate 1000 --duration 10     # latency at 1k msg/s
+//! cargo run --release --example loadgen -- --rate 0 --idle-sockets 10000 # 10k agent sockets
+//! ```
+//! Requests loop for a bounded time and stop by themselves.
+
+use clap::Parser;
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Load generator for Switchboard (loopback only)")]
+struct Args {
+    /// The server binary to start.
+    #[arg(long, default_value = "target/release/switchboard")]
+    server: PathBuf,
+    /// Target inbound messages per second (0: send none).
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Working agents (each with its own WebSocket).
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Concurrent conversations per agent.
+    #[arg(long, default_value_t = 50)]
+    capacity: u32,
+    /// Distinct customers (one open conversation each).
+    #[arg(long, default_value_t = 2000)]
+    customers: usize,
+    /// Agents answer one customer message in N.
+    #[arg(long, default_value_t = 10)]
+    reply_every: u64,
+    /// `messenger` (signed webhooks) or `webchat`.
+    #[arg(long, default_value = "messenger")]
+    channel: String,
+    /// Journal sync mode: `full` or `normal`.
+    #[arg(long, default_value = "full")]
+    sync: String,
+    /// Reload the tenant's scripts every N ms during the run (0: never).
+    #[arg(long, default_value_t = 0)]
+    reload_every_ms: u64,
+    /// Extra agents that only hold a WebSocket open (memory test).
+    #[arg(long, default_value_t = 0)]
+    idle_sockets: usize,
+    /// Concurrent HTTP senders.
+    #[arg(long, default_value_t = 64)]
+    senders: usize,
+}
+
+const SECRET: &str = "load-secret";
+const ADMIN: &str = "load-admin";
+const PAGE: &str = "4242";
+
+/// Latency samples in microseconds.
+#[derive(Default)]
+struct Samples(Mutex<Vec<u64>>);
+
+impl Samples {
+    fn add(&self, d: Duration) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(d.as_micros() as u64);
+        }
+    }
+    fn report(&self, name: &str) {
+        let mut v = self.0.lock().map(|v| v.clone()).unwrap_or_default();
+        if v.is_empty() {
+            println!("{name:<34} no samples");
+            return;
+        }
+        v.sort_unstable();
+        let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)] as f64 / 1000.0;
+        println!(
+            "{name:<34} n={:<7} p50={:>8.2} ms  p90={:>8.2} ms  p99={:>8.2} ms  p99.9={:>8.2} ms  max={:>8.2} ms",
+            v.len(),
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(0.999),
+            *v.last().unwrap_or(&0) as f64 / 1000.0
+        );
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    errors: AtomicU64,
+    delivered: AtomicU64,
+    replies: AtomicU64,
+    reply_errors: AtomicU64,
+    graph_received: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    ack: Samples,
+    to_agent: Samples,
+    to_graph: Samples,
+    /// Send instant of each inbound message id.
+    sent_at: Mutex<HashMap<u64, Instant>>,
+    /// Send instant of each agent reply id.
+    reply_at: Mutex<HashMap<u64, Instant>>,
+}
+
+fn cheap_hash() -> String {
+    // Load agents log in by the thousand: a deliberately cheap argon2 hash
+    // (the PHC string carries its parameters), not a production setting.
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(8, 1, 1, None).expect("argon2 params");
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"loadgen-salt-123").expect("salt");
+    a.hash_password(b"load", &salt).expect("hash").to_string()
+}
+
+fn config(args: &Args, graph: &str, dir: &std::path::Path) -> String {
+    let hash = cheap_hash();
+    let mut s = format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = {data:?}
+admin_token = "{ADMIN}"
+journal_sync = "{sync}"
+
+[[tenants]]
+id = "load"
+mask = true
+default_queue = "support"
+
+[[tenants.queues]]
+id = "support"
+rona_timeout_ms = 600000
+
+[[tenants.queues]]
+id = "idle"
+
+[tenants.webchat]
+queue = "support"
+
+[tenants.messenger]
+verify_token = "load-verify"
+app_secret = "{SECRET}"
+page_id = "{PAGE}"
+page_name = "Load Page"
+access_token = "load-access"
+graph_api_base = "{graph}"
+graph_api_version = "v21.0"
+queue = "support"
+"#,
+        data = dir.join("data"),
+        sync = args.sync,
+    );
+    for i in 0..args.agents {
+        s += &format!(
+            "\n[[tenants.agents]]\nid = \"a{i}\"\npassword_hash = \"{hash}\"\ncapacity = {}\nqueues = [\"support\"]\n",
+            args.capacity
+        );
+    }
+    for i in 0..args.idle_sockets {
+        s += &format!(
+            "\n[[tenants.agents]]\nid = \"idle{i}\"\npassword_hash = \"{hash}\"\ncapacity = 1\nqueues = [\"idle\"]\n"
+        );
+    }
+    s
+}
+
+/// The stand-in Graph API: records when each reply arrives.
+async fn graph_api(stats: Arc<Stats>) -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/{version}/me/messages",
+        post(move |body: axum::Json<Value>| {
+            let stats = stats.clone();
+            async move {
+                stats.graph_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = body["message"]["text"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("R "))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    let at = stats.reply_at.lock().ok().and_then(|mut m| m.remove(&id));
+                    if let Some(at) = at {
+                        stats.to_graph.add(at.elapsed());
+                    }
+                }
+                axum::Json(json!({"recipient_id": body["recipient"]["id"], "message_id": "m_load"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind graph");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn login(http: &reqwest::Client, base: &str, agent: &str) -> Option<String> {
+    let v: Value = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"tenant": "load", "agent": agent, "password": "load"}))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["token"].as_str().map(str::to_string)
+}
+
+async fn run_agent(http: reqwest::Client, base: String, agent: String, stats: Arc<Stats>, reply_every: u64, stop: Arc<tokio::sync::Notify>) {
+    let Some(token) = login(&http, &base, &agent).await else {
+        eprintln!("login failed for {agent}");
+        return;
+    };
+    let ws_url = format!("{}/api/agent/events?token={token}", base.replacen("http", "ws", 1));
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&ws_url).await else {
+        eprintln!("websocket failed for {agent}");
+        return;
+    };
+    let _ = http
+        .put(format!("{base}/api/agent/state"))
+        .bearer_auth(&token)
+        .json(&json!({"state": "available"}))
+        .send()
+        .await;
+    let next_reply = Arc::new(AtomicU64::new(1_000_000_000));
+    loop {
+        let frame = tokio::select! {
+            f = ws.next() => f,
+            _ = stop.notified() => break,
+        };
+        let Some(Ok(Message::Text(t))) = frame else {
+            if frame.is_none() {
+                break;
+            }
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+        match v["type"].as_str() {
+            Some("offer") => {
+                let id = v["conversation"].as_u64().unwrap_or(0);
+                let (http, base, token) = (http.clone(), base.clone(), token.clone());
+                tokio::spawn(async move {
+                    let _ = http
+                        .post(format!("{base}/api/conversations/{id}/accept"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await;
+                });
+            }
+            Some("conversation_started") => {
+                // Messages that arrived before acceptance come in the transcript.
+                if let Some(msgs) = v["messages"].as_array() {
+                    for m in msgs {
+                        observe(&stats, m["text"].as_str());
+                    }
+                }
+            }
+            Some("message") if v["from"] == "customer" => {
+                let n = observe(&stats, v["text"].as_str());
+                if let Some(n) = n.filter(|n| n % reply_every == 0) {
+                    let conv = v["conversation"].as_u64().unwrap_or(0);
+                    let rid = next_reply.fetch_add(1, Ordering::Relaxed) + n;
+                    if let Ok(mut m) = stats.reply_at.lock() {
+                        m.insert(rid, Instant::now());
+                    }
+                    let (http, base, token, stats) = (http.clone(), base.clone(), token.clone(), stats.clone());
+                    tokio::spawn(async move {
+                        let r = http
+                            .post(format!("{base}/api/conversations/{conv}/messages"))
+                            .bearer_auth(&token)
+                            .json(&json!({"text": format!("R {rid}")}))
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().is_success() => stats.replies.fetch_add(1, Ordering::Relaxed),
+                            _ => stats.reply_errors.fetch_add(1, Ordering::Relaxed),
+                        };
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Record the webhook → agent latency of an inbound message `L <n>`.
+fn observe(stats: &Stats, text: Option<&str>) -> Option<u64> {
+    let n = text?.strip_prefix("L ")?.parse::<u64>().ok()?;
+    let at = stats.sent_at.lock().ok().and_then(|mut m| m.remove(&n));
+    if let Some(at) = at {
+        stats.delivered.fetch_add(1, Ordering::Relaxed);
+        stats.to_agent.add(at.elapsed());
+    }
+    Some(n)
+}
+
+fn webhook_body(psid: &str, n: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    json!({"object": "page", "entry": [{"id": PAGE, "time": now, "messaging": [{
+        "sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": now,
+        "message": {"mid": format!("m_{n}"), "text": format!("L {n}")}
+    }]}]})
+    .to_string()
+}
+
+fn sign(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let stats = Arc::new(Stats::default());
+    let graph = graph_api(stats.clone()).await;
+    let dir = std::env::temp_dir().join(format!("switchboard-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg = dir.join("load.toml");
+    std::fs::write(&cfg, config(&args, &graph, &dir)).expect("write config");
+    let mut child = Command::new(&args.server)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e} (cargo build --release first)", args.server.display()));
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(b) = l.strip_prefix("Switchboard is listening on ") {
+                    break b.trim().to_string();
+                }
+            }
+            _ => panic!("the server did not start"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.senders * 2)
+        .build()
+        .expect("client");
+    println!(
+        "server pid {pid} at {base}; {} agents x {} capacity, {} customers, channel {}, journal sync {}",
+        args.agents, args.capacity, args.customers, args.channel, args.sync
+    );
+
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut agent_tasks = Vec::new();
+    let started = Instant::now();
+    for i in 0..args.agents {
+        agent_tasks.push(tokio::spawn(run_agent(
+            http.clone(),
+            base.clone(),
+            format!("a{i}"),
+            stats.clone(),
+            args.reply_every,
+            stop.clone(),
+        )));
+    }
+    // Idle desktops: log in and hold the socket.
+    let mut idle = Vec::new();
+    for chunk in (0..args.idle_sockets).collect::<Vec<_>>().chunks(256) {
+        let mut batch = Vec::new();
+        for &i in chunk {
+            let (http, base) = (http.clone(), base.clone());
+            batch.push(tokio::spawn(async move {
+                let token = login(&http, &base, &format!("idle{i}")).await?;
+                let url = format!("{}/api/agent/events?token={token}", base.replacen("http", "ws", 1));
+                tokio_tungstenite::connect_async(&url).await.ok().map(|(ws, _)| ws)
+            }));
+        }
+        for b in batch {
+            if let Ok(Some(ws)) = b.await {
+                idle.push(ws);
+            }
+        }
+    }
+    if args.idle_sockets > 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!(
+            "idle agent sockets open: {} in {:.1} s; server RSS {:.1} MiB (peak {:.1} MiB)",
+            idle.len(),
+            started.elapsed().as_secs_f64(),
+            rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+            rss_kib(pid, "VmHWM:") as f64 / 1024.0
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Reloads during the run.
+    let reloader = (args.reload_every_ms > 0).then(|| {
+        let (http, base, stats) = (http.clone(), base.clone(), stats.clone());
+        let every = Duration::from_millis(args.reload_every_ms);
+        let until = Instant::now() + Duration::from_secs(args.duration);
+        tokio::spawn(async move {
+            while Instant::now() < until {
+                tokio::time::sleep(every).await;
+                let r = http
+                    .post(format!("{base}/admin/tenants/load/reload"))
+                    .bearer_auth(ADMIN)
+                    .send()
+                    .await;
+                stats.reloads.fetch_add(1, Ordering::Relaxed);
+                if !matches!(&r, Ok(r) if r.status().is_success()) {
+                    stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+
+    // Senders: each paces its share of the rate.
+    let send_start = Instant::now();
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    if args.rate > 0 {
+        let per_sender = args.rate as f64 / args.senders as f64;
+        let total = args.rate * args.duration;
+        for _ in 0..args.senders {
+            let (http, base, stats, counter, a) = (http.clone(), base.clone(), stats.clone(), counter.clone(), args.clone());
+            senders.push(tokio::spawn(async move {
+                let interval = Duration::from_secs_f64(1.0 / per_sender);
+                let mut next = Instant::now();
+                loop {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    if n >= total || send_start.elapsed() > Duration::from_secs(a.duration + 5) {
+                        break;
+                    }
+                    let psid = format!("{}", 10_000 + n % a.customers as u64);
+                    if let Ok(mut m) = stats.sent_at.lock() {
+                        m.insert(n, Instant::now());
+                    }
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    let r = if a.channel == "webchat" {
+                        http.post(format!("{base}/channels/webchat/load/messages"))
+                            .json(&json!({"visitor": psid, "text": format!("L {n}")}))
+                            .send()
+                            .await
+                    } else {
+                        let body = webhook_body(&psid, n);
+                        http.post(format!("{base}/channels/messenger/load/webhook"))
+                            .header("content-type", "application/json")
+                            .header("x-hub-signature-256", sign(&body))
+                            .body(body)
+                            .send()
+                            .await
+                    };
+                    match r {
+                        Ok(r) if r.status().is_success() => {
+                            stats.acked.fetch_add(1, Ordering::Relaxed);
+                            stats.ack.add(t0.elapsed());
+                        }
+                        _ => {
+                            stats.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    next += interval;
+                    let now = Instant::now();
+                    if next > now {
+                        tokio::time::sleep(next - now).await;
+                    } else {
+                        next = now;
+                    }
+                }
+            }));
+        }
+    }
+    for s in senders {
+        let _ = s.await;
+    }
+    let send_secs = send_start.elapsed().as_secs_f64();
+    // Let deliveries drain (bounded).
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < drain_until
+        && stats.delivered.load(Ordering::Relaxed) < stats.acked.load(Ordering::Relaxed)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(r) = reloader {
+        let _ = r.await;
+    }
+    let peak = rss_kib(pid, "VmHWM:");
+    stop.notify_waiters();
+    let acked = stats.acked.load(Ordering::Relaxed);
+    println!("--- results ({} s of sending)", format_args!("{send_secs:.1}"));
+    println!(
+        "inbound: sent {} acked {} errors {}  => {:.0} msg/s acknowledged",
+        stats.sent.load(Ordering::Relaxed),
+        acked,
+        stats.errors.load(Ordering::Relaxed),
+        acked as f64 / send_secs
+    );
+    println!(
+        "delivered to agents {}  replies {} (errors {})  received by Graph API {}",
+        stats.delivered.load(Ordering::Relaxed),
+        stats.replies.load(Ordering::Relaxed),
+        stats.reply_errors.load(Ordering::Relaxed),
+        stats.graph_received.load(Ordering::Relaxed)
+    );
+    if args.reload_every_ms > 0 {
+        println!(
+            "reloads {} failed {}",
+            stats.reloads.load(Ordering::Relaxed),
+            stats.reload_failures.load(Ordering::Relaxed)
+        );
+    }
+    stats.ack.report("webhook acknowledged");
+    stats.to_agent.report("webhook in -> agent WebSocket");
+    stats.to_graph.report("agent reply -> Graph API request");
+    println!("server peak RSS {:.1} MiB", peak as f64 / 1024.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(idle);
+    for t in agent_tasks {
+        t.abort();
+    }
+}
