@@ -204,7 +204,9 @@ async fn graph_api(stats: Arc<Stats>) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind graph");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind graph");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -237,12 +239,22 @@ async fn login(http: &reqwest::Client, base: &str, agent: &str) -> Option<String
     v["token"].as_str().map(str::to_string)
 }
 
-async fn run_agent(http: reqwest::Client, base: String, agent: String, stats: Arc<Stats>, reply_every: u64, stop: Arc<tokio::sync::Notify>) {
+async fn run_agent(
+    http: reqwest::Client,
+    base: String,
+    agent: String,
+    stats: Arc<Stats>,
+    reply_every: u64,
+    stop: Arc<tokio::sync::Notify>,
+) {
     let Some(token) = login(&http, &base, &agent).await else {
         eprintln!("login failed for {agent}");
         return;
     };
-    let ws_url = format!("{}/api/agent/events?token={token}", base.replacen("http", "ws", 1));
+    let ws_url = format!(
+        "{}/api/agent/events?token={token}",
+        base.replacen("http", "ws", 1)
+    );
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&ws_url).await else {
         eprintln!("websocket failed for {agent}");
         return;
@@ -265,7 +277,9 @@ async fn run_agent(http: reqwest::Client, base: String, agent: String, stats: Ar
             }
             continue;
         };
-        let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&t) else {
+            continue;
+        };
         match v["type"].as_str() {
             Some("offer") => {
                 let id = v["conversation"].as_u64().unwrap_or(0);
@@ -294,7 +308,8 @@ async fn run_agent(http: reqwest::Client, base: String, agent: String, stats: Ar
                     if let Ok(mut m) = stats.reply_at.lock() {
                         m.insert(rid, Instant::now());
                     }
-                    let (http, base, token, stats) = (http.clone(), base.clone(), token.clone(), stats.clone());
+                    let (http, base, token, stats) =
+                        (http.clone(), base.clone(), token.clone(), stats.clone());
                     tokio::spawn(async move {
                         let r = http
                             .post(format!("{base}/api/conversations/{conv}/messages"))
@@ -303,7 +318,9 @@ async fn run_agent(http: reqwest::Client, base: String, agent: String, stats: Ar
                             .send()
                             .await;
                         match r {
-                            Ok(r) if r.status().is_success() => stats.replies.fetch_add(1, Ordering::Relaxed),
+                            Ok(r) if r.status().is_success() => {
+                                stats.replies.fetch_add(1, Ordering::Relaxed)
+                            }
                             _ => stats.reply_errors.fetch_add(1, Ordering::Relaxed),
                         };
                     });
@@ -359,7 +376,12 @@ async fn main() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e} (cargo build --release first)", args.server.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "start {}: {e} (cargo build --release first)",
+                args.server.display()
+            )
+        });
     let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let base = loop {
@@ -403,8 +425,14 @@ async fn main() {
             let (http, base) = (http.clone(), base.clone());
             batch.push(tokio::spawn(async move {
                 let token = login(&http, &base, &format!("idle{i}")).await?;
-                let url = format!("{}/api/agent/events?token={token}", base.replacen("http", "ws", 1));
-                tokio_tungstenite::connect_async(&url).await.ok().map(|(ws, _)| ws)
+                let url = format!(
+                    "{}/api/agent/events?token={token}",
+                    base.replacen("http", "ws", 1)
+                );
+                tokio_tungstenite::connect_async(&url)
+                    .await
+                    .ok()
+                    .map(|(ws, _)| ws)
             }));
         }
         for b in batch {
@@ -454,7 +482,13 @@ async fn main() {
         let per_sender = args.rate as f64 / args.senders as f64;
         let total = args.rate * args.duration;
         for _ in 0..args.senders {
-            let (http, base, stats, counter, a) = (http.clone(), base.clone(), stats.clone(), counter.clone(), args.clone());
+            let (http, base, stats, counter, a) = (
+                http.clone(),
+                base.clone(),
+                stats.clone(),
+                counter.clone(),
+                args.clone(),
+            );
             senders.push(tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(1.0 / per_sender);
                 let mut next = Instant::now();
@@ -521,7 +555,10 @@ async fn main() {
     let peak = rss_kib(pid, "VmHWM:");
     stop.notify_waiters();
     let acked = stats.acked.load(Ordering::Relaxed);
-    println!("--- results ({} s of sending)", format_args!("{send_secs:.1}"));
+    println!(
+        "--- results ({} s of sending)",
+        format_args!("{send_secs:.1}")
+    );
     println!(
         "inbound: sent {} acked {} errors {}  => {:.0} msg/s acknowledged",
         stats.sent.load(Ordering::Relaxed),

@@ -17,6 +17,16 @@ use reqwest::Method;
 const GREY_BUBBLE: &str = "rgba(236, 239, 243, 1)";
 const BLUE_BUBBLE: &str = "rgba(27, 110, 243, 1)";
 
+/// Desktop notifications in headless Chromium cannot be granted by a user:
+/// the browser's `Notification` API is replaced by a recorder with
+/// permission granted, so a test sees what the page would show.
+const RECORD_NOTIFICATIONS: &str = "window.__notes = []; \
+    window.Notification = function (title, opts) { \
+        window.__notes.push({title: title, body: opts && opts.body}); \
+        this.close = function () {}; \
+    }; \
+    window.Notification.permission = 'granted'; return true;";
+
 /// The conversation id of the first offer popup shown on `page`.
 async fn first_offer(page: &Page) -> u64 {
     let offer = page.shown("#offers .offer").await;
@@ -442,23 +452,31 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
     alice.login(&server.base, "alice").await;
     // Desktop notifications: the browser's API stands in with permission
     // granted, recording what the page shows.
-    alice
-        .js("window.__notes = []; window.Notification = function (title, opts) { window.__notes.push({title: title, body: opts && opts.body}); this.close = function () {}; }; window.Notification.permission = 'granted'; return true;")
-        .await;
+    alice.js(RECORD_NOTIFICATIONS).await;
     alice.set_available().await;
 
+    // Two customers write: two offer popups wait at once, each notified.
     let id = server.customer_says("v-rona", "Sam Lee", "hello?").await;
+    let id2 = server
+        .customer_says("v-rona-2", "Kim Park", "anyone?")
+        .await;
     alice.shown(&Page::offer(id)).await;
+    alice.shown(&Page::offer(id2)).await;
     alice
-        .until_js("a desktop notification", "window.__notes.length === 1")
+        .until_js("two desktop notifications", "window.__notes.length === 2")
         .await;
     let note = alice.js("return window.__notes[0]").await;
     assert_eq!(note["title"], "New request — Support");
     assert_eq!(note["body"], "hello?");
+    assert_eq!(
+        alice.js("return document.title").await,
+        "(2) Switchboard — new request"
+    );
 
     // Nobody accepts within the queue's 30 s: RONA, shown clearly.
     server.advance(30_001).await;
     alice.gone(&Page::offer(id)).await;
+    alice.gone(&Page::offer(id2)).await;
     alice
         .shown_with_text("#rona-banner", "did not answer a request in time")
         .await;
@@ -474,10 +492,21 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
             .await,
         "rona"
     );
-    // In RONA no request comes, even though one is waiting.
+    // In RONA no request comes, even for a new customer.
+    let id3 = server.customer_says("v-rona-3", "Lea Roy", "bonjour").await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    let queued = list
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .filter(|c| c["state"] == "queued")
+        .count();
+    assert_eq!(queued, 3, "{list}");
     assert!(alice.visible_text().await.contains("No request waiting."));
 
-    // The way back: the banner's button. The waiting customer is offered
+    // The way back: the banner's button. The waiting customers are offered
     // again at once.
     alice.click("#rona-available").await;
     alice.gone("#rona-banner").await;
@@ -487,7 +516,26 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
             "document.body.dataset.agentState === 'available'",
         )
         .await;
-    alice.shown(&Page::offer(id)).await;
+    for c in [id, id2, id3] {
+        alice.shown(&Page::offer(c)).await;
+    }
+
+    // Several conversations at once, listed on the left.
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice.text_is("#pane-title", "Sam Lee").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id2)))
+        .await;
+    alice.text_is("#pane-title", "Kim Park").await;
+    alice
+        .click(&format!("#conv-list li[data-conversation=\"{id}\"] button"))
+        .await;
+    alice.text_is("#pane-title", "Sam Lee").await;
+    alice
+        .shown_with_text("#messages .msg-customer", "hello?")
+        .await;
     alice.close().await;
 }
 
@@ -550,32 +598,54 @@ async fn sensitive_data_is_masked_on_screen() {
     let driver = Driver::start().await;
     let alice = driver.open("alice-masking").await;
     alice.login(&server.base, "alice").await;
+    alice.js(RECORD_NOTIFICATIONS).await;
     alice.set_available().await;
+    // The customer gives an e-mail address as name and a card number.
     let id = server
-        .customer_says("v-mask", "Max Payne", "my card 4111 1111 1111 1111")
+        .customer_says("v-mask", "melissa@gmail.com", "my card 4111 1111 1111 1111")
         .await;
     let offer = Page::offer(id);
     alice
-        .shown_with_text(&format!("{offer} .offer-preview"), "************1111")
+        .shown_with_text(
+            &format!("{offer} .offer-preview"),
+            "my card ************1111",
+        )
         .await;
+    alice
+        .shown_with_text(&format!("{offer} .offer-title"), "m******@gmail.com")
+        .await;
+    alice
+        .until_js("a desktop notification", "window.__notes.length === 1")
+        .await;
+    assert_eq!(
+        alice.js("return window.__notes[0].body").await,
+        "my card ************1111",
+        "the notification carries the masked preview"
+    );
     alice.click(&format!("{offer} .offer-accept")).await;
     alice
-        .shown_with_text("#messages .msg-customer", "my card ************1111")
+        .shown_with_text("#messages .msg-customer .text", "my card ************1111")
         .await;
     server
-        .customer_says("v-mask", "Max Payne", "write to melissa@gmail.com")
+        .customer_says("v-mask", "melissa@gmail.com", "or call +447966197542")
         .await;
     alice
-        .shown_with_text("#messages .msg-customer", "m******@gmail.com")
+        .shown_with_text("#messages .msg-customer .text", "or call *********7542")
+        .await;
+    alice.shown_with_text("#cad", "m******@gmail.com").await;
+    alice
+        .shown_with_text("#pane-title", "m******@gmail.com")
         .await;
     let html = alice.html().await;
     for raw in [
         "4111 1111 1111 1111",
         "4111111111111111",
-        "melissa@gmail.com",
+        "melissa@",
+        "447966197542",
     ] {
         assert!(!html.contains(raw), "the page holds the raw {raw:?}");
     }
+    alice.screenshot("masked").await;
     alice.close().await;
 }
 
