@@ -64,8 +64,55 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that failed did not close its windows, and chromedriver
+        // killed hard leaves its browsers running: end every process that
+        // uses one of this driver's profiles (and so only ours).
+        kill_processes_using(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Kill (by pid) the processes whose command line names a profile under
+/// `dir`, including their crash handlers, which only name their parent.
+fn kill_processes_using(dir: &std::path::Path) {
+    let needle = format!("--user-data-dir={}", dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let mut ours = Vec::new();
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let named = cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg.starts_with(needle.as_bytes()));
+        if named {
+            ours.push(pid);
+        }
+    }
+    for pid in ours {
+        // Crash handlers are started by the browser with no profile
+        // argument; they are its children.
+        for child in children_of(pid) {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.to_string())
+                .status();
+        }
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 impl Driver {
