@@ -27,6 +27,15 @@ const RECORD_NOTIFICATIONS: &str = "window.__notes = []; \
     }; \
     window.Notification.permission = 'granted'; return true;";
 
+/// The form controls and buttons that a screen reader could not name (no
+/// label, aria-label, title or text).
+const UNNAMED_CONTROLS: &str =
+    "return Array.from(document.querySelectorAll('button, input, select, textarea')) \
+    .filter(function (e) { \
+        var label = e.labels && e.labels.length ? e.labels[0].textContent.trim() : ''; \
+        return !(e.getAttribute('aria-label') || label || e.textContent.trim() || e.title); \
+    }).map(function (e) { return e.outerHTML.slice(0, 120); });";
+
 /// The conversation id of the first offer popup shown on `page`.
 async fn first_offer(page: &Page) -> u64 {
     let offer = page.shown("#offers .offer").await;
@@ -294,6 +303,11 @@ async fn agents_handle_a_web_chat_from_offer_to_wrap_up() {
         .gone("#transfer-list .pick-item[data-id=\"carol\"]")
         .await;
     alice.screenshot("transfer-dialog").await;
+    assert_eq!(
+        alice.js(UNNAMED_CONTROLS).await,
+        serde_json::json!([]),
+        "every control has a name for screen readers"
+    );
     alice
         .click("#transfer-list .pick-item[data-id=\"bob\"]")
         .await;
@@ -453,6 +467,14 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
     // Desktop notifications: the browser's API stands in with permission
     // granted, recording what the page shows.
     alice.js(RECORD_NOTIFICATIONS).await;
+    // Idle with one of the tenant's reasons, then Available.
+    alice.choose("#state-select", "idle:Lunch").await;
+    alice
+        .until_js(
+            "the state to be Idle — Lunch",
+            "document.body.dataset.agentState === 'idle' && document.getElementById('state-select').value === 'idle:Lunch'",
+        )
+        .await;
     alice.set_available().await;
 
     // Two customers write: two offer popups wait at once, each notified.
