@@ -172,6 +172,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Parse and validate a TOML text, without the environment: what the
+    /// fuzz target and property tests exercise.
+    pub fn from_toml_str(text: &str) -> Result<Config> {
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .context("reading the configuration")?;
+        let cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Refuse configurations the server could not serve correctly.
     pub fn validate(&self) -> Result<()> {
         if self.tenants.is_empty() {
