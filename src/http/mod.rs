@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod web;
 pub mod webchat;
 
 use crate::auth::Sessions;
@@ -58,6 +59,7 @@ pub fn app(state: Shared) -> Router {
         .merge(agent::routes())
         .merge(webchat::routes())
         .merge(admin::routes())
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -1,0 +1,787 @@
+//! The agent desktop (`/`) and the customer web chat (`/chat/demo`) in a real
+//! headless Chromium, against the real server binary on loopback.
+//!
+//! Run with `cargo test --features browser-tests --test browser` (needs
+//! /usr/bin/chromium and /usr/bin/chromedriver: Debian's `chromium` and
+//! `chromium-driver`). Screenshots of the main screens land in
+//! `<target dir>/screenshots/`.
+#![cfg(feature = "browser-tests")]
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+use browser::*;
+use common::*;
+use reqwest::Method;
+
+const GREY_BUBBLE: &str = "rgba(236, 239, 243, 1)";
+const BLUE_BUBBLE: &str = "rgba(27, 110, 243, 1)";
+
+/// Desktop notifications in headless Chromium cannot be granted by a user:
+/// the browser's `Notification` API is replaced by a recorder with
+/// permission granted, so a test sees what the page would show.
+const RECORD_NOTIFICATIONS: &str = "window.__notes = []; \
+    window.Notification = function (title, opts) { \
+        window.__notes.push({title: title, body: opts && opts.body}); \
+        this.close = function () {}; \
+    }; \
+    window.Notification.permission = 'granted'; return true;";
+
+/// The form controls and buttons that a screen reader could not name (no
+/// label, aria-label, title or text).
+const UNNAMED_CONTROLS: &str =
+    "return Array.from(document.querySelectorAll('button, input, select, textarea')) \
+    .filter(function (e) { \
+        var label = e.labels && e.labels.length ? e.labels[0].textContent.trim() : ''; \
+        return !(e.getAttribute('aria-label') || label || e.textContent.trim() || e.title); \
+    }).map(function (e) { return e.outerHTML.slice(0, 120); });";
+
+/// The conversation id of the first offer popup shown on `page`.
+async fn first_offer(page: &Page) -> u64 {
+    let offer = page.shown("#offers .offer").await;
+    offer
+        .attr("data-conversation")
+        .await
+        .expect("offer attribute")
+        .and_then(|v| v.parse().ok())
+        .expect("offer has a conversation id")
+}
+
+async fn css(page: &Page, selector: &str, prop: &str) -> String {
+    page.shown(selector)
+        .await
+        .css_value(prop)
+        .await
+        .expect("css value")
+}
+
+async fn bubble_count(page: &Page) -> u64 {
+    page.js("return document.querySelectorAll('#messages .msg').length")
+        .await
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_handle_a_web_chat_from_offer_to_wrap_up() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let (customer, alice, bob, carol) = tokio::join!(
+        driver.open("customer"),
+        driver.open("alice"),
+        driver.open("bob"),
+        driver.open("carol")
+    );
+
+    // Log in. Only alice is Available when the customer writes.
+    alice.goto(&server.url("/")).await;
+    alice.shown("#login-dialog #login-agent").await;
+    alice.screenshot("login").await;
+    alice.log_in_dialog("alice").await;
+    assert_eq!(alice.text("#agent-name").await, "Alice Martin");
+    alice.set_available().await;
+    bob.login(&server.base, "bob").await;
+    carol.login(&server.base, "carol").await;
+
+    // The customer opens the chat page and writes.
+    customer.goto(&server.url("/chat/demo")).await;
+    customer
+        .until_js(
+            "the chat to be connected",
+            "document.getElementById('chat-conn').dataset.state === 'online'",
+        )
+        .await;
+    customer.type_in("#chat-name", "Jeanne Dupont").await;
+    customer
+        .type_in(
+            "#chat-input",
+            &format!("Bonjour, ma facture est fausse{ENTER}"),
+        )
+        .await;
+    customer
+        .shown_with_text("#chat-log .msg-mine", "Bonjour, ma facture est fausse")
+        .await;
+
+    // The offer popup: queue, source, a running timer and Accept.
+    let id = first_offer(&alice).await;
+    let offer = Page::offer(id);
+    assert_eq!(
+        alice.text(&format!("{offer} .offer-title")).await,
+        "Jeanne Dupont"
+    );
+    assert_eq!(
+        alice.text(&format!("{offer} .offer-queue")).await,
+        "Support"
+    );
+    assert_eq!(
+        alice.text(&format!("{offer} .offer-source")).await,
+        "Web chat"
+    );
+    assert_eq!(
+        alice.text(&format!("{offer} .offer-preview")).await,
+        "Bonjour, ma facture est fausse"
+    );
+    let timer = format!("{offer} .offer-timer");
+    let first = alice.text(&timer).await;
+    assert!(
+        first.len() == 5 && first.as_bytes()[2] == b':',
+        "timer reads mm:ss: {first:?}"
+    );
+    alice
+        .until("the offer timer to move", || async {
+            let now = alice.text(&timer).await;
+            (now != first && now > first).then_some(())
+        })
+        .await;
+    alice.screenshot("offer-popup").await;
+
+    // Accept: the conversation opens with the customer's grey bubble and
+    // initials.
+    alice.click(&format!("{offer} .offer-accept")).await;
+    alice.gone(&offer).await;
+    alice
+        .shown_with_text("#messages .msg-customer", "Bonjour, ma facture est fausse")
+        .await;
+    assert_eq!(alice.text("#messages .msg-customer .avatar").await, "JD");
+    assert_eq!(
+        css(
+            &alice,
+            "#messages .msg-customer .bubble",
+            "background-color"
+        )
+        .await,
+        GREY_BUBBLE
+    );
+    assert_eq!(alice.text("#pane-state").await, "Active");
+    assert!(
+        alice.text("#cad").await.contains("Web chat"),
+        "CAD shows the entry point"
+    );
+    customer
+        .shown_with_text("#chat-log .msg-system", "Alice Martin joined the chat.")
+        .await;
+
+    // The agent answers with Enter: a blue bubble, delivered to the customer.
+    alice
+        .type_in(
+            "#compose",
+            &format!("Bonjour Jeanne, je regarde votre facture.{ENTER}"),
+        )
+        .await;
+    alice
+        .shown_with_text("#messages .msg-agent", "je regarde votre facture")
+        .await;
+    assert_eq!(
+        css(&alice, "#messages .msg-agent .bubble", "background-color").await,
+        BLUE_BUBBLE
+    );
+    let reply = customer
+        .shown_with_text("#chat-log .msg-agent-reply", "je regarde votre facture")
+        .await;
+    assert!(reply.text().await.expect("text").contains("Alice Martin"));
+    // Shift+Enter makes a new line; Enter sends.
+    alice
+        .type_in(
+            "#compose",
+            &format!("Première ligne{SHIFT}{ENTER}{RELEASE}Deuxième ligne{ENTER}"),
+        )
+        .await;
+    let two_lines = alice
+        .shown_with_text("#messages .msg-agent .text", "Deuxième ligne")
+        .await;
+    assert_eq!(
+        two_lines.text().await.expect("text"),
+        "Première ligne\nDeuxième ligne"
+    );
+    customer
+        .shown_with_text("#chat-log .msg-agent-reply", "Deuxième ligne")
+        .await;
+
+    // Markup from the customer is shown as text and never runs.
+    let markup =
+        r#"<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>gras</b>"#;
+    customer
+        .type_in("#chat-input", &format!("{markup}{ENTER}"))
+        .await;
+    let shown = alice
+        .shown_with_text("#messages .msg-customer .text", "<b>gras</b>")
+        .await;
+    assert_eq!(shown.text().await.expect("text"), markup);
+    for page in [&alice, &customer] {
+        assert_eq!(
+            page.js("return typeof window.__pwned").await,
+            "undefined",
+            "[{}] customer markup ran",
+            page.name
+        );
+        assert_eq!(
+            page.js("return document.querySelectorAll('.messages img, .messages script, .messages b').length")
+                .await,
+            0,
+            "[{}] customer markup became elements",
+            page.name
+        );
+    }
+    alice.screenshot("conversation").await;
+
+    // The composer counts characters and the server refuses over 1000.
+    let before = bubble_count(&alice).await;
+    alice.type_in("#compose", &"a".repeat(1000)).await;
+    alice.text_is("#counter", "1000 / 1000").await;
+    assert!(!alice
+        .js("return document.getElementById('counter').classList.contains('over')")
+        .await
+        .as_bool()
+        .unwrap_or(true));
+    alice.type_in("#compose", "b").await;
+    alice.text_is("#counter", "1001 / 1000").await;
+    alice
+        .shown_with_text("#compose-error", "longer than 1000 characters")
+        .await;
+    alice.click("#send").await;
+    alice
+        .shown_with_text(
+            "#compose-error",
+            "message is longer than 1000 characters (1001)",
+        )
+        .await;
+    assert_eq!(bubble_count(&alice).await, before, "nothing was sent");
+    assert_eq!(
+        alice
+            .js("return Array.from(document.getElementById('compose').value).length")
+            .await,
+        1001,
+        "the text stays for the agent to shorten"
+    );
+    alice
+        .type_in("#compose", &format!("{CONTROL}a{RELEASE}{BACKSPACE}"))
+        .await;
+    alice.text_is("#counter", "0 / 1000").await;
+    alice.text_is("#compose-error", "").await;
+
+    // Transfer: queues and agents, each filtered by the search field; the
+    // refresh button fetches current availability.
+    bob.set_available().await;
+    alice.click("#btn-transfer").await;
+    alice.shown("#transfer-dialog").await;
+    alice
+        .shown_with_text("#transfer-list .pick-item", "Support")
+        .await;
+    alice
+        .shown_with_text("#transfer-list .pick-item", "Billing")
+        .await;
+    alice.type_in("#transfer-search", "bill").await;
+    alice
+        .gone("#transfer-list .pick-item[data-id=\"support\"]")
+        .await;
+    alice
+        .shown_with_text("#transfer-list .pick-item", "Billing")
+        .await;
+    alice.click("#transfer-kind-agent").await;
+    alice.gone("#transfer-list .pick-item").await;
+    alice
+        .shown_with_text("#transfer-list .empty-list", "Nothing matches")
+        .await;
+    let search = alice.shown("#transfer-search").await;
+    search.clear().await.expect("clear search");
+    alice.type_in("#transfer-search", " ").await; // input event: list redrawn unfiltered
+    alice
+        .shown_with_text("#transfer-list .pick-item[data-id=\"carol\"]", "Idle")
+        .await;
+    carol.set_available().await;
+    alice.click("#transfer-refresh").await;
+    alice
+        .shown_with_text("#transfer-list .pick-item[data-id=\"carol\"]", "Available")
+        .await;
+    let search = alice.shown("#transfer-search").await;
+    search.clear().await.expect("clear search");
+    alice.type_in("#transfer-search", "bo").await;
+    alice
+        .shown_with_text("#transfer-list .pick-item[data-id=\"bob\"]", "Available")
+        .await;
+    alice
+        .gone("#transfer-list .pick-item[data-id=\"carol\"]")
+        .await;
+    alice.screenshot("transfer-dialog").await;
+    assert_eq!(
+        alice.js(UNNAMED_CONTROLS).await,
+        serde_json::json!([]),
+        "every control has a name for screen readers"
+    );
+    alice
+        .click("#transfer-list .pick-item[data-id=\"bob\"]")
+        .await;
+    alice.click("#transfer-submit").await;
+    alice.gone("#transfer-dialog").await;
+
+    // Wrap-up follows the transfer, with a search filter on the reasons.
+    alice.shown("#wrapup-dialog").await;
+    alice
+        .shown_with_text("#wrapup-list .pick-item", "Resolved")
+        .await;
+    alice.type_in("#wrapup-search", "trans").await;
+    alice
+        .gone("#wrapup-list .pick-item[data-id=\"resolved\"]")
+        .await;
+    alice
+        .shown_with_text("#wrapup-list .pick-item", "Transferred")
+        .await;
+    alice.screenshot("wrapup-dialog").await;
+    alice
+        .click("#wrapup-list .pick-item[data-id=\"transferred\"]")
+        .await;
+    alice.click("#wrapup-submit").await;
+    alice.gone("#wrapup-dialog").await;
+    alice
+        .gone(&format!("#conv-list li[data-conversation=\"{id}\"]"))
+        .await;
+
+    // Bob gets the transfer with the whole transcript.
+    let offer = Page::offer(id);
+    bob.shown(&format!("{offer}[data-kind=\"transfer\"]")).await;
+    assert_eq!(
+        bob.js(&format!(
+            "return document.querySelector('{offer} .offer-kind').textContent"
+        ))
+        .await,
+        "Transferred to you"
+    );
+    bob.click(&format!("{offer} .offer-accept")).await;
+    bob.shown_with_text("#messages .msg-agent", "Alice Martin")
+        .await;
+    bob.shown_with_text("#messages .msg-customer", "ma facture est fausse")
+        .await;
+    bob.shown_with_text("#messages .msg-system", "transferred the conversation")
+        .await;
+
+    // Conference with carol: requested, then conference; carol leaves.
+    bob.click("#btn-conference").await;
+    bob.shown("#conference-dialog").await;
+    bob.type_in("#conference-search", "car").await;
+    bob.gone("#conference-list .pick-item[data-id=\"alice\"]")
+        .await;
+    bob.click("#conference-list .pick-item[data-id=\"carol\"]")
+        .await;
+    bob.click("#conference-submit").await;
+    bob.gone("#conference-dialog").await;
+    bob.text_is("#pane-state", "Conference requested").await;
+    carol
+        .shown(&format!("{offer}[data-kind=\"conference\"]"))
+        .await;
+    carol.click(&format!("{offer} .offer-accept")).await;
+    bob.text_is("#pane-state", "Conference").await;
+    bob.shown_with_text(
+        "#messages .msg-system",
+        "Carol Smith joined the conversation",
+    )
+    .await;
+    carol
+        .shown_with_text("#messages .msg-customer", "ma facture est fausse")
+        .await;
+    carol.shown("#btn-leave-conference").await;
+    assert!(!carol
+        .js("return !document.getElementById('btn-end-conference').hidden")
+        .await
+        .as_bool()
+        .unwrap_or(true));
+    bob.shown("#btn-end-conference").await;
+    assert!(!bob
+        .js("return !document.getElementById('btn-leave-conference').hidden")
+        .await
+        .as_bool()
+        .unwrap_or(true));
+    carol
+        .type_in(
+            "#compose",
+            &format!("Bonjour, Carol du service facturation.{ENTER}"),
+        )
+        .await;
+    bob.shown_with_text("#messages .msg-agent", "Carol Smith")
+        .await;
+    customer
+        .shown_with_text("#chat-log .msg-agent-reply", "Carol du service facturation")
+        .await;
+    carol.click("#btn-leave-conference").await;
+    carol
+        .gone(&format!("#conv-list li[data-conversation=\"{id}\"]"))
+        .await;
+    bob.text_is("#pane-state", "Active").await;
+    bob.shown_with_text("#messages .msg-system", "Carol Smith left the conversation")
+        .await;
+    customer
+        .shown_with_text("#chat-log .msg-system", "Carol Smith left the chat.")
+        .await;
+
+    // Conference again; this time bob ends it: both owe a wrap-up.
+    bob.click("#btn-conference").await;
+    bob.click("#conference-list .pick-item[data-id=\"carol\"]")
+        .await;
+    bob.click("#conference-submit").await;
+    carol.click(&format!("{offer} .offer-accept")).await;
+    bob.text_is("#pane-state", "Conference").await;
+    bob.click("#btn-end-conference").await;
+    bob.shown("#wrapup-dialog").await;
+    bob.type_in("#wrapup-search", "resol").await;
+    bob.gone("#wrapup-list .pick-item[data-id=\"other\"]").await;
+    bob.click("#wrapup-list .pick-item[data-id=\"resolved\"]")
+        .await;
+    bob.click("#wrapup-submit").await;
+    bob.gone("#wrapup-dialog").await;
+    bob.gone(&format!("#conv-list li[data-conversation=\"{id}\"]"))
+        .await;
+    carol.shown("#wrapup-dialog").await;
+    carol
+        .click("#wrapup-list .pick-item[data-id=\"follow_up\"]")
+        .await;
+    carol.click("#wrapup-submit").await;
+    carol.gone("#wrapup-dialog").await;
+    customer
+        .shown_with_text("#chat-log .msg-system", "The conversation has ended")
+        .await;
+    customer.screenshot("customer-chat").await;
+
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert_eq!(list[0]["state"], "wrapped_up", "{list}");
+
+    // French at the flick of the language switch.
+    alice.choose("#lang", "fr").await;
+    alice.text_is("label[for=\"state-select\"]", "État").await;
+    alice
+        .shown_with_text("#state-select option[value=\"available\"]", "Disponible")
+        .await;
+    assert_eq!(alice.js("return document.documentElement.lang").await, "fr");
+
+    for p in [customer, alice, bob, carol] {
+        p.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rona_is_shown_and_the_agent_gets_back_to_available() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-rona").await;
+    alice.login(&server.base, "alice").await;
+    // Desktop notifications: the browser's API stands in with permission
+    // granted, recording what the page shows.
+    alice.js(RECORD_NOTIFICATIONS).await;
+    // Idle with one of the tenant's reasons, then Available.
+    alice.choose("#state-select", "idle:Lunch").await;
+    alice
+        .until_js(
+            "the state to be Idle — Lunch",
+            "document.body.dataset.agentState === 'idle' && document.getElementById('state-select').value === 'idle:Lunch'",
+        )
+        .await;
+    alice.set_available().await;
+
+    // Two customers write: two offer popups wait at once, each notified.
+    let id = server.customer_says("v-rona", "Sam Lee", "hello?").await;
+    let id2 = server
+        .customer_says("v-rona-2", "Kim Park", "anyone?")
+        .await;
+    alice.shown(&Page::offer(id)).await;
+    alice.shown(&Page::offer(id2)).await;
+    alice
+        .until_js("two desktop notifications", "window.__notes.length === 2")
+        .await;
+    let note = alice.js("return window.__notes[0]").await;
+    assert_eq!(note["title"], "New request — Support");
+    assert_eq!(note["body"], "hello?");
+    assert_eq!(
+        alice.js("return document.title").await,
+        "(2) Switchboard — new request"
+    );
+
+    // Nobody accepts within the queue's 30 s: RONA, shown clearly.
+    server.advance(30_001).await;
+    alice.gone(&Page::offer(id)).await;
+    alice.gone(&Page::offer(id2)).await;
+    alice
+        .shown_with_text("#rona-banner", "did not answer a request in time")
+        .await;
+    assert_eq!(
+        alice
+            .js("var s = document.getElementById('state-select'); return s.options[s.selectedIndex].text")
+            .await,
+        "RONA (request not answered)"
+    );
+    assert_eq!(
+        alice
+            .js("return document.getElementById('state-dot').dataset.state")
+            .await,
+        "rona"
+    );
+    // In RONA no request comes, even for a new customer.
+    let id3 = server.customer_says("v-rona-3", "Lea Roy", "bonjour").await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    let queued = list
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .filter(|c| c["state"] == "queued")
+        .count();
+    assert_eq!(queued, 3, "{list}");
+    assert!(alice.visible_text().await.contains("No request waiting."));
+
+    // The way back: the banner's button. The waiting customers are offered
+    // again at once.
+    alice.click("#rona-available").await;
+    alice.gone("#rona-banner").await;
+    alice
+        .until_js(
+            "the state to be Available",
+            "document.body.dataset.agentState === 'available'",
+        )
+        .await;
+    for c in [id, id2, id3] {
+        alice.shown(&Page::offer(c)).await;
+    }
+
+    // Several conversations at once, listed on the left.
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice.text_is("#pane-title", "Sam Lee").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id2)))
+        .await;
+    alice.text_is("#pane-title", "Kim Park").await;
+    alice
+        .click(&format!("#conv-list li[data-conversation=\"{id}\"] button"))
+        .await;
+    alice.text_is("#pane-title", "Sam Lee").await;
+    alice
+        .shown_with_text("#messages .msg-customer", "hello?")
+        .await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_conversation_shows_an_alert_and_can_only_be_ended() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-interrupted").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let id = server
+        .customer_says("v-int", "Ana Gomez", "Quiero cambiar mi plan")
+        .await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer", "Quiero cambiar mi plan")
+        .await;
+    alice.shown("#btn-transfer").await;
+
+    let (status, body) = server
+        .admin(Method::DELETE, "/admin/tenants/demo/queues/support", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    alice
+        .shown_with_text(
+            "#interrupted-alert",
+            "queue Support was deleted by an administrator",
+        )
+        .await;
+    alice.shown_with_text(".toast", "interrupted").await;
+    alice.text_is("#pane-state", "Interrupted").await;
+    alice.gone("#btn-transfer").await;
+    alice.gone("#btn-conference").await;
+    assert_eq!(
+        alice
+            .js("return document.getElementById('compose').disabled")
+            .await,
+        true,
+        "no more writing"
+    );
+    alice.screenshot("interrupted").await;
+    alice.click("#btn-end").await;
+    alice.shown("#wrapup-dialog").await;
+    alice
+        .click("#wrapup-list .pick-item[data-id=\"other\"]")
+        .await;
+    alice.click("#wrapup-submit").await;
+    alice
+        .gone(&format!("#conv-list li[data-conversation=\"{id}\"]"))
+        .await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_data_is_masked_on_screen() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-masking").await;
+    alice.login(&server.base, "alice").await;
+    alice.js(RECORD_NOTIFICATIONS).await;
+    alice.set_available().await;
+    // The customer gives an e-mail address as name and a card number.
+    let id = server
+        .customer_says("v-mask", "melissa@gmail.com", "my card 4111 1111 1111 1111")
+        .await;
+    let offer = Page::offer(id);
+    alice
+        .shown_with_text(
+            &format!("{offer} .offer-preview"),
+            "my card ************1111",
+        )
+        .await;
+    alice
+        .shown_with_text(&format!("{offer} .offer-title"), "m******@gmail.com")
+        .await;
+    alice
+        .until_js("a desktop notification", "window.__notes.length === 1")
+        .await;
+    assert_eq!(
+        alice.js("return window.__notes[0].body").await,
+        "my card ************1111",
+        "the notification carries the masked preview"
+    );
+    alice.click(&format!("{offer} .offer-accept")).await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "my card ************1111")
+        .await;
+    server
+        .customer_says("v-mask", "melissa@gmail.com", "or call +447966197542")
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "or call *********7542")
+        .await;
+    alice.shown_with_text("#cad", "m******@gmail.com").await;
+    alice
+        .shown_with_text("#pane-title", "m******@gmail.com")
+        .await;
+    let html = alice.html().await;
+    for raw in [
+        "4111 1111 1111 1111",
+        "4111111111111111",
+        "melissa@",
+        "447966197542",
+    ] {
+        assert!(!html.contains(raw), "the page holds the raw {raw:?}");
+    }
+    alice.screenshot("masked").await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktop_reconnects_by_itself_and_asks_to_log_in_when_the_token_is_refused() {
+    let dir = Server::new_dir("browser-restart");
+    let mut server = Server::start_in(dir.clone(), &demo_config(), &[]);
+    let port = server
+        .base
+        .rsplit(':')
+        .next()
+        .expect("port in base URL")
+        .to_string();
+    let fixed = demo_config().replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-reconnect").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let id = server
+        .customer_says("v-net", "Paul Durand", "Avant la coupure")
+        .await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .type_in("#compose", &format!("Je suis là{ENTER}"))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-agent", "Je suis là")
+        .await;
+    alice.type_in("#compose", "brouillon en cours").await;
+
+    // The server goes away: the page says so and keeps everything.
+    server.kill();
+    alice
+        .until_js(
+            "the page to notice the drop",
+            "document.getElementById('conn').dataset.state === 'reconnecting'",
+        )
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer", "Avant la coupure")
+        .await;
+
+    // It comes back (same data, same port): the page reconnects by itself,
+    // re-syncs and receives live again; the draft is still there.
+    let server = Server::start_in(dir, &fixed, &[]);
+    alice
+        .until_js(
+            "the page to reconnect",
+            "document.getElementById('conn').dataset.state === 'online'",
+        )
+        .await;
+    server
+        .customer_says("v-net", "Paul Durand", "Après la coupure")
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer", "Après la coupure")
+        .await;
+    alice
+        .shown_with_text("#messages .msg-agent", "Je suis là")
+        .await;
+    assert_eq!(
+        alice
+            .js("return document.getElementById('compose').value")
+            .await,
+        "brouillon en cours"
+    );
+
+    // A server that does not know the session (its data is gone): the
+    // login comes back with a clear message, the screen stays until then.
+    drop(server);
+    let _fresh = Server::start_in(Server::new_dir("browser-fresh"), &fixed, &[]);
+    alice
+        .shown_with_text("#login-message", "no longer valid")
+        .await;
+    assert!(alice.html().await.contains("Avant la coupure"));
+    alice.screenshot("session-expired").await;
+    alice.log_in_dialog("alice").await;
+    alice.gone("#session-banner").await;
+    alice.close().await;
+}
+
+#[tokio::test]
+async fn pages_are_served_with_a_strict_content_security_policy() {
+    let server = Server::start(&demo_config());
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/chat/demo", "text/html; charset=utf-8"),
+        ("/assets/desktop.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+    ] {
+        let resp = server
+            .http
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["content-type"], ty, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.starts_with("default-src 'self';"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self';") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+    }
+    let resp = server
+        .http
+        .get(server.url("/chat/no-such-tenant"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+}

@@ -1,0 +1,218 @@
+// Switchboard customer web chat (/chat/{tenant}). Plain JavaScript.
+// Posts to POST /channels/webchat/{tenant}/messages with a visitor id kept
+// in localStorage, and shows the agents' replies and notices live from the
+// WebSocket GET /channels/webchat/{tenant}/events?visitor=ID.
+// All text reaches the page through textContent only.
+(function () {
+  'use strict';
+
+  var I18N = window.SwitchboardI18n;
+  var t = I18N.t;
+  var HISTORY_MAX = 200;
+  var BACKOFF_MIN = 500;
+  var BACKOFF_MAX = 10000;
+
+  function $(id) { return document.getElementById(id); }
+
+  var parts = location.pathname.split('/');
+  var tenant = decodeURIComponent(parts[2] || '');
+  var base = '/channels/webchat/' + encodeURIComponent(tenant);
+  var keys = {
+    visitor: 'switchboard.visitor.' + tenant,
+    name: 'switchboard.visitorName.' + tenant,
+    history: 'switchboard.chat.' + tenant
+  };
+
+  function store(key, value) {
+    try { localStorage.setItem(key, value); } catch (e) { /* private mode: this tab only */ }
+  }
+
+  function load(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+
+  function newVisitorId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join('');
+  }
+
+  var visitor = load(keys.visitor);
+  if (!visitor) {
+    visitor = newVisitorId();
+    store(keys.visitor, visitor);
+  }
+
+  var history = [];
+  try { history = JSON.parse(load(keys.history) || '[]'); } catch (e) { history = []; }
+  if (!Array.isArray(history)) history = [];
+
+  var ws = null;
+  var backoff = BACKOFF_MIN;
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function initials(name) {
+    var words = String(name || '').split(/\s+/).filter(Boolean);
+    if (!words.length) return '?';
+    var a = Array.from(words[0])[0] || '';
+    var b = words.length > 1 ? (Array.from(words[words.length - 1])[0] || '') : '';
+    return (a + b).toUpperCase();
+  }
+
+  function fmtTime(ms) {
+    return new Date(ms).toLocaleTimeString(I18N.lang(), { hour: '2-digit', minute: '2-digit' });
+  }
+
+  // One entry of the log: {kind: 'me'|'agent'|'notice', author, text, at}
+  // or a notice given by key (translated when drawn).
+  function item(entry) {
+    if (entry.kind === 'notice') {
+      var li = el('li', 'msg msg-system');
+      li.appendChild(el('p', 'text', entry.key ? t(entry.key, entry.vars) : entry.text));
+      li.appendChild(el('time', null, fmtTime(entry.at)));
+      return li;
+    }
+    var mine = entry.kind === 'me';
+    var row = el('li', 'msg ' + (mine ? 'msg-mine' : 'msg-agent-reply'));
+    if (!mine) {
+      var av = el('span', 'avatar avatar-agent', initials(entry.author));
+      av.setAttribute('aria-hidden', 'true');
+      row.appendChild(av);
+    }
+    var bubble = el('div', 'bubble');
+    var meta = el('div', 'meta');
+    meta.appendChild(el('span', 'author', mine ? t('you') : entry.author));
+    meta.appendChild(el('time', null, fmtTime(entry.at)));
+    bubble.appendChild(meta);
+    bubble.appendChild(el('p', 'text', entry.text));
+    row.appendChild(bubble);
+    return row;
+  }
+
+  function add(entry) {
+    history.push(entry);
+    if (history.length > HISTORY_MAX) history = history.slice(-HISTORY_MAX);
+    store(keys.history, JSON.stringify(history));
+    var log = $('chat-log');
+    log.appendChild(item(entry));
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function redraw() {
+    var log = $('chat-log');
+    while (log.firstChild) log.removeChild(log.firstChild);
+    history.forEach(function (e) { log.appendChild(item(e)); });
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function setConn(state) {
+    var c = $('chat-conn');
+    c.dataset.state = state;
+    c.textContent = state === 'online' ? t('chatConnected') : state === 'offline' ? t('offline') : t('reconnecting');
+  }
+
+  function connect() {
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    try {
+      ws = new WebSocket(proto + '//' + location.host + base + '/events?visitor=' + encodeURIComponent(visitor));
+    } catch (e) {
+      retry();
+      return;
+    }
+    ws.onopen = function () { backoff = BACKOFF_MIN; setConn('online'); };
+    ws.onmessage = function (m) {
+      var f;
+      try { f = JSON.parse(m.data); } catch (e) { return; }
+      var now = Date.now();
+      switch (f.type) {
+        case 'message':
+          if (f.from === 'agent') add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+          break;
+        case 'agent_joined':
+          add({ kind: 'notice', key: 'agentJoined', vars: { name: f.agent }, at: now });
+          break;
+        case 'agent_left':
+          add({ kind: 'notice', key: 'agentLeft', vars: { name: f.agent }, at: now });
+          break;
+        case 'conversation_ended':
+          add({ kind: 'notice', key: 'chatEnded', at: now });
+          break;
+        case 'notice':
+          add({ kind: 'notice', text: f.text, at: now });
+          break;
+        default:
+          break;
+      }
+    };
+    ws.onclose = function () { ws = null; retry(); };
+  }
+
+  function retry() {
+    setConn('reconnecting');
+    var delay = backoff * (0.75 + Math.random() * 0.5);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX);
+    setTimeout(connect, delay);
+  }
+
+  function send(ev) {
+    if (ev) ev.preventDefault();
+    var input = $('chat-input');
+    var text = input.value;
+    if (!text.trim()) return;
+    var name = $('chat-name').value.trim();
+    store(keys.name, name);
+    $('chat-send').disabled = true;
+    $('chat-error').textContent = '';
+    var body = { visitor: visitor, text: text };
+    if (name) body.name = name;
+    fetch(base + '/messages', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
+      body: JSON.stringify(body)
+    }).then(function (resp) {
+      return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+    }, function () {
+      return { status: 0, body: null };
+    }).then(function (r) {
+      $('chat-send').disabled = false;
+      if (r.status === 202) {
+        input.value = '';
+        add({ kind: 'me', text: text, at: Date.now() });
+      } else {
+        $('chat-error').textContent = r.status === 0 ? t('networkError')
+          : (r.body && r.body.error) || t('httpError', { status: r.status });
+      }
+      input.focus();
+    });
+  }
+
+  function init() {
+    $('lang').value = I18N.lang();
+    I18N.apply(document);
+    document.title = t('chatTitle');
+    $('chat-name').value = load(keys.name) || '';
+    $('chat-form').addEventListener('submit', send);
+    $('chat-input').addEventListener('keydown', function (ev) {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
+    });
+    $('lang').addEventListener('change', function () {
+      I18N.setLang($('lang').value);
+      document.title = t('chatTitle');
+      setConn($('chat-conn').dataset.state);
+      redraw();
+    });
+    setConn('connecting');
+    redraw();
+    connect();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
