@@ -263,7 +263,11 @@ impl Tenant {
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
             let committed = self.journal_and_publish(&mut inner, &out);
-            (out, committed, inner.engine.next_deadline() != deadline_before)
+            (
+                out,
+                committed,
+                inner.engine.next_deadline() != deadline_before,
+            )
         };
         // The timer task sleeps until the earliest deadline: wake it only
         // when that changed.
