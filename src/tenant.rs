@@ -451,10 +451,28 @@ pub fn agent_frame(engine: &Engine, ev: &Event) -> Value {
                     add_conversation_details(engine, c, map);
                 }
             }
+            Event::Message {
+                from: Party::Agent,
+                author,
+                ..
+            } => {
+                map.insert(
+                    "author_name".into(),
+                    Value::String(agent_name(engine, author)),
+                );
+            }
             _ => {}
         }
     }
     v
+}
+
+/// An agent's display name (its id when unknown).
+fn agent_name(engine: &Engine, agent: &str) -> String {
+    engine
+        .agent(agent)
+        .map(|a| a.config.name.clone())
+        .unwrap_or_else(|| agent.to_string())
 }
 
 /// Transcript and participants of a conversation, for a desktop frame.
@@ -476,7 +494,18 @@ pub fn add_conversation_details(
     map.insert("guest".into(), json!(c.guest));
     map.insert(
         "messages".into(),
-        Value::Array(c.messages.iter().map(message_json).collect()),
+        Value::Array(
+            c.messages
+                .iter()
+                .map(|m| {
+                    let mut v = message_json(m);
+                    if m.from == Party::Agent {
+                        v["author_name"] = Value::String(agent_name(engine, &m.author));
+                    }
+                    v
+                })
+                .collect(),
+        ),
     );
     if let Some(q) = engine.queue(&c.queue) {
         map.insert("queue".into(), Value::String(q.id.clone()));
@@ -497,13 +526,13 @@ pub fn message_json(m: &switchboard_core::model::Message) -> Value {
 /// What a web chat visitor is told of an event (agent messages go as
 /// deliveries, with the agent's raw text).
 fn visitor_frame(engine: &Engine, ev: &Event, to_customer: bool) -> Option<Value> {
-    let name = |agent: &str| {
-        engine
-            .agent(agent)
-            .map(|a| a.config.name.clone())
-            .unwrap_or_else(|| agent.to_string())
-    };
+    let name = |agent: &str| agent_name(engine, agent);
     match ev {
+        Event::Transferred { conversation, .. } => Some(json!({
+            "type": "notice",
+            "conversation": conversation,
+            "text": "You are being transferred to another agent. Please stay with us.",
+        })),
         Event::ConversationStarted {
             conversation,
             agent,
