@@ -491,6 +491,9 @@ pub fn add_conversation_details(
     map.insert("received_at".into(), Value::String(rfc3339(c.received_at)));
     map.insert("cad".into(), json!(c.cad));
     map.insert("owner".into(), json!(c.owner));
+    if let Some(r) = &c.interrupted_reason {
+        map.insert("interrupted_reason".into(), Value::String(r.clone()));
+    }
     map.insert("guest".into(), json!(c.guest));
     map.insert(
         "messages".into(),

@@ -311,3 +311,53 @@ async fn metrics_and_openapi_describe_the_running_server() {
         assert!(api["paths"][path].is_object(), "{path} documented");
     }
 }
+
+#[tokio::test]
+async fn deleting_a_queue_interrupts_its_conversations_and_only_end_remains() {
+    let server = Server::start(&demo_config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("q-1", "Quinn", "help").await;
+    alice.events.next_of("offer").await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let (status, body) = server
+        .admin(Method::DELETE, "/admin/tenants/demo/queues/support", None)
+        .await;
+    assert_eq!((status, body["interrupted"].as_u64()), (200, Some(1)));
+    let alert = alice.events.next_of("conversation_interrupted").await;
+    assert!(alert["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("Support")));
+    let (status, _) = alice
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "still there?"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (_, me) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(me["conversations"][0]["state"], "interrupted");
+    assert!(me["conversations"][0]["interrupted_reason"].is_string());
+    alice
+        .ok(&format!("/api/conversations/{id}/end"), json!({}))
+        .await;
+    alice.events.next_of("wrapup_required").await;
+    // The deleted queue is gone for new conversations and transfers.
+    let (_, dir) = alice.call(Method::GET, "/api/directory", None).await;
+    assert!(!dir["queues"].to_string().contains("support"));
+    // A customer writing to the deleted queue's entry point is not lost.
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/wrapup"),
+            json!({"reason": "other"}),
+        )
+        .await;
+    let next = server.customer_says("q-2", "Rae", "hello?").await;
+    let offer = alice
+        .events
+        .next_where("offer", |o| o["conversation"] == next)
+        .await;
+    assert_eq!(offer["queue"], "billing");
+}

@@ -423,7 +423,7 @@
       c.offer = d.offer ? { kind: d.offer.kind, expiresAt: Date.parse(d.offer.expires_at) || 0 } : null;
       if (d.preview !== undefined) c.preview = d.preview;
       c.wrapup = d.wrapup_pending ? (d.reasons || c.wrapup || []) : null;
-      if (c.state === 'interrupted' && !c.interrupted) c.interrupted = t('interruptedGeneric');
+      if (c.state === 'interrupted' && !c.interrupted) c.interrupted = d.interrupted_reason || t('interruptedGeneric');
     });
     S.order.slice().forEach(function (id) { if (!seen.has(id)) dropConv(id); });
     renderAll();

@@ -104,6 +104,9 @@ pub struct Conversation {
     pub preview: String,
     pub messages: Vec<Message>,
     pub pending_wrapups: BTreeSet<AgentId>,
+    /// Why it was interrupted (an admin deleted its queue…), if it was.
+    #[serde(default)]
+    pub interrupted_reason: Option<String>,
 }
 
 impl Conversation {
@@ -742,7 +745,12 @@ impl Engine {
                 None if self.queues.contains_key(&self.settings.default_queue) => {
                     self.settings.default_queue.clone()
                 }
-                None => return Err(CommandError::NotFound("queue")),
+                // Its entry point's queue was deleted: any queue rather
+                // than losing the customer.
+                None => match self.queues.keys().next() {
+                    Some(q) => q.clone(),
+                    None => return Err(CommandError::NotFound("queue")),
+                },
             }
         };
         let ev = Event::ConversationCreated {
@@ -1410,6 +1418,7 @@ impl Engine {
                         preview: String::new(),
                         messages: Vec::new(),
                         pending_wrapups: BTreeSet::new(),
+                        interrupted_reason: None,
                     },
                 );
                 self.open_by_customer
@@ -1557,9 +1566,14 @@ impl Engine {
                     a.idle_since = *at;
                 }
             }
-            Event::ConversationInterrupted { conversation, .. } => {
+            Event::ConversationInterrupted {
+                conversation,
+                reason,
+                ..
+            } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     c.state = ConversationState::Interrupted;
+                    c.interrupted_reason = Some(reason.clone());
                     self.open_by_customer
                         .remove(&(c.channel.clone(), c.customer.clone()));
                 }
