@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -73,6 +74,13 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // Events are small frames written one by one: without TCP_NODELAY,
+    // Nagle's algorithm and the peer's delayed ACK hold some of them ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     println!("Switchboard is listening on http://{addr}");
     println!("Agent desktop: http://{addr}/");
     for t in &cfg.tenants {
