@@ -378,7 +378,7 @@ impl Generation {
                 let d = describe(&e, file);
                 let kind = if timed_out {
                     "timeout"
-                } else if matches!(e, mlua::Error::MemoryError(_)) || d.message.contains("not enough memory") {
+                } else if matches!(e, mlua::Error::MemoryError(_)) || (d.message.contains("not enough memory") || d.message == "memory limit exceeded") {
                     "memory"
                 } else {
                     "error"
