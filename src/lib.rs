@@ -3,8 +3,10 @@
 //! The `switchboard` binary (src/main.rs) is a thin CLI over this library,
 //! so integration tests can build the same router.
 
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mask_cmd;
+pub mod scripts;
 pub mod tenant;

@@ -1,7 +1,7 @@
 //! The `switchboard` binary: `serve` (the default), `mask`, and the admin
 //! commands of CONTRACT.md.
 
-use switchboard::{clock, config, http, mask_cmd, tenant};
+use switchboard::{channels, clock, config, http, mask_cmd, scripts, tenant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -37,6 +37,22 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Tenant scripts.
+    Scripts {
+        #[command(subcommand)]
+        command: ScriptsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptsCmd {
+    /// Load and validate every tenant's scripts as a reload would; print
+    /// each problem as `tenant: file:line: message`; exit 1 if any.
+    Check {
+        /// TOML configuration; without it, the embedded demo tenant.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -44,7 +60,24 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Cmd::Mask { json }) => mask_cmd::run(json),
         Some(Cmd::Serve { config, listen }) => serve(config, listen),
+        Some(Cmd::Scripts {
+            command: ScriptsCmd::Check { config },
+        }) => check_scripts(config),
         None => serve(None, None),
+    }
+}
+
+fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
+    let cfg = config::Config::load(config_path.as_deref())?;
+    let problems = scripts::check(&cfg);
+    for (tenant, e) in &problems {
+        println!("{tenant}: {e}");
+    }
+    if problems.is_empty() {
+        println!("{} tenant(s): scripts are valid", cfg.tenants.len());
+        Ok(())
+    } else {
+        std::process::exit(1);
     }
 }
 
@@ -82,6 +115,7 @@ async fn run_server(cfg: config::Config, demo: bool) -> Result<()> {
     for t in &cfg.tenants {
         let tenant = Arc::new(tenant::Tenant::new(t.clone(), clock.clone())?);
         tokio::spawn(tenant::run_timers(tenant.clone()));
+        tokio::spawn(channels::run_outbox(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);
     }
     let state = Arc::new(http::AppState {

@@ -9,6 +9,9 @@
 
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
+use arc_swap::ArcSwap;
+use switchboard_core::channel::{ChannelAdapter, Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
+use switchboard_core::lua::{Generation, ScriptError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +122,21 @@ pub struct Tenant {
     /// Woken whenever the next deadline may have changed.
     pub timer: Notify,
     clock: Arc<Clock>,
+    /// The live generation of the tenant's scripts; a reload swaps it.
+    generation: ArcSwap<Generation>,
+    /// One reload at a time, so generation numbers only grow.
+    reloading: Mutex<u64>,
+    /// Requests for channels (agent replies), sent by `channels::run_outbox`.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+}
+
+/// An agent's reply on its way out through a channel.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub conversation: u64,
+    pub channel: String,
+    pub request: OutgoingRequest,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -132,6 +150,11 @@ impl std::fmt::Debug for Tenant {
 impl Tenant {
     pub fn new(config: TenantConfig, clock: Arc<Clock>) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
+        let generation = crate::scripts::load(&config, 1, clock.now()).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(|e| format!("{}: {e}", config.id)).collect();
+            anyhow::anyhow!("invalid scripts:\n{}", list.join("\n"))
+        })?;
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let engine = Engine::new(
             config.settings(),
             masker,
@@ -144,6 +167,10 @@ impl Tenant {
             hub: Hub::default(),
             timer: Notify::new(),
             clock,
+            generation: ArcSwap::from_pointee(generation),
+            reloading: Mutex::new(1),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
         })
     }
 
@@ -157,7 +184,70 @@ impl Tenant {
 
     /// The wrap-up reasons offered after a conversation of `queue`.
     pub fn wrapup_reasons(&self, queue: &str) -> Arc<[switchboard_core::model::WrapUpReason]> {
-        Extensions::builtin().wrapup.reasons(queue)
+        use switchboard_core::wrapup::WrapUpReasons;
+        self.generation.load().reasons(queue)
+    }
+
+    /// The live generation of the scripts (calls in flight keep theirs).
+    pub fn generation(&self) -> Arc<Generation> {
+        let g = self.generation.load_full();
+        g.set_now(self.clock.now());
+        g
+    }
+
+    /// Build a new generation from the script files and swap it in; on any
+    /// error the live one keeps serving. CPU work: call it off the async
+    /// worker threads.
+    pub fn reload(&self) -> Result<u64, Vec<ScriptError>> {
+        let mut last = lock(&self.reloading);
+        let number = *last + 1;
+        let g = crate::scripts::load(&self.config, number, self.clock.now())?;
+        self.generation.store(Arc::new(g));
+        *last = number;
+        tracing::info!(tenant = %self.config.id, generation = number, "scripts reloaded");
+        Ok(number)
+    }
+
+    /// The receiver of outgoing channel requests (taken once, by the sender task).
+    pub fn take_outbox(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
+        lock(&self.outbox_rx).take()
+    }
+
+    /// Refuse an agent message its channel cannot deliver (e.g. Messenger
+    /// past Meta's 7-day window), before anything is stored.
+    pub fn check_deliverable(&self, conversation: u64, author: &str, text: &str) -> Result<(), CommandError> {
+        let gen = self.generation();
+        let (channel, msg, ctx) = {
+            let engine = lock(&self.engine);
+            let Some(c) = engine.conversation(conversation) else {
+                return Ok(());
+            };
+            if !gen.has_channel(&c.channel) {
+                return Ok(());
+            }
+            (c.channel.clone(), outbound_message(c, author, text), outbound_context(c, self.clock.now()))
+        };
+        match gen.channel(&channel).map(|a| a.outbound(&msg, &ctx)) {
+            Some(Ok(Outbound::Refuse(reason))) => Err(CommandError::Conflict(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tell the agents of a conversation that a reply did not reach the customer.
+    pub fn delivery_failed(&self, conversation: u64, channel: &str, reason: &str) {
+        let agents = self.read(|e| e.conversation(conversation).map(|c| c.participants()).unwrap_or_default());
+        let frame: Arc<str> = json!({
+            "type": "delivery_failed",
+            "conversation": conversation,
+            "channel": channel,
+            "reason": reason,
+            "at": rfc3339(self.clock.now()),
+        })
+        .to_string()
+        .into();
+        for a in agents {
+            self.hub.to_agent(&a, &frame);
+        }
     }
 
     /// Turn masking on or off for what comes in from now on.
@@ -175,11 +265,17 @@ impl Tenant {
         let kind = command_name(&command);
         let mut engine = lock(&self.engine);
         let now = self.clock.now();
-        let result = engine.handle(command, now, &Extensions::builtin());
+        let gen = self.generation.load_full();
+        gen.set_now(now);
+        let ext = Extensions {
+            routing: &*gen,
+            wrapup: &*gen,
+        };
+        let result = engine.handle(command, now, &ext);
         match &result {
             Ok(out) => {
                 tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
-                self.publish(&engine, out);
+                self.publish(&engine, out, &gen);
             }
             Err(e) => {
                 tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused")
@@ -194,14 +290,20 @@ impl Tenant {
     pub fn tick(&self) {
         let mut engine = lock(&self.engine);
         let now = self.clock.now();
-        let out = engine.tick(now, &Extensions::builtin());
+        let gen = self.generation.load_full();
+        gen.set_now(now);
+        let ext = Extensions {
+            routing: &*gen,
+            wrapup: &*gen,
+        };
+        let out = engine.tick(now, &ext);
         if !out.emitted.is_empty() {
             tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-            self.publish(&engine, &out);
+            self.publish(&engine, &out, &gen);
         }
     }
 
-    fn publish(&self, engine: &Engine, out: &Output) {
+    fn publish(&self, engine: &Engine, out: &Output, gen: &Generation) {
         for emitted in &out.emitted {
             let ev = &emitted.event;
             if !emitted.audience.agents.is_empty() {
@@ -233,8 +335,66 @@ impl Tenant {
                     "at": rfc3339(self.clock.now()),
                 });
                 self.hub.to_visitor(&d.customer, &frame.to_string().into());
+            } else if let Some(adapter) = gen.channel(&d.channel) {
+                let Some(c) = engine.conversation(d.conversation) else {
+                    continue;
+                };
+                let msg = outbound_message(c, &d.author, &d.text);
+                let ctx = outbound_context(c, self.clock.now());
+                let failure = match adapter.outbound(&msg, &ctx) {
+                    Ok(Outbound::Send(request)) => {
+                        let job = Outgoing {
+                            conversation: d.conversation,
+                            channel: d.channel.clone(),
+                            request,
+                        };
+                        match self.outbox.send(job) {
+                            Ok(()) => None,
+                            Err(_) => Some("the channel sender is not running".to_string()),
+                        }
+                    }
+                    Ok(Outbound::Refuse(reason)) => Some(reason),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(reason) = failure {
+                    tracing::warn!(tenant = %self.config.id, conversation = d.conversation, channel = %d.channel, "reply not sent");
+                    let frame: Arc<str> = json!({
+                        "type": "delivery_failed",
+                        "conversation": d.conversation,
+                        "channel": d.channel,
+                        "reason": reason,
+                        "at": rfc3339(self.clock.now()),
+                    })
+                    .to_string()
+                    .into();
+                    for a in c.participants() {
+                        self.hub.to_agent(&a, &frame);
+                    }
+                }
             }
         }
+    }
+}
+
+fn outbound_message(c: &switchboard_core::engine::Conversation, author: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        conversation: c.id,
+        customer: c.customer.clone(),
+        author: author.to_string(),
+        text: text.to_string(),
+    }
+}
+
+/// When the customer last wrote: the start of the channel's reply windows.
+fn outbound_context(c: &switchboard_core::engine::Conversation, now: u64) -> OutboundContext {
+    OutboundContext {
+        now,
+        last_customer_message_at: c
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.from == Party::Customer)
+            .map(|m| m.at),
     }
 }
 

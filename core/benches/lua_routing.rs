@@ -45,8 +45,14 @@ fn routing(c: &mut Criterion) {
     let mut cad = Cad::new();
     cad.insert("language".into(), "fr".into());
     cad.insert("contact_origin".into(), "webchat".into());
-    for policy in ["longest_idle", "skills"] {
-        let g = match Generation::load(&spec(&format!("routing/{policy}.lua")), 1, 0) {
+    for policy in ["first", "longest_idle", "skills"] {
+        let mut s = spec(&format!("routing/{policy}.lua"));
+        // Baseline: what marshaling costs, with a script that reads one field.
+        s.files.0.insert(
+            "routing/first.lua".into(),
+            "return { route = function(c, cands) return cands[1].id end }".into(),
+        );
+        let g = match Generation::load(&s, 1, 0) {
             Ok(g) => g,
             Err(e) => panic!("{policy}: {e:?}"),
         };

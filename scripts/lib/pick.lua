@@ -1,20 +1,23 @@
 -- Helpers shared by the bundled routing policies (require "pick").
+-- Routing runs on every offer: these loops read each candidate's fields
+-- once and keep the best one's in locals.
 local pick = {}
 
 --- The candidate idle the longest (ties: lower load, then id), or nil.
+--- `accept`, when given, filters candidates.
 ---@param candidates sb.Agent[]
 ---@param accept? fun(agent: sb.Agent): boolean
 ---@return sb.Agent|nil
 function pick.longest_idle(candidates, accept)
-  local best
+  local best, best_idle, best_load
   for i = 1, #candidates do
     local a = candidates[i]
-    if accept == nil or accept(a) then
-      if best == nil
-        or a.idle_since < best.idle_since
-        or (a.idle_since == best.idle_since and (a.load < best.load
-          or (a.load == best.load and a.id < best.id))) then
-        best = a
+    local idle = a.idle_since
+    if (best == nil or idle <= best_idle) and (accept == nil or accept(a)) then
+      local load = a.load
+      if best == nil or idle < best_idle
+        or load < best_load or (load == best_load and a.id < best.id) then
+        best, best_idle, best_load = a, idle, load
       end
     end
   end
@@ -25,8 +28,9 @@ end
 ---@param agent sb.Agent
 ---@param wanted string[]
 function pick.has_all(agent, wanted)
-  for _, s in ipairs(wanted) do
-    if not agent.skill[s] then return false end
+  local skill = agent.skill
+  for i = 1, #wanted do
+    if not skill[wanted[i]] then return false end
   end
   return true
 end

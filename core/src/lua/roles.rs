@@ -34,7 +34,15 @@ struct AgentEntry {
     capacity: u32,
     idle_since: u64,
     skills: Vec<String>,
+    /// Where the id, name and skills were last read from (see `refresh`).
+    id_at: *const str,
+    name_at: *const str,
+    skills_at: *const [String],
 }
+
+// SAFETY: `id_at`, `name_at` and `skills_at` are only compared as addresses, never
+// dereferenced.
+unsafe impl Send for AgentEntry {}
 
 /// The agents' Lua tables and the reusable candidates array.
 pub(crate) struct AgentCache {
@@ -75,6 +83,9 @@ impl AgentCache {
             capacity: u32::MAX,
             idle_since: u64::MAX,
             skills: vec!["\0".into()],
+            id_at: "",
+            name_at: "",
+            skills_at: std::ptr::slice_from_raw_parts(std::ptr::null(), 0),
         };
         Self::refresh(lua, &mut e, c)?;
         self.entries.push(e);
@@ -96,11 +107,21 @@ impl AgentCache {
             e.idle_since = c.idle_since;
             e.data.raw_set("idle_since", c.idle_since)?;
         }
-        if e.name != c.name {
-            e.name = c.name.to_string();
-            e.data.raw_set("name", c.name)?;
+        // Agent configs live as long as the engine and never change in
+        // place: the same address and length means the same text, so most
+        // calls skip comparing names and skills.
+        if !std::ptr::eq(e.name_at, c.name) {
+            e.name_at = c.name;
+            if e.name != c.name {
+                e.name = c.name.to_string();
+                e.data.raw_set("name", c.name)?;
+            }
         }
-        if e.skills.as_slice() != c.skills {
+        if !std::ptr::eq(e.skills_at, c.skills) {
+            e.skills_at = c.skills;
+            if e.skills.as_slice() == c.skills {
+                return Ok(());
+            }
             e.skills = c.skills.to_vec();
             let list = lua.create_sequence_from(c.skills.iter().map(String::as_str))?;
             let set = lua.create_table()?;
@@ -119,7 +140,12 @@ impl AgentCache {
     pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
         for (pos, c) in candidates.iter().enumerate() {
             let idx = match self.shown.get(pos) {
-                Some(&i) if self.entries[i].id == c.id => i,
+                Some(&i)
+                    if std::ptr::eq(self.entries[i].id_at, c.id) || self.entries[i].id == c.id =>
+                {
+                    self.entries[i].id_at = c.id;
+                    i
+                }
                 _ => {
                     let i = self.entry(lua, c)?;
                     self.array.raw_set(pos + 1, self.entries[i].proxy.clone())?;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Instructions between two checks of the budget.
-const HOOK_EVERY: u32 = 1000;
+const HOOK_EVERY: u32 = 10_000;
 
 /// Message of the error raised when a call runs out of instructions.
 pub const BUDGET_EXCEEDED: &str = "instruction budget exceeded";
