@@ -388,3 +388,40 @@ async fn an_unreachable_graph_api_is_reported_to_the_agent() {
     assert_eq!(failed["channel"], "messenger");
     assert!(!server.logs().contains("demo-access"), "the access token is never logged");
 }
+
+fn scripts_check(config: &Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["scripts", "check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run scripts check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn scripts_check_reports_every_problem_with_tenant_file_and_line() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/acme/acme.toml");
+    assert_eq!(scripts_check(&example).0, 0, "the example tenant is valid");
+
+    let (config, dir) = tenant_with_policy("return {\n  route = 42\n}\n", "check");
+    std::fs::write(
+        dir.join("wrapup/en.lua"),
+        "return { { code = 'a', label = 'A' }, { code = 'a', label = 'B' } }",
+    )
+    .expect("edit");
+    let cfg = dir.join("switchboard.toml");
+    std::fs::write(&cfg, config).expect("config");
+    let (code, out) = scripts_check(&cfg);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "demo: routing/policy.lua:?: a routing policy must define route(conversation, candidates, ctx)",
+            "demo: wrapup/en.lua:?: reasons: code \"a\" appears twice",
+        ]
+    );
+}
