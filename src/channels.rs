@@ -63,7 +63,11 @@ async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                     .unwrap_or_default();
-                return Err(format!("the channel refused the message ({status}) {detail}").trim().to_string());
+                return Err(
+                    format!("the channel refused the message ({status}) {detail}")
+                        .trim()
+                        .to_string(),
+                );
             }
             Err(e) => {
                 // Without the URL: it holds the access token.

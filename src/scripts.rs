@@ -11,7 +11,9 @@
 use crate::config::{Config, TenantConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use switchboard_core::lua::{ChannelSpec, Generation, Limits, ScriptError, ScriptFiles, ScriptSpec};
+use switchboard_core::lua::{
+    ChannelSpec, Generation, Limits, ScriptError, ScriptFiles, ScriptSpec,
+};
 use switchboard_core::model::Millis;
 use switchboard_core::Masker;
 
@@ -19,13 +21,28 @@ use switchboard_core::Masker;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("lib/pick.lua", include_str!("../scripts/lib/pick.lua")),
     ("lib/url.lua", include_str!("../scripts/lib/url.lua")),
-    ("routing/longest_idle.lua", include_str!("../scripts/routing/longest_idle.lua")),
-    ("routing/skills.lua", include_str!("../scripts/routing/skills.lua")),
-    ("routing/sticky.lua", include_str!("../scripts/routing/sticky.lua")),
-    ("routing/priority.lua", include_str!("../scripts/routing/priority.lua")),
+    (
+        "routing/longest_idle.lua",
+        include_str!("../scripts/routing/longest_idle.lua"),
+    ),
+    (
+        "routing/skills.lua",
+        include_str!("../scripts/routing/skills.lua"),
+    ),
+    (
+        "routing/sticky.lua",
+        include_str!("../scripts/routing/sticky.lua"),
+    ),
+    (
+        "routing/priority.lua",
+        include_str!("../scripts/routing/priority.lua"),
+    ),
     ("wrapup/en.lua", include_str!("../scripts/wrapup/en.lua")),
     ("wrapup/fr.lua", include_str!("../scripts/wrapup/fr.lua")),
-    ("channels/messenger.lua", include_str!("../scripts/channels/messenger.lua")),
+    (
+        "channels/messenger.lua",
+        include_str!("../scripts/channels/messenger.lua"),
+    ),
 ];
 
 /// Where a tenant's scripts are read from.
@@ -56,7 +73,8 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
         ScriptSource::Dir(d) => ScriptFiles::read_dir(&d)?,
         ScriptSource::Bundled => ScriptFiles::from_pairs(BUNDLED.iter().copied()),
     };
-    let masker = Masker::new(&t.mask_patterns).map_err(|e| ScriptError::new("<config>", None, e.to_string()))?;
+    let masker = Masker::new(&t.mask_patterns)
+        .map_err(|e| ScriptError::new("<config>", None, e.to_string()))?;
     let mut channels: BTreeMap<String, ChannelSpec> = t
         .channels
         .iter()
@@ -71,10 +89,12 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
         })
         .collect();
     if let Some(m) = &t.messenger {
-        let ch = channels.entry("messenger".into()).or_insert_with(|| ChannelSpec {
-            script: "channels/messenger.lua".into(),
-            settings: BTreeMap::new(),
-        });
+        let ch = channels
+            .entry("messenger".into())
+            .or_insert_with(|| ChannelSpec {
+                script: "channels/messenger.lua".into(),
+                settings: BTreeMap::new(),
+            });
         // The app secret stays with the host, which checks signatures.
         for (k, v) in [
             ("verify_token", m.verify_token.as_str()),

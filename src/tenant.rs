@@ -10,13 +10,15 @@
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use arc_swap::ArcSwap;
-use switchboard_core::channel::{ChannelAdapter, Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
-use switchboard_core::lua::{Generation, ScriptError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use switchboard_core::channel::{
+    ChannelAdapter, Outbound, OutboundContext, OutboundMessage, OutgoingRequest,
+};
 use switchboard_core::engine::Engine;
+use switchboard_core::lua::{Generation, ScriptError};
 use switchboard_core::model::Party;
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
@@ -151,7 +153,10 @@ impl Tenant {
     pub fn new(config: TenantConfig, clock: Arc<Clock>) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
         let generation = crate::scripts::load(&config, 1, clock.now()).map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(|e| format!("{}: {e}", config.id)).collect();
+            let list: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {e}", config.id))
+                .collect();
             anyhow::anyhow!("invalid scripts:\n{}", list.join("\n"))
         })?;
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
@@ -215,7 +220,12 @@ impl Tenant {
 
     /// Refuse an agent message its channel cannot deliver (e.g. Messenger
     /// past Meta's 7-day window), before anything is stored.
-    pub fn check_deliverable(&self, conversation: u64, author: &str, text: &str) -> Result<(), CommandError> {
+    pub fn check_deliverable(
+        &self,
+        conversation: u64,
+        author: &str,
+        text: &str,
+    ) -> Result<(), CommandError> {
         let gen = self.generation();
         let (channel, msg, ctx) = {
             let engine = lock(&self.engine);
@@ -225,7 +235,11 @@ impl Tenant {
             if !gen.has_channel(&c.channel) {
                 return Ok(());
             }
-            (c.channel.clone(), outbound_message(c, author, text), outbound_context(c, self.clock.now()))
+            (
+                c.channel.clone(),
+                outbound_message(c, author, text),
+                outbound_context(c, self.clock.now()),
+            )
         };
         match gen.channel(&channel).map(|a| a.outbound(&msg, &ctx)) {
             Some(Ok(Outbound::Refuse(reason))) => Err(CommandError::Conflict(reason)),
@@ -235,7 +249,11 @@ impl Tenant {
 
     /// Tell the agents of a conversation that a reply did not reach the customer.
     pub fn delivery_failed(&self, conversation: u64, channel: &str, reason: &str) {
-        let agents = self.read(|e| e.conversation(conversation).map(|c| c.participants()).unwrap_or_default());
+        let agents = self.read(|e| {
+            e.conversation(conversation)
+                .map(|c| c.participants())
+                .unwrap_or_default()
+        });
         let frame: Arc<str> = json!({
             "type": "delivery_failed",
             "conversation": conversation,
@@ -376,7 +394,11 @@ impl Tenant {
     }
 }
 
-fn outbound_message(c: &switchboard_core::engine::Conversation, author: &str, text: &str) -> OutboundMessage {
+fn outbound_message(
+    c: &switchboard_core::engine::Conversation,
+    author: &str,
+    text: &str,
+) -> OutboundMessage {
     OutboundMessage {
         conversation: c.id,
         customer: c.customer.clone(),

@@ -36,7 +36,8 @@ fn tenant_with_policy(policy: &str, tag: &str) -> (String, PathBuf) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("switchboard-lua-{tag}-{}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("switchboard-lua-{tag}-{}-{n}", std::process::id()));
     copy_dir(&repo_scripts(), &dir);
     std::fs::write(dir.join("routing/policy.lua"), policy).expect("write policy");
     let config = demo_config()
@@ -75,15 +76,23 @@ async fn editing_a_policy_and_reloading_changes_routing_without_restart() {
 
     let id = server.customer_says("v1", "Jeanne", "first").await;
     let offer = agents[1].events.next_of("offer").await;
-    assert_eq!((offer["conversation"].as_u64(), offer["generation"].as_u64()), (Some(id), Some(1)));
+    assert_eq!(
+        (offer["conversation"].as_u64(), offer["generation"].as_u64()),
+        (Some(id), Some(1))
+    );
 
     // Edit the script: carol now; reload; the next conversation goes to carol.
     std::fs::write(dir.join("routing/policy.lua"), prefer("carol")).expect("edit");
-    let (status, v) = server.admin(Method::POST, "/admin/tenants/demo/reload", None).await;
+    let (status, v) = server
+        .admin(Method::POST, "/admin/tenants/demo/reload", None)
+        .await;
     assert_eq!((status, v["generation"].as_u64()), (200, Some(2)), "{v}");
     let id = server.customer_says("v2", "Paul", "second").await;
     let offer = agents[2].events.next_of("offer").await;
-    assert_eq!((offer["conversation"].as_u64(), offer["generation"].as_u64()), (Some(id), Some(2)));
+    assert_eq!(
+        (offer["conversation"].as_u64(), offer["generation"].as_u64()),
+        (Some(id), Some(2))
+    );
 
     // A broken edit is refused with file:line; generation 2 keeps serving.
     std::fs::write(
@@ -91,17 +100,26 @@ async fn editing_a_policy_and_reloading_changes_routing_without_restart() {
         "return { route = function(conversation, candidates, ctx)\n  return candidates[1].id +\nend }\n",
     )
     .expect("edit");
-    let (status, v) = server.admin(Method::POST, "/admin/tenants/demo/reload", None).await;
+    let (status, v) = server
+        .admin(Method::POST, "/admin/tenants/demo/reload", None)
+        .await;
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["errors"][0]["file"], "routing/policy.lua");
     assert_eq!(v["errors"][0]["line"], 3);
-    assert!(v["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(v["errors"][0]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     let id = server.customer_says("v3", "Anne", "third").await;
     let offer = agents[2].events.next_of("offer").await;
-    assert_eq!((offer["conversation"].as_u64(), offer["generation"].as_u64()), (Some(id), Some(2)));
+    assert_eq!(
+        (offer["conversation"].as_u64(), offer["generation"].as_u64()),
+        (Some(id), Some(2))
+    );
 
     // Admins see the live generation and its script's calls.
-    let (status, v) = server.admin(Method::GET, "/admin/tenants/demo/scripts", None).await;
+    let (status, v) = server
+        .admin(Method::GET, "/admin/tenants/demo/scripts", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(v["generation"], 2);
     let policy = v["scripts"]
@@ -125,7 +143,9 @@ async fn a_failing_policy_falls_back_and_admins_see_where() {
     // The longest idle agent (alice, first available) still gets it.
     let offer = agents[0].events.next_of("offer").await;
     assert_eq!(offer["conversation"].as_u64(), Some(id));
-    let (_, v) = server.admin(Method::GET, "/admin/tenants/demo/scripts", None).await;
+    let (_, v) = server
+        .admin(Method::GET, "/admin/tenants/demo/scripts", None)
+        .await;
     let policy = v["scripts"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["file"] == "routing/policy.lua"))
@@ -133,8 +153,15 @@ async fn a_failing_policy_falls_back_and_admins_see_where() {
         .clone();
     assert_eq!(policy["errors"], 1, "{policy}");
     let last = &policy["last_errors"][0];
-    assert_eq!((last["line"].as_u64(), last["kind"].as_str()), (Some(2), Some("timeout")), "{last}");
-    assert!(!server.logs().contains("hello"), "customer text never logged");
+    assert_eq!(
+        (last["line"].as_u64(), last["kind"].as_str()),
+        (Some(2), Some("timeout")),
+        "{last}"
+    );
+    assert!(
+        !server.logs().contains("hello"),
+        "customer text never logged"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +178,9 @@ async fn reloading_100_times_while_messages_flow_routes_every_message() {
             for i in 0..100 {
                 let who = ["alice", "bob", "carol"][i % 3];
                 std::fs::write(dir.join("routing/policy.lua"), prefer(who)).expect("edit");
-                let (status, v) = server.admin(Method::POST, "/admin/tenants/demo/reload", None).await;
+                let (status, v) = server
+                    .admin(Method::POST, "/admin/tenants/demo/reload", None)
+                    .await;
                 assert_eq!(status, 200, "{v}");
                 let g = v["generation"].as_u64().expect("generation");
                 assert!(g > last, "generations grow");
@@ -162,17 +191,25 @@ async fn reloading_100_times_while_messages_flow_routes_every_message() {
     };
     let mut ids = Vec::new();
     for i in 0..100 {
-        ids.push(server.customer_says(&format!("flow-{i}"), "Customer", "hello").await);
+        ids.push(
+            server
+                .customer_says(&format!("flow-{i}"), "Customer", "hello")
+                .await,
+        );
     }
     let last = reloader.await.expect("reloads");
     assert_eq!(last, 101);
-    let (_, list) = server.admin(Method::GET, "/admin/tenants/demo/conversations", None).await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
     let list = list.as_array().expect("conversations").clone();
     assert_eq!(list.len(), 100);
     for c in &list {
         assert_eq!(c["state"], "offered", "every message was routed: {c}");
     }
-    let (_, v) = server.admin(Method::GET, "/admin/tenants/demo/scripts", None).await;
+    let (_, v) = server
+        .admin(Method::GET, "/admin/tenants/demo/scripts", None)
+        .await;
     for s in v["scripts"].as_array().expect("scripts") {
         assert_eq!(s["errors"], 0, "{s}");
     }
@@ -209,7 +246,9 @@ async fn graph_send(
         *fail -= 1;
         return (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": {"message": "An unexpected error has occurred. Please retry your request later.", "type": "OAuthException", "is_transient": true, "code": 2}})),
+            Json(
+                json!({"error": {"message": "An unexpected error has occurred. Please retry your request later.", "type": "OAuthException", "is_transient": true, "code": 2}}),
+            ),
         );
     }
     (
@@ -224,7 +263,9 @@ async fn stand_in_graph_api() -> (String, Graph) {
         .route("/v21.0/me/messages", post(graph_send))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(g.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -259,7 +300,10 @@ async fn wait_for_requests(g: &Graph, n: usize) -> Vec<Received> {
         if got.len() >= n {
             return got;
         }
-        assert!(tokio::time::Instant::now() < deadline, "Graph API got {got:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Graph API got {got:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -267,7 +311,10 @@ async fn wait_for_requests(g: &Graph, n: usize) -> Vec<Received> {
 #[tokio::test]
 async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_api() {
     let (graph_base, graph) = stand_in_graph_api().await;
-    let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)]);
+    let server = Server::start_with_env(
+        &demo_config(),
+        &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
+    );
 
     // Subscription handshake.
     let hs = |token: &str| {
@@ -275,10 +322,20 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
             "/channels/messenger/demo/webhook?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
         ))
     };
-    let resp = server.http.get(hs("demo-verify")).send().await.expect("handshake");
+    let resp = server
+        .http
+        .get(hs("demo-verify"))
+        .send()
+        .await
+        .expect("handshake");
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().await.expect("body"), "1158201444");
-    let resp = server.http.get(hs("wrong")).send().await.expect("handshake");
+    let resp = server
+        .http
+        .get(hs("wrong"))
+        .send()
+        .await
+        .expect("handshake");
     assert_eq!(resp.status().as_u16(), 403);
 
     let mut alice = AgentClient::login(&server, "alice").await;
@@ -296,9 +353,16 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
 
     // Bad or missing signature: 401 and nothing stored.
     assert_eq!(post_webhook(&server, &body, None).await.0, 401);
-    assert_eq!(post_webhook(&server, &body, Some(&signed(&body, "not-the-secret"))).await.0, 401);
+    assert_eq!(
+        post_webhook(&server, &body, Some(&signed(&body, "not-the-secret")))
+            .await
+            .0,
+        401
+    );
     assert_eq!(post_webhook(&server, &body, Some("sha256=zz")).await.0, 401);
-    let (_, list) = server.admin(Method::GET, "/admin/tenants/demo/conversations", None).await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
     assert_eq!(list, json!([]), "nothing stored");
 
     let (status, text) = post_webhook(&server, &body, Some(&signed(&body, "demo-secret"))).await;
@@ -315,8 +379,15 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
         {"sender": {"id": "PSID-42"}, "recipient": {"id": "1000"}, "timestamp": 3, "message": {"mid": "m.3", "attachments": [{"type": "image", "payload": {"url": "https://example.invalid/x.png"}}]}}
     ]}]})
     .to_string();
-    assert_eq!(post_webhook(&server, &more, Some(&signed(&more, "demo-secret"))).await.0, 200);
-    alice.ok(&format!("/api/conversations/{id}/accept"), json!({})).await;
+    assert_eq!(
+        post_webhook(&server, &more, Some(&signed(&more, "demo-secret")))
+            .await
+            .0,
+        200
+    );
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
     let started = alice.events.next_of("conversation_started").await;
     let texts: Vec<&str> = started["messages"]
         .as_array()
@@ -324,17 +395,30 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
         .iter()
         .filter_map(|m| m["text"].as_str())
         .collect();
-    assert_eq!(texts, ["Bonjour, ma commande est en retard", "Track my order", "[image]"]);
+    assert_eq!(
+        texts,
+        [
+            "Bonjour, ma commande est en retard",
+            "Track my order",
+            "[image]"
+        ]
+    );
 
     // The reply goes out as Meta's Send API request; a 500 is retried.
     *graph.fail_first.lock().expect("lock") = 1;
     alice
-        .ok(&format!("/api/conversations/{id}/messages"), json!({"text": "Je regarde"}))
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Je regarde"}),
+        )
         .await;
     let got = wait_for_requests(&graph, 2).await;
     for r in &got {
         assert_eq!(r.path, "/v21.0/me/messages");
-        assert_eq!(r.query.get("access_token").map(String::as_str), Some("demo-access"));
+        assert_eq!(
+            r.query.get("access_token").map(String::as_str),
+            Some("demo-access")
+        );
         assert_eq!(
             r.body,
             json!({"recipient": {"id": "PSID-42"}, "messaging_type": "RESPONSE", "message": {"text": "Je regarde"}})
@@ -344,7 +428,10 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
     // Past 24 hours: the HUMAN_AGENT tag.
     server.advance(25 * 3600 * 1000).await;
     alice
-        .ok(&format!("/api/conversations/{id}/messages"), json!({"text": "Toujours là ?"}))
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Toujours là ?"}),
+        )
         .await;
     let got = wait_for_requests(&graph, 3).await;
     assert_eq!(
@@ -355,10 +442,16 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
     // Past 7 days: refused, nothing sent.
     server.advance(7 * 24 * 3600 * 1000).await;
     let (status, v) = alice
-        .post(&format!("/api/conversations/{id}/messages"), json!({"text": "Allô ?"}))
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Allô ?"}),
+        )
         .await;
     assert_eq!(status, 409, "{v}");
-    assert!(v["error"].as_str().is_some_and(|e| e.contains("7 days")), "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("7 days")),
+        "{v}"
+    );
     assert_eq!(graph.received.lock().expect("lock").len(), 3);
 }
 
@@ -377,16 +470,31 @@ async fn an_unreachable_graph_api_is_reported_to_the_agent() {
         {"sender": {"id": "PSID-7"}, "recipient": {"id": "1000"}, "timestamp": 1, "message": {"mid": "m.1", "text": "hi"}}
     ]}]})
     .to_string();
-    assert_eq!(post_webhook(&server, &body, Some(&signed(&body, "demo-secret"))).await.0, 200);
-    let id = alice.events.next_of("offer").await["conversation"].as_u64().expect("id");
-    alice.ok(&format!("/api/conversations/{id}/accept"), json!({})).await;
+    assert_eq!(
+        post_webhook(&server, &body, Some(&signed(&body, "demo-secret")))
+            .await
+            .0,
+        200
+    );
+    let id = alice.events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("id");
     alice
-        .ok(&format!("/api/conversations/{id}/messages"), json!({"text": "hello"}))
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "hello"}),
+        )
         .await;
     let failed = alice.events.next_of("delivery_failed").await;
     assert_eq!(failed["conversation"].as_u64(), Some(id));
     assert_eq!(failed["channel"], "messenger");
-    assert!(!server.logs().contains("demo-access"), "the access token is never logged");
+    assert!(
+        !server.logs().contains("demo-access"),
+        "the access token is never logged"
+    );
 }
 
 fn scripts_check(config: &Path) -> (i32, String) {

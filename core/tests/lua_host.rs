@@ -105,7 +105,8 @@ fn bundled_scripts_load_and_pass_their_self_tests() {
     for policy in ["longest_idle", "skills", "sticky", "priority"] {
         let mut s = spec(bundled(), Some(&format!("routing/{policy}.lua")));
         s.wrapup = Some("wrapup/en.lua".into());
-        s.wrapup_queues.insert("billing".into(), "wrapup/fr.lua".into());
+        s.wrapup_queues
+            .insert("billing".into(), "wrapup/fr.lua".into());
         s.channels.insert(
             "messenger".into(),
             ChannelSpec {
@@ -127,19 +128,31 @@ fn bundled_policies_route_as_documented() {
     let load = |p: &str| Generation::load(&spec(bundled(), Some(p)), 3, 0).expect("loads");
 
     let g = load("routing/longest_idle.lua");
-    assert_eq!(g.route(&view(&none, None), &c), RouteDecision::Agent("agent2".into()));
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent2".into())
+    );
     assert_eq!(g.generation(), 3);
 
     let g = load("routing/skills.lua");
     let fr = cad(&[("language", "fr")]);
-    assert_eq!(g.route(&view(&fr, None), &c), RouteDecision::Agent("agent0".into()));
+    assert_eq!(
+        g.route(&view(&fr, None), &c),
+        RouteDecision::Agent("agent0".into())
+    );
     let billing = cad(&[("topic", "billing")]);
     assert_eq!(g.entry(&view(&billing, None)), Some("billing".into()));
     assert_eq!(g.entry(&view(&none, None)), None);
 
     let g = load("routing/sticky.lua");
-    assert_eq!(g.route(&view(&none, Some("agent1")), &c), RouteDecision::Agent("agent1".into()));
-    assert_eq!(g.route(&view(&none, Some("gone")), &c), RouteDecision::Agent("agent2".into()));
+    assert_eq!(
+        g.route(&view(&none, Some("agent1")), &c),
+        RouteDecision::Agent("agent1".into())
+    );
+    assert_eq!(
+        g.route(&view(&none, Some("gone")), &c),
+        RouteDecision::Agent("agent2".into())
+    );
 
     let g = load("routing/priority.lua");
     let vip = cad(&[("vip", "true")]);
@@ -148,7 +161,10 @@ fn bundled_policies_route_as_documented() {
         other => panic!("expected a ranked list, got {other:?}"),
     };
     assert_eq!(ranked(g.route(&view(&vip, None), &c))[0], "agent2");
-    assert_eq!(ranked(g.route(&view(&none, None), &c)), ["agent1", "agent0", "agent2"]);
+    assert_eq!(
+        ranked(g.route(&view(&none, None), &c)),
+        ["agent1", "agent0", "agent2"]
+    );
 }
 
 #[test]
@@ -160,12 +176,21 @@ fn candidates_follow_changes_between_calls() {
     let agents = Agents::new(&[&[], &[], &[]]);
     let mut c = agents.candidates();
     let none = cad(&[]);
-    assert_eq!(g.route(&view(&none, None), &c), RouteDecision::Agent("agent0=0;agent1=0;agent2=0;".into()));
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent0=0;agent1=0;agent2=0;".into())
+    );
     c[1].load = 4;
     c.remove(0);
-    assert_eq!(g.route(&view(&none, None), &c), RouteDecision::Agent("agent1=4;agent2=0;".into()));
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent1=4;agent2=0;".into())
+    );
     c.reverse();
-    assert_eq!(g.route(&view(&none, None), &c), RouteDecision::Agent("agent2=0;agent1=4;".into()));
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent2=0;agent1=4;".into())
+    );
 }
 
 fn load_errors(s: &ScriptSpec) -> Vec<String> {
@@ -184,8 +209,13 @@ fn broken_scripts_are_refused_with_file_and_line() {
     let e = load_errors(&with_routing(
         "return { route = function() end,\n tests = { fails = function()\n assert(1 == 2, 'one is not two') end } }",
     ));
-    assert_eq!(e, ["routing/policy.lua:3: self-test fails failed: one is not two"]);
-    let e = load_errors(&with_routing("local x = require 'nothing_here'\nreturn { route = function() end }"));
+    assert_eq!(
+        e,
+        ["routing/policy.lua:3: self-test fails failed: one is not two"]
+    );
+    let e = load_errors(&with_routing(
+        "local x = require 'nothing_here'\nreturn { route = function() end }",
+    ));
     assert!(e[0].contains("module \"nothing_here\" not found"), "{e:?}");
 }
 
@@ -196,16 +226,24 @@ fn wrapup_lists_are_validated() {
         files.0.insert("wrapup/x.lua".into(), src.into());
         let mut s = spec(files, None);
         s.wrapup = Some("wrapup/x.lua".into());
-        Generation::load(&s, 1, 0).map(|_| ()).map_err(|e| e[0].message.clone())
+        Generation::load(&s, 1, 0)
+            .map(|_| ())
+            .map_err(|e| e[0].message.clone())
     };
     assert!(check("return { { code = 'a', label = 'A' } }").is_ok());
-    assert!(check("return {}").unwrap_err().contains("non-empty"));
-    assert!(check("return { { code = 'a', label = 'A' }, { code = 'a', label = 'B' } }")
-        .unwrap_err()
-        .contains("appears twice"));
-    assert!(check("return { { code = 'a' } }").unwrap_err().contains("code and label"));
+    assert!(check("return {}")
+        .expect_err("refused")
+        .contains("non-empty"));
+    assert!(
+        check("return { { code = 'a', label = 'A' }, { code = 'a', label = 'B' } }")
+            .expect_err("refused")
+            .contains("appears twice")
+    );
+    assert!(check("return { { code = 'a' } }")
+        .expect_err("refused")
+        .contains("code and label"));
     assert!(check("return { reasons = { { code = 'a', label = 'A' } }, queues = { nope = { { code = 'b', label = 'B' } } } }")
-        .unwrap_err()
+        .expect_err("refused")
         .contains("unknown queue"));
 }
 
@@ -227,7 +265,10 @@ fn hostile_files() -> Vec<(String, String)> {
 
 #[test]
 fn hostile_scripts_fall_back_and_never_stop_the_host() {
-    let good = Arc::new(Generation::load(&spec(bundled(), Some("routing/longest_idle.lua")), 1, 0).expect("good tenant"));
+    let good = Arc::new(
+        Generation::load(&spec(bundled(), Some("routing/longest_idle.lua")), 1, 0)
+            .expect("good tenant"),
+    );
     let agents = Agents::new(&[&[], &[], &[]]);
     let none = cad(&[]);
     let mut ran = 0;
@@ -250,11 +291,22 @@ fn hostile_scripts_fall_back_and_never_stop_the_host() {
         });
         for _ in 0..2 {
             let d = hostile.route(&view(&none, None), &agents.candidates());
-            assert_eq!(d, RouteDecision::Agent("agent2".into()), "{name}: falls back to the longest idle");
+            assert_eq!(
+                d,
+                RouteDecision::Agent("agent2".into()),
+                "{name}: falls back to the longest idle"
+            );
         }
-        assert_eq!(neighbour.join().expect("neighbour thread"), 200, "{name}: the other tenant was served");
+        assert_eq!(
+            neighbour.join().expect("neighbour thread"),
+            200,
+            "{name}: the other tenant was served"
+        );
         let report = hostile.report();
-        let r = report.iter().find(|r| r.file == "routing/policy.lua").expect("report");
+        let r = report
+            .iter()
+            .find(|r| r.file == "routing/policy.lua")
+            .expect("report");
         assert_eq!((r.calls, r.errors), (2, 2), "{name}: {r:?}");
         let last = &r.last_errors[1];
         assert!(!last.message.is_empty(), "{name}");
@@ -266,11 +318,19 @@ fn hostile_scripts_fall_back_and_never_stop_the_host() {
 #[test]
 fn hostile_kinds_are_told_apart() {
     let kind = |file: &str| {
-        let source = hostile_files().into_iter().find(|(n, _)| n == file).expect("file").1;
+        let source = hostile_files()
+            .into_iter()
+            .find(|(n, _)| n == file)
+            .expect("file")
+            .1;
         let g = Generation::load(&with_routing(&source), 2, 0).expect("loads");
         let agents = Agents::new(&[&[]]);
         g.route(&view(&cad(&[]), None), &agents.candidates());
-        let r = g.report().into_iter().find(|r| r.file == "routing/policy.lua").expect("report");
+        let r = g
+            .report()
+            .into_iter()
+            .find(|r| r.file == "routing/policy.lua")
+            .expect("report");
         let f = r.last_errors[0].clone();
         (f.kind, f.line, f.message)
     };
@@ -288,7 +348,13 @@ fn hostile_kinds_are_told_apart() {
 
 #[test]
 fn hostile_load_time_code_is_refused() {
-    let src = |n: &str| hostile_files().into_iter().find(|(f, _)| f == n).expect("file").1;
+    let src = |n: &str| {
+        hostile_files()
+            .into_iter()
+            .find(|(f, _)| f == n)
+            .expect("file")
+            .1
+    };
     let e = load_errors(&with_routing(&src("load_loop.lua")));
     assert_eq!(e, ["routing/policy.lua:2: instruction budget exceeded"]);
     let e = load_errors(&with_routing(&src("returns_nil_module.lua")));
@@ -297,9 +363,13 @@ fn hostile_load_time_code_is_refused() {
 
 #[test]
 fn route_returning_nil_keeps_the_conversation_queued() {
-    let g = Generation::load(&with_routing("function route() return nil end"), 1, 0).expect("loads");
+    let g =
+        Generation::load(&with_routing("function route() return nil end"), 1, 0).expect("loads");
     let agents = Agents::new(&[&[]]);
-    assert_eq!(g.route(&view(&cad(&[]), None), &agents.candidates()), RouteDecision::KeepQueued);
+    assert_eq!(
+        g.route(&view(&cad(&[]), None), &agents.candidates()),
+        RouteDecision::KeepQueued
+    );
     assert_eq!(g.report()[0].errors, 0);
 }
 
@@ -329,7 +399,10 @@ fn messenger() -> Generation {
 fn get(query: &[(&str, &str)]) -> HttpRequest {
     HttpRequest {
         method: "GET".into(),
-        query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Default::default()
     }
 }
@@ -339,11 +412,19 @@ fn messenger_handshake() {
     let g = messenger();
     let m = g.channel("messenger").expect("adapter");
     let ok = m
-        .verify(&get(&[("hub.mode", "subscribe"), ("hub.verify_token", "vt"), ("hub.challenge", "42")]))
+        .verify(&get(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "vt"),
+            ("hub.challenge", "42"),
+        ]))
         .expect("verify");
     assert!(matches!(ok, Verdict::Respond(r) if r.status == 200 && r.body == "42"));
     let bad = m
-        .verify(&get(&[("hub.mode", "subscribe"), ("hub.verify_token", "no"), ("hub.challenge", "42")]))
+        .verify(&get(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "no"),
+            ("hub.challenge", "42"),
+        ]))
         .expect("verify");
     assert!(matches!(bad, Verdict::Respond(r) if r.status == 403));
 }
@@ -378,7 +459,11 @@ fn messenger_inbound_normalizes_batched_events() {
         .collect();
     assert_eq!(
         got,
-        [("p1".into(), "hello".into()), ("p2".into(), "[image]".into()), ("p3".into(), "Talk to sales".into())]
+        [
+            ("p1".into(), "hello".into()),
+            ("p2".into(), "[image]".into()),
+            ("p3".into(), "Talk to sales".into())
+        ]
     );
 }
 
@@ -394,14 +479,30 @@ fn messenger_outbound_follows_meta_windows() {
     };
     let hour = 3_600_000;
     let now = 100 * 24 * hour;
-    let at = |age: u64| m.outbound(&msg, &OutboundContext { now, last_customer_message_at: Some(now - age) }).expect("outbound");
-    let Outbound::Send(r) = at(hour) else { panic!("sends") };
-    assert_eq!(r.url, "http://127.0.0.1:9/v21.0/me/messages?access_token=tok");
+    let at = |age: u64| {
+        m.outbound(
+            &msg,
+            &OutboundContext {
+                now,
+                last_customer_message_at: Some(now - age),
+            },
+        )
+        .expect("outbound")
+    };
+    let Outbound::Send(r) = at(hour) else {
+        panic!("sends")
+    };
+    assert_eq!(
+        r.url,
+        "http://127.0.0.1:9/v21.0/me/messages?access_token=tok"
+    );
     assert_eq!(
         r.body,
         serde_json::json!({"recipient": {"id": "p1"}, "messaging_type": "RESPONSE", "message": {"text": "Hi"}})
     );
-    let Outbound::Send(r) = at(3 * 24 * hour) else { panic!("sends") };
+    let Outbound::Send(r) = at(3 * 24 * hour) else {
+        panic!("sends")
+    };
     assert_eq!(r.body["messaging_type"], "MESSAGE_TAG");
     assert_eq!(r.body["tag"], "HUMAN_AGENT");
     assert!(matches!(at(8 * 24 * hour), Outbound::Refuse(_)));

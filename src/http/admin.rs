@@ -172,7 +172,9 @@ async fn scripts(
             json!({"file": r.file, "role": r.role, "generation": r.generation, "calls": r.calls, "errors": r.errors, "last_errors": last})
         })
         .collect();
-    Ok(Json(json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts })))
+    Ok(Json(
+        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -128,7 +128,9 @@ fn handle(
         Ok(Verdict::Respond(r)) => return Ok(r),
         Err(e) => return Err(Failure::Adapter(e.to_string())),
     }
-    let inbound = adapter.inbound(req).map_err(|e| Failure::Adapter(e.to_string()))?;
+    let inbound = adapter
+        .inbound(req)
+        .map_err(|e| Failure::Adapter(e.to_string()))?;
     drop(gen);
     for ChannelEvent::Message(m) in inbound.events {
         let result = t.execute(Command::CustomerMessage(CustomerMessage {

@@ -93,10 +93,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ScriptStats {
     fn add(&mut self, file: &str, role: &'static str) {
-        self.files.entry(file.to_string()).or_insert_with(|| FileStats {
-            role,
-            ..Default::default()
-        });
+        self.files
+            .entry(file.to_string())
+            .or_insert_with(|| FileStats {
+                role,
+                ..Default::default()
+            });
     }
 
     fn called(&self, file: &str) {
@@ -162,7 +164,11 @@ fn module_of(ret: Value, env: Table) -> Table {
 
 impl Generation {
     /// Load and validate; every problem is reported, none is fatal to the host.
-    pub fn load(spec: &ScriptSpec, number: u64, now: Millis) -> Result<Generation, Vec<ScriptError>> {
+    pub fn load(
+        spec: &ScriptSpec,
+        number: u64,
+        now: Millis,
+    ) -> Result<Generation, Vec<ScriptError>> {
         let budget = Arc::new(Budget::default());
         let now_cell = Arc::new(AtomicU64::new(now));
         let sb_ctx = SbContext {
@@ -171,9 +177,10 @@ impl Generation {
             now: now_cell.clone(),
         };
         let files = Arc::new(spec.files.0.clone());
-        let (lua, _base) =
-            sandbox::new_state(&spec.limits, budget.clone(), files, |lua| sb::register(lua, &sb_ctx))
-                .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        let (lua, _base) = sandbox::new_state(&spec.limits, budget.clone(), files, |lua| {
+            sb::register(lua, &sb_ctx)
+        })
+        .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         let mut errors = Vec::new();
         let mut stats = ScriptStats::default();
 
@@ -235,29 +242,33 @@ impl Generation {
         }
         for (q, f) in &spec.wrapup_queues {
             if !spec.queues.contains(q) {
-                errors.push(ScriptError::new(f, None, format!("wrap-up list for unknown queue {q:?}")));
+                errors.push(ScriptError::new(
+                    f,
+                    None,
+                    format!("wrap-up list for unknown queue {q:?}"),
+                ));
             }
             wrapup_files.push((Some(q), f));
         }
         for (queue, file) in wrapup_files {
             stats.add(file, "wrapup");
-            let Some(m) = run(file, &mut errors) else { continue };
+            let Some(m) = run(file, &mut errors) else {
+                continue;
+            };
             match roles::wrapup_lists(&m, &spec.queues) {
-                Ok((default, per_queue)) => {
-                    match queue {
-                        Some(q) => {
-                            if let Some(d) = default {
-                                wrapup_queues.insert(q.clone(), d);
-                            }
-                        }
-                        None => {
-                            wrapup_default = default;
-                            for (q, l) in per_queue {
-                                wrapup_queues.entry(q).or_insert(l);
-                            }
+                Ok((default, per_queue)) => match queue {
+                    Some(q) => {
+                        if let Some(d) = default {
+                            wrapup_queues.insert(q.clone(), d);
                         }
                     }
-                }
+                    None => {
+                        wrapup_default = default;
+                        for (q, l) in per_queue {
+                            wrapup_queues.entry(q).or_insert(l);
+                        }
+                    }
+                },
                 Err(message) => errors.push(ScriptError::new(file, None, message)),
             }
             self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
@@ -268,7 +279,9 @@ impl Generation {
         for (name, ch) in &spec.channels {
             stats.add(&ch.script, "channel");
             channel_files.insert(name.clone(), ch.script.clone());
-            let Some(m) = run(&ch.script, &mut errors) else { continue };
+            let Some(m) = run(&ch.script, &mut errors) else {
+                continue;
+            };
             match roles::ChannelFns::new(&lua, &m, &ch.settings) {
                 Ok(fns) => {
                     channels.insert(name.clone(), fns);
@@ -378,7 +391,10 @@ impl Generation {
                 let d = describe(&e, file);
                 let kind = if timed_out {
                     "timeout"
-                } else if matches!(e, mlua::Error::MemoryError(_)) || (d.message.contains("not enough memory") || d.message == "memory limit exceeded") {
+                } else if matches!(e, mlua::Error::MemoryError(_))
+                    || (d.message.contains("not enough memory")
+                        || d.message == "memory limit exceeded")
+                {
                     "memory"
                 } else {
                     "error"
@@ -455,16 +471,17 @@ fn self_tests(
     let tests: Vec<(String, Function)> = match module.get::<Value>("tests") {
         Ok(Value::Function(f)) => vec![("tests".into(), f)],
         Ok(Value::Table(t)) => {
-            let mut v: Vec<(String, Function)> = t
-                .pairs::<String, Function>()
-                .flatten()
-                .collect();
+            let mut v: Vec<(String, Function)> = t.pairs::<String, Function>().flatten().collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         }
         Ok(Value::Nil) => Vec::new(),
         _ => {
-            errors.push(ScriptError::new(file, None, "tests must be a function or a table of functions"));
+            errors.push(ScriptError::new(
+                file,
+                None,
+                "tests must be a function or a table of functions",
+            ));
             return;
         }
     };

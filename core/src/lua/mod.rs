@@ -19,9 +19,7 @@ pub mod sandbox;
 pub mod sb;
 pub mod strings;
 
-pub use generation::{
-    ChannelSpec, FileReport, Generation, ScriptFailure, ScriptSpec, ScriptStats,
-};
+pub use generation::{ChannelSpec, FileReport, Generation, ScriptFailure, ScriptSpec, ScriptStats};
 pub use roles::LuaChannel;
 pub use sandbox::Limits;
 
@@ -90,8 +88,9 @@ impl ScriptFiles {
                         if meta.len() > MAX_FILE_BYTES {
                             return Err(ScriptError::new(&rel, None, "script file too large"));
                         }
-                        let text = std::fs::read_to_string(entry.path())
-                            .map_err(|e| ScriptError::new(&rel, None, format!("cannot read: {e}")))?;
+                        let text = std::fs::read_to_string(entry.path()).map_err(|e| {
+                            ScriptError::new(&rel, None, format!("cannot read: {e}"))
+                        })?;
                         files.insert(rel, text);
                     }
                 }
@@ -135,7 +134,11 @@ fn parse_location(msg: &str) -> Option<ScriptError> {
     let (line, message) = rest.split_once(": ")?;
     let line: u32 = line.parse().ok()?;
     let file = file.trim_start_matches('@').rsplit(' ').next()?;
-    Some(ScriptError::new(&format!("{file}.lua"), Some(line), message))
+    Some(ScriptError::new(
+        &format!("{file}.lua"),
+        Some(line),
+        message,
+    ))
 }
 
 #[cfg(test)]

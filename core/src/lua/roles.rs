@@ -10,8 +10,8 @@
 use super::generation::{CallError, Generation, Host};
 use super::sandbox;
 use crate::channel::{
-    ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound,
-    InboundMessage, Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
+    ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
+    Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
 };
 use crate::model::WrapUpReason;
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
@@ -197,7 +197,9 @@ fn decision(v: Value) -> Result<RouteDecision, CallError> {
             let mut list = Vec::new();
             for v in t.sequence_values::<Value>() {
                 match v? {
-                    Value::String(s) if list.len() < MAX_RANKED => list.push(s.to_str()?.to_string()),
+                    Value::String(s) if list.len() < MAX_RANKED => {
+                        list.push(s.to_str()?.to_string())
+                    }
                     Value::String(_) => break,
                     other => {
                         return Err(CallError::Shape(format!(
@@ -238,7 +240,9 @@ impl RoutingPolicy for Generation {
                     if self.queues.contains(&q) {
                         Ok(Some(q))
                     } else {
-                        Err(CallError::Shape(format!("entry returned unknown queue {q:?}")))
+                        Err(CallError::Shape(format!(
+                            "entry returned unknown queue {q:?}"
+                        )))
                     }
                 }
                 other => Err(CallError::Shape(format!(
@@ -250,7 +254,11 @@ impl RoutingPolicy for Generation {
         r.ok().flatten()
     }
 
-    fn route(&self, conversation: &ConversationView<'_>, candidates: &[Candidate<'_>]) -> RouteDecision {
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
         let Some(file) = self.routing_file.as_deref() else {
             return LongestIdle.route(conversation, candidates);
         };
@@ -288,15 +296,24 @@ fn reason_list(t: &Table, what: &str) -> Result<Arc<[WrapUpReason]>, String> {
     let mut codes = HashSet::new();
     for (i, v) in t.sequence_values::<Value>().enumerate() {
         let Ok(Value::Table(r)) = v else {
-            return Err(format!("{what}: entry {} is not a {{code, label}} table", i + 1));
+            return Err(format!(
+                "{what}: entry {} is not a {{code, label}} table",
+                i + 1
+            ));
         };
         let code: Option<String> = r.get("code").ok().flatten();
         let label: Option<String> = r.get("label").ok().flatten();
         let (Some(code), Some(label)) = (code, label) else {
-            return Err(format!("{what}: entry {} needs a string code and label", i + 1));
+            return Err(format!(
+                "{what}: entry {} needs a string code and label",
+                i + 1
+            ));
         };
         if code.trim().is_empty() || label.trim().is_empty() {
-            return Err(format!("{what}: entry {} has an empty code or label", i + 1));
+            return Err(format!(
+                "{what}: entry {} has an empty code or label",
+                i + 1
+            ));
         }
         if !codes.insert(code.clone()) {
             return Err(format!("{what}: code {code:?} appears twice"));
@@ -309,7 +326,10 @@ fn reason_list(t: &Table, what: &str) -> Result<Arc<[WrapUpReason]>, String> {
     Ok(out.into())
 }
 
-type Lists = (Option<Arc<[WrapUpReason]>>, Vec<(String, Arc<[WrapUpReason]>)>);
+type Lists = (
+    Option<Arc<[WrapUpReason]>>,
+    Vec<(String, Arc<[WrapUpReason]>)>,
+);
 
 /// A wrap-up script's lists: `{ {code, label}, … }` or
 /// `{ reasons = { … }, queues = { billing = { … } } }`.
@@ -354,7 +374,8 @@ impl ChannelFns {
         };
         let verify = f("verify")?;
         let inbound = f("inbound")?.ok_or("a channel adapter must define inbound(request, ctx)")?;
-        let outbound = f("outbound")?.ok_or("a channel adapter must define outbound(message, ctx)")?;
+        let outbound =
+            f("outbound")?.ok_or("a channel adapter must define outbound(message, ctx)")?;
         let t = (|| {
             let t = lua.create_table()?;
             for (k, v) in settings {
@@ -413,7 +434,9 @@ fn request_table(lua: &Lua, r: &HttpRequest) -> mlua::Result<Table> {
 fn response_of(v: &Table) -> Result<HttpResponse, CallError> {
     let status: Option<u16> = v.get("status").ok().flatten();
     let Some(status) = status.filter(|s| (100..600).contains(s)) else {
-        return Err(CallError::Shape("response.status must be an HTTP status".into()));
+        return Err(CallError::Shape(
+            "response.status must be an HTTP status".into(),
+        ));
     };
     let body: Option<String> = v.get("body").ok().flatten();
     let content_type: Option<String> = v.get("content_type").ok().flatten();
@@ -428,7 +451,10 @@ fn string_field(t: &Table, k: &str) -> Result<Option<String>, CallError> {
     match t.get::<Value>(k)? {
         Value::Nil => Ok(None),
         Value::String(s) => Ok(Some(s.to_str()?.to_string())),
-        other => Err(CallError::Shape(format!("{k} must be a string, not a {}", other.type_name()))),
+        other => Err(CallError::Shape(format!(
+            "{k} must be a string, not a {}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -441,7 +467,8 @@ fn message_of(t: &Table) -> Result<InboundMessage, CallError> {
     let mut cad = BTreeMap::new();
     if let Value::Table(c) = t.get::<Value>("cad")? {
         for pair in c.pairs::<String, String>() {
-            let (k, v) = pair.map_err(|_| CallError::Shape("cad must map strings to strings".into()))?;
+            let (k, v) =
+                pair.map_err(|_| CallError::Shape("cad must map strings to strings".into()))?;
             cad.insert(k, v);
         }
     }
@@ -516,7 +543,9 @@ impl ChannelAdapter for LuaChannel<'_> {
                 let req = request_table(&host.lua, request)?;
                 let ctx = self.ctx(host, fns)?;
                 let Value::Table(t) = fns.inbound.call::<Value>((req, ctx))? else {
-                    return Err(CallError::Shape("inbound must return {events = …, response = …}".into()));
+                    return Err(CallError::Shape(
+                        "inbound must return {events = …, response = …}".into(),
+                    ));
                 };
                 let response = match t.get::<Value>("response")? {
                     Value::Table(r) => response_of(&r)?,
@@ -526,14 +555,17 @@ impl ChannelAdapter for LuaChannel<'_> {
                 let mut events = Vec::new();
                 if let Value::Table(evs) = t.get::<Value>("events")? {
                     for ev in evs.sequence_values::<Table>() {
-                        let ev = ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
+                        let ev =
+                            ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
                         if events.len() >= MAX_EVENTS {
                             return Err(CallError::Shape("too many events".into()));
                         }
                         match string_field(&ev, "type")?.as_deref() {
                             Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
                             other => {
-                                return Err(CallError::Shape(format!("unknown event type {other:?}")))
+                                return Err(CallError::Shape(format!(
+                                    "unknown event type {other:?}"
+                                )))
                             }
                         }
                     }
@@ -543,7 +575,11 @@ impl ChannelAdapter for LuaChannel<'_> {
             .map_err(|f| self.err(f))
     }
 
-    fn outbound(&self, message: &OutboundMessage, ctx: &OutboundContext) -> Result<Outbound, ChannelError> {
+    fn outbound(
+        &self,
+        message: &OutboundMessage,
+        ctx: &OutboundContext,
+    ) -> Result<Outbound, ChannelError> {
         self.generation
             .call(self.file, |host| {
                 let fns = self.fns(host)?;
@@ -559,7 +595,9 @@ impl ChannelAdapter for LuaChannel<'_> {
                     c.raw_set("last_customer_message_at", at)?;
                 }
                 let Value::Table(t) = fns.outbound.call::<Value>((m, c))? else {
-                    return Err(CallError::Shape("outbound must return a request or {refuse = reason}".into()));
+                    return Err(CallError::Shape(
+                        "outbound must return a request or {refuse = reason}".into(),
+                    ));
                 };
                 if let Some(reason) = string_field(&t, "refuse")? {
                     return Ok(Outbound::Refuse(reason));
@@ -571,7 +609,8 @@ impl ChannelAdapter for LuaChannel<'_> {
                 let mut headers = BTreeMap::new();
                 if let Value::Table(h) = t.get::<Value>("headers")? {
                     for pair in h.pairs::<String, String>() {
-                        let (k, v) = pair.map_err(|_| CallError::Shape("headers must be strings".into()))?;
+                        let (k, v) =
+                            pair.map_err(|_| CallError::Shape("headers must be strings".into()))?;
                         headers.insert(k, v);
                     }
                 }

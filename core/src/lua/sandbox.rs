@@ -156,7 +156,12 @@ pub fn new_state(
     register_sb: impl FnOnce(&Lua) -> mlua::Result<Table>,
 ) -> mlua::Result<(Lua, Table)> {
     let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS,
+        StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::MATH
+            | StdLib::UTF8
+            | StdLib::COROUTINE
+            | StdLib::OS,
         LuaOptions::default(),
     )?;
     let g = lua.globals();
@@ -298,9 +303,11 @@ fn require_function(lua: &Lua, files: Arc<BTreeMap<String, String>>) -> mlua::Re
         }
         let valid = !name.is_empty()
             && name.len() <= 128
-            && name
-                .split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+            && name.split('.').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
         if !valid {
             return Err(mlua::Error::runtime(format!(
                 "require: invalid module name {name:?}"

@@ -112,11 +112,19 @@ fn bytes(v: Option<&Value>) -> Option<Vec<u8>> {
     }
 }
 
-fn wrap(lua: &Lua, original: Function, name: &'static str, anchors: bool) -> mlua::Result<Function> {
+fn wrap(
+    lua: &Lua,
+    original: Function,
+    name: &'static str,
+    anchors: bool,
+) -> mlua::Result<Function> {
     lua.create_function(move |_, args: MultiValue| {
         let subject = bytes(args.front()).unwrap_or_default();
         let pattern = bytes(args.get(1)).unwrap_or_default();
-        let plain = name == "find" && args.get(3).is_some_and(|v| v.as_boolean() != Some(false) && !v.is_nil());
+        let plain = name == "find"
+            && args
+                .get(3)
+                .is_some_and(|v| v.as_boolean() != Some(false) && !v.is_nil());
         check(&subject, &pattern, plain, anchors)
             .map_err(|e| mlua::Error::runtime(format!("string.{name}: {e}")))?;
         original.call::<MultiValue>(args)
@@ -125,7 +133,12 @@ fn wrap(lua: &Lua, original: Function, name: &'static str, anchors: bool) -> mlu
 
 /// Replace the pattern functions and `rep` of `string`.
 pub fn register(lua: &Lua, string: &Table) -> mlua::Result<()> {
-    for (name, anchors) in [("find", true), ("match", true), ("gmatch", false), ("gsub", true)] {
+    for (name, anchors) in [
+        ("find", true),
+        ("match", true),
+        ("gmatch", false),
+        ("gsub", true),
+    ] {
         let original: Function = string.get(name)?;
         string.raw_set(name, wrap(lua, original, name, anchors)?)?;
     }
@@ -167,6 +180,9 @@ mod tests {
         let a = vec![b'a'; 500];
         assert!(check(&a, b".-.-.-b", false, true).is_err());
         assert!(check(&a[..200], b"^%s*(.-)%s*$", false, true).is_ok());
-        assert!(check(&a, b".-.-.-b", true, true).is_ok(), "plain find is linear");
+        assert!(
+            check(&a, b".-.-.-b", true, true).is_ok(),
+            "plain find is linear"
+        );
     }
 }
