@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use switchboard_core::masking::TenantPattern;
 use switchboard_core::model::{
@@ -59,6 +59,32 @@ pub struct TenantConfig {
     pub webchat: Option<WebchatConfig>,
     #[serde(default)]
     pub messenger: Option<MessengerConfig>,
+    /// Folder of the tenant's Lua scripts (lib/, routing/, wrapup/,
+    /// channels/), relative to the configuration file's folder. For the
+    /// embedded demo: relative to the current directory, and the scripts
+    /// bundled in the binary when that folder does not exist. Unset: the
+    /// bundled scripts.
+    #[serde(default)]
+    pub scripts_dir: Option<String>,
+    /// Routing policy script, e.g. `routing/longest_idle.lua`; unset: the
+    /// built-in longest-idle policy.
+    #[serde(default)]
+    pub routing: Option<String>,
+    /// Wrap-up list script for the tenant, e.g. `wrapup/en.lua`; unset: the
+    /// built-in list.
+    #[serde(default)]
+    pub wrapup: Option<String>,
+    /// Wrap-up list scripts for some queues (queue id → script).
+    #[serde(default)]
+    pub wrapup_queues: BTreeMap<String, String>,
+    /// Channel adapter scripts (channel → script). A configured
+    /// `[messenger]` without one uses `channels/messenger.lua`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
+    /// Where relative script paths resolve: the configuration file's
+    /// folder, or `None` for the embedded demo (set by `Config::load`).
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +185,14 @@ impl Config {
                 None => "reading the embedded demo configuration".into(),
             })?;
         let mut cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        let base_dir = path.map(|p| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
+        for t in &mut cfg.tenants {
+            t.base_dir = base_dir.clone();
+        }
         if let Ok(base) = std::env::var("SWITCHBOARD_GRAPH_API_BASE") {
             if !base.is_empty() {
                 for t in &mut cfg.tenants {

@@ -4,11 +4,13 @@
 //! so integration tests can build the same router.
 
 pub mod auth;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mask_cmd;
 pub mod metrics;
+pub mod scripts;
 pub mod server;
 pub mod store;
 pub mod tenant;

@@ -1,7 +1,7 @@
 //! The `switchboard` binary: `serve` (the default), `mask`, and the admin
 //! commands of CONTRACT.md.
 
-use switchboard::{config, mask_cmd, server};
+use switchboard::{config, mask_cmd, scripts, server};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -35,6 +35,22 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Tenant scripts.
+    Scripts {
+        #[command(subcommand)]
+        command: ScriptsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptsCmd {
+    /// Load and validate every tenant's scripts as a reload would; print
+    /// each problem as `tenant: file:line: message`; exit 1 if any.
+    Check {
+        /// TOML configuration; without it, the embedded demo tenant.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -42,7 +58,24 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Cmd::Mask { json }) => mask_cmd::run(json),
         Some(Cmd::Serve { config, listen }) => serve(config, listen),
+        Some(Cmd::Scripts {
+            command: ScriptsCmd::Check { config },
+        }) => check_scripts(config),
         None => serve(None, None),
+    }
+}
+
+fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
+    let cfg = config::Config::load(config_path.as_deref())?;
+    let problems = scripts::check(&cfg);
+    for (tenant, e) in &problems {
+        println!("{tenant}: {e}");
+    }
+    if problems.is_empty() {
+        println!("{} tenant(s): scripts are valid", cfg.tenants.len());
+        Ok(())
+    } else {
+        std::process::exit(1);
     }
 }
 

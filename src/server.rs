@@ -35,6 +35,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
             metrics.clone(),
         )?);
         tokio::spawn(tenant::run_timers(tenant.clone()));
+        tokio::spawn(crate::channels::run_outbox(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);
         for a in &t.agents {
             let hash = match (&a.password_hash, &a.password) {

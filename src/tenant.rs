@@ -14,11 +14,16 @@ use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use crate::metrics::{tenant_labels, Metrics};
 use crate::store::{Journal, Recovered, Row};
+use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use switchboard_core::channel::{
+    ChannelAdapter, Outbound, OutboundContext, OutboundMessage, OutgoingRequest,
+};
 use switchboard_core::engine::Engine;
+use switchboard_core::lua::{Generation, ScriptError};
 use switchboard_core::model::Party;
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
@@ -162,6 +167,21 @@ pub struct Tenant {
     clock: Arc<Clock>,
     journal: Journal,
     pub metrics: Arc<Metrics>,
+    /// The live generation of the tenant's scripts; a reload swaps it.
+    generation: ArcSwap<Generation>,
+    /// One reload at a time, so generation numbers only grow.
+    reloading: Mutex<u64>,
+    /// Requests for channels (agent replies), sent by `channels::run_outbox`.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+}
+
+/// An agent's reply on its way out through a channel.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub conversation: u64,
+    pub channel: String,
+    pub request: OutgoingRequest,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -182,6 +202,14 @@ impl Tenant {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
+        let generation = crate::scripts::load(&config, 1, clock.now()).map_err(|errors| {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {e}", config.id))
+                .collect();
+            anyhow::anyhow!("invalid scripts:\n{}", list.join("\n"))
+        })?;
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let mut engine = Engine::new(
             config.settings(),
             masker,
@@ -214,6 +242,10 @@ impl Tenant {
             clock,
             journal,
             metrics,
+            generation: ArcSwap::from_pointee(generation),
+            reloading: Mutex::new(1),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
         })
     }
 
@@ -227,7 +259,84 @@ impl Tenant {
 
     /// The wrap-up reasons offered after a conversation of `queue`.
     pub fn wrapup_reasons(&self, queue: &str) -> Arc<[switchboard_core::model::WrapUpReason]> {
-        Extensions::builtin().wrapup.reasons(queue)
+        use switchboard_core::wrapup::WrapUpReasons;
+        self.generation.load().reasons(queue)
+    }
+
+    /// The live generation of the scripts (calls in flight keep theirs).
+    pub fn generation(&self) -> Arc<Generation> {
+        let g = self.generation.load_full();
+        g.set_now(self.clock.now());
+        g
+    }
+
+    /// Build a new generation from the script files and swap it in; on any
+    /// error the live one keeps serving. CPU work: call it off the async
+    /// worker threads.
+    pub fn reload(&self) -> Result<u64, Vec<ScriptError>> {
+        let mut last = lock(&self.reloading);
+        let number = *last + 1;
+        let g = crate::scripts::load(&self.config, number, self.clock.now())?;
+        self.generation.store(Arc::new(g));
+        *last = number;
+        tracing::info!(tenant = %self.config.id, generation = number, "scripts reloaded");
+        Ok(number)
+    }
+
+    /// The receiver of outgoing channel requests (taken once, by the sender task).
+    pub fn take_outbox(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
+        lock(&self.outbox_rx).take()
+    }
+
+    /// Refuse an agent message its channel cannot deliver (e.g. Messenger
+    /// past Meta's 7-day window), before anything is stored.
+    pub fn check_deliverable(
+        &self,
+        conversation: u64,
+        author: &str,
+        text: &str,
+    ) -> Result<(), CommandError> {
+        let gen = self.generation();
+        let (channel, msg, ctx) = {
+            let inner = lock(&self.inner);
+            let engine = &inner.engine;
+            let Some(c) = engine.conversation(conversation) else {
+                return Ok(());
+            };
+            if !gen.has_channel(&c.channel) {
+                return Ok(());
+            }
+            (
+                c.channel.clone(),
+                outbound_message(c, author, text),
+                outbound_context(c, self.clock.now()),
+            )
+        };
+        match gen.channel(&channel).map(|a| a.outbound(&msg, &ctx)) {
+            Some(Ok(Outbound::Refuse(reason))) => Err(CommandError::Conflict(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tell the agents of a conversation that a reply did not reach the customer.
+    pub fn delivery_failed(&self, conversation: u64, channel: &str, reason: &str) {
+        let agents = self.read(|e| {
+            e.conversation(conversation)
+                .map(|c| c.participants())
+                .unwrap_or_default()
+        });
+        let frame: Arc<str> = json!({
+            "type": "delivery_failed",
+            "conversation": conversation,
+            "channel": channel,
+            "reason": reason,
+            "at": rfc3339(self.clock.now()),
+        })
+        .to_string()
+        .into();
+        for a in agents {
+            self.hub.to_agent(&a, &frame);
+        }
     }
 
     /// Turn masking on or off for what comes in from now on.
@@ -248,8 +357,14 @@ impl Tenant {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
+            let gen = self.generation.load_full();
+            gen.set_now(now);
+            let ext = Extensions {
+                routing: &*gen,
+                wrapup: &*gen,
+            };
             let started = std::time::Instant::now();
-            let result = inner.engine.handle(command, now, &Extensions::builtin());
+            let result = inner.engine.handle(command, now, &ext);
             self.metrics
                 .command_seconds
                 .get_or_create(&tenant_labels(&self.config.id))
@@ -262,7 +377,7 @@ impl Tenant {
                 }
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
-            let committed = self.journal_and_publish(&mut inner, &out);
+            let committed = self.journal_and_publish(&mut inner, &out, &gen);
             (
                 out,
                 committed,
@@ -293,12 +408,18 @@ impl Tenant {
         let committed = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
-            let out = inner.engine.tick(now, &Extensions::builtin());
+            let gen = self.generation.load_full();
+            gen.set_now(now);
+            let ext = Extensions {
+                routing: &*gen,
+                wrapup: &*gen,
+            };
+            let out = inner.engine.tick(now, &ext);
             if out.emitted.is_empty() {
                 return;
             }
             tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-            self.journal_and_publish(&mut inner, &out)
+            self.journal_and_publish(&mut inner, &out, &gen)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
@@ -313,6 +434,7 @@ impl Tenant {
         &self,
         inner: &mut Inner,
         out: &Output,
+        gen: &Generation,
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
         if out.emitted.is_empty() && out.deliveries.is_empty() {
             return None;
@@ -328,7 +450,9 @@ impl Tenant {
             });
         }
         self.metrics.record(&self.config.id, &inner.engine, out);
-        let frames = frames(&inner.engine, out, self.clock.now());
+        let mut frames = frames(&inner.engine, out, self.clock.now());
+        let outgoing = self.channel_requests(&inner.engine, out, gen, &mut frames);
+        let outbox = self.outbox.clone();
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
         let handed = std::time::Instant::now();
@@ -345,6 +469,10 @@ impl Tenant {
                         Target::Visitor(v) => hub.to_visitor(v, frame),
                     }
                 }
+                // Replies leave for the customer only once journaled.
+                for job in outgoing {
+                    let _ = outbox.send(job);
+                }
             }),
         );
         inner.since_snapshot += out.emitted.len() as u64;
@@ -358,6 +486,64 @@ impl Tenant {
             }
         }
         Some(rx)
+    }
+}
+
+impl Tenant {
+    /// The channel requests carrying agents' replies (web chat replies are
+    /// frames already); a reply the adapter cannot build becomes a
+    /// `delivery_failed` frame for the conversation's agents.
+    fn channel_requests(
+        &self,
+        engine: &Engine,
+        out: &Output,
+        gen: &Generation,
+        frames: &mut Vec<(Target, Arc<str>)>,
+    ) -> Vec<Outgoing> {
+        let mut jobs = Vec::new();
+        for d in &out.deliveries {
+            if d.channel == "webchat" {
+                continue;
+            }
+            let Some(c) = engine.conversation(d.conversation) else {
+                continue;
+            };
+            let failure = match gen.channel(&d.channel) {
+                None => Some(format!("no adapter for channel {}", d.channel)),
+                Some(adapter) => {
+                    let msg = outbound_message(c, &d.author, &d.text);
+                    let ctx = outbound_context(c, self.clock.now());
+                    match adapter.outbound(&msg, &ctx) {
+                        Ok(Outbound::Send(request)) => {
+                            jobs.push(Outgoing {
+                                conversation: d.conversation,
+                                channel: d.channel.clone(),
+                                request,
+                            });
+                            None
+                        }
+                        Ok(Outbound::Refuse(reason)) => Some(reason),
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
+            };
+            if let Some(reason) = failure {
+                tracing::warn!(tenant = %self.config.id, conversation = d.conversation, channel = %d.channel, "reply not sent");
+                let frame: Arc<str> = json!({
+                    "type": "delivery_failed",
+                    "conversation": d.conversation,
+                    "channel": d.channel,
+                    "reason": reason,
+                    "at": rfc3339(self.clock.now()),
+                })
+                .to_string()
+                .into();
+                for a in c.participants() {
+                    frames.push((Target::Agent(a), frame.clone()));
+                }
+            }
+        }
+        jobs
     }
 }
 
@@ -405,6 +591,32 @@ fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
         }
     }
     frames
+}
+
+fn outbound_message(
+    c: &switchboard_core::engine::Conversation,
+    author: &str,
+    text: &str,
+) -> OutboundMessage {
+    OutboundMessage {
+        conversation: c.id,
+        customer: c.customer.clone(),
+        author: author.to_string(),
+        text: text.to_string(),
+    }
+}
+
+/// When the customer last wrote: the start of the channel's reply windows.
+fn outbound_context(c: &switchboard_core::engine::Conversation, now: u64) -> OutboundContext {
+    OutboundContext {
+        now,
+        last_customer_message_at: c
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.from == Party::Customer)
+            .map(|m| m.at),
+    }
 }
 
 fn command_name(c: &Command) -> &'static str {

@@ -6,9 +6,11 @@
 //! **Invariant:** nothing in this crate does I/O or reads the clock: time is an
 //! argument.
 
+pub mod channel;
 pub mod command;
 pub mod engine;
 pub mod event;
+pub mod lua;
 pub mod masking;
 pub mod model;
 pub mod routing;

@@ -4,6 +4,8 @@ use super::{bearer, same_secret, AppError, JsonBody, Shared};
 use crate::tenant::message_json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -23,6 +25,8 @@ pub fn routes() -> Router<Shared> {
             get(transcript),
         )
         .route("/admin/tenants/{tenant}/settings", put(settings))
+        .route("/admin/tenants/{tenant}/reload", post(reload))
+        .route("/admin/tenants/{tenant}/scripts", get(scripts))
         .route("/admin/clock/advance", post(advance_clock))
 }
 
@@ -123,6 +127,56 @@ async fn settings(
     t.set_masking(body.mask);
     tracing::info!(tenant = %tenant, mask = body.mask, "settings changed");
     Ok(Json(json!({"mask": body.mask})))
+}
+
+/// Build, validate and swap in a new generation of the tenant's scripts:
+/// 200 `{"generation"}`, or 422 `{"errors":[{"file","line","message"}]}`
+/// with the old generation still serving.
+async fn reload(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?.clone();
+    let result = tokio::task::spawn_blocking(move || t.reload())
+        .await
+        .map_err(|_| AppError::Conflict("reload task failed".into()))?;
+    Ok(match result {
+        Ok(generation) => Json(json!({ "generation": generation })).into_response(),
+        Err(errors) => {
+            tracing::info!(tenant = %tenant, errors = errors.len(), "reload refused");
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "errors": errors })),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// Each script of the live generation with its calls, errors and last errors.
+async fn scripts(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    let g = t.generation();
+    let scripts: Vec<Value> = g
+        .report()
+        .into_iter()
+        .map(|r| {
+            let last: Vec<Value> = r
+                .last_errors
+                .iter()
+                .map(|f| json!({"file": f.file, "line": f.line, "message": f.message, "kind": f.kind, "at": crate::clock::rfc3339(f.at)}))
+                .collect();
+            json!({"file": r.file, "role": r.role, "generation": r.generation, "calls": r.calls, "errors": r.errors, "last_errors": last})
+        })
+        .collect();
+    Ok(Json(
+        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,12 @@
 //! The HTTP server: `app(state)` builds the router; feature routers live in
-//! the submodules (agent API, web chat channel, admin API).
+//! the submodules (agent API, web chat and Messenger channels, admin API).
 //!
 //! **Boundary:** handlers turn requests into core commands and core results
 //! into responses; no domain rule lives here.
 
 pub mod admin;
 pub mod agent;
+pub mod messenger;
 pub mod web;
 pub mod webchat;
 
@@ -58,6 +59,7 @@ pub fn app(state: Shared) -> Router {
         .route("/api/openapi.json", get(openapi))
         .merge(agent::routes())
         .merge(webchat::routes())
+        .merge(messenger::routes())
         .merge(admin::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -17,13 +17,24 @@ pub const ADMIN: &str = "test-admin-token";
 /// a hang, not a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The demo configuration with the test clock on and a random port.
+/// The demo configuration with the test clock on and a random port; its
+/// scripts are the repository's `scripts/` (the config file is written to
+/// a temporary folder, which relative paths would resolve against).
 pub fn demo_config() -> String {
     let demo = include_str!("../../examples/demo.toml");
     demo.replace(
         "listen = \"127.0.0.1:8080\"",
-        "listen = \"127.0.0.1:0\"\ntest_clock = true",
+        "listen = \"127.0.0.1:0\"\ntest_clock = true\n# Tests move the clock by days: sessions must outlive that.\nsession_ttl_secs = 31536000",
     )
+    .replace(
+        "scripts_dir = \"scripts\"",
+        &format!("scripts_dir = {:?}", repo_scripts()),
+    )
+}
+
+/// The repository's `scripts/` folder.
+pub fn repo_scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts")
 }
 
 pub struct Server {

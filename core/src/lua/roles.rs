@@ -1,0 +1,631 @@
+//! The three roles over a [`Generation`]: routing policy, wrap-up lists and
+//! channel adapters, and how their data crosses into Lua.
+//!
+//! Routing runs on every offer, so candidates are not serialized per call:
+//! each agent has one read-only Lua table kept in the state and updated
+//! only when its load, capacity, idle time, name or skills change, and the
+//! `candidates` array (read-only too) is patched in place where it differs
+//! from the previous call.
+
+use super::generation::{CallError, Generation, Host};
+use super::sandbox;
+use crate::channel::{
+    ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
+    Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
+};
+use crate::model::WrapUpReason;
+use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
+use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+/// Longest ranked list a policy may return.
+const MAX_RANKED: usize = 1000;
+/// Most events one inbound request may produce.
+const MAX_EVENTS: usize = 1000;
+
+struct AgentEntry {
+    id: String,
+    data: Table,
+    proxy: Table,
+    name: String,
+    load: u32,
+    capacity: u32,
+    idle_since: u64,
+    skills: Vec<String>,
+    /// Where the id, name and skills were last read from (see `refresh`).
+    id_at: *const str,
+    name_at: *const str,
+    skills_at: *const [String],
+}
+
+// SAFETY: `id_at`, `name_at` and `skills_at` are only compared as addresses, never
+// dereferenced.
+unsafe impl Send for AgentEntry {}
+
+/// The agents' Lua tables and the reusable candidates array.
+pub(crate) struct AgentCache {
+    entries: Vec<AgentEntry>,
+    index: HashMap<String, usize>,
+    array: Table,
+    proxy: Table,
+    /// Entry shown at each position of `array`.
+    shown: Vec<usize>,
+}
+
+impl AgentCache {
+    pub fn new(lua: &Lua) -> mlua::Result<AgentCache> {
+        let array = lua.create_table()?;
+        let proxy = sandbox::readonly(lua, array.clone(), "candidates")?;
+        Ok(AgentCache {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            array,
+            proxy,
+            shown: Vec::new(),
+        })
+    }
+
+    fn entry(&mut self, lua: &Lua, c: &Candidate<'_>) -> mlua::Result<usize> {
+        if let Some(&i) = self.index.get(c.id) {
+            return Ok(i);
+        }
+        let data = lua.create_table()?;
+        data.raw_set("id", c.id)?;
+        let proxy = sandbox::readonly(lua, data.clone(), "an agent")?;
+        let mut e = AgentEntry {
+            id: c.id.to_string(),
+            data,
+            proxy,
+            name: String::new(),
+            load: u32::MAX,
+            capacity: u32::MAX,
+            idle_since: u64::MAX,
+            skills: vec!["\0".into()],
+            id_at: "",
+            name_at: "",
+            skills_at: std::ptr::slice_from_raw_parts(std::ptr::null(), 0),
+        };
+        Self::refresh(lua, &mut e, c)?;
+        self.entries.push(e);
+        let i = self.entries.len() - 1;
+        self.index.insert(c.id.to_string(), i);
+        Ok(i)
+    }
+
+    fn refresh(lua: &Lua, e: &mut AgentEntry, c: &Candidate<'_>) -> mlua::Result<()> {
+        if e.load != c.load {
+            e.load = c.load;
+            e.data.raw_set("load", c.load)?;
+        }
+        if e.capacity != c.capacity {
+            e.capacity = c.capacity;
+            e.data.raw_set("capacity", c.capacity)?;
+        }
+        if e.idle_since != c.idle_since {
+            e.idle_since = c.idle_since;
+            e.data.raw_set("idle_since", c.idle_since)?;
+        }
+        // Agent configs live as long as the engine and never change in
+        // place: the same address and length means the same text, so most
+        // calls skip comparing names and skills.
+        if !std::ptr::eq(e.name_at, c.name) {
+            e.name_at = c.name;
+            if e.name != c.name {
+                e.name = c.name.to_string();
+                e.data.raw_set("name", c.name)?;
+            }
+        }
+        if !std::ptr::eq(e.skills_at, c.skills) {
+            e.skills_at = c.skills;
+            if e.skills.as_slice() == c.skills {
+                return Ok(());
+            }
+            e.skills = c.skills.to_vec();
+            let list = lua.create_sequence_from(c.skills.iter().map(String::as_str))?;
+            let set = lua.create_table()?;
+            for s in c.skills {
+                set.raw_set(s.as_str(), true)?;
+            }
+            e.data
+                .raw_set("skills", sandbox::readonly(lua, list, "skills")?)?;
+            e.data
+                .raw_set("skill", sandbox::readonly(lua, set, "skill")?)?;
+        }
+        Ok(())
+    }
+
+    /// The read-only `candidates` array for this call.
+    pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
+        for (pos, c) in candidates.iter().enumerate() {
+            let idx = match self.shown.get(pos) {
+                Some(&i)
+                    if std::ptr::eq(self.entries[i].id_at, c.id) || self.entries[i].id == c.id =>
+                {
+                    self.entries[i].id_at = c.id;
+                    i
+                }
+                _ => {
+                    let i = self.entry(lua, c)?;
+                    self.array.raw_set(pos + 1, self.entries[i].proxy.clone())?;
+                    if pos < self.shown.len() {
+                        self.shown[pos] = i;
+                    } else {
+                        self.shown.push(i);
+                    }
+                    i
+                }
+            };
+            Self::refresh(lua, &mut self.entries[idx], c)?;
+        }
+        for pos in (candidates.len()..self.shown.len()).rev() {
+            self.array.raw_set(pos + 1, Value::Nil)?;
+        }
+        self.shown.truncate(candidates.len());
+        Ok(self.proxy.clone())
+    }
+}
+
+fn conversation_table(lua: &Lua, c: &ConversationView<'_>) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 12)?;
+    t.raw_set("id", c.id)?;
+    t.raw_set("queue", c.queue)?;
+    t.raw_set("channel", c.channel)?;
+    t.raw_set("customer", c.customer)?;
+    t.raw_set("customer_name", c.customer_name)?;
+    t.raw_set("source", c.source)?;
+    t.raw_set("preview", c.preview)?;
+    t.raw_set("received_at", c.received_at)?;
+    t.raw_set("queued_at", c.queued_at)?;
+    if let Some(a) = c.last_agent {
+        t.raw_set("last_agent", a)?;
+    }
+    let cad = lua.create_table_with_capacity(0, c.cad.len())?;
+    for (k, v) in c.cad {
+        cad.raw_set(k.as_str(), v.as_str())?;
+    }
+    t.raw_set("cad", cad)?;
+    Ok(t)
+}
+
+fn decision(v: Value) -> Result<RouteDecision, CallError> {
+    match v {
+        Value::Nil => Ok(RouteDecision::KeepQueued),
+        Value::String(s) => Ok(RouteDecision::Agent(s.to_str()?.to_string())),
+        Value::Table(t) => {
+            let mut list = Vec::new();
+            for v in t.sequence_values::<Value>() {
+                match v? {
+                    Value::String(s) if list.len() < MAX_RANKED => {
+                        list.push(s.to_str()?.to_string())
+                    }
+                    Value::String(_) => break,
+                    other => {
+                        return Err(CallError::Shape(format!(
+                            "route returned a list holding a {}; expected agent ids",
+                            other.type_name()
+                        )))
+                    }
+                }
+            }
+            Ok(RouteDecision::Ranked(list))
+        }
+        other => Err(CallError::Shape(format!(
+            "route returned a {}; expected an agent id, a list of agent ids or nil",
+            other.type_name()
+        ))),
+    }
+}
+
+impl Generation {
+    fn with_ctx(&self, host: &Host) -> mlua::Result<Table> {
+        host.ctx.raw_set("now", self.now())?;
+        Ok(host.ctx.clone())
+    }
+}
+
+impl RoutingPolicy for Generation {
+    fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
+        let file = self.routing_file.as_deref()?;
+        let r = self.call(file, |host| {
+            let Some(f) = host.entry.clone() else {
+                return Ok(None);
+            };
+            let conv = conversation_table(&host.lua, conversation)?;
+            match f.call::<Value>(conv)? {
+                Value::Nil => Ok(None),
+                Value::String(s) => {
+                    let q = s.to_str()?.to_string();
+                    if self.queues.contains(&q) {
+                        Ok(Some(q))
+                    } else {
+                        Err(CallError::Shape(format!(
+                            "entry returned unknown queue {q:?}"
+                        )))
+                    }
+                }
+                other => Err(CallError::Shape(format!(
+                    "entry returned a {}; expected a queue id or nil",
+                    other.type_name()
+                ))),
+            }
+        });
+        r.ok().flatten()
+    }
+
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
+        let Some(file) = self.routing_file.as_deref() else {
+            return LongestIdle.route(conversation, candidates);
+        };
+        let r = self.call(file, |host| {
+            let Some(f) = host.route.clone() else {
+                return Err(CallError::Shape("no route function".into()));
+            };
+            let conv = conversation_table(&host.lua, conversation)?;
+            let cands = host.agents.candidates(&host.lua, candidates)?;
+            let ctx = self.with_ctx(host)?;
+            decision(f.call::<Value>((conv, cands, ctx))?)
+        });
+        r.unwrap_or_else(|_| LongestIdle.route(conversation, candidates))
+    }
+
+    fn generation(&self) -> u64 {
+        self.number()
+    }
+}
+
+fn builtin_wrapup() -> &'static BuiltinWrapUp {
+    static B: OnceLock<BuiltinWrapUp> = OnceLock::new();
+    B.get_or_init(BuiltinWrapUp::default)
+}
+
+impl WrapUpReasons for Generation {
+    fn reasons(&self, queue: &str) -> Arc<[WrapUpReason]> {
+        self.wrapup_for(queue)
+            .unwrap_or_else(|| builtin_wrapup().reasons(queue))
+    }
+}
+
+fn reason_list(t: &Table, what: &str) -> Result<Arc<[WrapUpReason]>, String> {
+    let mut out = Vec::new();
+    let mut codes = HashSet::new();
+    for (i, v) in t.sequence_values::<Value>().enumerate() {
+        let Ok(Value::Table(r)) = v else {
+            return Err(format!(
+                "{what}: entry {} is not a {{code, label}} table",
+                i + 1
+            ));
+        };
+        let code: Option<String> = r.get("code").ok().flatten();
+        let label: Option<String> = r.get("label").ok().flatten();
+        let (Some(code), Some(label)) = (code, label) else {
+            return Err(format!(
+                "{what}: entry {} needs a string code and label",
+                i + 1
+            ));
+        };
+        if code.trim().is_empty() || label.trim().is_empty() {
+            return Err(format!(
+                "{what}: entry {} has an empty code or label",
+                i + 1
+            ));
+        }
+        if !codes.insert(code.clone()) {
+            return Err(format!("{what}: code {code:?} appears twice"));
+        }
+        out.push(WrapUpReason { code, label });
+    }
+    if out.is_empty() {
+        return Err(format!("{what}: the list is empty"));
+    }
+    Ok(out.into())
+}
+
+type Lists = (
+    Option<Arc<[WrapUpReason]>>,
+    Vec<(String, Arc<[WrapUpReason]>)>,
+);
+
+/// A wrap-up script's lists: `{ {code, label}, … }` or
+/// `{ reasons = { … }, queues = { billing = { … } } }`.
+pub(crate) fn wrapup_lists(module: &Table, queues: &[String]) -> Result<Lists, String> {
+    let reasons: Value = module.get("reasons").map_err(|e| e.to_string())?;
+    let default = match reasons {
+        Value::Table(t) => Some(reason_list(&t, "reasons")?),
+        Value::Nil if module.raw_len() > 0 => Some(reason_list(module, "reasons")?),
+        Value::Nil => None,
+        _ => return Err("reasons must be a list of {code, label}".into()),
+    };
+    let mut per_queue = Vec::new();
+    if let Value::Table(qs) = module.get::<Value>("queues").map_err(|e| e.to_string())? {
+        for pair in qs.pairs::<String, Table>() {
+            let (q, t) = pair.map_err(|_| "queues must map queue ids to lists".to_string())?;
+            if !queues.contains(&q) {
+                return Err(format!("wrap-up list for unknown queue {q:?}"));
+            }
+            per_queue.push((q.clone(), reason_list(&t, &format!("queues.{q}"))?));
+        }
+    }
+    if default.is_none() && per_queue.is_empty() {
+        return Err("a wrap-up script must return a non-empty list of {code, label}".into());
+    }
+    Ok((default, per_queue))
+}
+
+/// A loaded channel adapter.
+pub(crate) struct ChannelFns {
+    verify: Option<Function>,
+    inbound: Function,
+    outbound: Function,
+    settings: Table,
+}
+
+impl ChannelFns {
+    pub fn new(lua: &Lua, m: &Table, settings: &BTreeMap<String, String>) -> Result<Self, String> {
+        let f = |name: &str| match m.get::<Value>(name) {
+            Ok(Value::Function(f)) => Ok(Some(f)),
+            Ok(Value::Nil) => Ok(None),
+            _ => Err(format!("{name} must be a function")),
+        };
+        let verify = f("verify")?;
+        let inbound = f("inbound")?.ok_or("a channel adapter must define inbound(request, ctx)")?;
+        let outbound =
+            f("outbound")?.ok_or("a channel adapter must define outbound(message, ctx)")?;
+        let t = (|| {
+            let t = lua.create_table()?;
+            for (k, v) in settings {
+                t.raw_set(k.as_str(), v.as_str())?;
+            }
+            sandbox::readonly(lua, t, "settings")
+        })()
+        .map_err(|e| e.to_string())?;
+        Ok(ChannelFns {
+            verify,
+            inbound,
+            outbound,
+            settings: t,
+        })
+    }
+}
+
+/// A generation's adapter for one channel.
+#[derive(Debug, Clone, Copy)]
+pub struct LuaChannel<'g> {
+    generation: &'g Generation,
+    channel: &'g str,
+    file: &'g str,
+}
+
+impl Generation {
+    /// The adapter of `channel`, if a script is loaded for it.
+    pub fn channel<'g>(&'g self, channel: &'g str) -> Option<LuaChannel<'g>> {
+        let file = self.channel_files.get(channel)?;
+        Some(LuaChannel {
+            generation: self,
+            channel,
+            file,
+        })
+    }
+}
+
+fn request_table(lua: &Lua, r: &HttpRequest) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.raw_set("method", r.method.as_str())?;
+    t.raw_set("path", r.path.as_str())?;
+    let q = lua.create_table()?;
+    for (k, v) in &r.query {
+        q.raw_set(k.as_str(), v.as_str())?;
+    }
+    t.raw_set("query", q)?;
+    let h = lua.create_table()?;
+    for (k, v) in &r.headers {
+        h.raw_set(k.as_str(), v.as_str())?;
+    }
+    t.raw_set("headers", h)?;
+    t.raw_set("body", lua.create_string(&r.body)?)?;
+    Ok(t)
+}
+
+fn response_of(v: &Table) -> Result<HttpResponse, CallError> {
+    let status: Option<u16> = v.get("status").ok().flatten();
+    let Some(status) = status.filter(|s| (100..600).contains(s)) else {
+        return Err(CallError::Shape(
+            "response.status must be an HTTP status".into(),
+        ));
+    };
+    let body: Option<String> = v.get("body").ok().flatten();
+    let content_type: Option<String> = v.get("content_type").ok().flatten();
+    Ok(HttpResponse {
+        status,
+        content_type: content_type.unwrap_or_else(|| "text/plain; charset=utf-8".into()),
+        body: body.unwrap_or_default(),
+    })
+}
+
+fn string_field(t: &Table, k: &str) -> Result<Option<String>, CallError> {
+    match t.get::<Value>(k)? {
+        Value::Nil => Ok(None),
+        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
+        other => Err(CallError::Shape(format!(
+            "{k} must be a string, not a {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn message_of(t: &Table) -> Result<InboundMessage, CallError> {
+    let customer = string_field(t, "customer")?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| CallError::Shape("a message event needs a customer".into()))?;
+    let text = string_field(t, "text")?
+        .ok_or_else(|| CallError::Shape("a message event needs a text".into()))?;
+    let mut cad = BTreeMap::new();
+    if let Value::Table(c) = t.get::<Value>("cad")? {
+        for pair in c.pairs::<String, String>() {
+            let (k, v) =
+                pair.map_err(|_| CallError::Shape("cad must map strings to strings".into()))?;
+            cad.insert(k, v);
+        }
+    }
+    let sent_at = match t.get::<Value>("sent_at")? {
+        Value::Integer(i) => u64::try_from(i).ok(),
+        Value::Number(n) if n >= 0.0 => Some(n as u64),
+        _ => None,
+    };
+    Ok(InboundMessage {
+        customer,
+        customer_name: string_field(t, "customer_name")?,
+        text,
+        entry_point: string_field(t, "entry_point")?.unwrap_or_default(),
+        sent_at,
+        cad,
+        external_id: string_field(t, "id")?.filter(|id| !id.is_empty()),
+    })
+}
+
+impl LuaChannel<'_> {
+    fn err(&self, f: super::ScriptFailure) -> ChannelError {
+        ChannelError {
+            channel: self.channel.to_string(),
+            message: format!(
+                "{}:{}: {}",
+                f.file,
+                f.line.map_or_else(|| "?".into(), |l| l.to_string()),
+                f.message
+            ),
+        }
+    }
+
+    fn fns<'h>(&self, host: &'h Host) -> Result<&'h ChannelFns, CallError> {
+        host.channels
+            .get(self.channel)
+            .ok_or_else(|| CallError::Shape("channel not loaded".into()))
+    }
+
+    fn ctx(&self, host: &Host, fns: &ChannelFns) -> mlua::Result<Table> {
+        let t = host.lua.create_table()?;
+        t.raw_set("now", self.generation.now())?;
+        t.raw_set("settings", fns.settings.clone())?;
+        Ok(t)
+    }
+}
+
+impl ChannelAdapter for LuaChannel<'_> {
+    fn verify(&self, request: &HttpRequest) -> Result<Verdict, ChannelError> {
+        self.generation
+            .call(self.file, |host| {
+                let fns = self.fns(host)?;
+                let Some(f) = fns.verify.clone() else {
+                    return Ok(Verdict::Accept);
+                };
+                let req = request_table(&host.lua, request)?;
+                let ctx = self.ctx(host, fns)?;
+                match f.call::<Value>((req, ctx))? {
+                    Value::Nil => Ok(Verdict::Accept),
+                    Value::Table(t) => Ok(Verdict::Respond(response_of(&t)?)),
+                    other => Err(CallError::Shape(format!(
+                        "verify returned a {}; expected nil or a response",
+                        other.type_name()
+                    ))),
+                }
+            })
+            .map_err(|f| self.err(f))
+    }
+
+    fn inbound(&self, request: &HttpRequest) -> Result<Inbound, ChannelError> {
+        self.generation
+            .call(self.file, |host| {
+                let fns = self.fns(host)?;
+                let req = request_table(&host.lua, request)?;
+                let ctx = self.ctx(host, fns)?;
+                let Value::Table(t) = fns.inbound.call::<Value>((req, ctx))? else {
+                    return Err(CallError::Shape(
+                        "inbound must return {events = …, response = …}".into(),
+                    ));
+                };
+                let response = match t.get::<Value>("response")? {
+                    Value::Table(r) => response_of(&r)?,
+                    Value::Nil => HttpResponse::text(200, "EVENT_RECEIVED"),
+                    _ => return Err(CallError::Shape("response must be a table".into())),
+                };
+                let mut events = Vec::new();
+                if let Value::Table(evs) = t.get::<Value>("events")? {
+                    for ev in evs.sequence_values::<Table>() {
+                        let ev =
+                            ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
+                        if events.len() >= MAX_EVENTS {
+                            return Err(CallError::Shape("too many events".into()));
+                        }
+                        match string_field(&ev, "type")?.as_deref() {
+                            Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
+                            other => {
+                                return Err(CallError::Shape(format!(
+                                    "unknown event type {other:?}"
+                                )))
+                            }
+                        }
+                    }
+                }
+                Ok(Inbound { events, response })
+            })
+            .map_err(|f| self.err(f))
+    }
+
+    fn outbound(
+        &self,
+        message: &OutboundMessage,
+        ctx: &OutboundContext,
+    ) -> Result<Outbound, ChannelError> {
+        self.generation
+            .call(self.file, |host| {
+                let fns = self.fns(host)?;
+                let lua = &host.lua;
+                let m = lua.create_table()?;
+                m.raw_set("conversation", message.conversation)?;
+                m.raw_set("customer", message.customer.as_str())?;
+                m.raw_set("author", message.author.as_str())?;
+                m.raw_set("text", message.text.as_str())?;
+                let c = self.ctx(host, fns)?;
+                c.raw_set("now", ctx.now)?;
+                if let Some(at) = ctx.last_customer_message_at {
+                    c.raw_set("last_customer_message_at", at)?;
+                }
+                let Value::Table(t) = fns.outbound.call::<Value>((m, c))? else {
+                    return Err(CallError::Shape(
+                        "outbound must return a request or {refuse = reason}".into(),
+                    ));
+                };
+                if let Some(reason) = string_field(&t, "refuse")? {
+                    return Ok(Outbound::Refuse(reason));
+                }
+                let url = string_field(&t, "url")?
+                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                    .ok_or_else(|| CallError::Shape("url must be an http(s) URL".into()))?;
+                let method = string_field(&t, "method")?.unwrap_or_else(|| "POST".into());
+                let mut headers = BTreeMap::new();
+                if let Value::Table(h) = t.get::<Value>("headers")? {
+                    for pair in h.pairs::<String, String>() {
+                        let (k, v) =
+                            pair.map_err(|_| CallError::Shape("headers must be strings".into()))?;
+                        headers.insert(k, v);
+                    }
+                }
+                let body: serde_json::Value = match t.get::<Value>("body")? {
+                    Value::Nil => serde_json::Value::Null,
+                    v => lua.from_value(v)?,
+                };
+                Ok(Outbound::Send(OutgoingRequest {
+                    method,
+                    url,
+                    headers,
+                    body,
+                }))
+            })
+            .map_err(|f| self.err(f))
+    }
+}

@@ -1,0 +1,509 @@
+//! The Lua plugin host with real scripts: the bundled policies, wrap-up
+//! lists and Messenger adapter, validation on load, and the hostile corpus
+//! (tests/hostile/*.lua): every hostile call falls back to the built-in
+//! behaviour, is counted with file:line, and other calls and tenants go on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard_core::channel::{
+    ChannelAdapter, ChannelEvent, HttpRequest, Outbound, OutboundContext, OutboundMessage, Verdict,
+};
+use switchboard_core::lua::{ChannelSpec, Generation, Limits, ScriptFiles, ScriptSpec};
+use switchboard_core::masking::Masker;
+use switchboard_core::model::Cad;
+use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
+use switchboard_core::wrapup::WrapUpReasons;
+
+fn scripts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+fn bundled() -> ScriptFiles {
+    ScriptFiles::read_dir(&scripts_dir()).expect("bundled scripts")
+}
+
+fn spec(files: ScriptFiles, routing: Option<&str>) -> ScriptSpec {
+    ScriptSpec {
+        tenant: "t".into(),
+        files,
+        routing: routing.map(str::to_string),
+        wrapup: None,
+        wrapup_queues: BTreeMap::new(),
+        channels: BTreeMap::new(),
+        queues: vec!["support".into(), "billing".into()],
+        masker: Masker::default(),
+        limits: Limits::default(),
+    }
+}
+
+fn with_routing(source: &str) -> ScriptSpec {
+    let mut files = bundled();
+    files.0.insert("routing/policy.lua".into(), source.into());
+    spec(files, Some("routing/policy.lua"))
+}
+
+struct Agents {
+    ids: Vec<String>,
+    skills: Vec<Vec<String>>,
+}
+
+impl Agents {
+    fn new(skills: &[&[&str]]) -> Agents {
+        Agents {
+            ids: (0..skills.len()).map(|i| format!("agent{i}")).collect(),
+            skills: skills
+                .iter()
+                .map(|s| s.iter().map(|x| x.to_string()).collect())
+                .collect(),
+        }
+    }
+
+    /// Agent i has been idle since 1000 - i: the last one is the longest idle.
+    fn candidates(&self) -> Vec<Candidate<'_>> {
+        self.ids
+            .iter()
+            .zip(&self.skills)
+            .enumerate()
+            .map(|(i, (id, skills))| Candidate {
+                id,
+                name: id,
+                load: 0,
+                capacity: 5,
+                idle_since: 1000 - i as u64,
+                skills,
+            })
+            .collect()
+    }
+}
+
+fn view<'a>(cad: &'a Cad, last_agent: Option<&'a str>) -> ConversationView<'a> {
+    ConversationView {
+        id: 7,
+        queue: "support",
+        channel: "webchat",
+        customer: "v1",
+        customer_name: "Jeanne",
+        source: "Web chat",
+        preview: "Bonjour",
+        cad,
+        received_at: 1,
+        queued_at: 1,
+        last_agent,
+    }
+}
+
+fn cad(pairs: &[(&str, &str)]) -> Cad {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn bundled_scripts_load_and_pass_their_self_tests() {
+    for policy in ["longest_idle", "skills", "sticky", "priority"] {
+        let mut s = spec(bundled(), Some(&format!("routing/{policy}.lua")));
+        s.wrapup = Some("wrapup/en.lua".into());
+        s.wrapup_queues
+            .insert("billing".into(), "wrapup/fr.lua".into());
+        s.channels.insert(
+            "messenger".into(),
+            ChannelSpec {
+                script: "channels/messenger.lua".into(),
+                settings: BTreeMap::new(),
+            },
+        );
+        let g = Generation::load(&s, 1, 0).unwrap_or_else(|e| panic!("{policy}: {e:?}"));
+        assert_eq!(g.reasons("support")[0].label, "Resolved");
+        assert_eq!(g.reasons("billing")[0].label, "Résolu");
+    }
+}
+
+#[test]
+fn bundled_policies_route_as_documented() {
+    let agents = Agents::new(&[&["en", "fr"], &["en"], &["en", "vip"]]);
+    let c = agents.candidates();
+    let none = cad(&[]);
+    let load = |p: &str| Generation::load(&spec(bundled(), Some(p)), 3, 0).expect("loads");
+
+    let g = load("routing/longest_idle.lua");
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent2".into())
+    );
+    assert_eq!(g.generation(), 3);
+
+    let g = load("routing/skills.lua");
+    let fr = cad(&[("language", "fr")]);
+    assert_eq!(
+        g.route(&view(&fr, None), &c),
+        RouteDecision::Agent("agent0".into())
+    );
+    let billing = cad(&[("topic", "billing")]);
+    assert_eq!(g.entry(&view(&billing, None)), Some("billing".into()));
+    assert_eq!(g.entry(&view(&none, None)), None);
+
+    let g = load("routing/sticky.lua");
+    assert_eq!(
+        g.route(&view(&none, Some("agent1")), &c),
+        RouteDecision::Agent("agent1".into())
+    );
+    assert_eq!(
+        g.route(&view(&none, Some("gone")), &c),
+        RouteDecision::Agent("agent2".into())
+    );
+
+    let g = load("routing/priority.lua");
+    let vip = cad(&[("vip", "true")]);
+    let ranked = |d: RouteDecision| match d {
+        RouteDecision::Ranked(l) => l,
+        other => panic!("expected a ranked list, got {other:?}"),
+    };
+    assert_eq!(ranked(g.route(&view(&vip, None), &c))[0], "agent2");
+    assert_eq!(
+        ranked(g.route(&view(&none, None), &c)),
+        ["agent1", "agent0", "agent2"]
+    );
+}
+
+#[test]
+fn candidates_follow_changes_between_calls() {
+    let g = Generation::load(&with_routing(
+        "return { route = function(c, cands) local s = '' for i = 1, #cands do s = s .. cands[i].id .. '=' .. cands[i].load .. ';' end return s end }",
+    ), 1, 0)
+    .expect("loads");
+    let agents = Agents::new(&[&[], &[], &[]]);
+    let mut c = agents.candidates();
+    let none = cad(&[]);
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent0=0;agent1=0;agent2=0;".into())
+    );
+    c[1].load = 4;
+    c.remove(0);
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent1=4;agent2=0;".into())
+    );
+    c.reverse();
+    assert_eq!(
+        g.route(&view(&none, None), &c),
+        RouteDecision::Agent("agent2=0;agent1=4;".into())
+    );
+}
+
+fn load_errors(s: &ScriptSpec) -> Vec<String> {
+    match Generation::load(s, 1, 0) {
+        Ok(_) => panic!("should not load"),
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn broken_scripts_are_refused_with_file_and_line() {
+    let e = load_errors(&with_routing("return {\n route = function( end }"));
+    assert!(e[0].starts_with("routing/policy.lua:2: "), "{e:?}");
+    let e = load_errors(&with_routing("return { entry = function() end }"));
+    assert!(e[0].contains("must define route"), "{e:?}");
+    let e = load_errors(&with_routing(
+        "return { route = function() end,\n tests = { fails = function()\n assert(1 == 2, 'one is not two') end } }",
+    ));
+    assert_eq!(
+        e,
+        ["routing/policy.lua:3: self-test fails failed: one is not two"]
+    );
+    let e = load_errors(&with_routing(
+        "local x = require 'nothing_here'\nreturn { route = function() end }",
+    ));
+    assert!(e[0].contains("module \"nothing_here\" not found"), "{e:?}");
+}
+
+#[test]
+fn wrapup_lists_are_validated() {
+    let check = |src: &str| {
+        let mut files = bundled();
+        files.0.insert("wrapup/x.lua".into(), src.into());
+        let mut s = spec(files, None);
+        s.wrapup = Some("wrapup/x.lua".into());
+        Generation::load(&s, 1, 0)
+            .map(|_| ())
+            .map_err(|e| e[0].message.clone())
+    };
+    assert!(check("return { { code = 'a', label = 'A' } }").is_ok());
+    assert!(check("return {}")
+        .expect_err("refused")
+        .contains("non-empty"));
+    assert!(
+        check("return { { code = 'a', label = 'A' }, { code = 'a', label = 'B' } }")
+            .expect_err("refused")
+            .contains("appears twice")
+    );
+    assert!(check("return { { code = 'a' } }")
+        .expect_err("refused")
+        .contains("code and label"));
+    assert!(check("return { reasons = { { code = 'a', label = 'A' } }, queues = { nope = { { code = 'b', label = 'B' } } } }")
+        .expect_err("refused")
+        .contains("unknown queue"));
+}
+
+fn hostile_files() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("hostile corpus")
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn hostile_scripts_fall_back_and_never_stop_the_host() {
+    let good = Arc::new(
+        Generation::load(&spec(bundled(), Some("routing/longest_idle.lua")), 1, 0)
+            .expect("good tenant"),
+    );
+    let agents = Agents::new(&[&[], &[], &[]]);
+    let none = cad(&[]);
+    let mut ran = 0;
+    for (name, source) in hostile_files() {
+        if name == "load_loop.lua" || name == "returns_nil_module.lua" {
+            continue;
+        }
+        eprintln!("hostile: {name}");
+        let hostile = Generation::load(&with_routing(&source), 2, 0)
+            .unwrap_or_else(|e| panic!("{name} should load: {e:?}"));
+        // Another tenant keeps routing on another thread meanwhile.
+        let other = good.clone();
+        let neighbour = std::thread::spawn(move || {
+            let agents = Agents::new(&[&[], &[]]);
+            let none = cad(&[]);
+            (0..200)
+                .map(|_| other.route(&view(&none, None), &agents.candidates()))
+                .filter(|d| *d == RouteDecision::Agent("agent1".into()))
+                .count()
+        });
+        for _ in 0..2 {
+            let d = hostile.route(&view(&none, None), &agents.candidates());
+            assert_eq!(
+                d,
+                RouteDecision::Agent("agent2".into()),
+                "{name}: falls back to the longest idle"
+            );
+        }
+        assert_eq!(
+            neighbour.join().expect("neighbour thread"),
+            200,
+            "{name}: the other tenant was served"
+        );
+        let report = hostile.report();
+        let r = report
+            .iter()
+            .find(|r| r.file == "routing/policy.lua")
+            .expect("report");
+        assert_eq!((r.calls, r.errors), (2, 2), "{name}: {r:?}");
+        let last = &r.last_errors[1];
+        assert!(!last.message.is_empty(), "{name}");
+        ran += 1;
+    }
+    assert!(ran >= 35, "the corpus ran ({ran})");
+}
+
+#[test]
+fn hostile_kinds_are_told_apart() {
+    let kind = |file: &str| {
+        let source = hostile_files()
+            .into_iter()
+            .find(|(n, _)| n == file)
+            .expect("file")
+            .1;
+        let g = Generation::load(&with_routing(&source), 2, 0).expect("loads");
+        let agents = Agents::new(&[&[]]);
+        g.route(&view(&cad(&[]), None), &agents.candidates());
+        let r = g
+            .report()
+            .into_iter()
+            .find(|r| r.file == "routing/policy.lua")
+            .expect("report");
+        let f = r.last_errors[0].clone();
+        (f.kind, f.line, f.message)
+    };
+    assert_eq!(kind("loop.lua").0, "timeout");
+    assert_eq!(kind("loop.lua").1, Some(3), "the line the loop is on");
+    assert_eq!(kind("pcall_swallow.lua").0, "timeout");
+    assert_eq!(kind("coroutine_loop.lua").0, "timeout");
+    assert_eq!(kind("table_growth.lua").0, "memory");
+    assert_eq!(kind("returns_number.lua").0, "shape");
+    let (k, _, m) = kind("rep_find_bomb.lua");
+    assert_eq!(k, "error");
+    assert!(m.contains("pattern too costly"), "{m}");
+    assert!(kind("io_open.lua").2.contains("nil"), "io is not there");
+}
+
+#[test]
+fn hostile_load_time_code_is_refused() {
+    let src = |n: &str| {
+        hostile_files()
+            .into_iter()
+            .find(|(f, _)| f == n)
+            .expect("file")
+            .1
+    };
+    let e = load_errors(&with_routing(&src("load_loop.lua")));
+    assert_eq!(e, ["routing/policy.lua:2: instruction budget exceeded"]);
+    let e = load_errors(&with_routing(&src("returns_nil_module.lua")));
+    assert!(e[0].contains("must define route"), "{e:?}");
+}
+
+#[test]
+fn route_returning_nil_keeps_the_conversation_queued() {
+    let g =
+        Generation::load(&with_routing("function route() return nil end"), 1, 0).expect("loads");
+    let agents = Agents::new(&[&[]]);
+    assert_eq!(
+        g.route(&view(&cad(&[]), None), &agents.candidates()),
+        RouteDecision::KeepQueued
+    );
+    assert_eq!(g.report()[0].errors, 0);
+}
+
+fn messenger() -> Generation {
+    let mut s = spec(bundled(), None);
+    let settings: BTreeMap<String, String> = [
+        ("verify_token", "vt"),
+        ("page_id", "1000"),
+        ("page_name", "Demo Page"),
+        ("access_token", "tok"),
+        ("graph_api_base", "http://127.0.0.1:9"),
+        ("graph_api_version", "v21.0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    s.channels.insert(
+        "messenger".into(),
+        ChannelSpec {
+            script: "channels/messenger.lua".into(),
+            settings,
+        },
+    );
+    Generation::load(&s, 1, 0).expect("messenger loads")
+}
+
+fn get(query: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn messenger_handshake() {
+    let g = messenger();
+    let m = g.channel("messenger").expect("adapter");
+    let ok = m
+        .verify(&get(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "vt"),
+            ("hub.challenge", "42"),
+        ]))
+        .expect("verify");
+    assert!(matches!(ok, Verdict::Respond(r) if r.status == 200 && r.body == "42"));
+    let bad = m
+        .verify(&get(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "no"),
+            ("hub.challenge", "42"),
+        ]))
+        .expect("verify");
+    assert!(matches!(bad, Verdict::Respond(r) if r.status == 403));
+}
+
+#[test]
+fn messenger_inbound_normalizes_batched_events() {
+    let g = messenger();
+    let m = g.channel("messenger").expect("adapter");
+    let body = serde_json::json!({"object": "page", "entry": [
+        {"id": "1000", "time": 1, "messaging": [
+            {"sender": {"id": "p1"}, "recipient": {"id": "1000"}, "timestamp": 5, "message": {"mid": "m1", "text": "hello"}},
+            {"sender": {"id": "1000"}, "recipient": {"id": "p1"}, "timestamp": 6, "message": {"mid": "m2", "text": "echo", "is_echo": true}},
+            {"sender": {"id": "p1"}, "recipient": {"id": "1000"}, "timestamp": 7, "delivery": {"mids": ["m2"], "watermark": 6}},
+            {"sender": {"id": "p1"}, "recipient": {"id": "1000"}, "timestamp": 8, "read": {"watermark": 6}}
+        ]},
+        {"id": "1000", "time": 2, "messaging": [
+            {"sender": {"id": "p2"}, "recipient": {"id": "1000"}, "timestamp": 9, "message": {"mid": "m3", "attachments": [{"type": "image", "payload": {"url": "https://x"}}]}},
+            {"sender": {"id": "p3"}, "recipient": {"id": "1000"}, "timestamp": 10, "postback": {"title": "Talk to sales", "payload": "SALES"}}
+        ]}
+    ]});
+    let req = HttpRequest {
+        method: "POST".into(),
+        body: body.to_string().into_bytes(),
+        ..Default::default()
+    };
+    let inbound = m.inbound(&req).expect("inbound");
+    assert_eq!(inbound.response.status, 200);
+    let got: Vec<(String, String)> = inbound
+        .events
+        .iter()
+        .map(|ChannelEvent::Message(m)| (m.customer.clone(), m.text.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("p1".into(), "hello".into()),
+            ("p2".into(), "[image]".into()),
+            ("p3".into(), "Talk to sales".into())
+        ]
+    );
+}
+
+#[test]
+fn messenger_outbound_follows_meta_windows() {
+    let g = messenger();
+    let m = g.channel("messenger").expect("adapter");
+    let msg = OutboundMessage {
+        conversation: 1,
+        customer: "p1".into(),
+        author: "alice".into(),
+        text: "Hi".into(),
+    };
+    let hour = 3_600_000;
+    let now = 100 * 24 * hour;
+    let at = |age: u64| {
+        m.outbound(
+            &msg,
+            &OutboundContext {
+                now,
+                last_customer_message_at: Some(now - age),
+            },
+        )
+        .expect("outbound")
+    };
+    let Outbound::Send(r) = at(hour) else {
+        panic!("sends")
+    };
+    assert_eq!(
+        r.url,
+        "http://127.0.0.1:9/v21.0/me/messages?access_token=tok"
+    );
+    assert_eq!(
+        r.body,
+        serde_json::json!({"recipient": {"id": "p1"}, "messaging_type": "RESPONSE", "message": {"text": "Hi"}})
+    );
+    let Outbound::Send(r) = at(3 * 24 * hour) else {
+        panic!("sends")
+    };
+    assert_eq!(r.body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(r.body["tag"], "HUMAN_AGENT");
+    assert!(matches!(at(8 * 24 * hour), Outbound::Refuse(_)));
+}

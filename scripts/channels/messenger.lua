@@ -1,0 +1,138 @@
+-- Facebook Messenger channel adapter, on Meta's Messenger Platform formats.
+-- The host checks X-Hub-Signature-256 natively before calling inbound;
+-- this script does the subscription handshake, turns webhook events into
+-- customer messages and agent replies into Send API requests.
+local url = require "url"
+
+local M = {}
+
+local HOUR = 3600 * 1000
+local DAY = 24 * HOUR
+
+-- Settings (from the tenant configuration): verify_token, page_id,
+-- page_name, access_token, graph_api_base, graph_api_version.
+
+--- GET subscription handshake: hub.challenge when the token matches.
+---@param request sb.Request
+---@param ctx sb.ChannelContext
+function M.verify(request, ctx)
+  if request.method ~= "GET" then return nil end
+  local q = request.query
+  if q["hub.mode"] == "subscribe"
+    and q["hub.challenge"] ~= nil
+    and sb.secure_compare(q["hub.verify_token"] or "", ctx.settings.verify_token) then
+    return { status = 200, body = q["hub.challenge"] }
+  end
+  return { status = 403, body = "verification failed" }
+end
+
+local PLACEHOLDERS = {
+  image = "[image]", video = "[video]", audio = "[audio]", file = "[file]",
+  location = "[location]", fallback = "[link]", template = "[template]",
+  sticker = "[sticker]", reel = "[reel]", ig_reel = "[reel]",
+}
+
+local function text_of(message)
+  local parts = {}
+  if type(message.text) == "string" and message.text ~= "" then
+    parts[#parts + 1] = message.text
+  end
+  if type(message.attachments) == "table" then
+    for _, a in ipairs(message.attachments) do
+      local kind = type(a) == "table" and a.type or nil
+      if message.sticker_id ~= nil and kind == "image" then kind = "sticker" end
+      parts[#parts + 1] = PLACEHOLDERS[kind] or "[attachment]"
+    end
+  end
+  return table.concat(parts, " ")
+end
+
+--- Webhook POST: one customer message per messaging event; echoes,
+--- deliveries, reads and reactions are ignored.
+---@param request sb.Request
+---@param ctx sb.ChannelContext
+function M.inbound(request, ctx)
+  local ok, payload = pcall(sb.json.decode, request.body)
+  if not ok or type(payload) ~= "table" or payload.object ~= "page" then
+    return { events = {}, response = { status = 404, body = "not a page event" } }
+  end
+  local events = {}
+  for _, entry in ipairs(payload.entry or {}) do
+    local page = tostring(entry.id or "")
+    if page == ctx.settings.page_id then
+      for _, ev in ipairs(entry.messaging or {}) do
+        local sender = ev.sender and ev.sender.id
+        local text, mid
+        if ev.message ~= nil and not ev.message.is_echo then
+          text = text_of(ev.message)
+          mid = ev.message.mid
+        elseif ev.postback ~= nil then
+          text = ev.postback.title or ev.postback.payload
+          mid = ev.postback.mid
+        end
+        if sender ~= nil and text ~= nil and text ~= "" then
+          events[#events + 1] = {
+            type = "message",
+            id = mid and tostring(mid) or nil,
+            customer = tostring(sender),
+            text = text,
+            entry_point = page,
+            sent_at = ev.timestamp,
+            cad = { messenger_page = ctx.settings.page_name, messenger_psid = tostring(sender) },
+          }
+        end
+      end
+    else
+      sb.log.warn("ignoring an entry for another page")
+    end
+  end
+  return { events = events, response = { status = 200, body = "EVENT_RECEIVED" } }
+end
+
+--- Agent reply → Send API request. Within 24 hours of the customer's last
+--- message: RESPONSE; within 7 days: the HUMAN_AGENT tag; past that the
+--- customer cannot be reached.
+---@param message sb.OutboundMessage
+---@param ctx sb.OutboundContext
+function M.outbound(message, ctx)
+  local s = ctx.settings
+  local last = ctx.last_customer_message_at
+  local age = last and (ctx.now - last) or math.huge
+  local body = { recipient = { id = message.customer }, message = { text = message.text } }
+  if age <= DAY then
+    body.messaging_type = "RESPONSE"
+  elseif age <= 7 * DAY then
+    body.messaging_type = "MESSAGE_TAG"
+    body.tag = "HUMAN_AGENT"
+  else
+    return { refuse = "the customer's last Messenger message is more than 7 days old: Meta no longer lets the page reply" }
+  end
+  return {
+    method = "POST",
+    url = s.graph_api_base .. "/" .. s.graph_api_version .. "/me/messages?access_token=" .. url.encode(s.access_token),
+    headers = { ["content-type"] = "application/json" },
+    body = body,
+  }
+end
+
+M.tests = {
+  windows = function()
+    local ctx = { now = 10 * DAY, settings = { graph_api_base = "http://g", graph_api_version = "v21.0", access_token = "a b" } }
+    local m = { customer = "1", text = "hi" }
+    ctx.last_customer_message_at = ctx.now - HOUR
+    local r = M.outbound(m, ctx)
+    assert(r.body.messaging_type == "RESPONSE", "within 24 h")
+    assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b", r.url)
+    ctx.last_customer_message_at = ctx.now - 2 * DAY
+    r = M.outbound(m, ctx)
+    assert(r.body.messaging_type == "MESSAGE_TAG" and r.body.tag == "HUMAN_AGENT", "within 7 days")
+    ctx.last_customer_message_at = ctx.now - 8 * DAY
+    assert(M.outbound(m, ctx).refuse ~= nil, "past 7 days")
+  end,
+  attachments = function()
+    assert(text_of({ attachments = { { type = "image" } } }) == "[image]")
+    assert(text_of({ text = "look", attachments = { { type = "file" } } }) == "look [file]")
+  end,
+}
+
+return M

@@ -1,0 +1,83 @@
+//! Sending channel requests built by the adapters (agent replies): the
+//! host does all network I/O, retries with back-off on 5xx and network
+//! errors, and reports a reply that did not get through to the agents as a
+//! `delivery_failed` frame.
+//!
+//! **Invariant:** the request URL (it carries the page access token) and
+//! body (customer-facing text) are never logged.
+
+use crate::tenant::{Outgoing, Tenant};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts per request (the first plus retries).
+pub const ATTEMPTS: u32 = 4;
+/// First back-off; doubled after each failed attempt.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait for one attempt.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Send the tenant's outgoing requests, in order, until the process ends.
+pub async fn run_outbox(tenant: Arc<Tenant>) {
+    let Some(mut rx) = tenant.take_outbox() else {
+        return;
+    };
+    let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.id(), error = %e, "cannot build the HTTP client");
+            return;
+        }
+    };
+    while let Some(job) = rx.recv().await {
+        if let Err(reason) = send(&client, &job).await {
+            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = %reason, "reply not delivered");
+            tenant.delivery_failed(job.conversation, &job.channel, &reason);
+        }
+    }
+}
+
+async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
+    let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
+        .map_err(|_| format!("invalid method {:?}", job.request.method))?;
+    let mut backoff = FIRST_BACKOFF;
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut req = client.request(method.clone(), &job.request.url);
+        for (k, v) in &job.request.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if !job.request.body.is_null() {
+            req = req.json(&job.request.body);
+        }
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) if resp.status().is_server_error() => {
+                last = format!("the channel answered {}", resp.status().as_u16());
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let detail = resp
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                return Err(
+                    format!("the channel refused the message ({status}) {detail}")
+                        .trim()
+                        .to_string(),
+                );
+            }
+            Err(e) => {
+                // Without the URL: it holds the access token.
+                last = format!("network error: {}", e.without_url());
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    Err(format!("{last} after {ATTEMPTS} attempts"))
+}

@@ -1,0 +1,143 @@
+//! Where a tenant's Lua scripts come from, and loading a generation of them
+//! exactly the same way at start, on reload and in `switchboard scripts check`.
+//!
+//! Paths: `scripts_dir` resolves against the configuration file's folder.
+//! For the embedded demo (no file) it resolves against the current
+//! directory, and when that folder does not exist the scripts bundled in
+//! the binary ([`BUNDLED`]) are used, so `cargo run --release` works from
+//! the repository root (and picks up edits there) and the binary works
+//! anywhere. A tenant without `scripts_dir` uses the bundled scripts.
+
+use crate::config::{Config, TenantConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use switchboard_core::lua::{
+    ChannelSpec, Generation, Limits, ScriptError, ScriptFiles, ScriptSpec,
+};
+use switchboard_core::model::Millis;
+use switchboard_core::Masker;
+
+/// The scripts shipped in the binary, by path relative to `scripts/`.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("lib/pick.lua", include_str!("../scripts/lib/pick.lua")),
+    ("lib/url.lua", include_str!("../scripts/lib/url.lua")),
+    (
+        "routing/longest_idle.lua",
+        include_str!("../scripts/routing/longest_idle.lua"),
+    ),
+    (
+        "routing/skills.lua",
+        include_str!("../scripts/routing/skills.lua"),
+    ),
+    (
+        "routing/sticky.lua",
+        include_str!("../scripts/routing/sticky.lua"),
+    ),
+    (
+        "routing/priority.lua",
+        include_str!("../scripts/routing/priority.lua"),
+    ),
+    ("wrapup/en.lua", include_str!("../scripts/wrapup/en.lua")),
+    ("wrapup/fr.lua", include_str!("../scripts/wrapup/fr.lua")),
+    (
+        "channels/messenger.lua",
+        include_str!("../scripts/channels/messenger.lua"),
+    ),
+];
+
+/// Where a tenant's scripts are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptSource {
+    Dir(PathBuf),
+    Bundled,
+}
+
+pub fn source_of(t: &TenantConfig) -> ScriptSource {
+    match (&t.scripts_dir, &t.base_dir) {
+        (None, _) => ScriptSource::Bundled,
+        (Some(d), Some(base)) => ScriptSource::Dir(base.join(d)),
+        (Some(d), None) => {
+            let p = PathBuf::from(d);
+            if p.is_dir() {
+                ScriptSource::Dir(p)
+            } else {
+                ScriptSource::Bundled
+            }
+        }
+    }
+}
+
+/// The scripts of a tenant and the role of each, read now.
+pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
+    let files = match source_of(t) {
+        ScriptSource::Dir(d) => ScriptFiles::read_dir(&d)?,
+        ScriptSource::Bundled => ScriptFiles::from_pairs(BUNDLED.iter().copied()),
+    };
+    let masker = Masker::new(&t.mask_patterns)
+        .map_err(|e| ScriptError::new("<config>", None, e.to_string()))?;
+    let mut channels: BTreeMap<String, ChannelSpec> = t
+        .channels
+        .iter()
+        .map(|(name, script)| {
+            (
+                name.clone(),
+                ChannelSpec {
+                    script: script.clone(),
+                    settings: BTreeMap::new(),
+                },
+            )
+        })
+        .collect();
+    if let Some(m) = &t.messenger {
+        let ch = channels
+            .entry("messenger".into())
+            .or_insert_with(|| ChannelSpec {
+                script: "channels/messenger.lua".into(),
+                settings: BTreeMap::new(),
+            });
+        // The app secret stays with the host, which checks signatures.
+        for (k, v) in [
+            ("verify_token", m.verify_token.as_str()),
+            ("page_id", m.page_id.as_str()),
+            ("page_name", m.page_name.as_str()),
+            ("access_token", m.access_token.as_str()),
+            ("graph_api_base", m.graph_api_base()),
+            ("graph_api_version", m.graph_api_version.as_str()),
+        ] {
+            ch.settings.insert(k.into(), v.into());
+        }
+    }
+    Ok(ScriptSpec {
+        tenant: t.id.clone(),
+        files,
+        routing: t.routing.clone(),
+        wrapup: t.wrapup.clone(),
+        wrapup_queues: t.wrapup_queues.clone(),
+        channels,
+        queues: t.queues.iter().map(|q| q.id.clone()).collect(),
+        masker,
+        limits: Limits::default(),
+    })
+}
+
+/// Read, load and validate a tenant's scripts as generation `number`.
+pub fn load(t: &TenantConfig, number: u64, now: Millis) -> Result<Generation, Vec<ScriptError>> {
+    let spec = spec_of(t).map_err(|e| vec![e])?;
+    Generation::load(&spec, number, now)
+}
+
+/// `switchboard scripts check`: every tenant's problems, as a reload would
+/// find them.
+pub fn check(cfg: &Config) -> Vec<(String, ScriptError)> {
+    let now = crate::clock::Clock::default().now();
+    cfg.tenants
+        .iter()
+        .flat_map(|t| {
+            load(t, 0, now)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (t.id.clone(), e))
+        })
+        .collect()
+}
