@@ -208,3 +208,55 @@ async fn every_acknowledged_message_survives_kill_9_seed_2() {
 async fn every_acknowledged_message_survives_kill_9_seed_3() {
     crash_and_check(3).await;
 }
+
+fn signed_body(psid: &str, mid: &str, text: &str) -> (String, String) {
+    use hmac::{Hmac, Mac};
+    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+        {"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": 1,
+         "message": {"mid": mid, "text": text}}
+    ]}]})
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"demo-secret").expect("key");
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body, sig)
+}
+
+#[tokio::test]
+async fn a_redelivered_messenger_webhook_is_stored_once_even_across_a_restart() {
+    let dir = Server::new_dir("redeliver");
+    let config = demo_config();
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    let post = |server: &Server, body: String, sig: String| {
+        let req = server
+            .http
+            .post(server.url("/channels/messenger/demo/webhook"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sig)
+            .body(body);
+        async move { req.send().await.expect("webhook").status().as_u16() }
+    };
+    let (body, sig) = signed_body("PSID-7", "m.first", "bonjour");
+    assert_eq!(post(&server, body.clone(), sig.clone()).await, 200);
+    // Meta did not see the 200 and sends it again, before and after a crash.
+    assert_eq!(post(&server, body.clone(), sig.clone()).await, 200);
+    server.kill();
+    let server = Server::start_in(dir, &config, &[]);
+    assert_eq!(post(&server, body, sig).await, 200);
+    let (b2, s2) = signed_body("PSID-7", "m.second", "encore");
+    assert_eq!(post(&server, b2, s2).await, 200);
+    let (_, msgs) = server
+        .admin(
+            Method::GET,
+            "/admin/tenants/demo/conversations/1/messages",
+            None,
+        )
+        .await;
+    let texts: Vec<&str> = msgs
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["bonjour", "encore"]);
+}

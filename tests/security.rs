@@ -198,3 +198,15 @@ async fn secrets_never_reach_logs_or_error_bodies() {
     }
     assert!(!logs.contains("\"demo\""), "a password is in the logs");
 }
+
+#[tokio::test]
+async fn sessions_expire() {
+    let config = demo_config().replace("session_ttl_secs = 31536000", "session_ttl_secs = 3600");
+    let server = Server::start(&config);
+    let alice = AgentClient::login(&server, "alice").await;
+    let (status, _) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(status, 200);
+    server.advance(3_600_001).await;
+    let (status, _) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(status, 401);
+}
