@@ -64,8 +64,8 @@ pub struct Metrics {
     pub rona: Family<TenantLabels, Counter>,
     pub command_seconds: Histograms<TenantLabels>,
     pub routing_seconds: Histograms<TenantLabels>,
-    pub script_seconds: Histograms<ScriptLabels>,
-    pub script_errors: Family<ScriptLabels, Counter>,
+    pub script_calls: Family<ScriptLabels, Gauge>,
+    pub script_errors: Family<ScriptLabels, Gauge>,
     pub commit_seconds: Histogram,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub agent_sockets: Family<TenantLabels, Gauge>,
@@ -86,7 +86,7 @@ impl Default for Metrics {
             rona: Family::default(),
             command_seconds: Family::new_with_constructor(latency),
             routing_seconds: Family::new_with_constructor(latency),
-            script_seconds: Family::new_with_constructor(latency),
+            script_calls: Family::default(),
             script_errors: Family::default(),
             commit_seconds: latency(),
             queue_depth: Family::default(),
@@ -115,13 +115,13 @@ impl Default for Metrics {
             m.routing_seconds.clone(),
         );
         registry.register(
-            "script_seconds",
-            "Time of one call into a tenant script or plugin",
-            m.script_seconds.clone(),
+            "script_calls",
+            "Calls into each script since its generation was loaded",
+            m.script_calls.clone(),
         );
         registry.register(
             "script_errors",
-            "Script or plugin calls that failed and fell back to the built-in behaviour",
+            "Script calls that failed and fell back to the built-in behaviour, since the generation was loaded",
             m.script_errors.clone(),
         );
         registry.register(

@@ -15,6 +15,7 @@ use crate::config::TenantConfig;
 use crate::metrics::{tenant_labels, Metrics};
 use crate::store::{Journal, Recovered, Row};
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,7 @@ use switchboard_core::channel::{
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::{Generation, ScriptError};
 use switchboard_core::model::Party;
+use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
 
@@ -167,6 +169,8 @@ pub struct Tenant {
     clock: Arc<Clock>,
     journal: Journal,
     pub metrics: Arc<Metrics>,
+    /// This tenant's routing-latency histogram (shared with `metrics`).
+    routing_seconds: Histogram,
     /// The live generation of the tenant's scripts; a reload swaps it.
     generation: ArcSwap<Generation>,
     /// One reload at a time, so generation numbers only grow.
@@ -229,6 +233,10 @@ impl Tenant {
         if recovered.last_seq > 0 {
             tracing::info!(tenant = %config.id, replayed, last_seq = recovered.last_seq, "state recovered from the journal");
         }
+        let routing_seconds = metrics
+            .routing_seconds
+            .get_or_create(&tenant_labels(&config.id))
+            .clone();
         Ok(Tenant {
             key: config.id.as_str().into(),
             config,
@@ -241,6 +249,7 @@ impl Tenant {
             timer: Notify::new(),
             clock,
             journal,
+            routing_seconds,
             metrics,
             generation: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(1),
@@ -359,8 +368,12 @@ impl Tenant {
             let deadline_before = inner.engine.next_deadline();
             let gen = self.generation.load_full();
             gen.set_now(now);
+            let routing = TimedRouting {
+                inner: &*gen,
+                seconds: &self.routing_seconds,
+            };
             let ext = Extensions {
-                routing: &*gen,
+                routing: &routing,
                 wrapup: &*gen,
             };
             let started = std::time::Instant::now();
@@ -544,6 +557,33 @@ impl Tenant {
             }
         }
         jobs
+    }
+}
+
+/// A routing policy whose decisions are timed into a histogram.
+struct TimedRouting<'a> {
+    inner: &'a dyn RoutingPolicy,
+    seconds: &'a Histogram,
+}
+
+impl RoutingPolicy for TimedRouting<'_> {
+    fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
+        self.inner.entry(conversation)
+    }
+
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
+        let started = std::time::Instant::now();
+        let decision = self.inner.route(conversation, candidates);
+        self.seconds.observe(started.elapsed().as_secs_f64());
+        decision
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.generation()
     }
 }
 

@@ -292,6 +292,13 @@ async fn metrics_and_openapi_describe_the_running_server() {
         "{text}"
     );
     assert!(!text.contains("hello"), "no customer text in metrics");
+    assert!(text.contains("switchboard_routing_seconds_count"), "{text}");
+    assert!(
+        text.contains(
+            r#"switchboard_script_errors{tenant="demo",script="routing/longest_idle.lua"} 0"#
+        ),
+        "{text}"
+    );
     let api: serde_json::Value = server
         .http
         .get(server.url("/api/openapi.json"))

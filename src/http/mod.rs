@@ -95,6 +95,20 @@ async fn metrics(State(state): State<Shared>) -> Response {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        for f in t.generation().report() {
+            let labels = crate::metrics::ScriptLabels {
+                tenant: t.id().to_string(),
+                script: f.file.clone(),
+            };
+            let calls = i64::try_from(f.calls).unwrap_or(i64::MAX);
+            let errors = i64::try_from(f.errors).unwrap_or(i64::MAX);
+            state.metrics.script_calls.get_or_create(&labels).set(calls);
+            state
+                .metrics
+                .script_errors
+                .get_or_create(&labels)
+                .set(errors);
+        }
         state
             .metrics
             .agent_sockets
