@@ -189,3 +189,16 @@ fn mask_command_json_gives_byte_spans() {
     );
     assert_eq!(lines[1], json!({"masked": "nothing here", "spans": []}));
 }
+
+#[tokio::test]
+async fn a_tenant_pattern_masks_its_own_identifiers() {
+    let config = demo_config().replace(
+        "idle_reasons = [",
+        "mask_patterns = [{ name = \"policy\", regex = \"POL-[0-9]{6}\" }]\nidle_reasons = [",
+    );
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    server.customer_says("pol-1", "Pat", "my policy is POL-123456").await;
+    assert_eq!(alice.events.next_of("offer").await["preview"], "my policy is ******3456");
+}
