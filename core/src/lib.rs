@@ -12,6 +12,7 @@ pub mod engine;
 pub mod event;
 pub mod masking;
 pub mod lua;
+pub mod native;
 pub mod model;
 pub mod routing;
 pub mod wrapup;
