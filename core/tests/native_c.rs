@@ -25,7 +25,11 @@ fn spec(path: &Path, cache: &Path) -> NativeSpec {
 /// `agent1` is the longest idle; the C router picks the first (`agent0`)
 /// or, built with PICK_LAST, the last (`agent2`).
 fn agents() -> Agents {
-    Agents::new(&[("agent0", 30, &[]), ("agent1", 10, &[]), ("agent2", 20, &[])])
+    Agents::new(&[
+        ("agent0", 30, &[]),
+        ("agent1", 10, &[]),
+        ("agent2", 20, &[]),
+    ])
 }
 
 fn route(p: &dyn RoutingPolicy) -> RouteDecision {
@@ -45,8 +49,13 @@ fn the_c_example_routes_through_the_host() {
     assert_eq!(p.info().abi_version, 1);
     // Content-addressed: the same bytes loaded by another test share its copy.
     let copy = &p.info().loaded_from;
-    assert!(copy.parent().is_some_and(|d| d.ends_with("plugins-cache")), "{copy:?}");
-    assert!(copy.file_name().is_some_and(|n| n.to_string_lossy().starts_with("librouter-")));
+    assert!(
+        copy.parent().is_some_and(|d| d.ends_with("plugins-cache")),
+        "{copy:?}"
+    );
+    assert!(copy
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("librouter-")));
     assert_eq!(route(&p), RouteDecision::Agent("agent0".into()));
     assert_eq!(RoutingPolicy::generation(&p), 3);
     // No entry function: the channel's default queue.
@@ -54,7 +63,10 @@ fn the_c_example_routes_through_the_host() {
     assert_eq!(p.entry(&view("support", &cad)), None);
     let report = p.report();
     assert_eq!(report.len(), 1);
-    assert_eq!((report[0].role, report[0].calls, report[0].errors), ("routing", 1, 0));
+    assert_eq!(
+        (report[0].role, report[0].calls, report[0].errors),
+        ("routing", 1, 0)
+    );
     assert_eq!(report[0].file, lib.display().to_string());
 }
 
@@ -65,7 +77,11 @@ fn a_rebuilt_library_reloads_while_the_old_one_stays_mapped() {
     cc(&router_source(), &lib, &[]);
     let old = NativePlugin::load(&spec(&lib, &dir), 1, 0).expect("load v1");
     // Rebuilt in place, as a deploy would.
-    cc(&router_source(), &lib, &["PICK_LAST=1", "ROUTER_VERSION=\"2.0.0\""]);
+    cc(
+        &router_source(),
+        &lib,
+        &["PICK_LAST=1", "ROUTER_VERSION=\"2.0.0\""],
+    );
     let new = NativePlugin::load(&spec(&lib, &dir), 2, 0).expect("load v2");
 
     assert_eq!(new.info().version, "2.0.0");
@@ -163,8 +179,16 @@ const sb_plugin_v1 *switchboard_plugin(void) { return &DESCRIPTOR; }
 #endif
 "#;
 
+/// Whether an error is of the expected kind.
+type KindCheck = Box<dyn Fn(&ErrorKind) -> bool>;
+
 fn broken(dir: &Path, mode: &str) -> PathBuf {
-    cc_source(dir, &format!("broken_{}", mode.to_lowercase()), BROKEN, &[&format!("MODE={mode}")])
+    cc_source(
+        dir,
+        &format!("broken_{}", mode.to_lowercase()),
+        BROKEN,
+        &[&format!("MODE={mode}")],
+    )
 }
 
 #[test]
@@ -176,10 +200,15 @@ fn broken_libraries_are_refused_naming_the_file() {
 
     let not_a_library = dir.join("libtext.so");
     std::fs::write(&not_a_library, "hello").expect("write");
-    let cases: Vec<(PathBuf, Box<dyn Fn(&ErrorKind) -> bool>, &str)> = vec![
+    let cases: Vec<(PathBuf, KindCheck, &str)> = vec![
         (
             broken(&dir, "ABI2"),
-            Box::new(|k| *k == ErrorKind::AbiVersion { found: 2, expected: 1 }),
+            Box::new(|k| {
+                *k == ErrorKind::AbiVersion {
+                    found: 2,
+                    expected: 1,
+                }
+            }),
             "the plugin speaks ABI version 2; this host speaks version 1",
         ),
         (
@@ -226,7 +255,10 @@ fn broken_libraries_are_refused_naming_the_file() {
             let err = err.unwrap_or_else(|| panic!("{} was accepted", path.display()));
             assert!(is_kind(&err.kind), "{}: {:?}", path.display(), err.kind);
             let message = err.to_string();
-            assert!(message.starts_with(&format!("plugin {}: ", path.display())), "{message}");
+            assert!(
+                message.starts_with(&format!("plugin {}: ", path.display())),
+                "{message}"
+            );
             assert!(message.contains(text), "{message}");
             assert_eq!(err.to_script_error().file, path.display().to_string());
         }
@@ -242,7 +274,11 @@ fn bad_answers_fall_back_to_longest_idle_and_are_counted() {
     let dir = scratch("c-contained");
     for (mode, kind, text) in [
         ("GARBAGE", "shape", "route answered: EOF while parsing"),
-        ("WRONG_SHAPE", "shape", "route answered: invalid type: integer `42`"),
+        (
+            "WRONG_SHAPE",
+            "shape",
+            "route answered: invalid type: integer `42`",
+        ),
         ("ERROR", "error", "database unreachable"),
     ] {
         let lib = broken(&dir, mode);

@@ -20,7 +20,11 @@ use switchboard_core::routing::{RouteDecision, RoutingPolicy};
 use switchboard_core::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use switchboard_plugin::{ROLE_CHANNEL, ROLE_ROUTING};
 
-fn load(lib: &str, settings: serde_json::Value, queues: &[&str]) -> Result<NativePlugin, switchboard_core::native::NativeError> {
+fn load(
+    lib: &str,
+    settings: serde_json::Value,
+    queues: &[&str],
+) -> Result<NativePlugin, switchboard_core::native::NativeError> {
     let dir = scratch(lib);
     let mut spec = NativeSpec::new("t", plugin(lib), &dir);
     spec.settings = settings;
@@ -49,7 +53,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -57,10 +64,22 @@ impl Lcg {
 #[test]
 fn skills_router_answers_like_skills_lua() {
     let lua = lua_skills();
-    let native = load("skills_router", serde_json::Value::Null, &["support", "billing"])
-        .expect("skills-router loads");
+    let native = load(
+        "skills_router",
+        serde_json::Value::Null,
+        &["support", "billing"],
+    )
+    .expect("skills-router loads");
     let skills = ["en", "fr", "de", "billing", "vip", "FR"];
-    let tags = ["", "billing", "vip, billing", "VIP", "en\tbilling", " ,fr, ", "de vip"];
+    let tags = [
+        "",
+        "billing",
+        "vip, billing",
+        "VIP",
+        "en\tbilling",
+        " ,fr, ",
+        "de vip",
+    ];
     let languages = ["", "fr", "EN", "de", "nl"];
     let topics = ["", "billing", "sales"];
     let mut rng = Lcg(42);
@@ -69,12 +88,22 @@ fn skills_router_answers_like_skills_lua() {
         let n = 1 + rng.next(8) as usize;
         let specs: Vec<(String, u64, Vec<&str>)> = (0..n)
             .map(|i| {
-                let own: Vec<&str> = skills.iter().copied().filter(|_| rng.next(2) == 0).collect();
-                (format!("agent{}", rng.next(5) * 10 + i as u64), rng.next(4), own)
+                let own: Vec<&str> = skills
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.next(2) == 0)
+                    .collect();
+                (
+                    format!("agent{}", rng.next(5) * 10 + i as u64),
+                    rng.next(4),
+                    own,
+                )
             })
             .collect();
-        let borrowed: Vec<(&str, u64, &[&str])> =
-            specs.iter().map(|(id, idle, s)| (id.as_str(), *idle, s.as_slice())).collect();
+        let borrowed: Vec<(&str, u64, &[&str])> = specs
+            .iter()
+            .map(|(id, idle, s)| (id.as_str(), *idle, s.as_slice()))
+            .collect();
         let mut agents = Agents::new(&borrowed);
         agents.load = (0..n).map(|_| rng.next(3) as u32).collect();
         let mut pairs = Vec::new();
@@ -94,8 +123,16 @@ fn skills_router_answers_like_skills_lua() {
         let conv = view("support", &cad);
         let cands = agents.candidates();
         let expected = lua.route(&conv, &cands);
-        assert_eq!(native.route(&conv, &cands), expected, "case {case}: {cad:?} {specs:?}");
-        assert_eq!(native.entry(&conv), lua.entry(&conv), "case {case}: {cad:?}");
+        assert_eq!(
+            native.route(&conv, &cands),
+            expected,
+            "case {case}: {cad:?} {specs:?}"
+        );
+        assert_eq!(
+            native.entry(&conv),
+            lua.entry(&conv),
+            "case {case}: {cad:?}"
+        );
         if !tag.is_empty() || !language.is_empty() {
             agreed_on_skilled += 1;
         }
@@ -120,8 +157,11 @@ fn skills_router_weights_come_from_settings() {
         p.route(&view("support", &cad), &agents.candidates()),
         RouteDecision::Agent("b".into())
     );
-    let err = load("skills_router", serde_json::json!({"weights": [1]}), &[]).err().expect("refused");
-    assert!(matches!(err.kind, ErrorKind::Create { kind: "error", .. }), "{err}");
+    let err = load("skills_router", serde_json::json!({"weights": [1]}), &[]).expect_err("refused");
+    assert!(
+        matches!(err.kind, ErrorKind::Create { kind: "error", .. }),
+        "{err}"
+    );
 }
 
 fn twilio() -> NativePlugin {
@@ -144,7 +184,10 @@ fn webhook(body: &str) -> HttpRequest {
         "content-type".to_string(),
         "application/x-www-form-urlencoded".to_string(),
     );
-    headers.insert("x-twilio-signature".to_string(), "checked-by-the-host".to_string());
+    headers.insert(
+        "x-twilio-signature".to_string(),
+        "checked-by-the-host".to_string(),
+    );
     HttpRequest {
         method: "POST".into(),
         path: "/channels/sms/webhook".into(),
@@ -209,9 +252,15 @@ fn sms_adapter_reads_twilio_webhooks() {
         }
     );
     // A webhook without a sender is an adapter error: the host answers 503.
-    let err = sms.inbound(&webhook("Body=hi&To=%2B15005550006")).err().expect("no From");
+    let err = sms
+        .inbound(&webhook("Body=hi&To=%2B15005550006"))
+        .expect_err("no From");
     assert_eq!(err.channel, "sms");
-    assert!(err.message.contains("webhook without From"), "{}", err.message);
+    assert!(
+        err.message.contains("webhook without From"),
+        "{}",
+        err.message
+    );
     assert_eq!(p.report()[0].errors, 1);
 }
 
@@ -256,22 +305,31 @@ fn sms_adapter_builds_the_exact_twilio_request() {
     };
     assert_eq!(
         sms.outbound(&long, &ctx),
-        Ok(Outbound::Refuse("an SMS body holds at most 1600 characters".into()))
+        Ok(Outbound::Refuse(
+            "an SMS body holds at most 1600 characters".into()
+        ))
     );
 }
 
 #[test]
 fn sms_adapter_settings_are_checked_at_load() {
-    let err = load("sms_adapter", serde_json::json!({"account_sid": "AC1"}), &[])
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("create failed (error): settings: missing field `auth_token`"), "{err}");
+    let err = load(
+        "sms_adapter",
+        serde_json::json!({"account_sid": "AC1"}),
+        &[],
+    )
+    .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("create failed (error): settings: missing field `auth_token`"),
+        "{err}"
+    );
     // Used as a routing policy: it does not fill that role.
     let dir = scratch("sms-role");
     let mut spec = NativeSpec::new("t", plugin("sms_adapter"), &dir);
     spec.roles = ROLE_ROUTING | ROLE_CHANNEL;
     spec.settings = serde_json::json!({"account_sid": "AC1", "auth_token": "t", "from": "+1"});
-    let err = NativePlugin::load(&spec, 1, 0).err().expect("refused");
+    let err = NativePlugin::load(&spec, 1, 0).expect_err("refused");
     assert_eq!(
         err.kind,
         ErrorKind::MissingRole {
@@ -294,11 +352,20 @@ fn panics_are_caught_counted_and_the_plugin_keeps_serving() {
     );
     // A panic: the longest-idle agent, b.
     for _ in 0..12 {
-        assert_eq!(p.route(&view("panic", &cad), &cands), RouteDecision::Agent("b".into()));
+        assert_eq!(
+            p.route(&view("panic", &cad), &cands),
+            RouteDecision::Agent("b".into())
+        );
     }
-    assert_eq!(p.route(&view("error", &cad), &cands), RouteDecision::Agent("b".into()));
+    assert_eq!(
+        p.route(&view("error", &cad), &cands),
+        RouteDecision::Agent("b".into())
+    );
     // Still serving.
-    assert!(matches!(p.route(&view("support", &cad), &cands), RouteDecision::Ranked(_)));
+    assert!(matches!(
+        p.route(&view("support", &cad), &cands),
+        RouteDecision::Ranked(_)
+    ));
 
     let reports = p.report();
     let roles: Vec<&str> = reports.iter().map(|r| r.role).collect();
@@ -311,21 +378,38 @@ fn panics_are_caught_counted_and_the_plugin_keeps_serving() {
     assert_eq!(panic.message, "plugin panicked: route panicked on purpose");
     assert_eq!(panic.at, 42);
     let error = &routing.last_errors[9];
-    assert_eq!((error.kind, error.message.as_str()), ("error", "route failed on purpose"));
+    assert_eq!(
+        (error.kind, error.message.as_str()),
+        ("error", "route failed on purpose")
+    );
 
     // Wrap-up: the plugin's list, or the built-in one when it fails.
     assert_eq!(p.reasons("support")[0].label, "Done in support");
-    assert_eq!(p.reasons("panic"), BuiltinWrapUp::default().reasons("panic"));
-    assert_eq!(p.reasons("dupes"), BuiltinWrapUp::default().reasons("dupes"));
+    assert_eq!(
+        p.reasons("panic"),
+        BuiltinWrapUp::default().reasons("panic")
+    );
+    assert_eq!(
+        p.reasons("dupes"),
+        BuiltinWrapUp::default().reasons("dupes")
+    );
     let wrapup = &p.report()[1];
     assert_eq!((wrapup.calls, wrapup.errors), (3, 2));
-    assert_eq!(wrapup.last_errors[1].message, "wrapup_reasons: code \"done\" appears twice");
+    assert_eq!(
+        wrapup.last_errors[1].message,
+        "wrapup_reasons: code \"done\" appears twice"
+    );
 
     // Channel: a panic is a ChannelError, the next request goes through.
     let ch = p.channel("test").expect("channel");
     let mut req = webhook("panic");
-    let err = ch.inbound(&req).err().expect("panicked");
-    assert!(err.message.contains("panic: plugin panicked: inbound panicked on purpose"), "{}", err.message);
+    let err = ch.inbound(&req).expect_err("panicked");
+    assert!(
+        err.message
+            .contains("panic: plugin panicked: inbound panicked on purpose"),
+        "{}",
+        err.message
+    );
     req.body = b"hello".to_vec();
     assert_eq!(ch.inbound(&req).expect("inbound").events.len(), 1);
 
@@ -340,9 +424,8 @@ fn panics_are_caught_counted_and_the_plugin_keeps_serving() {
 
 #[test]
 fn a_failing_create_or_wrapup_check_refuses_the_load() {
-    let err = load("test_plugin", serde_json::json!({"create": "panic"}), &[])
-        .err()
-        .expect("refused");
+    let err =
+        load("test_plugin", serde_json::json!({"create": "panic"}), &[]).expect_err("refused");
     assert_eq!(
         err.kind,
         ErrorKind::Create {
@@ -350,12 +433,21 @@ fn a_failing_create_or_wrapup_check_refuses_the_load() {
             message: "plugin panicked: create panicked on purpose".into()
         }
     );
-    let err = load("test_plugin", serde_json::Value::Null, &["support", "dupes", "panic"])
-        .err()
-        .expect("refused");
+    let err = load(
+        "test_plugin",
+        serde_json::Value::Null,
+        &["support", "dupes", "panic"],
+    )
+    .expect_err("refused");
     let text = err.to_string();
-    assert!(text.contains("queue \"dupes\": wrapup_reasons: code \"done\" appears twice"), "{text}");
-    assert!(text.contains("queue \"panic\": plugin panicked: wrapup panicked on purpose"), "{text}");
+    assert!(
+        text.contains("queue \"dupes\": wrapup_reasons: code \"done\" appears twice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("queue \"panic\": plugin panicked: wrapup panicked on purpose"),
+        "{text}"
+    );
 }
 
 #[test]

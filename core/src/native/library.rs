@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV1};
-use switchboard_plugin::{ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP};
+use switchboard_plugin::{
+    ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP,
+};
 
 /// Folder created under the caller's directory for the copies.
 pub const CACHE_FOLDER: &str = "plugins-cache";
@@ -142,8 +144,8 @@ pub(crate) fn open(source: &Path, cache_dir: &Path) -> Result<(Vtable, PluginInf
         // SAFETY: mapping runs the library's initialisers. Native plugins
         // are trusted code (see the module docs of `native`); the library
         // is never unloaded, so its termination routines run only at exit.
-        let library = unsafe { open_library(&path) }
-            .map_err(|e| err(ErrorKind::Open(e.to_string())))?;
+        let library =
+            unsafe { open_library(&path) }.map_err(|e| err(ErrorKind::Open(e.to_string())))?;
         let checked = describe(&library);
         images.insert(
             hash.clone(),
@@ -172,7 +174,12 @@ pub(crate) fn open(source: &Path, cache_dir: &Path) -> Result<(Vtable, PluginInf
     ))
 }
 
-fn write_copy(source: &Path, cache_dir: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, ErrorKind> {
+fn write_copy(
+    source: &Path,
+    cache_dir: &Path,
+    hash: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, ErrorKind> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = cache_dir.join(CACHE_FOLDER);
     let cache_err = |e: std::io::Error| ErrorKind::Cache {
@@ -236,7 +243,9 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
     // SAFETY: calling the plugin's entry point as the ABI defines it.
     let ptr = unsafe { entry() };
     if ptr.is_null() {
-        return Err(ErrorKind::Descriptor("switchboard_plugin() returned NULL".into()));
+        return Err(ErrorKind::Descriptor(
+            "switchboard_plugin() returned NULL".into(),
+        ));
     }
     // SAFETY: every ABI version starts with two u32s (abi_version,
     // struct_size); the plugin's static descriptor is at least that long.

@@ -74,7 +74,11 @@ pub enum ErrorKind {
 impl NativeError {
     /// The same problem in the shape the Lua host reports reload errors.
     pub fn to_script_error(&self) -> ScriptError {
-        ScriptError::new(&self.path.display().to_string(), None, self.kind.to_string())
+        ScriptError::new(
+            &self.path.display().to_string(),
+            None,
+            self.kind.to_string(),
+        )
     }
 }
 

@@ -173,7 +173,11 @@ impl NativePlugin {
     /// `spec.settings`, and check it: a wrap-up plugin must give a valid
     /// list for every queue of `spec.queues`. `generation` is recorded with
     /// each routing decision; `now` stamps failures until [`Self::set_now`].
-    pub fn load(spec: &NativeSpec, generation: u64, now: Millis) -> Result<NativePlugin, NativeError> {
+    pub fn load(
+        spec: &NativeSpec,
+        generation: u64,
+        now: Millis,
+    ) -> Result<NativePlugin, NativeError> {
         let err = |kind| NativeError {
             path: spec.path.clone(),
             kind,
@@ -197,9 +201,8 @@ impl NativePlugin {
                 // SAFETY: `create` comes from a checked descriptor of a library
                 // that stays mapped; the settings slice and both out-pointers
                 // are valid for the call.
-                let status = unsafe {
-                    create(settings.as_ptr(), settings.len(), &mut instance, &mut error)
-                };
+                let status =
+                    unsafe { create(settings.as_ptr(), settings.len(), &mut instance, &mut error) };
                 let message = take(&vtable, error);
                 if status != STATUS_OK {
                     let f = failure_of(status, message);
@@ -226,7 +229,12 @@ impl NativePlugin {
             let problems: Vec<String> = spec
                 .queues
                 .iter()
-                .filter_map(|q| plugin.fetch_reasons(q).err().map(|f| format!("queue {q:?}: {}", f.message)))
+                .filter_map(|q| {
+                    plugin
+                        .fetch_reasons(q)
+                        .err()
+                        .map(|f| format!("queue {q:?}: {}", f.message))
+                })
                 .collect();
             if !problems.is_empty() {
                 return Err(err(ErrorKind::Invalid(format!(
@@ -368,7 +376,9 @@ fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
         return if out.len == 0 {
             Ok(Vec::new())
         } else {
-            Err(CallFailure::shape("output buffer is NULL with a non-zero length"))
+            Err(CallFailure::shape(
+                "output buffer is NULL with a non-zero length",
+            ))
         };
     }
     let copied = if out.len > MAX_ANSWER_BYTES {

@@ -4,8 +4,8 @@
 
 use super::plugin::{CallFailure, NativePlugin, Role};
 use crate::channel::{
-    ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound,
-    InboundMessage, Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
+    ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
+    Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
 };
 use crate::lua::ScriptFailure;
 use crate::model::{Cad, WrapUpReason};
@@ -218,7 +218,11 @@ impl RoutingPolicy for NativePlugin {
         .flatten()
     }
 
-    fn route(&self, conversation: &ConversationView<'_>, candidates: &[Candidate<'_>]) -> RouteDecision {
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
         let Some(f) = self.vtable.route else {
             return LongestIdle.route(conversation, candidates);
         };
@@ -381,7 +385,11 @@ impl ChannelAdapter for NativeChannel<'_> {
             .map_err(|f| self.err(f))
     }
 
-    fn outbound(&self, message: &OutboundMessage, ctx: &OutboundContext) -> Result<Outbound, ChannelError> {
+    fn outbound(
+        &self,
+        message: &OutboundMessage,
+        ctx: &OutboundContext,
+    ) -> Result<Outbound, ChannelError> {
         let f = self
             .plugin
             .vtable
@@ -501,7 +509,7 @@ mod tests {
             br#"[{"code":"a","label":"A"}]"#,
             b"garbage",
         ] {
-            let e = check_reasons(bad).err().expect("refused");
+            let e = check_reasons(bad).expect_err("refused");
             assert_eq!(e.kind, "shape");
         }
     }

@@ -41,7 +41,16 @@ pub fn plugin_dir() -> &'static Path {
             .into_owned();
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "-q", "-p", "skills-router", "-p", "sms-adapter", "-p", "test-plugin"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "skills-router",
+                "-p",
+                "sms-adapter",
+                "-p",
+                "test-plugin",
+            ])
             .arg("--target-dir")
             .arg(target);
         match profile.as_str() {
@@ -90,9 +99,11 @@ pub fn include_dir() -> PathBuf {
 /// system `cc`, with `-D` definitions.
 pub fn cc(source: &Path, out: &Path, defines: &[&str]) {
     let mut cmd = Command::new("cc");
-    cmd.args(["-shared", "-fPIC", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1"])
-        .arg("-I")
-        .arg(include_dir());
+    cmd.args([
+        "-shared", "-fPIC", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1",
+    ])
+    .arg("-I")
+    .arg(include_dir());
     for d in defines {
         cmd.arg(format!("-D{d}"));
     }

@@ -135,11 +135,7 @@ pub const fn descriptor<P: Plugin>(name: &'static str, version: &'static str) ->
         },
         channel_verify: if channel { Some(verify::<P>) } else { None },
         channel_inbound: if channel { Some(inbound::<P>) } else { None },
-        channel_outbound: if channel {
-            Some(outbound::<P>)
-        } else {
-            None
-        },
+        channel_outbound: if channel { Some(outbound::<P>) } else { None },
     }
 }
 
@@ -218,7 +214,10 @@ unsafe fn call<P: Plugin, Req: DeserializeOwned, Ans: Serialize>(
         match f(plugin, request) {
             Ok(answer) => match serde_json::to_vec(&answer) {
                 Ok(bytes) => (STATUS_OK, bytes),
-                Err(e) => (STATUS_ERROR, format!("cannot encode answer: {e}").into_bytes()),
+                Err(e) => (
+                    STATUS_ERROR,
+                    format!("cannot encode answer: {e}").into_bytes(),
+                ),
             },
             Err(e) => (STATUS_ERROR, e.0.into_bytes()),
         }
@@ -250,7 +249,12 @@ pub unsafe extern "C" fn create<P: Plugin>(
         };
         let value = match serde_json::from_slice(input) {
             Ok(v) => v,
-            Err(e) => return (STATUS_BAD_REQUEST, format!("bad settings: {e}").into_bytes()),
+            Err(e) => {
+                return (
+                    STATUS_BAD_REQUEST,
+                    format!("bad settings: {e}").into_bytes(),
+                )
+            }
         };
         match P::create(value) {
             Ok(p) => {
@@ -308,9 +312,7 @@ macro_rules! shim {
             output: *mut Buffer,
         ) -> i32 {
             // SAFETY: forwarded from this function's own contract.
-            unsafe {
-                call::<P, $req, $ans>(instance, input, input_len, output, |$p, $r| $body)
-            }
+            unsafe { call::<P, $req, $ans>(instance, input, input_len, output, |$p, $r| $body) }
         }
     };
 }

@@ -164,7 +164,9 @@ fn create_reports_refusals_and_panics() {
         create(r#"{"panic": true}"#).err(),
         Some((STATUS_PANIC, "plugin panicked: create blew up".to_string()))
     );
-    let (status, msg) = create("{").err().expect("bad settings");
+    let Err((status, msg)) = create("{") else {
+        panic!("bad settings accepted")
+    };
     assert_eq!(status, STATUS_BAD_REQUEST);
     assert!(msg.starts_with("bad settings"), "{msg}");
     // No settings at all is `null`.

@@ -71,7 +71,11 @@ impl SkillsRouter {
                 .iter()
                 .filter(|a| has_all(a, wanted))
                 .min_by(|a, b| idle_key(a).cmp(&idle_key(b)))
-                .or_else(|| candidates.iter().min_by(|a, b| idle_key(a).cmp(&idle_key(b)))),
+                .or_else(|| {
+                    candidates
+                        .iter()
+                        .min_by(|a, b| idle_key(a).cmp(&idle_key(b)))
+                }),
             Some(weights) => {
                 let score = |a: &Candidate| -> u64 {
                     wanted
@@ -103,8 +107,10 @@ impl Plugin for SkillsRouter {
     }
 
     fn entry(&self, r: EntryRequest) -> Result<Option<String>, Error> {
-        Ok((r.conversation.cad.get("topic").map(String::as_str) == Some("billing"))
-            .then(|| "billing".to_string()))
+        Ok(
+            (r.conversation.cad.get("topic").map(String::as_str) == Some("billing"))
+                .then(|| "billing".to_string()),
+        )
     }
 
     fn route(&self, r: RouteRequest) -> Result<RouteAnswer, Error> {
@@ -150,16 +156,26 @@ mod tests {
     fn prefers_the_skilled_agent() {
         let r = SkillsRouter::create(serde_json::Value::Null).expect("create");
         let c = || vec![agent("a", 1, &["en"]), agent("b", 5, &["en", "fr"])];
-        assert_eq!(route(&r, &[("language", "fr")], c()), RouteAnswer::Agent("b".into()));
+        assert_eq!(
+            route(&r, &[("language", "fr")], c()),
+            RouteAnswer::Agent("b".into())
+        );
         assert_eq!(route(&r, &[], c()), RouteAnswer::Agent("a".into()));
-        assert_eq!(route(&r, &[("tags", "FR, en")], c()), RouteAnswer::Agent("b".into()));
-        assert_eq!(route(&r, &[("language", "de")], c()), RouteAnswer::Agent("a".into()));
+        assert_eq!(
+            route(&r, &[("tags", "FR, en")], c()),
+            RouteAnswer::Agent("b".into())
+        );
+        assert_eq!(
+            route(&r, &[("language", "de")], c()),
+            RouteAnswer::Agent("a".into())
+        );
         assert_eq!(route(&r, &[], vec![]), RouteAnswer::KeepQueued);
     }
 
     #[test]
     fn weights_give_partial_matches_credit() {
-        let r = SkillsRouter::create(serde_json::json!({"weights": {"billing": 5}})).expect("create");
+        let r =
+            SkillsRouter::create(serde_json::json!({"weights": {"billing": 5}})).expect("create");
         let c = vec![
             agent("a", 1, &["en"]),
             agent("b", 5, &["billing"]),

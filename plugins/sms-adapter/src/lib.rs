@@ -60,7 +60,10 @@ pub struct SmsAdapter {
 fn is_form(content_type: Option<&String>) -> bool {
     content_type
         .and_then(|c| c.split(';').next())
-        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|c| {
+            c.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 fn placeholder(content_type: &str) -> &'static str {
@@ -84,7 +87,8 @@ impl Plugin for SmsAdapter {
         if settings.from.is_none() == settings.messaging_service_sid.is_none() {
             return Err("settings: give exactly one of from and messaging_service_sid".into());
         }
-        if !(settings.api_base.starts_with("https://") || settings.api_base.starts_with("http://")) {
+        if !(settings.api_base.starts_with("https://") || settings.api_base.starts_with("http://"))
+        {
             return Err("settings: api_base must be an http(s) URL".into());
         }
         let credentials = format!("{}:{}", settings.account_sid, settings.auth_token);
@@ -104,7 +108,10 @@ impl Plugin for SmsAdapter {
             return Ok(Verdict::Respond(HttpResponse::text(405, "POST only")));
         }
         if !is_form(req.headers.get("content-type")) {
-            return Ok(Verdict::Respond(HttpResponse::text(415, "form body expected")));
+            return Ok(Verdict::Respond(HttpResponse::text(
+                415,
+                "form body expected",
+            )));
         }
         let account = form_urlencoded::parse(req.body.as_bytes())
             .find(|(k, _)| k == "AccountSid")
@@ -153,7 +160,10 @@ impl Plugin for SmsAdapter {
         if let Some(sid) = field("MessageSid") {
             cad.insert("sms_message_sid".into(), sid.clone());
         }
-        for (key, cad_key) in [("FromCountry", "sms_from_country"), ("FromCity", "sms_from_city")] {
+        for (key, cad_key) in [
+            ("FromCountry", "sms_from_country"),
+            ("FromCity", "sms_from_city"),
+        ] {
             if let Some(v) = field(key) {
                 cad.insert(cad_key.into(), v.clone());
             }
@@ -174,7 +184,9 @@ impl Plugin for SmsAdapter {
     fn outbound(&self, r: OutboundRequest) -> Result<OutboundAnswer, Error> {
         let m = r.message;
         if m.customer.is_empty() {
-            return Ok(OutboundAnswer::Refuse("no phone number for this customer".into()));
+            return Ok(OutboundAnswer::Refuse(
+                "no phone number for this customer".into(),
+            ));
         }
         if m.text.chars().count() > MAX_BODY_CHARS {
             return Ok(OutboundAnswer::Refuse(format!(

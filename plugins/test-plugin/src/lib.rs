@@ -14,9 +14,7 @@ use switchboard_plugin::wire::{
     ChannelEvent, ChannelRequest, HttpResponse, InboundAnswer, InboundMessage, OutboundAnswer,
     OutboundRequest, OutgoingRequest, RouteAnswer, RouteRequest, WrapUpReason, WrapUpRequest,
 };
-use switchboard_plugin::{
-    export_plugin, Error, Plugin, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP,
-};
+use switchboard_plugin::{export_plugin, Error, Plugin, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP};
 
 /// The plugin's instance.
 #[derive(Debug)]
