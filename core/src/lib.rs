@@ -13,6 +13,7 @@ pub mod event;
 pub mod lua;
 pub mod masking;
 pub mod model;
+pub mod native;
 pub mod routing;
 pub mod wrapup;
 

@@ -1,0 +1,166 @@
+//! The C ABI itself: the `#[repr(C)]` descriptor a plugin exports, the
+//! buffer that carries JSON answers back, status codes and role flags.
+//!
+//! Mirrored by hand in `include/switchboard_plugin.h`; the layout tests at
+//! the bottom pin the offsets both sides rely on. **Boundary:** only these
+//! types and JSON bytes cross between host and plugin, never Rust types.
+//!
+//! # Versioning rules
+//! - The exported symbol ([`ENTRY_SYMBOL`]) and its signature
+//!   (`const void *switchboard_plugin(void)`) never change.
+//! - The descriptor starts with `abi_version` then `struct_size`, for
+//!   every version to come, so any host can read them and refuse politely.
+//! - Appending fields at the end of [`PluginV1`] keeps [`ABI_VERSION`]:
+//!   a host reads only the prefix it knows (`struct_size` tells what the
+//!   plugin has). Any other change (reordering, retyping, a new meaning,
+//!   an incompatible JSON schema change) bumps [`ABI_VERSION`].
+//! - A host may add fields to request JSON at any time; plugins ignore
+//!   fields they do not know. Answers are read strictly.
+
+use std::ffi::{c_char, c_void};
+
+/// Version of the C ABI spoken by this SDK. A host refuses other versions.
+pub const ABI_VERSION: u32 = 1;
+
+/// The one symbol a plugin exports: `const void *switchboard_plugin(void)`,
+/// returning a pointer to its (static, immutable) [`PluginV1`].
+pub const ENTRY_SYMBOL: &str = "switchboard_plugin";
+
+/// The plugin is a routing policy (`route`, optionally `entry`).
+pub const ROLE_ROUTING: u32 = 1;
+/// The plugin provides wrap-up reasons (`wrapup_reasons`).
+pub const ROLE_WRAPUP: u32 = 1 << 1;
+/// The plugin is a channel adapter (`channel_inbound`, `channel_outbound`,
+/// optionally `channel_verify`).
+pub const ROLE_CHANNEL: u32 = 1 << 2;
+/// Every role bit this ABI version knows.
+pub const ROLES_KNOWN: u32 = ROLE_ROUTING | ROLE_WRAPUP | ROLE_CHANNEL;
+
+/// The call succeeded; the output buffer holds the answer JSON.
+pub const STATUS_OK: i32 = 0;
+/// The plugin refused or failed; the output buffer may hold a UTF-8 message.
+pub const STATUS_ERROR: i32 = 1;
+/// The plugin could not read the request (invalid JSON, wrong shape); the
+/// output buffer may hold a UTF-8 message.
+pub const STATUS_BAD_REQUEST: i32 = 2;
+/// A panic (or a C++ exception, …) was caught inside the plugin; the output
+/// buffer may hold a UTF-8 message.
+pub const STATUS_PANIC: i32 = 3;
+
+/// Bytes allocated by the plugin and handed to the host, which copies them
+/// and gives the buffer back through [`PluginV1::free_buffer`]. `cap` is the
+/// plugin's own business (a Rust `Vec`'s capacity; C code may set it to
+/// `len`). An empty answer is `{NULL, 0, 0}`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Buffer {
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub cap: usize,
+}
+
+impl Buffer {
+    /// `{NULL, 0, 0}`: what the host passes in before each call.
+    pub const EMPTY: Buffer = Buffer {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+        cap: 0,
+    };
+}
+
+/// `create(settings, settings_len, &instance, &error)`: build one instance
+/// from the settings JSON (`null` when none). On failure return non-zero
+/// and leave a message in `error`.
+pub type CreateFn = unsafe extern "C" fn(
+    settings: *const u8,
+    settings_len: usize,
+    instance: *mut *mut c_void,
+    error: *mut Buffer,
+) -> i32;
+
+/// `destroy(instance)`: release an instance (the library stays mapped).
+pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+
+/// `free_buffer(buffer)`: give back a buffer the plugin filled.
+pub type FreeFn = unsafe extern "C" fn(buffer: Buffer);
+
+/// Every role call: request JSON in, answer JSON (or an error message) out,
+/// a status code returned. Must be callable from several threads at once
+/// on the same instance.
+pub type JsonFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    input: *const u8,
+    input_len: usize,
+    output: *mut Buffer,
+) -> i32;
+
+/// The descriptor of ABI version 1. Function pointers are nullable
+/// (`Option<fn>` has the layout of a C function pointer): the host requires
+/// those of the roles the plugin claims.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PluginV1 {
+    /// Always first: [`ABI_VERSION`] of the SDK/header the plugin was built with.
+    pub abi_version: u32,
+    /// Always second: `sizeof` the descriptor as the plugin knows it.
+    pub struct_size: u32,
+    /// [`ROLE_ROUTING`] | [`ROLE_WRAPUP`] | [`ROLE_CHANNEL`].
+    pub roles: u32,
+    /// Zero; room for flags without moving the pointers below.
+    pub reserved: u32,
+    /// NUL-terminated UTF-8, e.g. `skills-router`.
+    pub name: *const c_char,
+    /// NUL-terminated UTF-8, e.g. `0.1.0`.
+    pub version: *const c_char,
+    /// Optional: a plugin without one gets a NULL instance.
+    pub create: Option<CreateFn>,
+    /// Optional.
+    pub destroy: Option<DestroyFn>,
+    /// Required.
+    pub free_buffer: Option<FreeFn>,
+    /// Required with [`ROLE_ROUTING`].
+    pub route: Option<JsonFn>,
+    /// Optional with [`ROLE_ROUTING`].
+    pub entry: Option<JsonFn>,
+    /// Required with [`ROLE_WRAPUP`].
+    pub wrapup_reasons: Option<JsonFn>,
+    /// Optional with [`ROLE_CHANNEL`].
+    pub channel_verify: Option<JsonFn>,
+    /// Required with [`ROLE_CHANNEL`].
+    pub channel_inbound: Option<JsonFn>,
+    /// Required with [`ROLE_CHANNEL`].
+    pub channel_outbound: Option<JsonFn>,
+}
+
+/// A descriptor placed in a `static` by [`crate::export_plugin!`].
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Descriptor(pub PluginV1);
+
+// SAFETY: a descriptor is immutable after compilation; its pointers point to
+// static NUL-terminated strings and to functions, both valid for the life
+// of the library, so sharing it between threads is sound.
+unsafe impl Sync for Descriptor {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// The offsets `include/switchboard_plugin.h` has on 64-bit targets.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn layout_matches_the_c_header() {
+        assert_eq!(offset_of!(PluginV1, abi_version), 0);
+        assert_eq!(offset_of!(PluginV1, struct_size), 4);
+        assert_eq!(offset_of!(PluginV1, roles), 8);
+        assert_eq!(offset_of!(PluginV1, name), 16);
+        assert_eq!(offset_of!(PluginV1, version), 24);
+        assert_eq!(offset_of!(PluginV1, create), 32);
+        assert_eq!(offset_of!(PluginV1, free_buffer), 48);
+        assert_eq!(offset_of!(PluginV1, channel_outbound), 96);
+        assert_eq!(size_of::<PluginV1>(), 104);
+        assert_eq!(size_of::<Buffer>(), 24);
+        assert_eq!(size_of::<Option<JsonFn>>(), 8);
+    }
+}
