@@ -199,6 +199,11 @@ async fn a_tenant_pattern_masks_its_own_identifiers() {
     let server = Server::start(&config);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    server.customer_says("pol-1", "Pat", "my policy is POL-123456").await;
-    assert_eq!(alice.events.next_of("offer").await["preview"], "my policy is ******3456");
+    server
+        .customer_says("pol-1", "Pat", "my policy is POL-123456")
+        .await;
+    assert_eq!(
+        alice.events.next_of("offer").await["preview"],
+        "my policy is ******3456"
+    );
 }

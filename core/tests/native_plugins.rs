@@ -241,6 +241,7 @@ fn sms_adapter_reads_twilio_webhooks() {
             entry_point: "+15005550006".into(),
             sent_at: None,
             cad,
+            external_id: Some("SM1f0e8ae6ade43cb3c0ce4525424e404f".into()),
         })]
     );
     assert_eq!(

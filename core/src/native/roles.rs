@@ -375,6 +375,7 @@ impl ChannelAdapter for NativeChannel<'_> {
                         entry_point: m.entry_point,
                         sent_at: m.sent_at,
                         cad: m.cad,
+                        external_id: m.id.filter(|id| !id.is_empty()),
                     }));
                 }
                 Ok(Inbound {

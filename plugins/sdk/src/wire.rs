@@ -273,6 +273,10 @@ pub struct InboundMessage {
     /// Extra CAD variables.
     #[serde(default)]
     pub cad: Cad,
+    /// The channel's id of the message (e.g. Twilio's `MessageSid`): a
+    /// redelivery with the same id is stored once.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// What an inbound request means: `{"type": "message", …}`.

@@ -176,6 +176,7 @@ impl Plugin for SmsAdapter {
                 entry_point: to.clone(),
                 sent_at: None,
                 cad,
+                id: field("MessageSid").cloned(),
             })],
             response,
         })
