@@ -94,7 +94,10 @@ fn skills_router_answers_like_skills_lua() {
                     .filter(|_| rng.next(2) == 0)
                     .collect();
                 (
-                    format!("agent{}", rng.next(5) * 10 + i as u64),
+                    // Ids unique per case: the Lua host caches each agent's
+                    // table by id and relies on an agent's skills never
+                    // changing within an engine (see lua/roles.rs).
+                    format!("agent{}-{case}", rng.next(5) * 10 + i as u64),
                     rng.next(4),
                     own,
                 )
