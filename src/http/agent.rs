@@ -220,20 +220,7 @@ async fn agent_socket(mut socket: WebSocket, a: Agent) {
             return;
         }
     }
-    loop {
-        tokio::select! {
-            frame = sub.rx.recv() => match frame {
-                Some(f) => {
-                    if socket.send(WsMessage::Text(f.as_ref().into())).await.is_err() { break; }
-                }
-                None => break,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
+    super::pump(&mut socket, &mut sub.rx).await;
     a.tenant.hub.leave_agent(&a.agent, sub.id);
 }
 

@@ -227,6 +227,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Forward hub frames to a WebSocket until either side closes. What the
+/// client sends is ignored (pings are answered by the library).
+pub async fn pump(
+    socket: &mut axum::extract::ws::WebSocket,
+    rx: &mut tokio::sync::mpsc::Receiver<Arc<str>>,
+) {
+    use axum::extract::ws::Message;
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(f) => {
+                    if socket.send(Message::Text(f.as_ref().into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
 /// Compare secrets in constant time.
 pub fn same_secret(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;

@@ -2,7 +2,7 @@
 //! agents' replies on a WebSocket (CONTRACT.md "Web chat channel").
 
 use super::{AppError, JsonBody, Shared};
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -111,19 +111,6 @@ async fn events(
 
 async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, visitor: String) {
     let mut sub = t.hub.join_visitor(&visitor);
-    loop {
-        tokio::select! {
-            frame = sub.rx.recv() => match frame {
-                Some(f) => {
-                    if socket.send(WsMessage::Text(f.as_ref().into())).await.is_err() { break; }
-                }
-                None => break,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
+    super::pump(&mut socket, &mut sub.rx).await;
     t.hub.leave_visitor(&visitor, sub.id);
 }
