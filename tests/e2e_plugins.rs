@@ -505,3 +505,48 @@ async fn a_plugin_with_the_wrong_abi_is_refused_and_the_old_one_keeps_routing() 
         "{stdout}"
     );
 }
+
+#[test]
+fn the_example_and_the_static_plugin_rules() {
+    use switchboard::config::Config;
+    let example = repo().join("examples/plugins.toml");
+    let cfg = Config::load(Some(&example)).expect("examples/plugins.toml is valid");
+    assert_eq!(cfg.tenants[0].plugins.len(), 2);
+
+    let base = config_with("");
+    let refused = |plugins: &str, base: &str| {
+        Config::from_toml_str(&format!("{base}\n{plugins}\n"))
+            .expect_err("refused")
+            .to_string()
+    };
+    // A routing plugin and a routing script: refused, not a silent winner.
+    let with_script = base.replace(
+        "wrapup = \"wrapup/en.lua\"",
+        "wrapup = \"wrapup/en.lua\"\nrouting = \"routing/skills.lua\"",
+    );
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"routing\"]\n",
+        &with_script,
+    );
+    assert!(e.contains("routing plugin and `routing` script"), "{e}");
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"channel\"]\n",
+        &base,
+    );
+    assert!(e.contains("needs `channel"), "{e}");
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"channel\"]\nchannel = \"messenger\"\n",
+        &base,
+    );
+    assert!(e.contains("other than webchat and messenger"), "{e}");
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"channel\"]\nchannel = \"sms\"\nqueue = \"nope\"\n",
+        &base,
+    );
+    assert!(e.contains("queue \"nope\""), "{e}");
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"wrapup\"]\n",
+        &base,
+    );
+    assert!(e.contains("wrap-up plugin and"), "{e}");
+}
