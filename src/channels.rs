@@ -9,6 +9,7 @@
 use crate::tenant::{Outgoing, Tenant};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::channel::OutgoingRequest;
 
 /// Attempts per request (the first plus retries).
 pub const ATTEMPTS: u32 = 4;
@@ -37,6 +38,33 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
     }
 }
 
+/// Whether the request says its body is JSON (or says nothing).
+fn json_content(request: &OutgoingRequest) -> bool {
+    request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_none_or(|ct| ct == "application/json" || ct.ends_with("+json"))
+}
+
+/// The body as the adapter means it: a JSON string with a non-JSON
+/// content type (a form, as the SMS adapter builds) goes raw, unquoted;
+/// anything else as JSON.
+fn with_body(req: reqwest::RequestBuilder, request: &OutgoingRequest) -> reqwest::RequestBuilder {
+    match &request.body {
+        serde_json::Value::Null => req,
+        serde_json::Value::String(s) if !json_content(request) => req.body(s.clone()),
+        body => req.json(body),
+    }
+}
+
 async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
     let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
         .map_err(|_| format!("invalid method {:?}", job.request.method))?;
@@ -47,9 +75,7 @@ async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
         for (k, v) in &job.request.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        if !job.request.body.is_null() {
-            req = req.json(&job.request.body);
-        }
+        req = with_body(req, &job.request);
         match req.send().await {
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) if resp.status().is_server_error() => {

@@ -81,11 +81,59 @@ pub struct TenantConfig {
     /// `[messenger]` without one uses `channels/messenger.lua`.
     #[serde(default)]
     pub channels: BTreeMap<String, String>,
+    /// Native plugins (`[[tenants.plugins]]`, docs/plugins.md "Using plugins
+    /// in a tenant"): trusted shared libraries filling the routing, wrap-up
+    /// or channel roles in place of scripts.
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
+    /// The server's `data_dir`: plugin copies go to its `plugins-cache/`
+    /// (set by `Config::load`).
+    #[serde(skip)]
+    pub data_dir: PathBuf,
     /// Where relative script paths resolve: the configuration file's
     /// folder, or `None` for the embedded demo (set by `Config::load`).
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
 }
+
+/// Roles a native plugin can fill for a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginRole {
+    Routing,
+    Wrapup,
+    Channel,
+}
+
+/// One `[[tenants.plugins]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PluginEntry {
+    /// The shared library; relative paths resolve like `scripts_dir`.
+    pub path: String,
+    pub roles: Vec<PluginRole>,
+    /// The channel name, with the `channel` role (`sms` serves
+    /// `/channels/sms/{tenant}/webhook`).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Queue of the channel's new conversations (default: `default_queue`).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Source label of the channel's conversations (default: the channel name).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Free-form table given to the plugin's `create` as JSON.
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl PluginEntry {
+    pub fn has(&self, role: PluginRole) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Channels served by the host itself, never by a plugin.
+pub const BUILTIN_CHANNELS: [&str; 2] = ["webchat", "messenger"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueueEntry {
@@ -192,6 +240,7 @@ impl Config {
         });
         for t in &mut cfg.tenants {
             t.base_dir = base_dir.clone();
+            t.data_dir = cfg.data_dir.clone();
         }
         if let Ok(base) = std::env::var("SWITCHBOARD_GRAPH_API_BASE") {
             if !base.is_empty() {
@@ -213,7 +262,10 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .context("reading the configuration")?;
-        let cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        let mut cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        for t in &mut cfg.tenants {
+            t.data_dir = cfg.data_dir.clone();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -283,9 +335,84 @@ impl Config {
             }
             switchboard_core::Masker::new(&t.mask_patterns)
                 .map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.id))?;
+            validate_plugins(t, &queues)?;
         }
         Ok(())
     }
+}
+
+/// What can be checked of `[[tenants.plugins]]` without loading them. One
+/// implementation per role: a routing (or wrap-up) plugin and a Lua
+/// `routing` (or `wrapup`/`wrapup_queues`) script together are refused
+/// rather than one silently winning; a channel is served by one adapter.
+fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
+    let mut routing = 0;
+    let mut wrapup = 0;
+    let mut channels = HashSet::new();
+    for p in &t.plugins {
+        if p.path.trim().is_empty() {
+            bail!("tenant {}: a plugin has an empty path", t.id);
+        }
+        if p.roles.is_empty() {
+            bail!("tenant {}: plugin {}: give at least one role", t.id, p.path);
+        }
+        routing += usize::from(p.has(PluginRole::Routing));
+        wrapup += usize::from(p.has(PluginRole::Wrapup));
+        match (&p.channel, p.has(PluginRole::Channel)) {
+            (Some(c), true) => {
+                if !is_slug(c) || BUILTIN_CHANNELS.contains(&c.as_str()) {
+                    bail!(
+                        "tenant {}: plugin {}: channel {c:?} must be a slug other than {}",
+                        t.id,
+                        p.path,
+                        BUILTIN_CHANNELS.join(" and ")
+                    );
+                }
+                if t.channels.contains_key(c) || !channels.insert(c.clone()) {
+                    bail!("tenant {}: channel {c:?} has two adapters", t.id);
+                }
+            }
+            (None, true) => bail!(
+                "tenant {}: plugin {}: the channel role needs `channel = \"name\"`",
+                t.id,
+                p.path
+            ),
+            (Some(_), false) => bail!(
+                "tenant {}: plugin {}: `channel` without the channel role",
+                t.id,
+                p.path
+            ),
+            (None, false) => {}
+        }
+        if let Some(q) = &p.queue {
+            if !p.has(PluginRole::Channel) || !queues.contains(q.as_str()) {
+                bail!(
+                    "tenant {}: plugin {}: queue {q:?} must be a queue of a channel plugin",
+                    t.id,
+                    p.path
+                );
+            }
+        }
+    }
+    if routing > 1 || wrapup > 1 {
+        bail!(
+            "tenant {}: at most one routing and one wrap-up plugin",
+            t.id
+        );
+    }
+    if routing == 1 && t.routing.is_some() {
+        bail!(
+            "tenant {}: both a routing plugin and `routing` script are configured; remove one",
+            t.id
+        );
+    }
+    if wrapup == 1 && (t.wrapup.is_some() || !t.wrapup_queues.is_empty()) {
+        bail!(
+            "tenant {}: both a wrap-up plugin and `wrapup`/`wrapup_queues` scripts are configured; remove one",
+            t.id
+        );
+    }
+    Ok(())
 }
 
 fn is_slug(s: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod generation;
 pub mod http;
 pub mod mask_cmd;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! The `switchboard` binary: `serve` (the default), `mask`, and the admin
 //! commands of CONTRACT.md.
 
-use switchboard::{config, mask_cmd, scripts, server};
+use switchboard::{config, generation, mask_cmd, server};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -44,7 +44,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ScriptsCmd {
-    /// Load and validate every tenant's scripts as a reload would; print
+    /// Load and validate every tenant's scripts and plugins as a reload would; print
     /// each problem as `tenant: file:line: message`; exit 1 if any.
     Check {
         /// TOML configuration; without it, the embedded demo tenant.
@@ -67,7 +67,7 @@ fn main() -> Result<()> {
 
 fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
     let cfg = config::Config::load(config_path.as_deref())?;
-    let problems = scripts::check(&cfg);
+    let problems = generation::check(&cfg);
     for (tenant, e) in &problems {
         println!("{tenant}: {e}");
     }

@@ -1,5 +1,6 @@
 //! Where a tenant's Lua scripts come from, and loading a generation of them
-//! exactly the same way at start, on reload and in `switchboard scripts check`.
+//! exactly the same way at start, on reload and in `switchboard scripts check`
+//! (through [`crate::generation`], which adds the tenant's native plugins).
 //!
 //! Paths: `scripts_dir` resolves against the configuration file's folder.
 //! For the embedded demo (no file) it resolves against the current
@@ -8,7 +9,7 @@
 //! the repository root (and picks up edits there) and the binary works
 //! anywhere. A tenant without `scripts_dir` uses the bundled scripts.
 
-use crate::config::{Config, TenantConfig};
+use crate::config::TenantConfig;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use switchboard_core::lua::{
@@ -124,20 +125,4 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
 pub fn load(t: &TenantConfig, number: u64, now: Millis) -> Result<Generation, Vec<ScriptError>> {
     let spec = spec_of(t).map_err(|e| vec![e])?;
     Generation::load(&spec, number, now)
-}
-
-/// `switchboard scripts check`: every tenant's problems, as a reload would
-/// find them.
-pub fn check(cfg: &Config) -> Vec<(String, ScriptError)> {
-    let now = crate::clock::Clock::default().now();
-    cfg.tenants
-        .iter()
-        .flat_map(|t| {
-            load(t, 0, now)
-                .err()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| (t.id.clone(), e))
-        })
-        .collect()
 }

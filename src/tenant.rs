@@ -12,6 +12,7 @@
 
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
+use crate::generation::TenantGeneration;
 use crate::metrics::{tenant_labels, Metrics};
 use crate::store::{Journal, Recovered, Row};
 use arc_swap::ArcSwap;
@@ -20,11 +21,9 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_core::channel::{
-    ChannelAdapter, Outbound, OutboundContext, OutboundMessage, OutgoingRequest,
-};
+use switchboard_core::channel::{Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
 use switchboard_core::engine::Engine;
-use switchboard_core::lua::{Generation, ScriptError};
+use switchboard_core::lua::ScriptError;
 use switchboard_core::model::Party;
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
@@ -171,8 +170,9 @@ pub struct Tenant {
     pub metrics: Arc<Metrics>,
     /// This tenant's routing-latency histogram (shared with `metrics`).
     routing_seconds: Histogram,
-    /// The live generation of the tenant's scripts; a reload swaps it.
-    generation: ArcSwap<Generation>,
+    /// The live generation of the tenant's scripts and plugins; a reload
+    /// swaps it.
+    generation: ArcSwap<TenantGeneration>,
     /// One reload at a time, so generation numbers only grow.
     reloading: Mutex<u64>,
     /// Requests for channels (agent replies), sent by `channels::run_outbox`.
@@ -206,12 +206,12 @@ impl Tenant {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Tenant> {
         let masker = Masker::new(&config.mask_patterns)?;
-        let generation = crate::scripts::load(&config, 1, clock.now()).map_err(|errors| {
+        let generation = crate::generation::load(&config, 1, clock.now()).map_err(|errors| {
             let list: Vec<String> = errors
                 .iter()
                 .map(|e| format!("{}: {e}", config.id))
                 .collect();
-            anyhow::anyhow!("invalid scripts:\n{}", list.join("\n"))
+            anyhow::anyhow!("invalid scripts or plugins:\n{}", list.join("\n"))
         })?;
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let mut engine = Engine::new(
@@ -272,20 +272,22 @@ impl Tenant {
         self.generation.load().reasons(queue)
     }
 
-    /// The live generation of the scripts (calls in flight keep theirs).
-    pub fn generation(&self) -> Arc<Generation> {
+    /// The live generation of the scripts and plugins (calls in flight
+    /// keep theirs).
+    pub fn generation(&self) -> Arc<TenantGeneration> {
         let g = self.generation.load_full();
         g.set_now(self.clock.now());
         g
     }
 
-    /// Build a new generation from the script files and swap it in; on any
+    /// Build a new generation from the script files and plugin libraries
+    /// and swap it in; on any
     /// error the live one keeps serving. CPU work: call it off the async
     /// worker threads.
     pub fn reload(&self) -> Result<u64, Vec<ScriptError>> {
         let mut last = lock(&self.reloading);
         let number = *last + 1;
-        let g = crate::scripts::load(&self.config, number, self.clock.now())?;
+        let g = crate::generation::load(&self.config, number, self.clock.now())?;
         self.generation.store(Arc::new(g));
         *last = number;
         tracing::info!(tenant = %self.config.id, generation = number, "scripts reloaded");
@@ -447,7 +449,7 @@ impl Tenant {
         &self,
         inner: &mut Inner,
         out: &Output,
-        gen: &Generation,
+        gen: &TenantGeneration,
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
         if out.emitted.is_empty() && out.deliveries.is_empty() {
             return None;
@@ -510,7 +512,7 @@ impl Tenant {
         &self,
         engine: &Engine,
         out: &Output,
-        gen: &Generation,
+        gen: &TenantGeneration,
         frames: &mut Vec<(Target, Arc<str>)>,
     ) -> Vec<Outgoing> {
         let mut jobs = Vec::new();

@@ -154,7 +154,9 @@ async fn reload(
     })
 }
 
-/// Each script of the live generation with its calls, errors and last errors.
+/// Each script and plugin role of the live generation with its calls,
+/// errors and last errors (plugin entries marked `trusted_code`), and each
+/// plugin's library, version and trusted-code note.
 async fn scripts(
     _: Admin,
     State(state): State<Shared>,
@@ -162,6 +164,9 @@ async fn scripts(
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
     let g = t.generation();
+    let plugins = g.plugin_reports();
+    let trusted: std::collections::HashSet<&str> =
+        plugins.iter().map(|p| p.file.as_str()).collect();
     let scripts: Vec<Value> = g
         .report()
         .into_iter()
@@ -171,11 +176,11 @@ async fn scripts(
                 .iter()
                 .map(|f| json!({"file": f.file, "line": f.line, "message": f.message, "kind": f.kind, "at": crate::clock::rfc3339(f.at)}))
                 .collect();
-            json!({"file": r.file, "role": r.role, "generation": r.generation, "calls": r.calls, "errors": r.errors, "last_errors": last})
+            json!({"file": r.file, "role": r.role, "generation": r.generation, "calls": r.calls, "errors": r.errors, "last_errors": last, "trusted_code": trusted.contains(r.file.as_str())})
         })
         .collect();
     Ok(Json(
-        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts }),
+        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts, "plugins": plugins }),
     ))
 }
 

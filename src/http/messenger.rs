@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_core::channel::{ChannelAdapter, ChannelEvent, HttpRequest, HttpResponse, Verdict};
+use switchboard_core::channel::{ChannelEvent, HttpRequest, HttpResponse, Verdict};
 use switchboard_core::lua::sb::verify_sha256_signature;
 use switchboard_core::{Command, CommandError, CustomerMessage};
 

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod agent;
 pub mod messenger;
+pub mod plugin_channels;
 pub mod web;
 pub mod webchat;
 
@@ -60,6 +61,7 @@ pub fn app(state: Shared) -> Router {
         .merge(agent::routes())
         .merge(webchat::routes())
         .merge(messenger::routes())
+        .merge(plugin_channels::routes())
         .merge(admin::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_core::{Command, CustomerMessage, Event};
 
@@ -30,6 +31,31 @@ struct MessageBody {
     text: String,
     #[serde(default)]
     name: Option<String>,
+    /// Context for routing (a pre-chat form: `language`, `tags`…).
+    #[serde(default)]
+    cad: BTreeMap<String, String>,
+}
+
+/// Most CAD variables a visitor may give, and their sizes.
+pub const MAX_CAD_ENTRIES: usize = 16;
+pub const MAX_CAD_KEY_BYTES: usize = 64;
+pub const MAX_CAD_VALUE_CHARS: usize = 256;
+
+fn check_cad(cad: &BTreeMap<String, String>) -> Result<(), AppError> {
+    let bad = cad.len() > MAX_CAD_ENTRIES
+        || cad.iter().any(|(k, v)| {
+            k.is_empty()
+                || k.len() > MAX_CAD_KEY_BYTES
+                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                || v.chars().count() > MAX_CAD_VALUE_CHARS
+                || v.chars().any(char::is_control)
+        });
+    if bad {
+        return Err(AppError::Unprocessable(format!(
+            "cad: at most {MAX_CAD_ENTRIES} entries, keys of letters, digits and '_' up to {MAX_CAD_KEY_BYTES} bytes, values up to {MAX_CAD_VALUE_CHARS} characters"
+        )));
+    }
+    Ok(())
 }
 
 fn check_visitor(v: &str) -> Result<(), AppError> {
@@ -51,6 +77,7 @@ async fn post_message(
         return Err(AppError::NotFound("channel"));
     };
     check_visitor(&body.visitor)?;
+    check_cad(&body.cad)?;
     if body
         .name
         .as_deref()
@@ -68,7 +95,7 @@ async fn post_message(
             text: body.text,
             source: webchat.source.clone(),
             queue: webchat.queue.clone(),
-            cad: Default::default(),
+            cad: body.cad,
             external_id: None,
         }))
         .await?;

@@ -1,0 +1,216 @@
+//! A tenant's extensions as one generation: its Lua scripts and its native
+//! plugins, loaded together at start, on reload and in `switchboard
+//! scripts check`, and swapped in as a whole (DESIGN.md "The plugin host").
+//!
+//! Roles: routing and wrap-up come from the tenant's plugin for that role
+//! when one is configured, else from Lua (which falls back to the built-in
+//! behaviour); a channel adapter from the plugin configured for that
+//! channel, else from a Lua script. `Config::validate` refuses a role given
+//! to both a plugin and a script, so there is no precedence to guess.
+//!
+//! **Invariant:** a generation is built completely (every script and every
+//! plugin loaded, created and checked) before it is returned; any error
+//! anywhere returns all of them and nothing is swapped.
+//! **Boundary:** native plugins are trusted code (see
+//! `switchboard_core::native`); only JSON crosses into them.
+
+use crate::config::{PluginEntry, PluginRole, TenantConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard_core::channel::ChannelAdapter;
+use switchboard_core::lua::{FileReport, Generation, ScriptError};
+use switchboard_core::model::{Millis, WrapUpReason};
+use switchboard_core::native::{NativePlugin, NativeSpec, PluginReport};
+use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
+use switchboard_core::wrapup::WrapUpReasons;
+use switchboard_plugin::{ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP};
+
+/// One loaded plugin and how the tenant uses it.
+#[derive(Debug)]
+struct Loaded {
+    entry: PluginEntry,
+    plugin: NativePlugin,
+}
+
+/// The Lua scripts and native plugins of one tenant, as one generation.
+#[derive(Debug)]
+pub struct TenantGeneration {
+    lua: Generation,
+    plugins: Vec<Loaded>,
+    /// Index in `plugins` of the routing plugin, if any.
+    routing: Option<usize>,
+    /// Index in `plugins` of the wrap-up plugin, if any.
+    wrapup: Option<usize>,
+}
+
+/// A plugin's library path as configured, resolved like `scripts_dir`.
+pub fn plugin_path(t: &TenantConfig, p: &PluginEntry) -> PathBuf {
+    let path = PathBuf::from(&p.path);
+    match &t.base_dir {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path,
+    }
+}
+
+fn spec_of(t: &TenantConfig, p: &PluginEntry) -> NativeSpec {
+    let mut spec = NativeSpec::new(&t.id, plugin_path(t, p), &t.data_dir);
+    spec.settings = serde_json::Value::Object(p.settings.clone());
+    spec.roles = p
+        .roles
+        .iter()
+        .map(|r| match r {
+            PluginRole::Routing => ROLE_ROUTING,
+            PluginRole::Wrapup => ROLE_WRAPUP,
+            PluginRole::Channel => ROLE_CHANNEL,
+        })
+        .fold(0, |a, b| a | b);
+    spec.queues = t.queues.iter().map(|q| q.id.clone()).collect();
+    spec
+}
+
+/// Read, load and validate a tenant's scripts and plugins as generation
+/// `number`: every error of every part, or the whole generation.
+pub fn load(
+    t: &TenantConfig,
+    number: u64,
+    now: Millis,
+) -> Result<TenantGeneration, Vec<ScriptError>> {
+    let mut errors = Vec::new();
+    let lua = crate::scripts::load(t, number, now)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let mut plugins = Vec::new();
+    for entry in &t.plugins {
+        match NativePlugin::load(&spec_of(t, entry), number, now) {
+            Ok(plugin) => plugins.push(Loaded {
+                entry: entry.clone(),
+                plugin,
+            }),
+            Err(e) => errors.push(e.to_script_error()),
+        }
+    }
+    match lua {
+        Some(lua) if errors.is_empty() => {
+            let find = |role| plugins.iter().position(|p: &Loaded| p.entry.has(role));
+            Ok(TenantGeneration {
+                routing: find(PluginRole::Routing),
+                wrapup: find(PluginRole::Wrapup),
+                lua,
+                plugins,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+impl TenantGeneration {
+    /// The generation number (scripts and plugins share it).
+    pub fn number(&self) -> u64 {
+        self.lua.number()
+    }
+
+    /// Tell the scripts and plugins what time it is.
+    pub fn set_now(&self, now: Millis) {
+        self.lua.set_now(now);
+        for p in &self.plugins {
+            p.plugin.set_now(now);
+        }
+    }
+
+    /// The configured plugin serving `channel`, if any.
+    fn channel_plugin(&self, channel: &str) -> Option<&Loaded> {
+        self.plugins.iter().find(|p| {
+            p.entry.has(PluginRole::Channel) && p.entry.channel.as_deref() == Some(channel)
+        })
+    }
+
+    /// The plugin entry (queue, source) of a plugin channel.
+    pub fn channel_entry(&self, channel: &str) -> Option<&PluginEntry> {
+        self.channel_plugin(channel).map(|p| &p.entry)
+    }
+
+    /// Whether an adapter (script or plugin) is loaded for `channel`.
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channel_plugin(channel).is_some() || self.lua.has_channel(channel)
+    }
+
+    /// The adapter of `channel`: its plugin, else its script.
+    pub fn channel<'a>(&'a self, channel: &'a str) -> Option<Box<dyn ChannelAdapter + 'a>> {
+        if let Some(p) = self.channel_plugin(channel) {
+            return p
+                .plugin
+                .channel(channel)
+                .map(|a| Box::new(a) as Box<dyn ChannelAdapter + 'a>);
+        }
+        self.lua
+            .channel(channel)
+            .map(|a| Box::new(a) as Box<dyn ChannelAdapter + 'a>)
+    }
+
+    /// Calls and failures of every script and plugin role.
+    pub fn report(&self) -> Vec<FileReport> {
+        let mut out = self.lua.report();
+        for p in &self.plugins {
+            out.extend(p.plugin.report());
+        }
+        out
+    }
+
+    /// The plugins as admins see them (trusted code, library, roles, calls).
+    pub fn plugin_reports(&self) -> Vec<PluginReport> {
+        self.plugins
+            .iter()
+            .map(|p| p.plugin.plugin_report())
+            .collect()
+    }
+
+    fn routing_policy(&self) -> &dyn RoutingPolicy {
+        match self.routing {
+            Some(i) => &self.plugins[i].plugin,
+            None => &self.lua,
+        }
+    }
+}
+
+impl RoutingPolicy for TenantGeneration {
+    fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
+        self.routing_policy().entry(conversation)
+    }
+
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
+        self.routing_policy().route(conversation, candidates)
+    }
+
+    fn generation(&self) -> u64 {
+        self.number()
+    }
+}
+
+impl WrapUpReasons for TenantGeneration {
+    fn reasons(&self, queue: &str) -> Arc<[WrapUpReason]> {
+        match self.wrapup {
+            Some(i) => self.plugins[i].plugin.reasons(queue),
+            None => self.lua.reasons(queue),
+        }
+    }
+}
+
+/// `switchboard scripts check`: every tenant's problems with its scripts
+/// and plugins, as a reload would find them.
+pub fn check(cfg: &crate::config::Config) -> Vec<(String, ScriptError)> {
+    let now = crate::clock::Clock::default().now();
+    cfg.tenants
+        .iter()
+        .flat_map(|t| {
+            load(t, 0, now)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (t.id.clone(), e))
+        })
+        .collect()
+}
