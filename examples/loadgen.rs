@@ -481,7 +481,7 @@ async fn main() {
     if args.rate > 0 {
         let per_sender = args.rate as f64 / args.senders as f64;
         let total = args.rate * args.duration;
-        for _ in 0..args.senders {
+        for k in 0..args.senders {
             let (http, base, stats, counter, a) = (
                 http.clone(),
                 base.clone(),
@@ -491,7 +491,11 @@ async fn main() {
             );
             senders.push(tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(1.0 / per_sender);
-                let mut next = Instant::now();
+                // Stagger the senders over one interval so arrivals are
+                // spread evenly instead of landing in bursts on the same
+                // timer tick.
+                let mut next = Instant::now() + interval.mul_f64(k as f64 / a.senders as f64);
+                tokio::time::sleep_until(next.into()).await;
                 loop {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
                     if n >= total || send_start.elapsed() > Duration::from_secs(a.duration + 5) {
