@@ -3,7 +3,7 @@
 //! (`plugins/skills-router`, built here in the bench's own profile). The
 //! inputs are those of `lua_routing`: one agent's load changes per call.
 //!
-//! `CARGO_TARGET_DIR=/work/target-plugins cargo bench -p switchboard-core --bench plugin_vs_lua`
+//! `cargo bench -p switchboard-core --bench plugin_vs_lua`
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::collections::BTreeMap;
