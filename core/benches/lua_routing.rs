@@ -3,7 +3,7 @@
 //! changes between calls, as in a real dispatch), and a whole reload of a
 //! tenant with 20 scripts.
 //!
-//! `CARGO_TARGET_DIR=/work/target-lua cargo bench -p switchboard-core --bench lua_routing`
+//! `cargo bench -p switchboard-core --bench lua_routing`
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::collections::BTreeMap;
