@@ -124,6 +124,11 @@ pub struct PluginEntry {
     /// Free-form table given to the plugin's `create` as JSON.
     #[serde(default)]
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// How the host authenticates this channel's webhooks before the
+    /// plugin sees them (`{ scheme = "twilio", secret, url }`). Without it
+    /// the channel accepts unsigned webhooks (a warning at start).
+    #[serde(default)]
+    pub signature: Option<crate::webhook_auth::SignatureCheck>,
 }
 
 impl PluginEntry {
@@ -383,6 +388,13 @@ fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
                 p.path
             ),
             (None, false) => {}
+        }
+        if p.signature.is_some() && !p.has(PluginRole::Channel) {
+            bail!(
+                "tenant {}: plugin {}: `signature` without the channel role",
+                t.id,
+                p.path
+            );
         }
         if let Some(q) = &p.queue {
             if !p.has(PluginRole::Channel) || !queues.contains(q.as_str()) {

@@ -15,3 +15,4 @@ pub mod scripts;
 pub mod server;
 pub mod store;
 pub mod tenant;
+pub mod webhook_auth;

@@ -34,6 +34,17 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
             recovered,
             metrics.clone(),
         )?);
+        for p in t
+            .plugins
+            .iter()
+            .filter(|p| p.channel.is_some() && p.signature.is_none())
+        {
+            tracing::warn!(
+                tenant = %t.id,
+                channel = p.channel.as_deref().unwrap_or_default(),
+                "this channel accepts unsigned webhooks: configure `signature` for it"
+            );
+        }
         tokio::spawn(tenant::run_timers(tenant.clone()));
         tokio::spawn(crate::channels::run_outbox(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);

@@ -550,3 +550,56 @@ fn the_example_and_the_static_plugin_rules() {
     );
     assert!(e.contains("wrap-up plugin and"), "{e}");
 }
+
+#[tokio::test]
+async fn a_signed_sms_channel_refuses_unsigned_and_forged_webhooks() {
+    let (api_base, _twilio) = stand_in_twilio().await;
+    let public_url = "https://switchboard.example/channels/sms/demo/webhook";
+    let config = config_with(&format!(
+        "[[tenants.plugins]]\npath = {:?}\nroles = [\"channel\"]\nchannel = \"sms\"\nsettings = {{ account_sid = \"AC123\", auth_token = \"tok-secret\", from = \"+15550000000\", api_base = {api_base:?} }}\nsignature = {{ scheme = \"twilio\", secret = \"tok-secret\", url = {public_url:?} }}\n",
+        plugin("sms_adapter")
+    ));
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let form = |text: &str| {
+        serde_urlencoded::to_string([
+            ("AccountSid", "AC123"),
+            ("MessageSid", "SM9"),
+            ("From", "+15551234567"),
+            ("To", "+15550000000"),
+            ("Body", text),
+        ])
+        .expect("form")
+    };
+    let post = |body: String, sig: Option<String>| {
+        let mut req = server
+            .http
+            .post(server.url("/channels/sms/demo/webhook"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(s) = sig {
+            req = req.header("x-twilio-signature", s);
+        }
+        async move { req.send().await.expect("sms webhook").status().as_u16() }
+    };
+    let body = form("Where is my order?");
+    let good =
+        switchboard::webhook_auth::twilio_signature("tok-secret", public_url, body.as_bytes())
+            .expect("signature");
+    // Unsigned, signed with another token, or a body changed after signing.
+    assert_eq!(post(body.clone(), None).await, 401);
+    let forged = switchboard::webhook_auth::twilio_signature("other", public_url, body.as_bytes());
+    assert_eq!(post(body.clone(), forged).await, 401);
+    assert_eq!(post(form("Send me money"), Some(good.clone())).await, 401);
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert_eq!(list, serde_json::json!([]), "nothing stored");
+    // Twilio's own signature passes.
+    assert_eq!(post(body, Some(good)).await, 200);
+    assert_eq!(
+        alice.events.next_of("offer").await["preview"],
+        "Where is my order?"
+    );
+}

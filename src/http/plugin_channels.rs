@@ -61,6 +61,14 @@ async fn webhook(
     else {
         return Err(AppError::NotFound("channel"));
     };
+    // The host checks the channel's signature before anything else: 401
+    // and nothing stored.
+    if let Some(check) = &entry.signature {
+        if !check.verify(&headers, &body) {
+            tracing::info!(tenant = %tenant, channel = %channel, "webhook with a bad or missing signature");
+            return Err(AppError::Unauthorized);
+        }
+    }
     let req = HttpRequest {
         method: method.as_str().to_string(),
         path: format!("/channels/{channel}/{tenant}/webhook"),
