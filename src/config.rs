@@ -50,6 +50,10 @@ pub struct TenantConfig {
     pub mask_patterns: Vec<TenantPattern>,
     #[serde(default)]
     pub transfer_not_accepted: TransferNotAccepted,
+    /// How long a closed conversation stays in memory (ms); its transcript
+    /// is then read from the journal.
+    #[serde(default = "default_archive_after")]
+    pub archive_after_ms: u64,
     pub default_queue: String,
     #[serde(default = "default_idle_reasons")]
     pub idle_reasons: Vec<String>,
@@ -197,6 +201,9 @@ fn default_listen() -> String {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
+}
+fn default_archive_after() -> u64 {
+    switchboard_core::model::DEFAULT_ARCHIVE_AFTER_MS
 }
 fn default_session_ttl() -> u64 {
     12 * 3600
@@ -440,6 +447,7 @@ impl TenantConfig {
             mask: self.mask,
             transfer_not_accepted: self.transfer_not_accepted,
             default_queue: self.default_queue.clone(),
+            archive_after_ms: self.archive_after_ms,
         }
     }
 

@@ -260,3 +260,68 @@ async fn a_redelivered_messenger_webhook_is_stored_once_even_across_a_restart() 
         .collect();
     assert_eq!(texts, ["bonjour", "encore"]);
 }
+
+#[tokio::test]
+async fn an_archived_conversation_leaves_memory_but_its_transcript_stays() {
+    let config = demo_config().replace(
+        "default_queue = \"support\"",
+        "default_queue = \"support\"\narchive_after_ms = 60000",
+    );
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server
+        .customer_says("arch-1", "Ada", "an old question")
+        .await;
+    alice.events.next_of("offer").await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "an old answer"}),
+        )
+        .await;
+    alice
+        .ok(&format!("/api/conversations/{id}/end"), json!({}))
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/wrapup"),
+            json!({"reason": "resolved"}),
+        )
+        .await;
+    server.advance(60_001).await;
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert_eq!(
+        list,
+        json!([]),
+        "archived conversations are no longer listed"
+    );
+    let (status, msgs) = server
+        .admin(
+            Method::GET,
+            &format!("/admin/tenants/demo/conversations/{id}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = msgs
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["an old question", "an old answer"]);
+    let (status, _) = server
+        .admin(
+            Method::GET,
+            "/admin/tenants/demo/conversations/999/messages",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -107,6 +107,10 @@ pub struct Conversation {
     /// Why it was interrupted (an admin deleted its queue…), if it was.
     #[serde(default)]
     pub interrupted_reason: Option<String>,
+    /// When it closed (wrapped up, or dropped with no wrap-up owed): the
+    /// start of its archive countdown.
+    #[serde(default)]
+    pub closed_at: Option<Millis>,
 }
 
 impl Conversation {
@@ -157,6 +161,8 @@ pub struct Engine {
     waiting: BTreeSet<(Millis, ConversationId)>,
     /// Pending offers by expiry.
     deadlines: BTreeSet<(Millis, ConversationId)>,
+    /// Closed conversations by the time they are archived.
+    closing: BTreeSet<(Millis, ConversationId)>,
     next_id: ConversationId,
     /// Queues an admin deleted (kept so a restart with the same
     /// configuration does not bring them back).
@@ -242,6 +248,7 @@ impl Engine {
             last_agent: HashMap::new(),
             waiting: BTreeSet::new(),
             deadlines: BTreeSet::new(),
+            closing: BTreeSet::new(),
             next_id: 1,
             deleted_queues: BTreeSet::new(),
             recent_external: HashMap::new(),
@@ -307,6 +314,10 @@ impl Engine {
             if let Some(o) = &c.offer {
                 self.deadlines.insert((o.expires_at, c.id));
             }
+            if let Some(at) = c.closed_at {
+                self.closing
+                    .insert((at.saturating_add(self.settings.archive_after_ms), c.id));
+            }
             self.conversations.insert(c.id, c);
         }
         self.last_agent = snap
@@ -365,7 +376,12 @@ impl Engine {
 
     /// When [`Engine::tick`] next has work: the earliest offer expiry.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let offer = self.deadlines.first().map(|(at, _)| *at);
+        let archive = self.closing.first().map(|(at, _)| *at);
+        match (offer, archive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Mask `text` when the tenant masks; otherwise return it as is.
@@ -400,8 +416,33 @@ impl Engine {
             }
             self.expire_offer(id, now, ext, &mut out);
         }
+        while let Some(&(at, id)) = self.closing.first() {
+            if at > now {
+                break;
+            }
+            let ev = Event::ConversationArchived {
+                conversation: id,
+                at: now,
+            };
+            self.emit(&mut out, ev, nobody());
+        }
         self.dispatch(now, ext, &mut out);
         out
+    }
+
+    /// Start the archive countdown of a conversation that just closed.
+    fn mark_closed_if_done(&mut self, id: ConversationId, at: Millis) {
+        let retention = self.settings.archive_after_ms;
+        if let Some(c) = self.conversations.get_mut(&id) {
+            let closed = matches!(
+                c.state,
+                ConversationState::WrappedUp | ConversationState::Dropped
+            ) && c.pending_wrapups.is_empty();
+            if closed && c.closed_at.is_none() {
+                c.closed_at = Some(at);
+                self.closing.insert((at.saturating_add(retention), id));
+            }
+        }
     }
 
     fn emit(&mut self, out: &mut Output, event: Event, audience: Audience) {
@@ -1419,6 +1460,7 @@ impl Engine {
                         messages: Vec::new(),
                         pending_wrapups: BTreeSet::new(),
                         interrupted_reason: None,
+                        closed_at: None,
                     },
                 );
                 self.open_by_customer
@@ -1592,7 +1634,9 @@ impl Engine {
                     }
                 }
             }
-            Event::ConversationDropped { conversation, .. } => {
+            Event::ConversationDropped {
+                conversation, at, ..
+            } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     self.waiting.remove(&(c.queued_at, *conversation));
                     c.state = ConversationState::Dropped;
@@ -1601,6 +1645,7 @@ impl Engine {
                         self.open_by_customer.remove(&key);
                     }
                 }
+                self.mark_closed_if_done(*conversation, *at);
             }
             Event::WrapupRequired {
                 conversation,
@@ -1628,6 +1673,16 @@ impl Engine {
                     c.pending_wrapups.remove(agent);
                     if c.state == ConversationState::Ended && c.pending_wrapups.is_empty() {
                         c.state = ConversationState::WrappedUp;
+                    }
+                }
+                self.mark_closed_if_done(*conversation, *at);
+            }
+            Event::ConversationArchived { conversation, .. } => {
+                self.closing.retain(|(_, id)| id != conversation);
+                if let Some(c) = self.conversations.remove(conversation) {
+                    self.waiting.remove(&(c.queued_at, *conversation));
+                    if let Some(o) = c.offer {
+                        self.deadlines.remove(&(o.expires_at, *conversation));
                     }
                 }
             }

@@ -162,6 +162,11 @@ pub enum Event {
     },
     /// An admin deleted a queue.
     QueueDeleted { queue: QueueId, at: Millis },
+    /// A closed conversation left memory; its events stay in the journal.
+    ConversationArchived {
+        conversation: ConversationId,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -169,6 +174,7 @@ impl Event {
     pub fn conversation(&self) -> Option<ConversationId> {
         match self {
             Event::AgentState { .. } | Event::QueueDeleted { .. } => None,
+            Event::ConversationArchived { conversation, .. } => Some(*conversation),
             Event::ConversationCreated { conversation, .. }
             | Event::Queued { conversation, .. }
             | Event::Offer { conversation, .. }
@@ -211,6 +217,7 @@ impl Event {
             Event::WrapupRequired { .. } => "wrapup_required",
             Event::WrapupSubmitted { .. } => "wrapup_submitted",
             Event::QueueDeleted { .. } => "queue_deleted",
+            Event::ConversationArchived { .. } => "conversation_archived",
         }
     }
 }

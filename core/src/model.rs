@@ -198,4 +198,16 @@ pub struct TenantSettings {
     pub transfer_not_accepted: TransferNotAccepted,
     /// Queue for conversations no entry rule places.
     pub default_queue: QueueId,
+    /// How long a closed conversation (wrapped up, or dropped with no
+    /// wrap-up owed) stays in memory before it is archived: its transcript
+    /// then lives only in the journal.
+    #[serde(default = "default_archive_after")]
+    pub archive_after_ms: Millis,
+}
+
+/// Default of [`TenantSettings::archive_after_ms`]: one hour.
+pub const DEFAULT_ARCHIVE_AFTER_MS: Millis = 3_600_000;
+
+fn default_archive_after() -> Millis {
+    DEFAULT_ARCHIVE_AFTER_MS
 }

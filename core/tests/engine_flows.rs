@@ -640,3 +640,44 @@ fn a_redelivered_channel_message_is_stored_once() {
     again.now = w.now;
     assert_eq!(again.run(with_id("hello", "m.1")), Vec::<String>::new());
 }
+
+#[test]
+fn closed_conversations_are_archived_after_the_retention() {
+    let mut w = World::new(&[("alice", 5)]);
+    w.available(&["alice"]);
+    w.customer("v1", "hi");
+    w.run(accept("alice", 1));
+    w.run(end("alice", 1));
+    w.run(wrapup("alice", 1, "resolved"));
+    assert_eq!(w.advance(ARCHIVE_MS - 1), Vec::<String>::new());
+    assert_eq!(w.advance(1), ["conversation_archived #1 []"]);
+    assert!(w.engine.conversation(1).is_none());
+    assert_eq!(w.engine.next_deadline(), None);
+    // The customer's next message opens a new conversation, as before.
+    assert!(w
+        .customer("v1", "again")
+        .contains(&"conversation_created #2 []".to_string()));
+}
+
+#[test]
+fn a_dropped_conversation_waits_for_every_wrapup_before_archiving() {
+    let mut s = settings();
+    s.transfer_not_accepted = TransferNotAccepted::Drop;
+    let mut w = World::with_settings(&[("alice", 5), ("bob", 5)], s);
+    w.available(&["alice", "bob"]);
+    w.customer("v1", "hi");
+    w.run(accept("alice", 1));
+    w.run(Command::Transfer {
+        agent: "alice".into(),
+        conversation: 1,
+        to: TransferTarget::Agent("bob".into()),
+    });
+    w.advance(RONA_MS);
+    // Dropped, but alice still owes her wrap-up: nothing archived.
+    assert!(!w
+        .advance(ARCHIVE_MS)
+        .iter()
+        .any(|l| l.starts_with("conversation_archived")));
+    w.run(wrapup("alice", 1, "transferred"));
+    assert_eq!(w.advance(ARCHIVE_MS), ["conversation_archived #1 []"]);
+}

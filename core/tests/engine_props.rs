@@ -84,6 +84,7 @@ proptest! {
         let ext = Extensions::builtin();
         let mut journal = Vec::new();
         let mut created = 0usize;
+        let mut archived = 0usize;
         for s in steps {
             let out = match s {
                 Step::Cmd(c) => w.engine.handle(c, w.now, &ext).ok(),
@@ -91,15 +92,22 @@ proptest! {
             };
             if let Some(out) = out {
                 created += out.events().filter(|e| e.type_name() == "conversation_created").count();
+                archived += out.events().filter(|e| e.type_name() == "conversation_archived").count();
                 journal.extend(out.emitted.into_iter().map(|e| e.event));
             }
             if let Err(e) = w.engine.check_invariants() {
                 prop_assert!(false, "{}", e);
             }
-            // Nothing is lost: every conversation ever created is still known.
-            prop_assert_eq!(w.engine.conversations().count(), created);
+            // Nothing is lost: every conversation ever created is still
+            // known, or was archived after it closed.
+            prop_assert_eq!(w.engine.conversations().count() + archived, created);
             // An offer expiring is always in the future or due now.
             if let Some(d) = w.engine.next_deadline() { prop_assert!(d + 40_000 > w.now); }
+            for c in w.engine.conversations() {
+                if let Some(closed) = c.closed_at {
+                    prop_assert!(closed + ARCHIVE_MS > w.now, "conversation {} overdue for archiving", c.id);
+                }
+            }
         }
         // Each open conversation is queued, offered or held by an agent.
         for c in w.engine.conversations() {

@@ -103,12 +103,47 @@ async fn transcript(
     Path((tenant, id)): Path<(String, ConversationId)>,
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
-    t.read(|e| match e.conversation(id) {
-        Some(c) => Ok(Json(Value::Array(
-            c.messages.iter().map(message_json).collect(),
-        ))),
-        None => Err(AppError::NotFound("conversation")),
-    })
+    let live = t.read(|e| {
+        e.conversation(id)
+            .map(|c| c.messages.iter().map(message_json).collect::<Vec<_>>())
+    });
+    if let Some(messages) = live {
+        return Ok(Json(Value::Array(messages)));
+    }
+    // Archived (closed a while ago): rebuild the transcript from the
+    // journal, where it was stored masked as the tenant said then.
+    let store = state.store.clone();
+    let tenant_id = tenant.clone();
+    let bodies = tokio::task::spawn_blocking(move || store.conversation_events(&tenant_id, id))
+        .await
+        .map_err(|_| AppError::Unavailable)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading the journal");
+            AppError::Unavailable
+        })?;
+    let messages: Vec<Value> = bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str::<switchboard_core::Event>(b).ok())
+        .filter_map(|ev| match ev {
+            switchboard_core::Event::Message {
+                from,
+                author,
+                text,
+                at,
+                ..
+            } => Some(message_json(&switchboard_core::model::Message {
+                from,
+                author,
+                text,
+                at,
+            })),
+            _ => None,
+        })
+        .collect();
+    if bodies.is_empty() {
+        return Err(AppError::NotFound("conversation"));
+    }
+    Ok(Json(Value::Array(messages)))
 }
 
 #[derive(Deserialize)]

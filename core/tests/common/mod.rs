@@ -10,6 +10,8 @@ use switchboard_core::masking::Masker;
 use switchboard_core::model::*;
 
 pub const RONA_MS: Millis = 30_000;
+/// Closed conversations leave memory this long after closing (tests).
+pub const ARCHIVE_MS: Millis = 600_000;
 
 pub fn queue(id: &str) -> QueueConfig {
     QueueConfig {
@@ -34,6 +36,7 @@ pub fn settings() -> TenantSettings {
         mask: true,
         transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
         default_queue: "support".into(),
+        archive_after_ms: ARCHIVE_MS,
     }
 }
 
@@ -238,6 +241,9 @@ pub fn line(e: &Emitted) -> String {
             ..
         } => format!("wrapup_submitted #{conversation} {agent} {reason}"),
         Event::QueueDeleted { queue, .. } => format!("queue_deleted {queue}"),
+        Event::ConversationArchived { conversation, .. } => {
+            format!("conversation_archived #{conversation}")
+        }
     };
     let mut aud = e.audience.agents.join(",");
     if e.audience.customer {
