@@ -1,6 +1,6 @@
 //! Agent authentication: argon2 password hashes, random session tokens
 //! stored hashed (so a leaked database holds no usable token), expiry,
-//! logout, and a limit on failed logins per account.
+//! logout, and limits on failed logins per account and per address.
 
 use crate::store::Store;
 use argon2::password_hash::rand_core::OsRng;
@@ -14,6 +14,10 @@ use switchboard_core::model::Millis;
 /// Failed logins allowed per account within [`FAILURE_WINDOW_MS`].
 pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW_MS: Millis = 60_000;
+/// Failed logins allowed per client address within [`FAILURE_WINDOW_MS`],
+/// whatever the accounts (password spraying). Behind a reverse proxy every
+/// client shares the proxy's address: raise it or rate-limit at the proxy.
+pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
 
 /// A logged-in agent.
 #[derive(Debug, Clone)]
@@ -53,7 +57,8 @@ pub struct Sessions {
     by_hash: Mutex<HashMap<String, Session>>,
     store: Arc<Store>,
     ttl_ms: Millis,
-    failures: Mutex<HashMap<(String, String), Vec<Millis>>>,
+    accounts: FailureLimiter,
+    addresses: FailureLimiter,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,7 +88,8 @@ impl Sessions {
             by_hash: Mutex::new(by_hash),
             store,
             ttl_ms,
-            failures: Mutex::new(HashMap::new()),
+            accounts: FailureLimiter::new(MAX_FAILURES),
+            addresses: FailureLimiter::new(MAX_FAILURES_PER_ADDRESS),
         })
     }
 
@@ -132,12 +138,51 @@ impl Sessions {
         }
     }
 
-    /// Seconds to wait when this account has failed too often, else `None`.
-    pub fn locked_out(&self, tenant: &str, agent: &str, now: Millis) -> Option<u64> {
+    /// Seconds to wait when this account or this address has failed too
+    /// often, else `None`.
+    pub fn locked_out(&self, tenant: &str, agent: &str, addr: &str, now: Millis) -> Option<u64> {
+        self.accounts
+            .blocked(&account_key(tenant, agent), now)
+            .or_else(|| self.addresses.blocked(addr, now))
+    }
+
+    pub fn record_failure(&self, tenant: &str, agent: &str, addr: &str, now: Millis) {
+        self.accounts.record(&account_key(tenant, agent), now);
+        self.addresses.record(addr, now);
+    }
+
+    /// A successful login clears its account's failures (not its
+    /// address's: one valid account must not reset a password spray).
+    pub fn clear_failures(&self, tenant: &str, agent: &str) {
+        self.accounts.clear(&account_key(tenant, agent));
+    }
+}
+
+fn account_key(tenant: &str, agent: &str) -> String {
+    format!("{tenant}\u{0}{agent}")
+}
+
+/// Failed attempts per key within a sliding window.
+#[derive(Debug)]
+struct FailureLimiter {
+    max: usize,
+    failures: Mutex<HashMap<String, Vec<Millis>>>,
+}
+
+impl FailureLimiter {
+    fn new(max: usize) -> Self {
+        FailureLimiter {
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds until `key` may try again, if it is blocked.
+    fn blocked(&self, key: &str, now: Millis) -> Option<u64> {
         let mut f = lock(&self.failures);
-        let list = f.entry((tenant.into(), agent.into())).or_default();
+        let list = f.get_mut(key)?;
         list.retain(|t| t + FAILURE_WINDOW_MS > now);
-        if list.len() >= MAX_FAILURES {
+        if list.len() >= self.max {
             let oldest = list.first().copied().unwrap_or(now);
             Some(
                 (oldest + FAILURE_WINDOW_MS)
@@ -150,18 +195,16 @@ impl Sessions {
         }
     }
 
-    pub fn record_failure(&self, tenant: &str, agent: &str, now: Millis) {
+    fn record(&self, key: &str, now: Millis) {
         let mut f = lock(&self.failures);
-        // Bound memory: forget accounts with no recent failure.
+        // Bound memory: forget keys with no recent failure.
         if f.len() > 10_000 {
             f.retain(|_, v| v.iter().any(|t| t + FAILURE_WINDOW_MS > now));
         }
-        f.entry((tenant.into(), agent.into()))
-            .or_default()
-            .push(now);
+        f.entry(key.to_string()).or_default().push(now);
     }
 
-    pub fn clear_failures(&self, tenant: &str, agent: &str) {
-        lock(&self.failures).remove(&(tenant.to_string(), agent.to_string()));
+    fn clear(&self, key: &str) {
+        lock(&self.failures).remove(key);
     }
 }

@@ -112,10 +112,13 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
         println!("Admin token (set SWITCHBOARD_ADMIN_TOKEN to choose it): {admin_token}");
     }
     tracing::info!(%addr, tenants = cfg.tenants.len(), data_dir = %cfg.data_dir.display(), "serving");
-    axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving HTTP")
+    axum::serve(
+        listener,
+        http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving HTTP")
 }

@@ -210,3 +210,21 @@ async fn sessions_expire() {
     let (status, _) = alice.call(Method::GET, "/api/me", None).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn an_address_spraying_passwords_over_many_accounts_is_stopped() {
+    let server = Server::start(&demo_config());
+    let try_login = |agent: String, password: &'static str| {
+        let req = server
+            .http
+            .post(server.url("/api/login"))
+            .json(&json!({"tenant": "demo", "agent": agent, "password": password}));
+        async move { req.send().await.expect("login").status().as_u16() }
+    };
+    // Twenty wrong guesses, each on a different account (none locked).
+    for i in 0..20 {
+        assert_eq!(try_login(format!("guess{i}"), "wrong").await, 401);
+    }
+    // The address is now refused, even with a good password.
+    assert_eq!(try_login("alice".into(), "demo").await, 429);
+}

@@ -5,7 +5,7 @@ use super::{bearer, AppError, JsonBody, Shared};
 use crate::auth::verify_password;
 use crate::tenant::{add_conversation_details, agent_frame, Tenant};
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_core::model::{ConversationId, TransferTarget};
 use switchboard_core::Command;
@@ -77,10 +78,15 @@ struct LoginBody {
 
 async fn login(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<Value>, AppError> {
     let now = state.clock.now();
-    if let Some(secs) = state.sessions.locked_out(&body.tenant, &body.agent, now) {
+    let addr = peer.ip().to_string();
+    if let Some(secs) = state
+        .sessions
+        .locked_out(&body.tenant, &body.agent, &addr, now)
+    {
         return Err(AppError::TooManyRequests(secs));
     }
     let hash = state
@@ -102,7 +108,7 @@ async fn login(
     let (true, Some(tenant)) = (ok, tenant) else {
         state
             .sessions
-            .record_failure(&body.tenant, &body.agent, now);
+            .record_failure(&body.tenant, &body.agent, &addr, now);
         tracing::info!(tenant = %body.tenant, "failed login");
         return Err(AppError::Unauthorized);
     };
