@@ -1398,8 +1398,11 @@ impl Engine {
                     Some(a) => (Some(a), ext.routing.generation()),
                     None => (LongestIdle::pick(&candidates).map(str::to_string), 0),
                 },
-                // The policy named someone who cannot take it: fall back.
-                RouteDecision::Agent(_) => (LongestIdle::pick(&candidates).map(str::to_string), 0),
+                // The policy failed, or named someone who cannot take it:
+                // the built-in policy decides.
+                RouteDecision::Fallback | RouteDecision::Agent(_) => {
+                    (LongestIdle::pick(&candidates).map(str::to_string), 0)
+                }
             };
             if let Some(agent) = chosen {
                 self.offer(id, &agent, OfferKind::Queue, None, generation, now, out);

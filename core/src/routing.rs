@@ -49,6 +49,10 @@ pub enum RouteDecision {
     Ranked(Vec<String>),
     /// Leave it queued for now.
     KeepQueued,
+    /// The policy could not decide (its script or plugin failed, or there
+    /// is none): the engine uses the built-in policy, and the offer records
+    /// generation 0 — the audit trail says who really chose.
+    Fallback,
 }
 
 /// A routing policy. Implementations must be cheap: `route` runs on every

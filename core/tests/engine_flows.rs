@@ -681,3 +681,54 @@ fn a_dropped_conversation_waits_for_every_wrapup_before_archiving() {
     w.run(wrapup("alice", 1, "transferred"));
     assert_eq!(w.advance(ARCHIVE_MS), ["conversation_archived #1 []"]);
 }
+
+/// A policy of generation 7 that picks `pick`, or cannot decide.
+struct Gen7(Option<&'static str>);
+
+impl switchboard_core::routing::RoutingPolicy for Gen7 {
+    fn route(
+        &self,
+        _: &switchboard_core::routing::ConversationView<'_>,
+        _: &[switchboard_core::routing::Candidate<'_>],
+    ) -> switchboard_core::routing::RouteDecision {
+        match self.0 {
+            Some(a) => switchboard_core::routing::RouteDecision::Agent(a.into()),
+            None => switchboard_core::routing::RouteDecision::Fallback,
+        }
+    }
+    fn generation(&self) -> u64 {
+        7
+    }
+}
+
+#[test]
+fn each_offer_records_which_generation_chose_the_agent() {
+    let offer_of = |policy: Gen7| {
+        let mut w = World::new(&[("alice", 5), ("bob", 5)]);
+        w.available(&["alice", "bob"]);
+        let wrapup = switchboard_core::wrapup::BuiltinWrapUp::default();
+        let ext = switchboard_core::Extensions {
+            routing: &policy,
+            wrapup: &wrapup,
+        };
+        let out = w
+            .engine
+            .handle(customer_msg("v1", "hi"), w.now, &ext)
+            .expect("accepted");
+        let offer = out
+            .events()
+            .find_map(|e| match e {
+                switchboard_core::Event::Offer {
+                    agent, generation, ..
+                } => Some((agent.clone(), *generation)),
+                _ => None,
+            })
+            .expect("an offer");
+        offer
+    };
+    assert_eq!(offer_of(Gen7(Some("bob"))), ("bob".to_string(), 7));
+    // The policy failed: the built-in longest idle chose, generation 0.
+    assert_eq!(offer_of(Gen7(None)), ("alice".to_string(), 0));
+    // The policy named someone who cannot take it: the same.
+    assert_eq!(offer_of(Gen7(Some("nobody"))), ("alice".to_string(), 0));
+}

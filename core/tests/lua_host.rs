@@ -293,8 +293,8 @@ fn hostile_scripts_fall_back_and_never_stop_the_host() {
             let d = hostile.route(&view(&none, None), &agents.candidates());
             assert_eq!(
                 d,
-                RouteDecision::Agent("agent2".into()),
-                "{name}: falls back to the longest idle"
+                RouteDecision::Fallback,
+                "{name}: falls back to the built-in policy"
             );
         }
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::channel::{
     Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
 };
 use crate::model::WrapUpReason;
-use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -260,7 +260,7 @@ impl RoutingPolicy for Generation {
         candidates: &[Candidate<'_>],
     ) -> RouteDecision {
         let Some(file) = self.routing_file.as_deref() else {
-            return LongestIdle.route(conversation, candidates);
+            return RouteDecision::Fallback;
         };
         let r = self.call(file, |host| {
             let Some(f) = host.route.clone() else {
@@ -271,7 +271,7 @@ impl RoutingPolicy for Generation {
             let ctx = self.with_ctx(host)?;
             decision(f.call::<Value>((conv, cands, ctx))?)
         });
-        r.unwrap_or_else(|_| LongestIdle.route(conversation, candidates))
+        r.unwrap_or(RouteDecision::Fallback)
     }
 
     fn generation(&self) -> u64 {

@@ -9,7 +9,7 @@ use crate::channel::{
 };
 use crate::lua::ScriptFailure;
 use crate::model::{Cad, WrapUpReason};
-use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
@@ -224,7 +224,7 @@ impl RoutingPolicy for NativePlugin {
         candidates: &[Candidate<'_>],
     ) -> RouteDecision {
         let Some(f) = self.vtable.route else {
-            return LongestIdle.route(conversation, candidates);
+            return RouteDecision::Fallback;
         };
         let request = encode(&RouteRequestJson {
             conversation: ConversationJson::of(conversation),
@@ -243,7 +243,7 @@ impl RoutingPolicy for NativePlugin {
                 wire::RouteAnswer::KeepQueued => RouteDecision::KeepQueued,
             })
         })
-        .unwrap_or_else(|_| LongestIdle.route(conversation, candidates))
+        .unwrap_or(RouteDecision::Fallback)
     }
 
     fn generation(&self) -> u64 {
