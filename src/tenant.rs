@@ -299,33 +299,39 @@ impl Tenant {
         lock(&self.outbox_rx).take()
     }
 
-    /// Refuse an agent message its channel cannot deliver (e.g. Messenger
-    /// past Meta's 7-day window), before anything is stored.
-    pub fn check_deliverable(
+    /// For an agent's message on an adapter channel, build its outgoing
+    /// request before the engine stores anything: a reply the channel
+    /// cannot deliver (Messenger past Meta's 7-day window) is refused with
+    /// nothing stored, and the request built here is the one sent after
+    /// the commit (the adapter is called once per reply). Only for a
+    /// participant: anyone else gets the engine's own answer.
+    fn prepare_reply(
         &self,
-        conversation: u64,
-        author: &str,
-        text: &str,
-    ) -> Result<(), CommandError> {
-        let gen = self.generation();
-        let (channel, msg, ctx) = {
-            let inner = lock(&self.inner);
-            let engine = &inner.engine;
-            let Some(c) = engine.conversation(conversation) else {
-                return Ok(());
-            };
-            if !gen.has_channel(&c.channel) {
-                return Ok(());
-            }
-            (
-                c.channel.clone(),
-                outbound_message(c, author, text),
-                outbound_context(c, self.clock.now()),
-            )
+        engine: &Engine,
+        gen: &TenantGeneration,
+        command: &Command,
+    ) -> Result<Option<Result<Outbound, String>>, CommandError> {
+        let Command::AgentMessage {
+            agent,
+            conversation,
+            text,
+        } = command
+        else {
+            return Ok(None);
         };
-        match gen.channel(&channel).map(|a| a.outbound(&msg, &ctx)) {
-            Some(Ok(Outbound::Refuse(reason))) => Err(CommandError::Conflict(reason)),
-            _ => Ok(()),
+        let Some(c) = engine.conversation(*conversation) else {
+            return Ok(None);
+        };
+        let participant = c.owner.as_deref() == Some(agent.as_str())
+            || c.guest.as_deref() == Some(agent.as_str());
+        let Some(adapter) = gen.channel(&c.channel).filter(|_| participant) else {
+            return Ok(None);
+        };
+        let msg = outbound_message(c, agent, text);
+        let ctx = outbound_context(c, self.clock.now());
+        match adapter.outbound(&msg, &ctx) {
+            Ok(Outbound::Refuse(reason)) => Err(CommandError::Conflict(reason)),
+            other => Ok(Some(other.map_err(|e| e.to_string()))),
         }
     }
 
@@ -378,6 +384,10 @@ impl Tenant {
                 routing: &routing,
                 wrapup: &*gen,
             };
+            let reply = match self.prepare_reply(&inner.engine, &gen, &command) {
+                Ok(reply) => reply,
+                Err(e) => return Err(e.into()),
+            };
             let started = std::time::Instant::now();
             let result = inner.engine.handle(command, now, &ext);
             self.metrics
@@ -392,7 +402,7 @@ impl Tenant {
                 }
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
-            let committed = self.journal_and_publish(&mut inner, &out, &gen);
+            let committed = self.journal_and_publish(&mut inner, &out, &gen, reply);
             (
                 out,
                 committed,
@@ -434,7 +444,7 @@ impl Tenant {
                 return;
             }
             tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-            self.journal_and_publish(&mut inner, &out, &gen)
+            self.journal_and_publish(&mut inner, &out, &gen, None)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
@@ -450,6 +460,7 @@ impl Tenant {
         inner: &mut Inner,
         out: &Output,
         gen: &TenantGeneration,
+        reply: Option<Result<Outbound, String>>,
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
         if out.emitted.is_empty() && out.deliveries.is_empty() {
             return None;
@@ -466,7 +477,7 @@ impl Tenant {
         }
         self.metrics.record(&self.config.id, &inner.engine, out);
         let mut frames = frames(&inner.engine, out, self.clock.now());
-        let outgoing = self.channel_requests(&inner.engine, out, gen, &mut frames);
+        let outgoing = self.channel_requests(&inner.engine, out, gen, reply, &mut frames);
         let outbox = self.outbox.clone();
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
@@ -513,6 +524,7 @@ impl Tenant {
         engine: &Engine,
         out: &Output,
         gen: &TenantGeneration,
+        mut reply: Option<Result<Outbound, String>>,
         frames: &mut Vec<(Target, Arc<str>)>,
     ) -> Vec<Outgoing> {
         let mut jobs = Vec::new();
@@ -526,9 +538,13 @@ impl Tenant {
             let failure = match gen.channel(&d.channel) {
                 None => Some(format!("no adapter for channel {}", d.channel)),
                 Some(adapter) => {
-                    let msg = outbound_message(c, &d.author, &d.text);
-                    let ctx = outbound_context(c, self.clock.now());
-                    match adapter.outbound(&msg, &ctx) {
+                    // Built before the engine ran (see `prepare_reply`), or now.
+                    let built = reply.take().unwrap_or_else(|| {
+                        let msg = outbound_message(c, &d.author, &d.text);
+                        let ctx = outbound_context(c, self.clock.now());
+                        adapter.outbound(&msg, &ctx).map_err(|e| e.to_string())
+                    });
+                    match built {
                         Ok(Outbound::Send(request)) => {
                             jobs.push(Outgoing {
                                 conversation: d.conversation,
@@ -538,7 +554,7 @@ impl Tenant {
                             None
                         }
                         Ok(Outbound::Refuse(reason)) => Some(reason),
-                        Err(e) => Some(e.to_string()),
+                        Err(e) => Some(e),
                     }
                 }
             };

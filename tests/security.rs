@@ -228,3 +228,58 @@ async fn an_address_spraying_passwords_over_many_accounts_is_stopped() {
     // The address is now refused, even with a good password.
     assert_eq!(try_login("alice".into(), "demo").await, 429);
 }
+
+/// Regression: a reply's deliverability was checked before the engine saw
+/// who sends it, so any agent of the tenant learned (409) that a Messenger
+/// conversation existed and was out of reach.
+#[tokio::test]
+async fn another_agents_messenger_conversation_answers_like_a_missing_one() {
+    use hmac::{Hmac, Mac};
+    let server = Server::start(&demo_config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let bob = AgentClient::login(&server, "bob").await;
+    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+        {"sender": {"id": "PSID-1"}, "recipient": {"id": "1000"}, "timestamp": 1,
+         "message": {"mid": "m.1", "text": "hello"}}]}]})
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"demo-secret").expect("key");
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let resp = server
+        .http
+        .post(server.url("/channels/messenger/demo/webhook"))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status().as_u16(), 200);
+    let id = alice.events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("id");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    // Past Meta's 7-day window the customer cannot be reached.
+    server.advance(8 * 24 * 3600 * 1000).await;
+    let (status, _) = alice
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "still there?"}),
+        )
+        .await;
+    assert_eq!(status, 409, "the owner is told");
+    let theirs = bob
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "x"}),
+        )
+        .await;
+    let nowhere = bob
+        .post("/api/conversations/999/messages", json!({"text": "x"}))
+        .await;
+    assert_eq!(theirs.0, 404);
+    assert_eq!(theirs, nowhere);
+}
