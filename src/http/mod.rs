@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod inbound;
 pub mod messenger;
 pub mod plugin_channels;
 pub mod web;

@@ -1,0 +1,119 @@
+//! What every adapter channel's webhook does once the host has checked the
+//! request's signature: the adapter verifies and parses it off the async
+//! workers, then each message goes through `Tenant::execute` (durable)
+//! before the adapter's answer is given, so the channel redelivers what was
+//! not stored, and the channel's message id travels as `external_id` so a
+//! redelivery is stored once. Used by the Messenger route and the routes of
+//! plugin channels.
+//!
+//! **Invariant:** nothing of the request (customer text, numbers) is logged,
+//! only the tenant, channel and outcome.
+
+use super::AppError;
+use crate::tenant::{ExecuteError, Tenant};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchboard_core::channel::{ChannelEvent, HttpRequest, HttpResponse, Inbound, Verdict};
+use switchboard_core::{Command, CommandError, CustomerMessage};
+
+/// Where a channel's new conversations go.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub channel: String,
+    /// Shown as the offer's source (the page name, `SMS`…).
+    pub source: String,
+    pub queue: String,
+}
+
+/// The request as adapters see it (header names in lower case).
+pub fn adapter_request(
+    method: &str,
+    path: String,
+    query: BTreeMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> HttpRequest {
+    HttpRequest {
+        method: method.to_string(),
+        path,
+        query,
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// An adapter's answer as an HTTP response.
+pub fn respond(r: HttpResponse) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, r.content_type)], r.body).into_response()
+}
+
+enum Parsed {
+    /// Answer the request now (the adapter decided so).
+    Answer(HttpResponse),
+    Messages(Inbound),
+}
+
+/// Verify and parse `req` with the tenant's adapter for `entry.channel`,
+/// store each message, then give the adapter's answer.
+pub async fn handle(t: Arc<Tenant>, entry: Entry, req: HttpRequest) -> Result<Response, AppError> {
+    let parsing = t.clone();
+    let name = entry.channel.clone();
+    // Adapters are scripts or plugins: CPU work, off the async workers.
+    let parsed = tokio::task::spawn_blocking(move || -> Result<Parsed, String> {
+        let gen = parsing.generation();
+        let Some(adapter) = gen.channel(&name) else {
+            return Err("no adapter loaded".into());
+        };
+        match adapter.verify(&req) {
+            Ok(Verdict::Accept) => {}
+            Ok(Verdict::Respond(r)) => return Ok(Parsed::Answer(r)),
+            Err(e) => return Err(e.to_string()),
+        }
+        adapter
+            .inbound(&req)
+            .map(Parsed::Messages)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| AppError::Conflict("adapter task failed".into()))?;
+    let inbound = match parsed {
+        Ok(Parsed::Answer(r)) => return Ok(respond(r)),
+        Ok(Parsed::Messages(inbound)) => inbound,
+        Err(e) => {
+            tracing::warn!(tenant = %t.id(), channel = %entry.channel, error = %e, "channel adapter failed");
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, "adapter unavailable").into_response());
+        }
+    };
+    for ChannelEvent::Message(m) in inbound.events {
+        let command = Command::CustomerMessage(CustomerMessage {
+            channel: entry.channel.clone(),
+            customer: m.customer,
+            customer_name: m.customer_name,
+            text: m.text,
+            source: entry.source.clone(),
+            queue: entry.queue.clone(),
+            cad: m.cad,
+            external_id: m.external_id,
+        });
+        // Durable before the answer: channels redeliver what is not acknowledged.
+        match t.execute(command).await {
+            Ok(_) => {}
+            // A message the engine will never take (empty, too long):
+            // acknowledge it, or the channel would resend it forever.
+            Err(ExecuteError::Command(CommandError::Invalid(reason))) => {
+                tracing::info!(tenant = %t.id(), channel = %entry.channel, reason = %reason, "channel message refused");
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %t.id(), channel = %entry.channel, "channel message not stored");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(respond(inbound.response))
+}
