@@ -144,41 +144,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Count what an engine output did.
-    pub fn record(&self, tenant: &str, engine: &Engine, out: &Output) {
-        for e in out.events() {
-            match e {
-                Event::Message {
-                    from, conversation, ..
-                } => {
-                    let direction = match from {
-                        Party::Customer => Direction::inbound,
-                        Party::Agent => Direction::outbound,
-                        Party::System => continue,
-                    };
-                    let channel = engine
-                        .conversation(*conversation)
-                        .map(|c| c.channel.clone())
-                        .unwrap_or_default();
-                    self.messages
-                        .get_or_create(&MessageLabels {
-                            tenant: tenant.to_string(),
-                            channel,
-                            direction,
-                        })
-                        .inc();
-                }
-                Event::Offer { .. } => {
-                    self.offers.get_or_create(&tenant_labels(tenant)).inc();
-                }
-                Event::AgentState { state, .. } if state == "rona" => {
-                    self.rona.get_or_create(&tenant_labels(tenant)).inc();
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut buf = String::new();
@@ -186,6 +151,121 @@ impl Metrics {
             buf.clear();
         }
         buf
+    }
+}
+
+/// One tenant's handles on the metrics, resolved once at start so the
+/// per-message path neither allocates label sets nor looks them up.
+#[derive(Debug)]
+pub struct TenantMetrics {
+    tenant: String,
+    family: std::sync::Arc<Metrics>,
+    pub command_seconds: Histogram,
+    pub routing_seconds: Histogram,
+    offers: Counter,
+    rona: Counter,
+    /// Message counters by (channel, inbound?) for the configured channels.
+    messages: Vec<(String, bool, Counter)>,
+}
+
+impl TenantMetrics {
+    pub fn new(family: std::sync::Arc<Metrics>, tenant: &str, channels: &[&str]) -> Self {
+        let t = tenant_labels(tenant);
+        let counter = |channel: &str, inbound: bool| {
+            family
+                .messages
+                .get_or_create(&MessageLabels {
+                    tenant: tenant.to_string(),
+                    channel: channel.to_string(),
+                    direction: if inbound {
+                        Direction::inbound
+                    } else {
+                        Direction::outbound
+                    },
+                })
+                .clone()
+        };
+        let messages = channels
+            .iter()
+            .flat_map(|c| {
+                [
+                    (c.to_string(), true, counter(c, true)),
+                    (c.to_string(), false, counter(c, false)),
+                ]
+            })
+            .collect();
+        let command_seconds = family.command_seconds.get_or_create(&t).clone();
+        let routing_seconds = family.routing_seconds.get_or_create(&t).clone();
+        let offers = family.offers.get_or_create(&t).clone();
+        let rona = family.rona.get_or_create(&t).clone();
+        TenantMetrics {
+            tenant: tenant.to_string(),
+            command_seconds,
+            routing_seconds,
+            offers,
+            rona,
+            messages,
+            family,
+        }
+    }
+
+    /// The registry these handles belong to.
+    pub fn family(&self) -> &std::sync::Arc<Metrics> {
+        &self.family
+    }
+
+    fn message(&self, channel: &str, inbound: bool) {
+        match self
+            .messages
+            .iter()
+            .find(|(c, i, _)| c == channel && *i == inbound)
+        {
+            Some((_, _, counter)) => {
+                counter.inc();
+            }
+            // A channel not known at start: the slow path.
+            None => {
+                self.family
+                    .messages
+                    .get_or_create(&MessageLabels {
+                        tenant: self.tenant.clone(),
+                        channel: channel.to_string(),
+                        direction: if inbound {
+                            Direction::inbound
+                        } else {
+                            Direction::outbound
+                        },
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// Count what an engine output did.
+    pub fn record(&self, engine: &Engine, out: &Output) {
+        for e in out.events() {
+            match e {
+                Event::Message {
+                    from, conversation, ..
+                } => {
+                    let inbound = match from {
+                        Party::Customer => true,
+                        Party::Agent => false,
+                        Party::System => continue,
+                    };
+                    if let Some(c) = engine.conversation(*conversation) {
+                        self.message(&c.channel, inbound);
+                    }
+                }
+                Event::Offer { .. } => {
+                    self.offers.inc();
+                }
+                Event::AgentState { state, .. } if state == "rona" => {
+                    self.rona.inc();
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
-use crate::metrics::{tenant_labels, Metrics};
+use crate::metrics::{Metrics, TenantMetrics};
 use crate::store::{Journal, Recovered, Row};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
@@ -167,9 +167,8 @@ pub struct Tenant {
     pub timer: Notify,
     clock: Arc<Clock>,
     journal: Journal,
-    pub metrics: Arc<Metrics>,
-    /// This tenant's routing-latency histogram (shared with `metrics`).
-    routing_seconds: Histogram,
+    /// This tenant's metric handles, resolved once.
+    pub metrics: TenantMetrics,
     /// The live generation of the tenant's scripts and plugins; a reload
     /// swaps it.
     generation: ArcSwap<TenantGeneration>,
@@ -233,10 +232,9 @@ impl Tenant {
         if recovered.last_seq > 0 {
             tracing::info!(tenant = %config.id, replayed, last_seq = recovered.last_seq, "state recovered from the journal");
         }
-        let routing_seconds = metrics
-            .routing_seconds
-            .get_or_create(&tenant_labels(&config.id))
-            .clone();
+        let mut channels = vec!["webchat", "messenger"];
+        channels.extend(config.plugins.iter().filter_map(|p| p.channel.as_deref()));
+        let metrics = TenantMetrics::new(metrics, &config.id, &channels);
         Ok(Tenant {
             key: config.id.as_str().into(),
             config,
@@ -249,7 +247,6 @@ impl Tenant {
             timer: Notify::new(),
             clock,
             journal,
-            routing_seconds,
             metrics,
             generation: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(1),
@@ -378,7 +375,7 @@ impl Tenant {
             gen.set_now(now);
             let routing = TimedRouting {
                 inner: &*gen,
-                seconds: &self.routing_seconds,
+                seconds: &self.metrics.routing_seconds,
             };
             let ext = Extensions {
                 routing: &routing,
@@ -392,7 +389,6 @@ impl Tenant {
             let result = inner.engine.handle(command, now, &ext);
             self.metrics
                 .command_seconds
-                .get_or_create(&tenant_labels(&self.config.id))
                 .observe(started.elapsed().as_secs_f64());
             let out = match result {
                 Ok(out) => out,
@@ -475,20 +471,18 @@ impl Tenant {
                 body: serde_json::to_string(&e.event).unwrap_or_default(),
             });
         }
-        self.metrics.record(&self.config.id, &inner.engine, out);
+        self.metrics.record(&inner.engine, out);
         let mut frames = frames(&inner.engine, out, self.clock.now());
         let outgoing = self.channel_requests(&inner.engine, out, gen, reply, &mut frames);
         let outbox = self.outbox.clone();
         let hub = self.hub.clone();
-        let metrics = self.metrics.clone();
+        let commit_seconds = self.metrics.family().commit_seconds.clone();
         let handed = std::time::Instant::now();
         let rx = self.journal.append(
             self.key.clone(),
             rows,
             Box::new(move || {
-                metrics
-                    .commit_seconds
-                    .observe(handed.elapsed().as_secs_f64());
+                commit_seconds.observe(handed.elapsed().as_secs_f64());
                 for (target, frame) in &frames {
                     match target {
                         Target::Agent(a) => hub.to_agent(a, frame),
