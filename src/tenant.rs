@@ -431,8 +431,13 @@ impl Tenant {
             let now = self.clock.now();
             let gen = self.generation.load_full();
             gen.set_now(now);
+            // Re-offers after a RONA are routing decisions too: timed alike.
+            let routing = TimedRouting {
+                inner: &*gen,
+                seconds: &self.metrics.routing_seconds,
+            };
             let ext = Extensions {
-                routing: &*gen,
+                routing: &routing,
                 wrapup: &*gen,
             };
             let out = inner.engine.tick(now, &ext);
