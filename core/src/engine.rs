@@ -1353,8 +1353,10 @@ impl Engine {
             return;
         }
         let waiting: Vec<ConversationId> = self.waiting.iter().map(|(_, id)| *id).collect();
+        // Only an offer uses up capacity: look again only after one.
+        let mut anyone_free = self.agents.values().any(Agent::can_take_more);
         for id in waiting {
-            if !self.agents.values().any(Agent::can_take_more) {
+            if !anyone_free {
                 break;
             }
             let Some(c) = self.conversations.get(&id) else {
@@ -1406,6 +1408,7 @@ impl Engine {
             };
             if let Some(agent) = chosen {
                 self.offer(id, &agent, OfferKind::Queue, None, generation, now, out);
+                anyone_free = self.agents.values().any(Agent::can_take_more);
             }
         }
     }
