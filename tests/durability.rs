@@ -209,19 +209,6 @@ async fn every_acknowledged_message_survives_kill_9_seed_3() {
     crash_and_check(3).await;
 }
 
-fn signed_body(psid: &str, mid: &str, text: &str) -> (String, String) {
-    use hmac::{Hmac, Mac};
-    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
-        {"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": 1,
-         "message": {"mid": mid, "text": text}}
-    ]}]})
-    .to_string();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"demo-secret").expect("key");
-    mac.update(body.as_bytes());
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    (body, sig)
-}
-
 #[tokio::test]
 async fn a_redelivered_messenger_webhook_is_stored_once_even_across_a_restart() {
     let dir = Server::new_dir("redeliver");
@@ -236,14 +223,14 @@ async fn a_redelivered_messenger_webhook_is_stored_once_even_across_a_restart() 
             .body(body);
         async move { req.send().await.expect("webhook").status().as_u16() }
     };
-    let (body, sig) = signed_body("PSID-7", "m.first", "bonjour");
+    let (body, sig) = messenger_webhook("PSID-7", "m.first", "bonjour");
     assert_eq!(post(&server, body.clone(), sig.clone()).await, 200);
     // Meta did not see the 200 and sends it again, before and after a crash.
     assert_eq!(post(&server, body.clone(), sig.clone()).await, 200);
     server.kill();
     let server = Server::start_in(dir, &config, &[]);
     assert_eq!(post(&server, body, sig).await, 200);
-    let (b2, s2) = signed_body("PSID-7", "m.second", "encore");
+    let (b2, s2) = messenger_webhook("PSID-7", "m.second", "encore");
     assert_eq!(post(&server, b2, s2).await, 200);
     let (_, msgs) = server
         .admin(

@@ -10,10 +10,8 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::Json;
 use common::*;
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -274,9 +272,7 @@ async fn stand_in_graph_api() -> (String, Graph) {
 }
 
 fn signed(body: &str, secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
-    mac.update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    messenger_signature(body, secret)
 }
 
 async fn post_webhook(server: &Server, body: &str, signature: Option<&str>) -> (u16, String) {

@@ -234,18 +234,11 @@ async fn an_address_spraying_passwords_over_many_accounts_is_stopped() {
 /// conversation existed and was out of reach.
 #[tokio::test]
 async fn another_agents_messenger_conversation_answers_like_a_missing_one() {
-    use hmac::{Hmac, Mac};
     let server = Server::start(&demo_config());
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
     let bob = AgentClient::login(&server, "bob").await;
-    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
-        {"sender": {"id": "PSID-1"}, "recipient": {"id": "1000"}, "timestamp": 1,
-         "message": {"mid": "m.1", "text": "hello"}}]}]})
-    .to_string();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"demo-secret").expect("key");
-    mac.update(body.as_bytes());
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (body, sig) = messenger_webhook("PSID-1", "m.1", "hello");
     let resp = server
         .http
         .post(server.url("/channels/messenger/demo/webhook"))

@@ -186,6 +186,25 @@ impl Server {
     }
 }
 
+/// `X-Hub-Signature-256` of a Messenger webhook body.
+pub fn messenger_signature(body: &str, app_secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes()).expect("hmac key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A one-message Messenger webhook for the demo page and its signature.
+pub fn messenger_webhook(psid: &str, mid: &str, text: &str) -> (String, String) {
+    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+        {"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": 1,
+         "message": {"mid": mid, "text": text}}
+    ]}]})
+    .to_string();
+    let sig = messenger_signature(&body, "demo-secret");
+    (body, sig)
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
