@@ -99,7 +99,10 @@ fn domain(text: &str, s: usize) -> Option<usize> {
         let mut last_alnum = None;
         loop {
             let c = at(b, i);
-            if c.is_ascii_alphanumeric() {
+            // `*` counts as a label character (never a letter): a card
+            // glued to a domain (`x.com4111…`) keeps the label invalid as
+            // a TLD once masked (`x.com****…`), so masking is idempotent.
+            if c.is_ascii_alphanumeric() || c == b'*' {
                 i += 1;
                 last_alnum = Some(i);
             } else if c == b'-' && i > ls {
@@ -137,7 +140,7 @@ fn domain(text: &str, s: usize) -> Option<usize> {
 fn starts_label(text: &str, i: usize) -> bool {
     let c = at(text.as_bytes(), i);
     if c < 0x80 {
-        c.is_ascii_alphanumeric()
+        c.is_ascii_alphanumeric() || c == b'*'
     } else {
         char_at(text, i).is_some_and(char::is_alphanumeric)
     }

@@ -2,9 +2,12 @@
 //! registry, then the ISO 7064 mod-97 check (remainder 1).
 //!
 //! Accepted forms: compact (`DE89370400440532013000`) or printed in groups
-//! of four separated by single spaces (`DE89 3704 0044 0532 0130 00`), in
-//! upper or lower case. Anything else is left to the other detectors.
+//! of four separated by single spaces, dashes or dots
+//! (`DE89 3704 0044 0532 0130 00`; any Unicode space or dash in the text is
+//! one of these in the view), in upper or lower case, possibly glued to
+//! letters (`ibanFR76…`). Anything else is left to the other detectors.
 
+use super::number::card_right_ok;
 use super::scan::{at, is_digit, is_word, right_ok};
 
 /// IBAN length per country code, from the SWIFT IBAN registry (territories
@@ -152,22 +155,27 @@ pub(crate) fn try_at(b: &[u8], p: usize) -> Found {
     if !b[s].is_ascii_alphabetic() || !b[s + 1].is_ascii_alphabetic() {
         return Found::No;
     }
-    if s > 0 && (is_word(b[s - 1]) || b[s - 1] == b'@') {
+    // Glued to letters is fine (`ibanFR76…`): the country's length and
+    // mod-97 are specific enough. Not after a digit, `*` or `@`.
+    if s > 0 && matches!(b[s - 1], b'0'..=b'9' | b'*' | b'@') {
         return Found::No;
     }
     let cc = [b[s].to_ascii_uppercase(), b[s + 1].to_ascii_uppercase()];
     let Some(len) = country_length(cc) else {
         return Found::No;
     };
-    let spaced = at(b, s + 4) == b' ';
+    let is_sep = |c: u8| matches!(c, b' ' | b'-' | b'.');
+    let spaced = is_sep(at(b, s + 4));
+    let mut strict = false;
     let mut buf = [0u8; MAX_LEN];
     let mut n = 0;
     let mut i = s;
     while n < len {
         if spaced && n > 0 && n % 4 == 0 {
-            if at(b, i) != b' ' {
+            if !is_sep(at(b, i)) {
                 return Found::No;
             }
+            strict |= at(b, i) == b' ';
             i += 1;
         }
         let c = at(b, i);
@@ -178,7 +186,14 @@ pub(crate) fn try_at(b: &[u8], p: usize) -> Found {
         n += 1;
         i += 1;
     }
-    if !right_ok(b, i) {
+    // With spaces inside, never glued to a word (see `number::card`).
+    let glued_left = s > 0 && is_word(b[s - 1]);
+    let end_ok = if strict {
+        !glued_left && right_ok(b, i)
+    } else {
+        card_right_ok(b, i)
+    };
+    if !end_ok {
         return Found::No;
     }
     if mod97_ok(&buf[..len]) {

@@ -7,8 +7,12 @@
 //! - `Masker::find(&self, &str) -> Vec<Span>`
 //! - `Masker::mask_with_spans(&self, &str) -> (String, Vec<Span>)`
 //!
-//! How it works: one forward scan over the bytes (`scan.rs`) stops only at
-//! ASCII digits and `@`, hands each stop to small validating parsers
+//! How it works: detection runs on a normalized view of the text
+//! (`normalize.rs`: digits of every script, Unicode spaces and dashes,
+//! full-width forms and invisible characters folded), mapped back to the
+//! original's exact byte ranges; pure-ASCII text with plain spacing is its
+//! own view and takes the fast path. One forward scan over the view's
+//! bytes (`scan.rs`) stops only at ASCII digits and `@`, hands each stop to small validating parsers
 //! (`number.rs`, `iban.rs`, `email.rs`) and collects candidates; tenant
 //! patterns add theirs with their own regexes. Overlapping candidates are
 //! then resolved (e-mail addresses first, then longest first, then the most
@@ -33,9 +37,11 @@ use std::sync::Arc;
 
 mod email;
 mod iban;
+mod normalize;
 mod number;
 mod scan;
 
+pub use normalize::{is_at_sign, is_invisible};
 use scan::{Cand, Det};
 
 /// Kind of a detected sensitive item; serialized as `card`, `iban`, `ssn`,
@@ -157,7 +163,7 @@ impl Masker {
     /// built-in item needs) and no tenant pattern configured. False means
     /// "maybe": call [`Masker::find`] or [`Masker::mask`].
     pub fn is_clean_fast(&self, text: &str) -> bool {
-        self.inner.tenant.is_empty() && scan::nothing_to_scan(text.as_bytes())
+        self.inner.tenant.is_empty() && !builtin_may_match(text)
     }
 
     /// The items to mask in `text`: sorted, non-overlapping, byte offsets.
@@ -220,8 +226,16 @@ impl Masker {
     /// All winning candidates, sorted by start.
     fn candidates(&self, text: &str) -> Vec<Cand> {
         let mut found = Vec::new();
-        if !scan::nothing_to_scan(text.as_bytes()) {
-            scan::scan(text, &mut found);
+        match normalize::View::of(text) {
+            Some(view) if !scan::nothing_to_scan(view.text.as_bytes()) => {
+                scan::scan(&view.text, &mut found);
+                for c in &mut found {
+                    (c.start, c.end) = view.to_original(c.start, c.end);
+                }
+            }
+            Some(_) => {}
+            None if !scan::nothing_to_scan(text.as_bytes()) => scan::scan(text, &mut found),
+            None => {}
         }
         for (i, (_, re)) in self.inner.tenant.iter().enumerate() {
             found.extend(re.find_iter(text).filter(|m| !m.is_empty()).map(|m| Cand {
@@ -233,6 +247,15 @@ impl Masker {
         let mut kept = resolve(text, found);
         kept.retain(|c| c.det != Det::Keep);
         kept
+    }
+}
+
+/// Could a built-in detector match in `text`? False only when no ASCII
+/// digit, `@`, nor anything the normalized view turns into one is there.
+fn builtin_may_match(text: &str) -> bool {
+    match normalize::View::of(text) {
+        Some(view) => !scan::nothing_to_scan(view.text.as_bytes()),
+        None => !scan::nothing_to_scan(text.as_bytes()),
     }
 }
 
@@ -300,24 +323,32 @@ fn render(text: &str, found: &[Cand]) -> String {
     out
 }
 
-/// White space removed, then all characters but the last four starred.
+/// Characters a rendering leaves out: white space, and the invisible
+/// characters the detectors ignored inside the item.
+fn rendered(c: char) -> bool {
+    !c.is_whitespace() && !normalize::is_invisible(c)
+}
+
+/// White space (and invisible characters) removed, then all characters
+/// but the last four starred.
 fn render_number(out: &mut String, item: &str) {
-    let n = item.chars().filter(|c| !c.is_whitespace()).count();
+    let n = item.chars().filter(|&c| rendered(c)).count();
     let keep_from = n.saturating_sub(4);
-    for (k, ch) in item.chars().filter(|c| !c.is_whitespace()).enumerate() {
+    for (k, ch) in item.chars().filter(|&c| rendered(c)).enumerate() {
         out.push(if k < keep_from { '*' } else { ch });
     }
 }
 
-/// First character of the local part, a `*` per other character of it,
-/// then the `@` and the domain unchanged.
+/// First character of the local part, a `*` per other character of it
+/// (invisible ones left out), then the at sign (`@` or a full-width form)
+/// and the domain unchanged.
 fn render_email(out: &mut String, item: &str) {
-    let Some(at) = item.find('@') else {
+    let Some(at) = item.find(normalize::is_at_sign) else {
         render_number(out, item);
         return;
     };
     let (local, domain) = item.split_at(at);
-    let mut chars = local.chars();
+    let mut chars = local.chars().filter(|&c| !normalize::is_invisible(c));
     if let Some(first) = chars.next() {
         out.push(first);
         out.extend(chars.map(|_| '*'));

@@ -12,10 +12,13 @@
 //! Decisions for ambiguous text (see also the table in
 //! `core/tests/masking_cases.txt`):
 //! - cards: 13–19 digits, in one block or in groups of at least 3 digits
-//!   separated by one consistent single space or dash; every Luhn-valid
-//!   prefix ending at a group boundary is a candidate (so a card followed
-//!   by a year, `4111 1111 1111 1111 2026`, is still masked);
-//! - SSN: only the `AAA-GG-SSSS` / `AAA GG SSSS` forms. Bare nine-digit
+//!   separated by up to three spaces, dashes, dots or slashes (mixed
+//!   allowed: `4111 1111-1111 1111`, `4111.1111.1111.1111`), possibly glued
+//!   to letters (`card4111111111111111end`); every Luhn-valid prefix ending
+//!   at a group boundary is a candidate (so a card followed by a year,
+//!   `4111 1111 1111 1111 2026`, is still masked);
+//! - SSN: only the `AAA-GG-SSSS` / `AAA GG SSSS` / `AAA.GG.SSSS` forms
+//!   (separators may be mixed). Bare nine-digit
 //!   numbers are **not** SSNs: order, invoice and parcel numbers look the
 //!   same;
 //! - phones: see [`phone`].
@@ -38,12 +41,43 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// Bytes read as a separator between the digit groups of a card.
+#[inline]
+fn is_card_sep(c: u8) -> bool {
+    matches!(c, b' ' | b'-' | b'.' | b'/')
+}
+
+/// Most separator bytes between two digit groups of a card (`4111 - 1111`).
+const MAX_CARD_SEP: usize = 3;
+
+/// May a card end at `e`? Unlike other numbers a card may be glued to a
+/// letter (`card4111111111111111end`, `cc_4111…`): its 13–19 digits and
+/// the Luhn check are specific enough. Not followed by another digit, a
+/// `*` or an `@`, nor by a decimal part.
+#[inline]
+pub(crate) fn card_right_ok(b: &[u8], e: usize) -> bool {
+    let c = at(b, e);
+    if is_digit(c) || c == b'*' || c == b'@' {
+        return false;
+    }
+    !(matches!(c, b'.' | b',') && is_digit(at(b, e + 1)))
+}
+
 /// Payment cards starting at `s`: calls `found(end)` for each.
-pub(crate) fn card(b: &[u8], s: usize, mut found: impl FnMut(usize)) {
+///
+/// Groups of at least 3 digits, separated by runs of up to
+/// [`MAX_CARD_SEP`] spaces, dashes, dots or slashes, mixed or not (the
+/// view has already turned every Unicode space and dash into ASCII).
+///
+/// A card with spaces inside is never glued to a word (`glued_left`, or a
+/// letter right after it): masking removes the spaces, which would join
+/// the words on both sides into one token (`x.com4111 1111 … jean@y.fr`
+/// would become an address) and masking would not be idempotent.
+pub(crate) fn card(b: &[u8], s: usize, glued_left: bool, mut found: impl FnMut(usize)) {
     let mut digits = [0u8; 19];
     let mut total = 0usize;
-    let mut sep = 0u8;
     let mut groups = 0usize;
+    let mut spaced = false;
     let mut i = s;
     loop {
         let gs = i;
@@ -57,31 +91,36 @@ pub(crate) fn card(b: &[u8], s: usize, mut found: impl FnMut(usize)) {
             i += 1;
         }
         groups += 1;
-        if groups > 1 && i - gs < 3 {
+        if i - gs < 3 && (groups > 1 || is_card_sep(at(b, i))) {
+            // Groups have at least 3 digits (so `2024-03-15` is no card).
             return;
         }
-        if (13..=19).contains(&total) && right_ok(b, i) && luhn(&digits[..total]) {
+        let end_ok = if spaced {
+            right_ok(b, i)
+        } else {
+            card_right_ok(b, i)
+        };
+        if (13..=19).contains(&total) && end_ok && luhn(&digits[..total]) {
             found(i);
         }
-        let c = at(b, i);
-        if (c == b' ' || c == b'-') && (sep == 0 || sep == c) && is_digit(at(b, i + 1)) {
-            // The first group of a grouped card has at least 3 digits too.
-            if groups == 1 && i - gs < 3 {
-                return;
-            }
-            sep = c;
-            i += 1;
-        } else {
+        let mut j = i;
+        while j - i < MAX_CARD_SEP && is_card_sep(at(b, j)) {
+            spaced |= at(b, j) == b' ';
+            j += 1;
+        }
+        if j == i || !is_digit(at(b, j)) || (spaced && glued_left) {
             return;
         }
+        i = j;
     }
 }
 
-/// A US SSN (`AAA-GG-SSSS` or `AAA GG SSSS`) starting at `s`: its end.
+/// A US SSN (`AAA-GG-SSSS`, `AAA GG SSSS` or `AAA.GG.SSSS`, separators
+/// possibly mixed) starting at `s`: its end.
 pub(crate) fn ssn(b: &[u8], s: usize) -> Option<usize> {
     let w = b.get(s..s + 11)?;
-    let sep = w[3];
-    if !(sep == b'-' || sep == b' ') || w[6] != sep {
+    let sep = |c: u8| matches!(c, b'-' | b' ' | b'.');
+    if !sep(w[3]) || !sep(w[6]) {
         return None;
     }
     let digits_ok = w[..3]
@@ -215,7 +254,7 @@ pub(crate) fn phone(b: &[u8], p: usize, mut found: impl FnMut(usize, usize)) {
         (p - 1, true)
     } else if p >= 2 && b[p - 1] == b' ' && b[p - 2] == b'+' {
         (p - 2, true)
-    } else if p >= 1 && b[p - 1] == b'(' {
+    } else if p >= 1 && b[p - 1] == b'(' && read_groups(b, p - 1).n > 0 {
         (p - 1, false)
     } else {
         (p, false)

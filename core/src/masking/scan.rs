@@ -152,10 +152,10 @@ pub(crate) fn right_ok(b: &[u8], e: usize) -> bool {
     !(matches!(c, b'.' | b',') && is_digit(at(b, e + 1)))
 }
 
-/// End of the run of ASCII alphanumerics starting at `i`.
+/// End of the run of ASCII digits starting at `i`.
 #[inline]
-fn skip_alnum(b: &[u8], mut i: usize) -> usize {
-    while at(b, i).is_ascii_alphanumeric() {
+fn skip_digits(b: &[u8], mut i: usize) -> usize {
+    while is_digit(at(b, i)) {
         i += 1;
     }
     i
@@ -177,8 +177,10 @@ pub(crate) fn scan(text: &str, out: &mut Vec<Cand>) {
             i = p + 1;
             continue;
         }
-        // A digit inside a word: only an IBAN (two letters, then digits)
-        // starts that way. No number starts inside the rest of the word.
+        // A digit glued to a word: an IBAN (two letters, then digits) or a
+        // card glued to letters (`card4111…`) may start there; no other
+        // number does. After a `*` (a masked item's visible tail) nothing
+        // starts.
         if p > 0 && is_word(b[p - 1]) {
             match iban::try_at(b, p) {
                 iban::Found::Valid(e) => out.push(Cand {
@@ -193,18 +195,24 @@ pub(crate) fn scan(text: &str, out: &mut Vec<Cand>) {
                 }),
                 iban::Found::No => {}
             }
-            i = skip_alnum(b, p);
+            if b[p - 1] != b'*' {
+                number::card(b, p, true, |e| {
+                    out.push(Cand {
+                        start: p,
+                        end: e,
+                        det: Det::Card,
+                    })
+                });
+            }
+            i = skip_digits(b, p);
             continue;
         }
-        let mut next = p;
-        while is_digit(at(b, next)) {
-            next += 1;
-        }
+        let next = skip_digits(b, p);
         // Later digit groups of the same item are tried too (see the
         // invariant above); overlap resolution drops them.
         let mut push = |start: usize, end: usize, det: Det| out.push(Cand { start, end, det });
         if left_ok(b, p) {
-            number::card(b, p, |e| push(p, e, Det::Card));
+            number::card(b, p, false, |e| push(p, e, Det::Card));
             if let Some(e) = number::ssn(b, p) {
                 push(p, e, Det::Ssn);
             }
