@@ -730,6 +730,14 @@ pub fn agent_frame(engine: &Engine, ev: &Event) -> Value {
                     Value::String(agent_name(engine, author)),
                 );
             }
+            // The desktop replaces the transcript (and the offer's preview)
+            // rather than finding the message it had.
+            Event::MessageRedacted { conversation, .. } => {
+                if let Some(c) = engine.conversation(*conversation) {
+                    add_conversation_details(engine, c, map);
+                    map.insert("preview".into(), Value::String(c.preview.clone()));
+                }
+            }
             _ => {}
         }
     }

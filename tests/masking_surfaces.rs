@@ -175,7 +175,10 @@ fn mask_command_json_gives_byte_spans() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all("é melissa@gmail.com\nnothing here\n".as_bytes())
+        .write_all(
+            "é melissa@gmail.com\nnothing here\n4111\u{a0}1111\u{a0}1111\u{a0}1111\tjo\u{200b}hn＠example.com\n"
+                .as_bytes(),
+        )
         .expect("write");
     let output = child.wait_with_output().expect("wait");
     let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
@@ -188,6 +191,14 @@ fn mask_command_json_gives_byte_spans() {
         json!({"masked": "é m******@gmail.com", "spans": [{"start": 3, "end": 20, "kind": "email"}]})
     );
     assert_eq!(lines[1], json!({"masked": "nothing here", "spans": []}));
+    // Byte offsets into the original line: the no-break spaces (2 bytes),
+    // the zero-width space and the full-width at sign (3 bytes) counted.
+    assert_eq!(
+        lines[2],
+        json!({"masked": "************1111\tj***＠example.com",
+               "spans": [{"start": 0, "end": 22, "kind": "card"},
+                         {"start": 23, "end": 44, "kind": "email"}]})
+    );
 }
 
 #[tokio::test]
@@ -206,4 +217,55 @@ async fn a_tenant_pattern_masks_its_own_identifiers() {
         alice.events.next_of("offer").await["preview"],
         "my policy is ******3456"
     );
+}
+
+/// Issue 10: French typography and a card split over two messages. The
+/// no-break spaces and the full-width digits are masked on the desktop; the
+/// first half, sent alone, is redacted once the second half arrives, live
+/// and in every transcript, also after a crash and restart.
+#[tokio::test]
+async fn typography_and_a_card_split_over_two_messages_are_masked_everywhere() {
+    let dir = Server::new_dir("split");
+    let mut server = Server::start_in(dir.clone(), &demo_config(), &[]);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server
+        .customer_says("split-1", "Léa", "ma carte 4111\u{a0}1111")
+        .await;
+    let offer = alice.events.next_of("offer").await;
+    assert_eq!(offer["preview"], "ma carte 4111\u{a0}1111");
+    server
+        .customer_says("split-1", "Léa", "１１１１\u{202f}1111 merci")
+        .await;
+    let redacted = alice.events.next_of("message_redacted").await;
+    assert_eq!(redacted["conversation"], id);
+    assert_eq!(redacted["index"], 0);
+    assert_eq!(redacted["text"], "ma carte ********");
+    assert_eq!(redacted["preview"], "ma carte ********");
+    assert_eq!(redacted["messages"][0]["text"], "ma carte ********");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let started = alice.events.next_of("conversation_started").await;
+    assert_eq!(started["messages"][0]["text"], "ma carte ********");
+    assert_eq!(started["messages"][1]["text"], "****1111 merci");
+    // A whole card in French typography, in one message.
+    server
+        .customer_says("split-1", "Léa", "ou 5555\u{a0}5555\u{a0}5555\u{a0}4444 ?")
+        .await;
+    let m = alice
+        .events
+        .next_where("message", |m| m["from"] == "customer")
+        .await;
+    assert_eq!(m["text"], "ou ************4444 ?");
+
+    let path = format!("/admin/tenants/demo/conversations/{id}/messages");
+    let (_, transcript) = server.admin(Method::GET, &path, None).await;
+    assert_eq!(transcript[0]["text"], "ma carte ********");
+    assert_eq!(transcript[1]["text"], "****1111 merci");
+    server.kill();
+    let server = Server::start_in(dir, &demo_config(), &[]);
+    let (_, transcript) = server.admin(Method::GET, &path, None).await;
+    assert_eq!(transcript[0]["text"], "ma carte ********");
+    assert_eq!(transcript[2]["text"], "ou ************4444 ?");
 }

@@ -496,6 +496,15 @@
         renderAll();
         break;
       }
+      case 'message_redacted': {
+        // An earlier customer message masked after the fact (a number split
+        // over two messages): the frame carries the masked transcript.
+        if (!c) break;
+        applyDetails(c, ev);
+        if (typeof ev.preview === 'string') c.preview = ev.preview;
+        renderAll();
+        break;
+      }
       case 'transferred': {
         if (!c) break;
         c.state = 'transferred';

@@ -384,6 +384,23 @@ impl Engine {
         }
     }
 
+    /// A sensitive item the customer split over their previous message
+    /// and `raw` (the new one): the previous message's index, its text
+    /// masked, and `raw` masked. Only when the tenant masks and the last
+    /// message of the transcript is the customer's.
+    fn split_item(&self, c: &Conversation, raw: &str) -> Option<(usize, String, String)> {
+        if !self.settings.mask {
+            return None;
+        }
+        let index = c.messages.len().checked_sub(1)?;
+        let last = c.messages.get(index)?;
+        if last.from != Party::Customer {
+            return None;
+        }
+        let (earlier, masked) = self.masker.mask_across(&last.text, raw)?;
+        Some((index, earlier, masked))
+    }
+
     /// Mask `text` when the tenant masks; otherwise return it as is.
     pub fn mask_for_agents(&self, text: &str) -> String {
         if self.settings.mask {
@@ -726,13 +743,34 @@ impl Engine {
                 return Ok(());
             }
         }
-        let text = self.mask_for_agents(&msg.text);
+        let mut text = self.mask_for_agents(&msg.text);
         let key = (msg.channel.clone(), msg.customer.clone());
         if let Some(&id) = self.open_by_customer.get(&key) {
-            let (author, aud) = match self.conversations.get(&id) {
-                Some(c) => (c.customer_name.clone(), agents_aud(c.participants())),
+            let (author, aud, split) = match self.conversations.get(&id) {
+                Some(c) => (
+                    c.customer_name.clone(),
+                    agents_aud(c.participants()),
+                    self.split_item(c, &msg.text),
+                ),
                 None => return Err(CommandError::NotFound("conversation")),
             };
+            if let Some((index, earlier, masked)) = split {
+                text = masked;
+                // Also the agent it is offered to: the offer shows a preview.
+                let mut told = aud.clone();
+                if let Some(o) = self.conversations.get(&id).and_then(|c| c.offer.as_ref()) {
+                    if !told.agents.contains(&o.agent) {
+                        told.agents.push(o.agent.clone());
+                    }
+                }
+                let ev = Event::MessageRedacted {
+                    conversation: id,
+                    index,
+                    text: earlier,
+                    at: now,
+                };
+                self.emit(out, ev, told);
+            }
             let ev = Event::Message {
                 conversation: id,
                 from: Party::Customer,
@@ -1559,6 +1597,23 @@ impl Engine {
                     });
                 }
             }
+            Event::MessageRedacted {
+                conversation,
+                index,
+                text,
+                ..
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    let first_from_customer =
+                        c.messages.iter().position(|m| m.from == Party::Customer);
+                    if first_from_customer == Some(*index) {
+                        c.preview = preview_of(text);
+                    }
+                    if let Some(m) = c.messages.get_mut(*index) {
+                        m.text = text.clone();
+                    }
+                }
+            }
             Event::Transferred {
                 conversation,
                 agent,
@@ -1806,4 +1861,35 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The transcript a conversation's events make, in order: its messages,
+/// with every later redaction applied. What an archived conversation's
+/// transcript is rebuilt from (the engine keeps the same in memory while
+/// the conversation is live).
+pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for ev in events {
+        match ev {
+            Event::Message {
+                from,
+                author,
+                text,
+                at,
+                ..
+            } => out.push(Message {
+                from: *from,
+                author: author.clone(),
+                text: text.clone(),
+                at: *at,
+            }),
+            Event::MessageRedacted { index, text, .. } => {
+                if let Some(m) = out.get_mut(*index) {
+                    m.text = text.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

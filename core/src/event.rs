@@ -91,6 +91,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         external_id: Option<String>,
     },
+    /// An earlier customer message, masked after the fact: the customer
+    /// split a sensitive item over it and the next message (`4111 1111`,
+    /// then `1111 1111`). `index` is the message's position in the
+    /// conversation's transcript; `text` replaces its text everywhere.
+    MessageRedacted {
+        conversation: ConversationId,
+        index: usize,
+        text: String,
+        at: Millis,
+    },
     /// The owner handed the conversation over; the agent now owes a wrap-up.
     Transferred {
         conversation: ConversationId,
@@ -181,6 +191,7 @@ impl Event {
             | Event::OfferRescinded { conversation, .. }
             | Event::ConversationStarted { conversation, .. }
             | Event::Message { conversation, .. }
+            | Event::MessageRedacted { conversation, .. }
             | Event::Transferred { conversation, .. }
             | Event::ConferenceRequested { conversation, .. }
             | Event::ConferenceCancelled { conversation, .. }
@@ -205,6 +216,7 @@ impl Event {
             Event::OfferRescinded { .. } => "offer_rescinded",
             Event::ConversationStarted { .. } => "conversation_started",
             Event::Message { .. } => "message",
+            Event::MessageRedacted { .. } => "message_redacted",
             Event::Transferred { .. } => "transferred",
             Event::ConferenceRequested { .. } => "conference_requested",
             Event::ConferenceCancelled { .. } => "conference_cancelled",

@@ -73,6 +73,52 @@ fn offer_carries_queue_source_received_time_and_masked_preview() {
 }
 
 #[test]
+fn a_card_split_over_two_messages_is_masked_in_both_and_after_replay() {
+    let mut w = World::new(&[("alice", 5)]);
+    w.available(&["alice"]);
+    assert_eq!(
+        w.customer("v1", "ma carte 4111\u{a0}1111"),
+        [
+            "conversation_created #1 []",
+            "message #1 Customer: ma carte 4111\u{a0}1111 []",
+            "queued #1 support []",
+            "offer #1 alice Queue [alice]",
+        ]
+    );
+    // The second half makes a card: the first message is redacted (also
+    // for alice, who has the offer and its preview), the second masked.
+    assert_eq!(
+        w.customer("v1", "1111 1111 merci"),
+        [
+            "message_redacted #1 [0]: ma carte ******** [alice]",
+            "message #1 Customer: ****1111 merci []",
+        ]
+    );
+    let c = w.engine.conversation(1).expect("conversation 1");
+    assert_eq!(c.messages[0].text, "ma carte ********");
+    assert_eq!(c.preview, "ma carte ********");
+    // Replaying the journal gives the same transcript.
+    let replayed = w.replay();
+    let r = replayed.conversation(1).expect("replayed");
+    assert_eq!(r.messages[0].text, "ma carte ********");
+    assert_eq!(r.messages[1].text, "****1111 merci");
+    // An agent's message in between: not consecutive, nothing redacted.
+    w.run(accept("alice", 1));
+    w.run(say("alice", 1, "Merci"));
+    assert_eq!(
+        w.customer("v1", "4111 1111"),
+        ["message #1 Customer: 4111 1111 [alice]"]
+    );
+    assert_eq!(
+        w.customer("v1", "1111 1111"),
+        [
+            "message_redacted #1 [3]: ******** [alice]",
+            "message #1 Customer: ****1111 [alice]",
+        ]
+    );
+}
+
+#[test]
 fn unanswered_offer_puts_agent_in_rona_and_reaches_the_next_agent() {
     let mut w = World::new(&[("alice", 5), ("bob", 5)]);
     w.available(&["alice", "bob"]);

@@ -121,24 +121,13 @@ async fn transcript(
             tracing::error!(error = %e, "reading the journal");
             AppError::Unavailable
         })?;
-    let messages: Vec<Value> = bodies
+    let events: Vec<switchboard_core::Event> = bodies
         .iter()
-        .filter_map(|b| serde_json::from_str::<switchboard_core::Event>(b).ok())
-        .filter_map(|ev| match ev {
-            switchboard_core::Event::Message {
-                from,
-                author,
-                text,
-                at,
-                ..
-            } => Some(message_json(&switchboard_core::model::Message {
-                from,
-                author,
-                text,
-                at,
-            })),
-            _ => None,
-        })
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect();
+    let messages: Vec<Value> = switchboard_core::engine::transcript_of(&events)
+        .iter()
+        .map(message_json)
         .collect();
     if bodies.is_empty() {
         return Err(AppError::NotFound("conversation"));

@@ -199,6 +199,48 @@ impl Masker {
         (masked, found.into_iter().map(|c| self.span(c)).collect())
     }
 
+    /// An item split over two consecutive messages (`4111 1111`, then
+    /// `1111 1111`): `prev` is the earlier message as stored (already
+    /// masked), `next` the new one as received. When an item runs from the
+    /// end of `prev` into `next`, returns both masked: `prev` with its part
+    /// of the item starred, and `next` masked as [`Masker::mask`] would,
+    /// plus its part of the item rendered so that the item as a whole
+    /// follows the number rule (white space dropped, all but its last four
+    /// characters starred). `None` when no item crosses.
+    pub fn mask_across(&self, prev: &str, next: &str) -> Option<(String, String)> {
+        // A new line between them: white space for every number detector,
+        // and no e-mail address spans it.
+        let joined = format!("{prev}\n{next}");
+        let cut = prev.len();
+        let found = self.candidates(&joined);
+        let cross = found
+            .iter()
+            .find(|c| c.det.is_number_rule() && c.start < cut && c.end > cut + 1)?;
+        let item = joined.get(cross.start..cross.end)?;
+        let shown = item.chars().filter(|&c| rendered(c)).count();
+        let keep_from = shown.saturating_sub(4);
+        let mut before = String::with_capacity(prev.len());
+        before.push_str(prev.get(..cross.start)?);
+        let mut after_item = String::new();
+        let mut k = 0;
+        for (off, ch) in item.char_indices() {
+            if !rendered(ch) {
+                continue;
+            }
+            let out = if k < keep_from { '*' } else { ch };
+            k += 1;
+            if cross.start + off < cut {
+                before.push(out);
+            } else {
+                after_item.push(out);
+            }
+        }
+        let rest = joined.get(cross.end..)?;
+        let mut after = after_item;
+        after.push_str(&self.mask(rest));
+        Some((before, after))
+    }
+
     fn span(&self, c: Cand) -> Span {
         let kind = match c.det {
             // Filtered out by `candidates`.
@@ -365,6 +407,23 @@ mod tests {
     #[test]
     fn masker_is_send_sync_clone() {
         assert_send_sync_clone::<Masker>();
+    }
+
+    #[test]
+    fn an_item_split_over_two_messages_is_masked_in_both() {
+        let m = Masker::default();
+        assert_eq!(
+            m.mask_across("ma carte 4111 1111", "1111 1111 merci"),
+            Some(("ma carte ********".into(), "****1111 merci".into()))
+        );
+        assert_eq!(
+            m.mask_across("06 12", "34 56 78"),
+            Some(("****".into(), "**5678".into()))
+        );
+        // Nothing crosses: a number in each, or none.
+        assert_eq!(m.mask_across("ma carte 4111", "merci"), None);
+        assert_eq!(m.mask_across("le 12", "à 14h30"), None);
+        assert_eq!(m.mask_across("", "4111 1111 1111 1111"), None);
     }
 
     #[test]

@@ -355,8 +355,14 @@ mod tests {
     fn text_that_folds_to_itself_needs_no_view() {
         assert!(View::of("card 4111 1111 1111 1111 please").is_none());
         assert!(View::of("Très bien, merci, à demain ‘ok’ 😀").is_none());
-        assert_eq!(View::of("card 4111  1111").expect("present").text, "card 4111 1111");
-        assert_eq!(View::of("a\u{a0}  \u{202f} b\t\tc").expect("present").text, "a b c");
+        assert_eq!(
+            View::of("card 4111  1111").expect("present").text,
+            "card 4111 1111"
+        );
+        assert_eq!(
+            View::of("a\u{a0}  \u{202f} b\t\tc").expect("present").text,
+            "a b c"
+        );
         assert_eq!(View::of("x \u{a0}1").expect("present").text, "x 1");
     }
 }

@@ -44,6 +44,10 @@ pub fn settings() -> TenantSettings {
 pub struct World {
     pub engine: Engine,
     pub now: Millis,
+    /// Every event emitted so far, in order (what the journal holds).
+    pub journal: Vec<switchboard_core::Event>,
+    settings: TenantSettings,
+    agents: Vec<(String, u32)>,
 }
 
 impl World {
@@ -52,16 +56,32 @@ impl World {
     }
 
     pub fn with_settings(agents: &[(&str, u32)], settings: TenantSettings) -> Self {
-        let engine = Engine::new(
+        let agents: Vec<(String, u32)> = agents.iter().map(|(a, c)| (a.to_string(), *c)).collect();
+        World {
+            engine: Self::fresh(&settings, &agents),
+            now: 1_000_000,
+            journal: Vec::new(),
             settings,
+            agents,
+        }
+    }
+
+    fn fresh(settings: &TenantSettings, agents: &[(String, u32)]) -> Engine {
+        Engine::new(
+            settings.clone(),
             Masker::default(),
             vec![queue("support"), queue("billing")],
             agents.iter().map(|(id, cap)| agent(id, *cap)).collect(),
-        );
-        World {
-            engine,
-            now: 1_000_000,
+        )
+    }
+
+    /// A new engine rebuilt from the journal alone (recovery).
+    pub fn replay(&self) -> Engine {
+        let mut e = Self::fresh(&self.settings, &self.agents);
+        for ev in &self.journal {
+            e.apply(ev);
         }
+        e
     }
 
     /// Run a command that must succeed; returns its trace.
@@ -77,6 +97,9 @@ impl World {
         if let Err(e) = self.engine.check_invariants() {
             panic!("invariant broken: {e}");
         }
+        if let Ok(o) = &out {
+            self.journal.extend(o.events().cloned());
+        }
         out
     }
 
@@ -86,6 +109,7 @@ impl World {
         if let Err(e) = self.engine.check_invariants() {
             panic!("invariant broken: {e}");
         }
+        self.journal.extend(out.events().cloned());
         trace(&out)
     }
 
@@ -187,6 +211,12 @@ pub fn line(e: &Emitted) -> String {
             text,
             ..
         } => format!("message #{conversation} {from:?}: {text}"),
+        Event::MessageRedacted {
+            conversation,
+            index,
+            text,
+            ..
+        } => format!("message_redacted #{conversation} [{index}]: {text}"),
         Event::Transferred {
             conversation,
             agent,
