@@ -448,6 +448,7 @@ impl TenantConfig {
             transfer_not_accepted: self.transfer_not_accepted,
             default_queue: self.default_queue.clone(),
             archive_after_ms: self.archive_after_ms,
+            idle_reasons: self.idle_reasons.clone(),
         }
     }
 

@@ -12,13 +12,15 @@ use crate::command::{Command, CommandError, CustomerMessage};
 use crate::event::{Audience, Delivery, Emitted, Event};
 use crate::masking::Masker;
 use crate::model::{
-    AgentConfig, AgentId, AgentState, Cad, ConversationId, ConversationState, Message, Millis,
-    OfferKind, Party, QueueConfig, QueueId, TenantSettings, TransferNotAccepted, TransferTarget,
-    DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
+    is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
+    ConversationState, Message, Millis, OfferKind, Party, QueueConfig, QueueId, TenantSettings,
+    TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON, DEFAULT_RONA_TIMEOUT_MS,
+    MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How long a channel's message id is remembered to drop redeliveries
@@ -495,7 +497,7 @@ impl Engine {
                     let ev = Event::AgentState {
                         agent: agent.clone(),
                         state: "idle".into(),
-                        reason: Some("Not ready".into()),
+                        reason: Some(DEFAULT_IDLE_REASON.into()),
                         at: now,
                     };
                     self.emit(out, ev, one(&agent));
@@ -539,23 +541,31 @@ impl Engine {
                 }
             }
             Command::SetIdle { agent, reason } => {
-                let reason = reason.trim();
-                let reason = if reason.is_empty() {
-                    "Not ready"
+                let reason = strip_controls(&reason).trim().to_owned();
+                let reason = if is_blank(&reason) {
+                    DEFAULT_IDLE_REASON
                 } else {
-                    reason
+                    reason.as_str()
                 };
                 if reason.chars().count() > 64 {
                     return Err(CommandError::Invalid(
                         "idle reason is longer than 64 characters".into(),
                     ));
                 }
+                let known = self.settings.idle_reasons.is_empty()
+                    || reason == DEFAULT_IDLE_REASON
+                    || self.settings.idle_reasons.iter().any(|r| r == reason);
                 let a = self.agent_mut_checked(&agent)?;
                 if a.state == AgentState::LoggedOut {
                     return Err(CommandError::Conflict("log in first".into()));
                 }
                 if a.state.reason() == Some(reason) {
                     return Ok(());
+                }
+                if !known {
+                    return Err(CommandError::Invalid(format!(
+                        "{reason:?} is not one of this tenant's idle reasons"
+                    )));
                 }
                 self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
                 let ev = Event::AgentState {
@@ -728,7 +738,14 @@ impl Engine {
         ext: &Extensions<'_>,
         out: &mut Output,
     ) -> Result<(), CommandError> {
-        if msg.text.trim().is_empty() {
+        let mut msg = msg;
+        if let Cow::Owned(clean) = strip_controls(&msg.text) {
+            msg.text = clean;
+        }
+        if let Some(name) = &msg.customer_name {
+            msg.customer_name = Some(strip_controls(name).into_owned());
+        }
+        if is_blank(&msg.text) {
             return Err(CommandError::Invalid("message is empty".into()));
         }
         let n = msg.text.chars().count();
@@ -933,7 +950,8 @@ impl Engine {
                 ))
             }
         }
-        if text.trim().is_empty() {
+        let text = strip_controls(&text).into_owned();
+        if is_blank(&text) {
             return Err(CommandError::Invalid("message is empty".into()));
         }
         let n = text.chars().count();

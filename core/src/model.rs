@@ -203,6 +203,38 @@ pub struct TenantSettings {
     /// then lives only in the journal.
     #[serde(default = "default_archive_after")]
     pub archive_after_ms: Millis,
+    /// The reasons an agent may give for being idle (plus the default
+    /// "Not ready"); empty accepts any.
+    #[serde(default)]
+    pub idle_reasons: Vec<String>,
+}
+
+/// The idle reason of an agent who gave none (and of a fresh login).
+pub const DEFAULT_IDLE_REASON: &str = "Not ready";
+
+/// Is `c` a control character that has no place in a name or a message:
+/// C0 and C1 controls other than new line and tab, DEL, and the bidi
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) that
+/// make text display in another order than it is read (`evil\u{202e}gpj.exe`).
+pub fn is_forbidden_control(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` without the characters [`is_forbidden_control`] refuses.
+pub fn strip_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_forbidden_control) {
+        std::borrow::Cow::Owned(text.chars().filter(|&c| !is_forbidden_control(c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// True when `text` shows nothing: only white space and invisible
+/// characters (zero-width spaces, joiners, soft hyphens, …).
+pub fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || crate::masking::is_invisible(c))
 }
 
 /// Default of [`TenantSettings::archive_after_ms`]: one hour.

@@ -778,3 +778,57 @@ fn each_offer_records_which_generation_chose_the_agent() {
     // The policy named someone who cannot take it: the same.
     assert_eq!(offer_of(Gen7(Some("nobody"))), ("alice".to_string(), 0));
 }
+
+#[test]
+fn control_characters_are_stripped_and_invisible_only_text_is_empty() {
+    let mut w = World::new(&[("alice", 5)]);
+    w.available(&["alice"]);
+    assert_eq!(
+        w.customer("v1", "bon\u{1b}[31mjour \u{202e}txt.exe\u{7}"),
+        [
+            "conversation_created #1 []",
+            "message #1 Customer: bon[31mjour txt.exe []",
+            "queued #1 support []",
+            "offer #1 alice Queue [alice]",
+        ]
+    );
+    for blank in ["\u{200b}\u{200d}", " \u{feff} ", "\u{7}\u{1}"] {
+        assert!(matches!(
+            w.try_run(customer_msg("v1", blank)),
+            Err(CommandError::Invalid(_))
+        ));
+    }
+    w.run(accept("alice", 1));
+    assert!(matches!(
+        w.try_run(say("alice", 1, "\u{200b}")),
+        Err(CommandError::Invalid(_))
+    ));
+    assert_eq!(
+        w.run(say("alice", 1, "ok\u{0}\u{202d}")),
+        ["message #1 Agent: ok [alice,customer]"]
+    );
+}
+
+#[test]
+fn idle_reasons_come_from_the_tenant_list() {
+    let mut w = World::new(&[("alice", 5)]);
+    w.available(&["alice"]);
+    let idle = |reason: &str| Command::SetIdle {
+        agent: "alice".into(),
+        reason: reason.into(),
+    };
+    assert!(matches!(
+        w.try_run(idle("Gone fishing")),
+        Err(CommandError::Invalid(_))
+    ));
+    let reason = |w: &World| {
+        w.engine
+            .agent("alice")
+            .and_then(|a| a.state.reason().map(str::to_owned))
+    };
+    assert_eq!(w.run(idle("Lunch")), ["agent_state alice idle [alice]"]);
+    assert_eq!(reason(&w).as_deref(), Some("Lunch"));
+    // The default reason is always allowed (no reason given).
+    assert_eq!(w.run(idle(" ")), ["agent_state alice idle [alice]"]);
+    assert_eq!(reason(&w).as_deref(), Some("Not ready"));
+}

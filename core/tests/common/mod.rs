@@ -37,6 +37,7 @@ pub fn settings() -> TenantSettings {
         transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
         default_queue: "support".into(),
         archive_after_ms: ARCHIVE_MS,
+        idle_reasons: vec!["Break".into(), "Lunch".into()],
     }
 }
 
