@@ -160,6 +160,19 @@ async fn rejections_of_paths_queries_bodies_and_upgrades_are_json() {
     )
     .await;
 
+    // A test clock step that would overflow time arithmetic is refused
+    // (found by the API fuzzer's kind of input), and the server lives on.
+    expect_json_error(
+        &server,
+        "clock step too large",
+        http.post(server.url("/admin/clock/advance"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"ms": u64::MAX})),
+        422,
+    )
+    .await;
+    server.advance(1).await;
+
     // The handshake's success stays the plain challenge Meta expects.
     let resp = http
         .get(server.url(
