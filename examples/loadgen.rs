@@ -478,16 +478,19 @@ async fn main() {
     let send_start = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
+    // Web chat visitor tokens the server issued, by customer.
+    let visitor_tokens: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
     if args.rate > 0 {
         let per_sender = args.rate as f64 / args.senders as f64;
         let total = args.rate * args.duration;
         for k in 0..args.senders {
-            let (http, base, stats, counter, a) = (
+            let (http, base, stats, counter, a, visitor_tokens) = (
                 http.clone(),
                 base.clone(),
                 stats.clone(),
                 counter.clone(),
                 args.clone(),
+                visitor_tokens.clone(),
             );
             senders.push(tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(1.0 / per_sender);
@@ -508,10 +511,31 @@ async fn main() {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
                     let t0 = Instant::now();
                     let r = if a.channel == "webchat" {
-                        http.post(format!("{base}/channels/webchat/load/messages"))
-                            .json(&json!({"visitor": psid, "text": format!("L {n}")}))
-                            .send()
-                            .await
+                        // A customer's first message gets its visitor token;
+                        // its later ones carry it (same conversation).
+                        let token = visitor_tokens
+                            .lock()
+                            .ok()
+                            .and_then(|m| m.get(&psid).cloned());
+                        let mut req = http
+                            .post(format!("{base}/channels/webchat/load/messages"))
+                            .json(&json!({"visitor": psid, "text": format!("L {n}")}));
+                        if let Some(t) = &token {
+                            req = req.bearer_auth(t);
+                        }
+                        match req.send().await {
+                            Ok(r) if token.is_none() && r.status().is_success() => {
+                                let status = r.status();
+                                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                                if let (Some(t), Ok(mut m)) =
+                                    (v["visitor_token"].as_str(), visitor_tokens.lock())
+                                {
+                                    m.entry(psid.clone()).or_insert_with(|| t.to_string());
+                                }
+                                Ok(status)
+                            }
+                            other => other.map(|r| r.status()),
+                        }
                     } else {
                         let body = webhook_body(&psid, n);
                         http.post(format!("{base}/channels/messenger/load/webhook"))
@@ -520,9 +544,10 @@ async fn main() {
                             .body(body)
                             .send()
                             .await
+                            .map(|r| r.status())
                     };
                     match r {
-                        Ok(r) if r.status().is_success() => {
+                        Ok(status) if status.is_success() => {
                             stats.acked.fetch_add(1, Ordering::Relaxed);
                             stats.ack.add(t0.elapsed());
                         }

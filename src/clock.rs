@@ -17,7 +17,7 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        wall + self.offset_ms.load(Ordering::Relaxed)
+        wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Move the clock forward (test clock only).

@@ -15,4 +15,5 @@ pub mod scripts;
 pub mod server;
 pub mod store;
 pub mod tenant;
+pub mod visitors;
 pub mod webhook_auth;

@@ -38,6 +38,12 @@ pub struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub tenant: String,
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
     pub tenant: String,
     pub queue: String,
@@ -69,6 +75,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub agent_sockets: Family<TenantLabels, Gauge>,
+    /// Webhook events skipped because their shape is wrong.
+    pub skipped_events: Family<ChannelLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +99,7 @@ impl Default for Metrics {
             commit_seconds: latency(),
             queue_depth: Family::default(),
             agent_sockets: Family::default(),
+            skipped_events: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +147,11 @@ impl Default for Metrics {
             "agent_sockets",
             "Open agent WebSocket connections",
             m.agent_sockets.clone(),
+        );
+        registry.register(
+            "channel_events_skipped",
+            "Webhook events skipped (not stored) because their shape is wrong, by channel",
+            m.skipped_events.clone(),
         );
         Metrics { registry, ..m }
     }

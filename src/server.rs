@@ -58,9 +58,11 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         }
     }
     let sessions = Sessions::load(store.clone(), cfg.session_ttl_secs * 1000, clock.now())?;
+    let visitors = crate::visitors::VisitorTokens::load(&store)?;
     Ok(Arc::new(AppState {
         tenants,
         sessions,
+        visitors,
         passwords,
         admin_token,
         clock,

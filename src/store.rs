@@ -68,6 +68,10 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
              tenant TEXT NOT NULL,
              agent TEXT NOT NULL,
              expires_at INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS secrets (
+             name TEXT PRIMARY KEY,
+             value BLOB NOT NULL
          );",
     )
     .context("creating tables")?;
@@ -233,6 +237,21 @@ impl Store {
             params![token_hash],
         )?;
         Ok(())
+    }
+
+    /// The server secret `name`, created from `fresh` the first time (the
+    /// first writer wins, so every process sharing the database agrees).
+    pub fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+            params![name, fresh],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM secrets WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?)
     }
 
     /// Sessions still valid at `now`: (token hash, tenant, agent, expiry).

@@ -84,11 +84,14 @@ async fn agents_handle_a_web_chat_from_offer_to_wrap_up() {
     carol.login(&server.base, "carol").await;
 
     // The customer opens the chat page and writes.
+    // No socket before the first message: the server issues the visitor's
+    // token in its answer, the page keeps it for the tab's session and
+    // then connects with it.
     customer.goto(&server.url("/chat/demo")).await;
     customer
         .until_js(
-            "the chat to be connected",
-            "document.getElementById('chat-conn').dataset.state === 'online'",
+            "the chat to be ready",
+            "document.getElementById('chat-conn').dataset.state === 'ready'",
         )
         .await;
     customer.type_in("#chat-name", "Jeanne Dupont").await;
@@ -101,6 +104,19 @@ async fn agents_handle_a_web_chat_from_offer_to_wrap_up() {
     customer
         .shown_with_text("#chat-log .msg-mine", "Bonjour, ma facture est fausse")
         .await;
+    customer
+        .until_js(
+            "the chat to be connected",
+            "document.getElementById('chat-conn').dataset.state === 'online'",
+        )
+        .await;
+    assert_eq!(
+        customer
+            .js("return [(sessionStorage.getItem('switchboard.visitorToken.demo') || '').length, localStorage.getItem('switchboard.visitorToken.demo')]")
+            .await,
+        serde_json::json!([64, null]),
+        "the token is kept for the tab's session only"
+    );
 
     // The offer popup: queue, source, a running timer and Accept.
     let id = first_offer(&alice).await;
@@ -179,6 +195,18 @@ async fn agents_handle_a_web_chat_from_offer_to_wrap_up() {
         .shown_with_text("#chat-log .msg-agent-reply", "je regarde votre facture")
         .await;
     assert!(reply.text().await.expect("text").contains("Alice Martin"));
+    // Reloading the page keeps the visitor (same tab session): the history
+    // is back, the socket reconnects with the token, replies keep coming.
+    customer.goto(&server.url("/chat/demo")).await;
+    customer
+        .shown_with_text("#chat-log .msg-agent-reply", "je regarde votre facture")
+        .await;
+    customer
+        .until_js(
+            "the chat to reconnect with its token",
+            "document.getElementById('chat-conn').dataset.state === 'online'",
+        )
+        .await;
     // Shift+Enter makes a new line; Enter sends.
     alice
         .type_in(
@@ -714,7 +742,9 @@ async fn the_desktop_reconnects_by_itself_and_asks_to_log_in_when_the_token_is_r
 
     // It comes back (same data, same port): the page reconnects by itself,
     // re-syncs and receives live again; the draft is still there.
-    let server = Server::start_in(dir, &fixed, &[]);
+    let restarted = Server::start_in(dir, &fixed, &[]);
+    restarted.adopt_visitors(&server);
+    let server = restarted;
     alice
         .until_js(
             "the page to reconnect",

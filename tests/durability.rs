@@ -100,7 +100,9 @@ async fn crash_and_check(seed: u64) {
     // A seeded choice of when to crash, between 20% and 80% of the load.
     let total = (TASKS * PER_TASK) as u64;
     let kill_after = total / 5 + (seed.wrapping_mul(2654435761) % (total * 3 / 5));
-    let acked: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    // Per visitor: its conversation and the texts acknowledged.
+    type Acked = HashMap<String, (u64, Vec<String>)>;
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
     let kill_tx = Arc::new(Mutex::new(Some(kill_tx)));
@@ -113,20 +115,34 @@ async fn crash_and_check(seed: u64) {
         let kill_tx = kill_tx.clone();
         tasks.push(tokio::spawn(async move {
             let visitor = format!("crash-visitor-{t}");
+            // The first answer issues the visitor's token; later messages
+            // carry it and continue the same conversation.
+            let mut token: Option<String> = None;
             for i in 0..PER_TASK {
                 let text = format!("task {t} message {i:04}");
-                let resp = http
+                let mut req = http
                     .post(&url)
-                    .json(&json!({"visitor": visitor, "text": text}))
-                    .send()
-                    .await;
+                    .json(&json!({"visitor": visitor, "text": text}));
+                if let Some(tok) = &token {
+                    req = req.bearer_auth(tok);
+                }
+                let resp = req.send().await;
                 match resp {
                     Ok(r) if r.status().as_u16() == 202 => {
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => break,
+                        };
+                        if let Some(tok) = v["visitor_token"].as_str() {
+                            token = Some(tok.to_string());
+                        }
+                        let conversation = v["conversation"].as_u64().expect("conversation");
                         acked
                             .lock()
                             .expect("lock")
                             .entry(visitor.clone())
-                            .or_default()
+                            .or_insert_with(|| (conversation, Vec::new()))
+                            .1
                             .push(text);
                         if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == kill_after
                         {
@@ -152,17 +168,17 @@ async fn crash_and_check(seed: u64) {
         .await;
     assert_eq!(status, 200);
     let acked = acked.lock().expect("lock").clone();
-    let n_acked: usize = acked.values().map(Vec::len).sum();
+    let n_acked: usize = acked.values().map(|(_, texts)| texts.len()).sum();
     assert!(
         n_acked as u64 >= kill_after,
         "seed {seed}: load reached the crash point"
     );
-    for (visitor, sent) in &acked {
-        let conv = list
-            .as_array()
-            .and_then(|l| l.iter().find(|c| c["customer"] == visitor.as_str()))
-            .unwrap_or_else(|| panic!("seed {seed}: no conversation for {visitor}"));
-        let id = conv["id"].as_u64().expect("id");
+    for (visitor, (id, sent)) in &acked {
+        assert!(
+            list.as_array()
+                .is_some_and(|l| l.iter().any(|c| c["id"] == *id)),
+            "seed {seed}: no conversation for {visitor}"
+        );
         let (_, msgs) = server
             .admin(
                 Method::GET,

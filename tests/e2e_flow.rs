@@ -16,13 +16,13 @@ async fn whole_flow_from_web_chat_to_wrap_up() {
     bob.available().await;
     let mut carol = AgentClient::login(&server, "carol").await;
     carol.available().await;
-    let mut visitor =
-        Events::connect(&server.ws_url("/channels/webchat/demo/events?visitor=v-42")).await;
 
-    // The customer writes; alice (longest idle) gets the offer.
+    // The customer writes; alice (longest idle) gets the offer. The
+    // visitor's socket uses the token the server issued for that message.
     let id = server
         .customer_says("v-42", "Jeanne Dupont", "Bonjour, ma facture est fausse")
         .await;
+    let mut visitor = server.visitor_events("v-42").await;
     let offer = alice.events.next_of("offer").await;
     assert_eq!(offer["conversation"], id);
     assert_eq!(offer["queue"], "support");

@@ -17,10 +17,9 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
     let server = Server::start(&demo_config());
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    let mut visitor =
-        Events::connect(&server.ws_url("/channels/webchat/demo/events?visitor=mask-1")).await;
     let text = format!("my card {CARD}, mail {EMAIL}, call {PHONE}");
     let id = server.customer_says("mask-1", EMAIL, &text).await;
+    let mut visitor = server.visitor_events("mask-1").await;
     let expected = "my card ************1111, mail m******@gmail.com, call *********7542";
 
     // Offer popup / notification preview.

@@ -1,8 +1,10 @@
 // Switchboard customer web chat (/chat/{tenant}). Plain JavaScript.
-// Posts to POST /channels/webchat/{tenant}/messages with a visitor id kept
-// in localStorage, and shows the agents' replies and notices live from the
-// WebSocket GET /channels/webchat/{tenant}/events?visitor=ID.
-// All text reaches the page through textContent only.
+// The first message goes to POST /channels/webchat/{tenant}/messages without
+// a token; the server answers with the visitor's token, kept for this tab's
+// session (sessionStorage) and sent as `Authorization: Bearer` with later
+// messages. The agents' replies and notices arrive live on the WebSocket
+// GET /channels/webchat/{tenant}/events?visitor_token=T, opened once the
+// visitor has a token. All text reaches the page through textContent only.
 (function () {
   'use strict';
 
@@ -18,34 +20,28 @@
   var tenant = decodeURIComponent(parts[2] || '');
   var base = '/channels/webchat/' + encodeURIComponent(tenant);
   var keys = {
-    visitor: 'switchboard.visitor.' + tenant,
+    token: 'switchboard.visitorToken.' + tenant,
     name: 'switchboard.visitorName.' + tenant,
     history: 'switchboard.chat.' + tenant
   };
 
-  function store(key, value) {
-    try { localStorage.setItem(key, value); } catch (e) { /* private mode: this tab only */ }
+  // The token and the conversation belong to this tab's session; the
+  // name the visitor typed is remembered across sessions.
+  function storeIn(area, key, value) {
+    try {
+      if (value === null) window[area].removeItem(key);
+      else window[area].setItem(key, value);
+    } catch (e) { /* storage off: this page only */ }
   }
 
-  function load(key) {
-    try { return localStorage.getItem(key); } catch (e) { return null; }
+  function loadFrom(area, key) {
+    try { return window[area].getItem(key); } catch (e) { return null; }
   }
 
-  function newVisitorId() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var b = new Uint8Array(16);
-    crypto.getRandomValues(b);
-    return Array.from(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join('');
-  }
-
-  var visitor = load(keys.visitor);
-  if (!visitor) {
-    visitor = newVisitorId();
-    store(keys.visitor, visitor);
-  }
+  var token = loadFrom('sessionStorage', keys.token);
 
   var history = [];
-  try { history = JSON.parse(load(keys.history) || '[]'); } catch (e) { history = []; }
+  try { history = JSON.parse(loadFrom('sessionStorage', keys.history) || '[]'); } catch (e) { history = []; }
   if (!Array.isArray(history)) history = [];
 
   var ws = null;
@@ -99,7 +95,7 @@
   function add(entry) {
     history.push(entry);
     if (history.length > HISTORY_MAX) history = history.slice(-HISTORY_MAX);
-    store(keys.history, JSON.stringify(history));
+    storeIn('sessionStorage', keys.history, JSON.stringify(history));
     var log = $('chat-log');
     log.appendChild(item(entry));
     log.scrollTop = log.scrollHeight;
@@ -115,13 +111,16 @@
   function setConn(state) {
     var c = $('chat-conn');
     c.dataset.state = state;
-    c.textContent = state === 'online' ? t('chatConnected') : state === 'offline' ? t('offline') : t('reconnecting');
+    c.textContent = state === 'online' ? t('chatConnected')
+      : state === 'ready' ? t('chatReady')
+      : state === 'offline' ? t('offline') : t('reconnecting');
   }
 
   function connect() {
+    if (!token || ws) return;
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     try {
-      ws = new WebSocket(proto + '//' + location.host + base + '/events?visitor=' + encodeURIComponent(visitor));
+      ws = new WebSocket(proto + '//' + location.host + base + '/events?visitor_token=' + encodeURIComponent(token));
     } catch (e) {
       retry();
       return;
@@ -155,10 +154,34 @@
   }
 
   function retry() {
+    if (!token) { setConn('ready'); return; }
     setConn('reconnecting');
     var delay = backoff * (0.75 + Math.random() * 0.5);
     backoff = Math.min(backoff * 2, BACKOFF_MAX);
     setTimeout(connect, delay);
+  }
+
+  // POST one message, as this tab's visitor when it has a token.
+  function post(body) {
+    var headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    return fetch(base + '/messages', {
+      method: 'POST',
+      headers: headers,
+      body: JSON.stringify(body)
+    }).then(function (resp) {
+      return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+    }, function () {
+      return { status: 0, body: null };
+    });
+  }
+
+  // A token the server no longer knows (its secret was replaced): forget
+  // it and write as a new visitor.
+  function forgetToken() {
+    token = null;
+    storeIn('sessionStorage', keys.token, null);
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
   }
 
   function send(ev) {
@@ -167,24 +190,27 @@
     var text = input.value;
     if (!text.trim()) return;
     var name = $('chat-name').value.trim();
-    store(keys.name, name);
+    storeIn('localStorage', keys.name, name);
     $('chat-send').disabled = true;
     $('chat-error').textContent = '';
-    var body = { visitor: visitor, text: text };
+    var body = { text: text };
     if (name) body.name = name;
-    fetch(base + '/messages', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-      body: JSON.stringify(body)
-    }).then(function (resp) {
-      return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
-    }, function () {
-      return { status: 0, body: null };
+    post(body).then(function (r) {
+      if (r.status === 401 && token) {
+        forgetToken();
+        return post(body);
+      }
+      return r;
     }).then(function (r) {
       $('chat-send').disabled = false;
       if (r.status === 202) {
         input.value = '';
+        if (r.body && typeof r.body.visitor_token === 'string') {
+          token = r.body.visitor_token;
+          storeIn('sessionStorage', keys.token, token);
+        }
         add({ kind: 'me', text: text, at: Date.now() });
+        connect();
       } else {
         $('chat-error').textContent = r.status === 0 ? t('networkError')
           : (r.body && r.body.error) || t('httpError', { status: r.status });
@@ -197,7 +223,7 @@
     $('lang').value = I18N.lang();
     I18N.apply(document);
     document.title = t('chatTitle');
-    $('chat-name').value = load(keys.name) || '';
+    $('chat-name').value = loadFrom('localStorage', keys.name) || '';
     $('chat-form').addEventListener('submit', send);
     $('chat-input').addEventListener('keydown', function (ev) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
@@ -208,9 +234,14 @@
       setConn($('chat-conn').dataset.state);
       redraw();
     });
-    setConn('connecting');
     redraw();
-    connect();
+    if (token) {
+      setConn('connecting');
+      connect();
+    } else {
+      // No socket until the first message brings a token.
+      setConn('ready');
+    }
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

@@ -131,6 +131,7 @@
       agentLeft: '{name} left the chat.',
       chatEnded: 'The conversation has ended. Write again to start a new one.',
       chatConnected: 'Online',
+      chatReady: 'Ready',
       chatSent: 'Sent',
       chatNewConversation: 'New conversation'
     },
@@ -257,6 +258,7 @@
       agentLeft: '{name} a quitté la discussion.',
       chatEnded: 'La conversation est terminée. Écrivez de nouveau pour en commencer une autre.',
       chatConnected: 'En ligne',
+      chatReady: 'Prêt',
       chatSent: 'Envoyé',
       chatNewConversation: 'Nouvelle conversation'
     }

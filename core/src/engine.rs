@@ -809,13 +809,15 @@ impl Engine {
                 .unwrap_or("Customer"),
         );
         let source = self.mask_for_agents(&msg.source);
+        // The channel's variables first: the server's own (SERVER_CAD_KEYS)
+        // are written last, so a customer cannot pose as another origin.
         let mut cad = Cad::new();
-        cad.insert("contact_origin".into(), msg.channel.clone());
-        cad.insert("entry_point".into(), source.clone());
-        cad.insert("customer_name".into(), customer_name.clone());
         for (k, v) in &msg.cad {
             cad.insert(k.clone(), self.mask_for_agents(v));
         }
+        cad.insert("contact_origin".into(), msg.channel.clone());
+        cad.insert("entry_point".into(), source.clone());
+        cad.insert("customer_name".into(), customer_name.clone());
         let preview = preview_of(&text);
         let queue = {
             let view = ConversationView {

@@ -19,6 +19,10 @@ pub type QueueId = String;
 /// Key/value data attached to a conversation and shown on the desktop.
 pub type Cad = BTreeMap<String, String>;
 
+/// CAD variables the engine sets on every new conversation from what the
+/// channel established: a channel's own CAD never overrides them.
+pub const SERVER_CAD_KEYS: &[&str] = &["contact_origin", "entry_point", "customer_name"];
+
 /// Longest agent message, in Unicode scalar values.
 pub const MAX_AGENT_MESSAGE_CHARS: usize = 1000;
 

@@ -832,3 +832,21 @@ fn idle_reasons_come_from_the_tenant_list() {
     assert_eq!(w.run(idle(" ")), ["agent_state alice idle [alice]"]);
     assert_eq!(reason(&w).as_deref(), Some("Not ready"));
 }
+
+#[test]
+fn a_channels_cad_never_replaces_the_servers_own_variables() {
+    let mut w = World::new(&[("alice", 5)]);
+    let mut cmd = customer_msg("v1", "hello");
+    if let Command::CustomerMessage(m) = &mut cmd {
+        for k in switchboard_core::model::SERVER_CAD_KEYS {
+            m.cad.insert(k.to_string(), "forged".into());
+        }
+        m.cad.insert("language".into(), "fr".into());
+    }
+    w.run(cmd);
+    let c = w.engine.conversation(1).expect("conversation");
+    assert_eq!(c.cad["contact_origin"], "webchat");
+    assert_eq!(c.cad["entry_point"], "Web site");
+    assert_eq!(c.cad["customer_name"], "Customer v1");
+    assert_eq!(c.cad["language"], "fr", "other variables are kept");
+}

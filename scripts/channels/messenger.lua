@@ -23,7 +23,7 @@ function M.verify(request, ctx)
     and sb.secure_compare(q["hub.verify_token"] or "", ctx.settings.verify_token) then
     return { status = 200, body = q["hub.challenge"] }
   end
-  return { status = 403, body = "verification failed" }
+  return { status = 403, body = '{"error":"verification failed"}', content_type = "application/json" }
 end
 
 local PLACEHOLDERS = {
@@ -54,31 +54,44 @@ end
 function M.inbound(request, ctx)
   local ok, payload = pcall(sb.json.decode, request.body)
   if not ok or type(payload) ~= "table" or payload.object ~= "page" then
-    return { events = {}, response = { status = 404, body = "not a page event" } }
+    return {
+      events = {},
+      response = { status = 404, body = '{"error":"not a page event"}', content_type = "application/json" },
+    }
   end
   local events = {}
-  for _, entry in ipairs(payload.entry or {}) do
-    local page = tostring(entry.id or "")
+  -- The host drops events of the wrong shape before this script sees them;
+  -- the type checks here keep the script safe on its own too (a sender id
+  -- that is not a string is never turned into a customer id).
+  local entries = type(payload.entry) == "table" and payload.entry or {}
+  for _, entry in ipairs(entries) do
+    local page = type(entry) == "table" and tostring(entry.id or "") or ""
     if page == ctx.settings.page_id then
-      for _, ev in ipairs(entry.messaging or {}) do
-        local sender = ev.sender and ev.sender.id
+      local messaging = type(entry.messaging) == "table" and entry.messaging or {}
+      for _, ev in ipairs(messaging) do
+        local sender = type(ev) == "table" and type(ev.sender) == "table" and ev.sender.id or nil
+        if type(sender) ~= "string" or sender == "" then sender = nil end
         local text, mid
-        if ev.message ~= nil and not ev.message.is_echo then
+        if sender == nil then
+          -- wrong shape: skipped
+        elseif type(ev.message) == "table" and not ev.message.is_echo then
           text = text_of(ev.message)
           mid = ev.message.mid
-        elseif ev.postback ~= nil then
-          text = ev.postback.title or ev.postback.payload
-          mid = ev.postback.mid
+        elseif type(ev.postback) == "table" then
+          local p = ev.postback
+          text = type(p.title) == "string" and p.title or (type(p.payload) == "string" and p.payload or nil)
+          mid = p.mid
         end
+        if type(mid) ~= "string" then mid = nil end
         if sender ~= nil and text ~= nil and text ~= "" then
           events[#events + 1] = {
             type = "message",
-            id = mid and tostring(mid) or nil,
-            customer = tostring(sender),
+            id = mid,
+            customer = sender,
             text = text,
             entry_point = page,
-            sent_at = ev.timestamp,
-            cad = { messenger_page = ctx.settings.page_name, messenger_psid = tostring(sender) },
+            sent_at = type(ev.timestamp) == "number" and ev.timestamp or nil,
+            cad = { messenger_page = ctx.settings.page_name, messenger_psid = sender },
           }
         end
       end
@@ -128,6 +141,21 @@ M.tests = {
     assert(r.body.messaging_type == "MESSAGE_TAG" and r.body.tag == "HUMAN_AGENT", "within 7 days")
     ctx.last_customer_message_at = ctx.now - 8 * DAY
     assert(M.outbound(m, ctx).refuse ~= nil, "past 7 days")
+  end,
+  wrong_shapes = function()
+    local ctx = { settings = { page_id = "1000", page_name = "P" } }
+    local body = [[{"object":"page","entry":[{"id":"1000","messaging":[
+      {"sender":{"id":{"x":1}},"message":{"text":"a"}},
+      {"sender":{"id":42},"message":{"text":"b"}},
+      {"sender":"s","message":{"text":"c"}},
+      {"sender":{"id":"7"},"message":"d"},
+      {"sender":{"id":"8"},"postback":{"title":{}}},
+      5,
+      {"sender":{"id":"9"},"message":{"mid":"m9","text":"ok"}}]}]}]]
+    local r = M.inbound({ body = body }, ctx)
+    assert(#r.events == 1 and r.events[1].customer == "9", "only the good event")
+    r = M.inbound({ body = [[{"object":"page","entry":{"id":1}}]] }, ctx)
+    assert(#r.events == 0 and r.response.status == 200, "entry not a list")
   end,
   attachments = function()
     assert(text_of({ attachments = { { type = "image" } } }) == "[image]")

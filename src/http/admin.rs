@@ -208,6 +208,9 @@ async fn scripts(
     ))
 }
 
+/// Largest step of the test clock: time arithmetic stays far from overflow.
+const MAX_ADVANCE_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
 #[derive(Deserialize)]
 struct AdvanceBody {
     ms: u64,
@@ -221,6 +224,11 @@ async fn advance_clock(
 ) -> Result<Json<Value>, AppError> {
     if !state.test_clock {
         return Err(AppError::NotFound("test clock"));
+    }
+    if body.ms > MAX_ADVANCE_MS {
+        return Err(AppError::Unprocessable(format!(
+            "ms must be at most {MAX_ADVANCE_MS} (ten years)"
+        )));
     }
     state.clock.advance(body.ms);
     for t in state.tenants.values() {

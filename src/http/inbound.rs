@@ -62,6 +62,36 @@ enum Parsed {
 /// Verify and parse `req` with the tenant's adapter for `entry.channel`,
 /// store each message, then give the adapter's answer.
 pub async fn handle(t: Arc<Tenant>, entry: Entry, req: HttpRequest) -> Result<Response, AppError> {
+    handle_all(t, entry, vec![req]).await
+}
+
+/// [`handle`] for one delivery cut into several requests (a big batch, in
+/// chunks the adapter can take): each in order; an adapter's early answer
+/// (a refusal) ends it; else the last request's answer is given once every
+/// message of every chunk is stored.
+pub async fn handle_all(
+    t: Arc<Tenant>,
+    entry: Entry,
+    requests: Vec<HttpRequest>,
+) -> Result<Response, AppError> {
+    let mut last = None;
+    for req in requests {
+        match handle_one(t.clone(), &entry, req).await? {
+            Handled::Answer(r) => return Ok(r),
+            Handled::Stored(r) => last = Some(r),
+        }
+    }
+    Ok(last.unwrap_or_else(|| respond(HttpResponse::text(200, "EVENT_RECEIVED"))))
+}
+
+enum Handled {
+    /// The adapter answered before parsing: give it now.
+    Answer(Response),
+    /// Every message stored; the adapter's answer.
+    Stored(Response),
+}
+
+async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<Handled, AppError> {
     let parsing = t.clone();
     let name = entry.channel.clone();
     // Adapters are scripts or plugins: CPU work, off the async workers.
@@ -83,11 +113,14 @@ pub async fn handle(t: Arc<Tenant>, entry: Entry, req: HttpRequest) -> Result<Re
     .await
     .map_err(|_| AppError::Conflict("adapter task failed".into()))?;
     let inbound = match parsed {
-        Ok(Parsed::Answer(r)) => return Ok(respond(r)),
+        Ok(Parsed::Answer(r)) => return Ok(Handled::Answer(respond(r))),
         Ok(Parsed::Messages(inbound)) => inbound,
         Err(e) => {
             tracing::warn!(tenant = %t.id(), channel = %entry.channel, error = %e, "channel adapter failed");
-            return Ok((StatusCode::SERVICE_UNAVAILABLE, "adapter unavailable").into_response());
+            return Err(AppError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "channel adapter unavailable".into(),
+            ));
         }
     };
     for ChannelEvent::Message(m) in inbound.events {
@@ -115,5 +148,5 @@ pub async fn handle(t: Arc<Tenant>, entry: Entry, req: HttpRequest) -> Result<Re
             }
         }
     }
-    Ok(respond(inbound.response))
+    Ok(Handled::Stored(respond(inbound.response)))
 }

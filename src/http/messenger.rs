@@ -7,12 +7,14 @@
 //! every adapter channel shares (`http::inbound`): stored before the 200.
 
 use super::{AppError, Shared};
+use crate::metrics::ChannelLabels;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use switchboard_core::channel::{HttpRequest, Verdict};
 use switchboard_core::lua::sb::verify_sha256_signature;
@@ -26,9 +28,12 @@ pub fn routes() -> Router<Shared> {
     )
 }
 
-fn unavailable(e: impl std::fmt::Display, tenant: &str) -> Response {
+fn unavailable(e: impl std::fmt::Display, tenant: &str) -> AppError {
     tracing::warn!(tenant = %tenant, error = %e, "messenger adapter failed");
-    (StatusCode::SERVICE_UNAVAILABLE, "adapter unavailable").into_response()
+    AppError::Status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "channel adapter unavailable".into(),
+    )
 }
 
 async fn handshake(
@@ -54,8 +59,13 @@ async fn handshake(
     .map_err(|_| AppError::Conflict("adapter task failed".into()))?;
     Ok(match verdict {
         Some(Ok(Verdict::Respond(r))) => super::inbound::respond(r),
-        Some(Ok(Verdict::Accept)) => (StatusCode::FORBIDDEN, "verification failed").into_response(),
-        Some(Err(e)) => unavailable(e, &tenant),
+        Some(Ok(Verdict::Accept)) => {
+            return Err(AppError::Status(
+                StatusCode::FORBIDDEN,
+                "verification failed".into(),
+            ))
+        }
+        Some(Err(e)) => return Err(unavailable(e, &tenant)),
         None => return Err(AppError::NotFound("channel")),
     })
 }
@@ -77,17 +87,315 @@ async fn webhook(
         tracing::info!(tenant = %tenant, "messenger webhook with a bad or missing signature");
         return Err(AppError::Unauthorized);
     }
-    let req = super::inbound::adapter_request(
-        "POST",
-        format!("/channels/messenger/{tenant}/webhook"),
-        BTreeMap::new(),
-        &headers,
-        &body,
-    );
+    // Wrong shapes are dropped (and counted) before the adapter sees
+    // them; a big batch goes to the adapter in chunks it can take.
+    let prepared = prepare(&body);
+    if prepared.skipped > 0 {
+        tracing::info!(tenant = %tenant, skipped = prepared.skipped, "messenger events with a wrong shape skipped");
+        t.metrics
+            .family()
+            .skipped_events
+            .get_or_create(&ChannelLabels {
+                tenant: tenant.clone(),
+                channel: CHANNEL.into(),
+            })
+            .inc_by(prepared.skipped);
+    }
+    let path = format!("/channels/messenger/{tenant}/webhook");
+    let requests = match prepared.chunks {
+        None => vec![super::inbound::adapter_request(
+            "POST",
+            path,
+            BTreeMap::new(),
+            &headers,
+            &body,
+        )],
+        Some(chunks) => chunks
+            .iter()
+            .map(|c| {
+                super::inbound::adapter_request("POST", path.clone(), BTreeMap::new(), &headers, c)
+            })
+            .collect(),
+    };
     let entry = super::inbound::Entry {
         channel: CHANNEL.into(),
         source: cfg.page_name.clone(),
         queue: cfg.queue.clone(),
     };
-    super::inbound::handle(t, entry, req).await
+    super::inbound::handle_all(t, entry, requests).await
+}
+
+/// Most messaging events given to the adapter in one call: a batch of any
+/// size Meta may send (up to the body limit) is taken in calls of this
+/// size, each well within a script's event limit and instruction budget.
+pub const CHUNK_EVENTS: usize = 100;
+/// Longest sender id accepted (PSIDs are about 16 digits).
+const MAX_PSID_BYTES: usize = 64;
+/// Messaging event kinds that carry no customer message: passed on, not
+/// counted as wrong.
+const OTHER_KINDS: &[&str] = &[
+    "delivery",
+    "read",
+    "reaction",
+    "optin",
+    "referral",
+    "account_linking",
+    "policy_enforcement",
+    "pass_thread_control",
+    "take_thread_control",
+    "request_thread_control",
+    "app_roles",
+    "game_play",
+    "message_edit",
+];
+
+/// A webhook body made ready for the adapter.
+#[derive(Debug, PartialEq)]
+struct Prepared {
+    /// The bodies to hand over in order; `None`: the original body as it is.
+    chunks: Option<Vec<Vec<u8>>>,
+    /// Messaging events (or entries) dropped for their shape.
+    skipped: u64,
+}
+
+fn is_string_or_absent(v: &Value, key: &str) -> bool {
+    v.get(key).is_none_or(|x| x.is_string())
+}
+
+/// Whether a messaging event has a shape the adapter can take: a sender
+/// whose id is a short string, and a message or postback object whose
+/// fields have their types (or another known kind of event).
+fn well_formed(ev: &Value) -> bool {
+    let Some(obj) = ev.as_object() else {
+        return false;
+    };
+    let sender_ok = obj
+        .get("sender")
+        .and_then(|s| s.get("id"))
+        .and_then(Value::as_str)
+        .is_some_and(|id| {
+            !id.is_empty() && id.len() <= MAX_PSID_BYTES && !id.chars().any(char::is_control)
+        });
+    if !sender_ok {
+        return false;
+    }
+    if obj.get("timestamp").is_some_and(|t| !t.is_number()) {
+        return false;
+    }
+    if let Some(m) = obj.get("message") {
+        return m.is_object()
+            && is_string_or_absent(m, "text")
+            && is_string_or_absent(m, "mid")
+            && m.get("is_echo").is_none_or(Value::is_boolean)
+            && m.get("attachments")
+                .is_none_or(|a| a.as_array().is_some_and(|l| l.iter().all(Value::is_object)));
+    }
+    if let Some(p) = obj.get("postback") {
+        return p.is_object()
+            && is_string_or_absent(p, "title")
+            && is_string_or_absent(p, "payload")
+            && is_string_or_absent(p, "mid");
+    }
+    OTHER_KINDS.iter().any(|k| obj.contains_key(*k))
+}
+
+/// Check the shapes of a page webhook and cut it into chunks of at most
+/// [`CHUNK_EVENTS`] messaging events. A body that is not a page event is
+/// left to the adapter (which refuses it).
+fn prepare(body: &[u8]) -> Prepared {
+    let as_is = Prepared {
+        chunks: None,
+        skipped: 0,
+    };
+    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(body) else {
+        return as_is;
+    };
+    if payload.get("object").and_then(Value::as_str) != Some("page") {
+        return as_is;
+    }
+    let mut skipped = 0u64;
+    let mut changed = false;
+    // Each entry's fields but `messaging`, and its good events.
+    let mut entries: Vec<(Map<String, Value>, Vec<Value>)> = Vec::new();
+    match payload.get("entry") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for entry in list {
+                let Value::Object(e) = entry else {
+                    skipped += 1;
+                    changed = true;
+                    continue;
+                };
+                let mut head = e.clone();
+                let events = match head.remove("messaging") {
+                    None => Vec::new(),
+                    Some(Value::Array(evs)) => {
+                        let n = evs.len();
+                        let good: Vec<Value> = evs.into_iter().filter(well_formed).collect();
+                        if good.len() != n {
+                            skipped += (n - good.len()) as u64;
+                            changed = true;
+                        }
+                        good
+                    }
+                    Some(_) => {
+                        skipped += 1;
+                        changed = true;
+                        Vec::new()
+                    }
+                };
+                entries.push((head, events));
+            }
+        }
+        Some(_) => {
+            skipped += 1;
+            changed = true;
+        }
+    }
+    let total: usize = entries.iter().map(|(_, evs)| evs.len()).sum();
+    if !changed && total <= CHUNK_EVENTS {
+        return Prepared {
+            chunks: None,
+            skipped,
+        };
+    }
+    // Fill chunks entry by entry; an entry split over chunks keeps its id
+    // and time in each piece, its other fields in the first only.
+    let mut chunks = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut room = CHUNK_EVENTS;
+    let mut top = payload.clone();
+    let flush =
+        |top: &mut Map<String, Value>, current: &mut Vec<Value>, chunks: &mut Vec<Vec<u8>>| {
+            top.insert("entry".into(), Value::Array(std::mem::take(current)));
+            chunks.push(Value::Object(top.clone()).to_string().into_bytes());
+        };
+    for (head, events) in entries {
+        if events.is_empty() {
+            current.push(Value::Object(head));
+            continue;
+        }
+        let mut first = true;
+        let mut rest = events.as_slice();
+        while !rest.is_empty() {
+            if room == 0 {
+                flush(&mut top, &mut current, &mut chunks);
+                room = CHUNK_EVENTS;
+            }
+            let n = room.min(rest.len());
+            let mut piece = if first {
+                head.clone()
+            } else {
+                head.iter()
+                    .filter(|(k, _)| *k == "id" || *k == "time")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            piece.insert("messaging".into(), Value::Array(rest[..n].to_vec()));
+            current.push(Value::Object(piece));
+            rest = &rest[n..];
+            room -= n;
+            first = false;
+        }
+    }
+    if !current.is_empty() || chunks.is_empty() {
+        flush(&mut top, &mut current, &mut chunks);
+    }
+    Prepared {
+        chunks: Some(chunks),
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(psid: Value, n: usize) -> Value {
+        json!({"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": 1,
+               "message": {"mid": format!("m.{n}"), "text": "hi"}})
+    }
+
+    fn batch(events: Vec<Value>) -> Vec<u8> {
+        json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": events}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn chunk_events(p: &Prepared) -> Vec<usize> {
+        p.chunks
+            .as_ref()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let v: Value = serde_json::from_slice(c).unwrap_or_default();
+                        v["entry"]
+                            .as_array()
+                            .map(|es| {
+                                es.iter()
+                                    .map(|e| e["messaging"].as_array().map_or(0, Vec::len))
+                                    .sum()
+                            })
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_small_good_batch_goes_as_it_is() {
+        let body = batch(vec![event(json!("1"), 1), event(json!("2"), 2)]);
+        assert_eq!(
+            prepare(&body),
+            Prepared {
+                chunks: None,
+                skipped: 0
+            }
+        );
+        assert_eq!(prepare(b"not json").chunks, None);
+    }
+
+    #[test]
+    fn wrong_shapes_are_skipped_and_counted() {
+        let mut evs = vec![
+            event(json!({"id": "1"}), 1),
+            event(json!(12345), 2),
+            event(json!(""), 3),
+            json!({"sender": {"id": "4"}, "timestamp": 1}),
+            json!({"sender": {"id": "5"}, "message": "hi"}),
+            json!({"sender": {"id": "6"}, "message": {"text": 6}}),
+            json!({"sender": "7", "message": {"text": "hi"}}),
+            json!(8),
+        ];
+        evs.push(event(json!("good"), 9));
+        evs.push(json!({"sender": {"id": "10"}, "read": {"watermark": 1}}));
+        let p = prepare(&batch(evs));
+        assert_eq!(p.skipped, 8);
+        assert_eq!(chunk_events(&p), [2]);
+    }
+
+    #[test]
+    fn a_big_batch_is_cut_into_chunks_that_keep_every_event_in_order() {
+        let evs: Vec<Value> = (0..250).map(|n| event(json!(n.to_string()), n)).collect();
+        let p = prepare(&batch(evs));
+        assert_eq!(p.skipped, 0);
+        assert_eq!(chunk_events(&p), [100, 100, 50]);
+        let mids: Vec<String> = p
+            .chunks
+            .iter()
+            .flatten()
+            .flat_map(|c| {
+                let v: Value = serde_json::from_slice(c).unwrap_or_default();
+                v["entry"][0]["messaging"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|e| e["message"]["mid"].as_str().map(str::to_string))
+            .collect();
+        let want: Vec<String> = (0..250).map(|n| format!("m.{n}")).collect();
+        assert_eq!(mids, want);
+    }
 }

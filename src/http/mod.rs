@@ -36,6 +36,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     pub tenants: HashMap<String, Arc<Tenant>>,
     pub sessions: Sessions,
+    /// Web chat visitor tokens.
+    pub visitors: crate::visitors::VisitorTokens,
     /// argon2 hash of each agent's password, by (tenant, agent).
     pub passwords: HashMap<(String, String), String>,
     pub admin_token: String,
@@ -65,8 +67,64 @@ pub fn app(state: Shared) -> Router {
         .merge(plugin_channels::routes())
         .merge(admin::routes())
         .merge(web::routes())
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// What the router answers for a path it does not serve.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> AppError {
+    AppError::Status(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// Longest plain-text error body turned into JSON; anything longer is cut.
+const MAX_PLAIN_ERROR_BYTES: usize = 4 * 1024;
+
+/// Every error answer is JSON `{"error": …}`: the ones our handlers give
+/// already are; this turns the rest (axum's rejections of paths, queries,
+/// bodies, missing WebSocket upgrades, 405 for a wrong method, a channel
+/// adapter's plain-text refusal) into the same shape, keeping the status
+/// and headers such as `Allow` and `Retry-After`. The web pages' HTML 404
+/// stays HTML.
+async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn healthz() -> &'static str {
@@ -142,6 +200,10 @@ async fn openapi() -> Response {
 pub enum AppError {
     BadRequest(String),
     Unauthorized,
+    /// 401 with a reason the client can act on.
+    UnauthorizedBecause(String),
+    /// Any other status with its message (an extractor's rejection).
+    Status(StatusCode, String),
     NotFound(&'static str),
     Conflict(String),
     Unprocessable(String),
@@ -178,6 +240,8 @@ impl IntoResponse for AppError {
         let (status, message) = match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".to_string()),
+            AppError::UnauthorizedBecause(m) => (StatusCode::UNAUTHORIZED, m),
+            AppError::Status(status, m) => (status, m),
             AppError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             AppError::Conflict(m) => (StatusCode::CONFLICT, m),
             AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),

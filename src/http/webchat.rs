@@ -1,10 +1,18 @@
 //! The bundled web chat channel: customers post messages and receive the
 //! agents' replies on a WebSocket (CONTRACT.md "Web chat channel").
+//!
+//! The server issues each visitor's identity (`crate::visitors`): a message
+//! without a token starts a new visitor and is answered with its
+//! `visitor_token`; later messages carry `Authorization: Bearer <token>`,
+//! and the events socket takes `?visitor_token=`. A client-chosen `visitor`
+//! field is only a label (CAD variable `visitor`): it never identifies
+//! anyone, so a message without a token is always a new visitor.
 
 use super::{AppError, JsonBody, Shared};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,12 +20,15 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use switchboard_core::model::SERVER_CAD_KEYS;
 use switchboard_core::{Command, CustomerMessage, Event};
 
-/// Longest visitor id accepted.
+/// Longest visitor label accepted.
 const MAX_VISITOR_LEN: usize = 128;
 /// Longest visitor display name accepted, in characters.
 const MAX_NAME_CHARS: usize = 100;
+/// The CAD variable that keeps a visitor's label.
+pub const LABEL_CAD_KEY: &str = "visitor";
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -27,7 +38,10 @@ pub fn routes() -> Router<Shared> {
 
 #[derive(Deserialize)]
 struct MessageBody {
-    visitor: String,
+    /// A label for a new visitor (the site's own id for it, say); never an
+    /// identity.
+    #[serde(default)]
+    visitor: Option<String>,
     text: String,
     #[serde(default)]
     name: Option<String>,
@@ -40,6 +54,12 @@ struct MessageBody {
 pub const MAX_CAD_ENTRIES: usize = 16;
 pub const MAX_CAD_KEY_BYTES: usize = 64;
 pub const MAX_CAD_VALUE_CHARS: usize = 256;
+
+/// Whether a visitor may set CAD variable `key` (the server's own are
+/// refused, not overridden: the visitor learns why).
+fn reserved(key: &str) -> bool {
+    key == LABEL_CAD_KEY || SERVER_CAD_KEYS.contains(&key)
+}
 
 fn check_cad(cad: &BTreeMap<String, String>) -> Result<(), AppError> {
     let bad = cad.len() > MAX_CAD_ENTRIES
@@ -55,10 +75,15 @@ fn check_cad(cad: &BTreeMap<String, String>) -> Result<(), AppError> {
             "cad: at most {MAX_CAD_ENTRIES} entries, keys of letters, digits and '_' up to {MAX_CAD_KEY_BYTES} bytes, values up to {MAX_CAD_VALUE_CHARS} characters"
         )));
     }
+    if let Some(k) = cad.keys().find(|k| reserved(k)) {
+        return Err(AppError::Unprocessable(format!(
+            "cad: {k:?} is set by the server and cannot be given by a visitor"
+        )));
+    }
     Ok(())
 }
 
-fn check_visitor(v: &str) -> Result<(), AppError> {
+fn check_label(v: &str) -> Result<(), AppError> {
     if v.is_empty() || v.len() > MAX_VISITOR_LEN || v.chars().any(char::is_control) {
         return Err(AppError::Unprocessable(format!(
             "visitor must be 1 to {MAX_VISITOR_LEN} bytes without control characters"
@@ -67,17 +92,46 @@ fn check_visitor(v: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The token of an `Authorization: Bearer <token>` header (scheme
+/// case-insensitive); `Err` for another scheme or an unreadable header.
+fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(h) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = h.to_str().map_err(|_| AppError::Unauthorized)?;
+    match v.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(AppError::Unauthorized),
+    }
+}
+
 async fn post_message(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Response, AppError> {
     let t = state.tenant(&tenant)?;
     let Some(webchat) = &t.config.webchat else {
         return Err(AppError::NotFound("channel"));
     };
-    check_visitor(&body.visitor)?;
-    check_cad(&body.cad)?;
+    // Who is writing: the visitor of a valid token, else a new visitor.
+    let (visitor, new_token) = match bearer_header(&headers)? {
+        Some(token) => match state.visitors.check(&tenant, token) {
+            Some(v) => (v, None),
+            None => return Err(AppError::Unauthorized),
+        },
+        None => {
+            let (token, v) = state.visitors.issue(&tenant);
+            (v, Some(token))
+        }
+    };
+    let mut cad = body.cad;
+    check_cad(&cad)?;
+    if let Some(label) = body.visitor {
+        check_label(&label)?;
+        cad.insert(LABEL_CAD_KEY.into(), label);
+    }
     if body
         .name
         .as_deref()
@@ -90,12 +144,12 @@ async fn post_message(
     let out = t
         .execute(Command::CustomerMessage(CustomerMessage {
             channel: "webchat".into(),
-            customer: body.visitor.clone(),
+            customer: visitor.customer,
             customer_name: body.name,
             text: body.text,
             source: webchat.source.clone(),
             queue: webchat.queue.clone(),
-            cad: body.cad,
+            cad,
             external_id: None,
         }))
         .await?;
@@ -106,34 +160,46 @@ async fn post_message(
             _ => None,
         })
         .ok_or(AppError::Conflict("message not stored".into()))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "conversation": conversation })),
-    )
-        .into_response())
+    let body = match new_token {
+        Some(token) => json!({ "conversation": conversation, "visitor_token": token }),
+        None => json!({ "conversation": conversation }),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
-struct VisitorQuery {
-    visitor: String,
-}
-
+/// `GET /channels/webchat/{tenant}/events?visitor_token=T`. The token is
+/// checked before the upgrade, so a request without a valid one gets a
+/// JSON 401 whether or not it asked for a WebSocket.
 async fn events(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
-    Query(q): Query<VisitorQuery>,
-    ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let t = state.tenant(&tenant)?.clone();
     if t.config.webchat.is_none() {
         return Err(AppError::NotFound("channel"));
     }
-    check_visitor(&q.visitor)?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let token = params
+        .iter()
+        .find(|(k, _)| k == "visitor_token")
+        .map(|(_, v)| v.as_str());
+    let Some(visitor) = token.and_then(|tok| state.visitors.check(&tenant, tok)) else {
+        if token.is_none() && params.iter().any(|(k, _)| k == "visitor") {
+            return Err(AppError::UnauthorizedBecause(
+                "a visitor id is not a credential: connect with ?visitor_token= from the answer to your first message".into(),
+            ));
+        }
+        return Err(AppError::Unauthorized);
+    };
+    let ws = ws.map_err(|e| AppError::Status(e.status(), e.body_text()))?;
     Ok(ws
         .max_message_size(16 * 1024)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| visitor_socket(socket, t, q.visitor)))
+        .on_upgrade(move |socket| visitor_socket(socket, t, visitor.customer)))
 }
 
 async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, visitor: String) {

@@ -44,6 +44,9 @@ pub struct Server {
     pub http: reqwest::Client,
     /// Everything the server wrote to stderr (its logs), once stopped.
     log_path: PathBuf,
+    /// The token the server issued to each web chat visitor, by the label
+    /// the test gave it (the label is the test's handle, not an identity).
+    visitors: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Drop for Server {
@@ -118,7 +121,15 @@ impl Server {
             child,
             http: reqwest::Client::new(),
             log_path,
+            visitors: Default::default(),
         }
+    }
+
+    /// Keep talking as the visitors of `old` (a server on the same data
+    /// that was stopped): their tokens survive a restart.
+    pub fn adopt_visitors(&self, old: &Server) {
+        let old = old.visitors.lock().expect("visitors").clone();
+        self.visitors.lock().expect("visitors").extend(old);
     }
 
     /// Kill the server process abruptly (SIGKILL), as a crash would.
@@ -172,17 +183,63 @@ impl Server {
         assert_eq!(status, 200, "test clock");
     }
 
+    /// A web chat message from the visitor the test calls `visitor`: its
+    /// first message starts a new visitor (the label goes along as such)
+    /// and the harness keeps the token the server issues; later ones carry
+    /// that token. Returns the conversation.
     pub async fn customer_says(&self, visitor: &str, name: &str, text: &str) -> u64 {
-        let resp = self
+        let (status, v) = self.webchat_post(visitor, name, text).await;
+        assert_eq!(status, 202, "web chat message accepted: {v}");
+        v["conversation"].as_u64().expect("conversation id")
+    }
+
+    /// Like [`Server::customer_says`], for any answer: (status, body).
+    pub async fn webchat_post(&self, visitor: &str, name: &str, text: &str) -> (u16, Value) {
+        let token = self.visitor_token(visitor);
+        let mut req = self
             .http
             .post(self.url("/channels/webchat/demo/messages"))
-            .json(&json!({"visitor": visitor, "text": text, "name": name}))
-            .send()
-            .await
-            .expect("post web chat message");
-        assert_eq!(resp.status().as_u16(), 202, "web chat message accepted");
+            .json(&json!({"visitor": visitor, "text": text, "name": name}));
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("post web chat message");
+        let status = resp.status().as_u16();
         let v: Value = resp.json().await.expect("json");
-        v["conversation"].as_u64().expect("conversation id")
+        if token.is_none() {
+            if let Some(t) = v["visitor_token"].as_str() {
+                self.visitors
+                    .lock()
+                    .expect("visitors")
+                    .insert(visitor.to_string(), t.to_string());
+            }
+        }
+        (status, v)
+    }
+
+    /// The token issued to the visitor the test calls `visitor`.
+    pub fn visitor_token(&self, visitor: &str) -> Option<String> {
+        self.visitors
+            .lock()
+            .expect("visitors")
+            .get(visitor)
+            .cloned()
+    }
+
+    /// The events socket of a visitor that has written (so has a token).
+    pub async fn visitor_events(&self, visitor: &str) -> Events {
+        let token = self
+            .visitor_token(visitor)
+            .unwrap_or_else(|| panic!("{visitor} has not written yet: no token"));
+        self.visitor_socket(&token).await
+    }
+
+    /// The demo tenant's web chat events socket for a visitor token.
+    pub async fn visitor_socket(&self, token: &str) -> Events {
+        Events::connect(&self.ws_url(&format!(
+            "/channels/webchat/demo/events?visitor_token={token}"
+        )))
+        .await
     }
 }
 
