@@ -293,6 +293,12 @@ impl Sessions {
     pub fn forgive(&self, attempt: &Attempt) {
         lock(&self.attempts).forgive(attempt);
     }
+
+    /// The attempt's password was wrong: it counts until it leaves the
+    /// window.
+    pub fn failed(&self, attempt: &Attempt) {
+        lock(&self.attempts).failed(attempt);
+    }
 }
 
 fn account_key(tenant: &str, agent: &str) -> String {
@@ -307,21 +313,35 @@ pub struct Attempt {
     addr: String,
 }
 
+/// One attempt in a window: when, which, and whether its password is
+/// still being checked.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: Millis,
+    id: u64,
+    in_flight: bool,
+}
+
 /// Login attempts per account and per address within a sliding window.
 #[derive(Debug, Default)]
 struct Attempts {
     next: u64,
-    accounts: HashMap<String, Vec<(Millis, u64)>>,
-    addresses: HashMap<String, Vec<(Millis, u64)>>,
+    accounts: HashMap<String, Vec<Slot>>,
+    addresses: HashMap<String, Vec<Slot>>,
 }
 
-/// Seconds until the oldest attempt of a full list leaves the window.
-fn full(list: &mut Vec<(Millis, u64)>, max: usize, now: Millis) -> Option<u64> {
-    list.retain(|(t, _)| t + FAILURE_WINDOW_MS > now);
+/// When a list is full, the seconds to wait: 1 while some of its attempts
+/// are still being checked (a success gives its slot back), else until the
+/// oldest failure leaves the window.
+fn full(list: &mut Vec<Slot>, max: usize, now: Millis) -> Option<u64> {
+    list.retain(|s| s.in_flight || s.at + FAILURE_WINDOW_MS > now);
     if list.len() < max {
         return None;
     }
-    let oldest = list.first().map(|(t, _)| *t).unwrap_or(now);
+    if list.iter().any(|s| s.in_flight) {
+        return Some(1);
+    }
+    let oldest = list.first().map(|s| s.at).unwrap_or(now);
     Some(
         (oldest + FAILURE_WINDOW_MS)
             .saturating_sub(now)
@@ -335,7 +355,10 @@ impl Attempts {
         // Bound memory: forget keys with no recent attempt.
         for map in [&mut self.accounts, &mut self.addresses] {
             if map.len() > 10_000 {
-                map.retain(|_, v| v.iter().any(|(t, _)| t + FAILURE_WINDOW_MS > now));
+                map.retain(|_, v| {
+                    v.iter()
+                        .any(|s| s.in_flight || s.at + FAILURE_WINDOW_MS > now)
+                });
             }
         }
         let by_account = self.accounts.entry(account.to_string()).or_default();
@@ -346,26 +369,41 @@ impl Attempts {
         if let Some(secs) = full(by_addr, MAX_FAILURES_PER_ADDRESS, now) {
             return Err(secs);
         }
-        let id = self.next;
+        let slot = Slot {
+            at: now,
+            id: self.next,
+            in_flight: true,
+        };
         self.next += 1;
-        by_addr.push((now, id));
+        by_addr.push(slot);
         self.accounts
             .entry(account.to_string())
             .or_default()
-            .push((now, id));
+            .push(slot);
         Ok(Attempt {
-            id,
+            id: slot.id,
             account: account.to_string(),
             addr: addr.to_string(),
         })
     }
 
+    fn lists(&mut self, a: &Attempt) -> impl Iterator<Item = &mut Vec<Slot>> {
+        let account = self.accounts.get_mut(&a.account);
+        let addr = self.addresses.get_mut(&a.addr);
+        account.into_iter().chain(addr)
+    }
+
     fn forgive(&mut self, a: &Attempt) {
-        if let Some(list) = self.accounts.get_mut(&a.account) {
-            list.retain(|(_, id)| *id != a.id);
+        for list in self.lists(a) {
+            list.retain(|s| s.id != a.id);
         }
-        if let Some(list) = self.addresses.get_mut(&a.addr) {
-            list.retain(|(_, id)| *id != a.id);
+    }
+
+    fn failed(&mut self, a: &Attempt) {
+        for list in self.lists(a) {
+            for s in list.iter_mut().filter(|s| s.id == a.id) {
+                s.in_flight = false;
+            }
         }
     }
 }
@@ -386,8 +424,14 @@ mod tests {
         );
         a.forgive(&first[0]);
         let again = a.reserve("t\0alice", "1.2.3.4", 0).expect("one slot back");
-        assert!(a.reserve("t\0alice", "1.2.3.4", 0).is_err());
-        drop(again);
+        for f in first.iter().skip(1).chain([&again]) {
+            a.failed(f);
+        }
+        assert_eq!(
+            a.reserve("t\0alice", "1.2.3.4", 1_000).map(|_| ()),
+            Err(59),
+            "five failures: wait for the oldest to leave the window"
+        );
         assert_eq!(
             a.reserve("t\0alice", "1.2.3.4", FAILURE_WINDOW_MS)
                 .map(|_| ()),

@@ -25,6 +25,11 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
+/// Most verification workers, whatever the cores: each keeps one argon2
+/// buffer (19 MiB with default parameters), so memory stays under
+/// `MAX_WORKERS × m_cost`.
+pub const MAX_WORKERS: usize = 4;
+
 /// Verifications waiting for a worker, per worker, before logins are
 /// refused with 503.
 pub const QUEUE_PER_WORKER: usize = 16;
@@ -153,12 +158,12 @@ fn keyed(key: &[u8; 32], password: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// One worker per core the process may use.
+/// One worker per core the process may use, at most [`MAX_WORKERS`].
 fn workers() -> usize {
     std::thread::available_parallelism()
         .map(std::num::NonZeroUsize::get)
         .unwrap_or(1)
-        .clamp(1, 16)
+        .clamp(1, MAX_WORKERS)
 }
 
 struct Job {

@@ -162,6 +162,7 @@ async fn login(
     };
     let tenant = state.tenants.get(&body.tenant);
     let (true, Some(tenant)) = (ok, tenant) else {
+        state.sessions.failed(&attempt);
         tracing::warn!(tenant = %t, agent = %ag, client = %addr, "failed login");
         return Err(AppError::Unauthorized);
     };
