@@ -167,11 +167,8 @@ async fn login(
         return Err(AppError::Unauthorized);
     };
     state.sessions.forgive(&attempt);
-    tenant
-        .execute(Command::Login {
-            agent: body.agent.clone(),
-        })
-        .await?;
+    // The session exists before the agent is logged in: the timer never
+    // sees a logged-in agent without one (it would log it out again).
     let token = state
         .sessions
         .create(&body.tenant, &body.agent, now)
@@ -179,6 +176,17 @@ async fn login(
             tracing::error!(error = %e, "could not store a session");
             AppError::Unavailable
         })?;
+    let logged_in = tenant
+        .execute(Command::Login {
+            agent: body.agent.clone(),
+        })
+        .await;
+    if let Err(e) = logged_in {
+        if let Some(s) = state.sessions.get(&token, now) {
+            state.sessions.revoke(&s.id);
+        }
+        return Err(e.into());
+    }
     // The desktop has the grace period to connect its socket.
     tenant.hub.away_unless_connected(&body.agent, now);
     tenant.timer.notify_one();
