@@ -9,6 +9,8 @@
 //! cargo build --release && cargo run --release --example loadgen -- --rate 5000 --duration 10
 //! cargo run --release --example loadgen -- --rate 1000 --duration 10     # latency at 1k msg/s
 //! cargo run --release --example loadgen -- --rate 0 --idle-sockets 10000 # 10k agent sockets
+//! cargo run --release --example loadgen -- --startup-tenants 300          # start-up, 900 plain passwords
+//! cargo run --release --example loadgen -- --startup-tenants 300 --hashed # the same with password_hash
 //! ```
 //! Requests loop for a bounded time and stop by themselves.
 
@@ -65,6 +67,12 @@ struct Args {
     /// Concurrent HTTP senders.
     #[arg(long, default_value_t = 64)]
     senders: usize,
+    /// Only measure start-up: this many tenants of 3 agents each, then exit.
+    #[arg(long)]
+    startup_tenants: Option<usize>,
+    /// With `--startup-tenants`: agents have `password_hash`, not `password`.
+    #[arg(long)]
+    hashed: bool,
 }
 
 const SECRET: &str = "load-secret";
@@ -226,17 +234,86 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Log in, coming back when the server says so (503 when its password
+/// workers are saturated, 429 while the account has attempts in flight).
 async fn login(http: &reqwest::Client, base: &str, agent: &str) -> Option<String> {
-    let v: Value = http
-        .post(format!("{base}/api/login"))
-        .json(&json!({"tenant": "load", "agent": agent, "password": "load"}))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    v["token"].as_str().map(str::to_string)
+    for _ in 0..120 {
+        let resp = http
+            .post(format!("{base}/api/login"))
+            .json(&json!({"tenant": "load", "agent": agent, "password": "load"}))
+            .send()
+            .await
+            .ok()?;
+        if matches!(resp.status().as_u16(), 429 | 503) {
+            let secs = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1u64);
+            tokio::time::sleep(Duration::from_millis(secs * 1000 / 4 + 50)).await;
+            continue;
+        }
+        let v: Value = resp.json().await.ok()?;
+        return v["token"].as_str().map(str::to_string);
+    }
+    None
+}
+
+/// `--startup-tenants N`: time from starting the server to its listening
+/// line with N tenants of 3 agents each, and its memory then.
+fn startup(args: &Args, tenants: usize) {
+    let dir = std::env::temp_dir().join(format!("switchboard-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let hash = cheap_hash();
+    let mut cfg = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nadmin_token = \"{ADMIN}\"\n",
+        dir.join("data")
+    );
+    for t in 0..tenants {
+        cfg += &format!("\n[[tenants]]\nid = \"t{t}\"\ndefault_queue = \"q\"\n\n[[tenants.queues]]\nid = \"q\"\n");
+        for a in 0..3 {
+            let credential = if args.hashed {
+                format!("password_hash = \"{hash}\"")
+            } else {
+                format!("password = \"pw-{t}-{a}\"")
+            };
+            cfg +=
+                &format!("\n[[tenants.agents]]\nid = \"a{a}\"\n{credential}\nqueues = [\"q\"]\n");
+        }
+    }
+    let path = dir.join("startup.toml");
+    std::fs::write(&path, cfg).expect("write config");
+    let started = Instant::now();
+    let mut child = Command::new(&args.server)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "start {}: {e} (cargo build --release first)",
+                args.server.display()
+            )
+        });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("Switchboard is listening on "));
+    let elapsed = started.elapsed();
+    let pid = child.id();
+    println!(
+        "{tenants} tenants x 3 agents ({}): listening={listening} after {:.2} s; RSS {:.1} MiB (peak {:.1} MiB)",
+        if args.hashed { "password_hash" } else { "plain password" },
+        elapsed.as_secs_f64(),
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn run_agent(
@@ -363,6 +440,10 @@ fn sign(body: &str) -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(n) = args.startup_tenants {
+        startup(&args, n);
+        return;
+    }
     let stats = Arc::new(Stats::default());
     let graph = graph_api(stats.clone()).await;
     let dir = std::env::temp_dir().join(format!("switchboard-load-{}", std::process::id()));

@@ -1,27 +1,41 @@
-//! Agent authentication: argon2 password hashes, random session tokens
-//! stored hashed (so a leaked database holds no usable token), expiry,
-//! logout, and limits on failed logins per account and per address.
+//! Agent authentication: random session tokens stored hashed (so a leaked
+//! database holds no usable token), expiry, logout of one or every session
+//! of an agent, one-time WebSocket tickets, and limits on login attempts
+//! per account and per address. Password checking itself is in
+//! [`crate::passwords`].
+//!
+//! **Invariant:** a login attempt is reserved (checked against the limits
+//! and counted) in one step under one lock *before* its password is
+//! verified; only a success gives its slot back. However many requests
+//! race, at most [`MAX_FAILURES`] passwords of one account are ever
+//! evaluated per window (`tests/login_limits.rs`).
 
 use crate::store::Store;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use switchboard_core::model::Millis;
 
-/// Failed logins allowed per account within [`FAILURE_WINDOW_MS`].
+/// Login attempts allowed per account within [`FAILURE_WINDOW_MS`]
+/// (attempts in flight count; a successful one is given back).
 pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW_MS: Millis = 60_000;
-/// Failed logins allowed per client address within [`FAILURE_WINDOW_MS`],
+/// Login attempts allowed per client address within [`FAILURE_WINDOW_MS`],
 /// whatever the accounts (password spraying). Behind a reverse proxy every
 /// client shares the proxy's address: raise it or rate-limit at the proxy.
 pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
+/// Lifetime of a WebSocket ticket (`POST /api/agent/events/ticket`).
+pub const TICKET_TTL_MS: Millis = 30_000;
 
 /// A logged-in agent.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// The SHA-256 of the token: names the session (its sockets, the store
+    /// row) without being a credential.
+    pub id: String,
     pub tenant: String,
     pub agent: String,
     pub expires_at: Millis,
@@ -36,125 +50,254 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
 }
 
-/// Check a password against a PHC hash.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// The live sessions, indexed three ways; one lock for all of them.
+#[derive(Debug, Default)]
+struct SessionMap {
+    by_id: HashMap<String, Session>,
+    /// Session ids of each (tenant, agent).
+    by_agent: HashMap<(String, String), Vec<String>>,
+    /// Expiries of each tenant's sessions, soonest first.
+    expiring: HashMap<String, BTreeSet<(Millis, String)>>,
+}
+
+impl SessionMap {
+    fn insert(&mut self, s: Session) {
+        self.by_agent
+            .entry((s.tenant.clone(), s.agent.clone()))
+            .or_default()
+            .push(s.id.clone());
+        self.expiring
+            .entry(s.tenant.clone())
+            .or_default()
+            .insert((s.expires_at, s.id.clone()));
+        self.by_id.insert(s.id.clone(), s);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Session> {
+        let s = self.by_id.remove(id)?;
+        let key = (s.tenant.clone(), s.agent.clone());
+        if let Some(ids) = self.by_agent.get_mut(&key) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                self.by_agent.remove(&key);
+            }
+        }
+        if let Some(set) = self.expiring.get_mut(&s.tenant) {
+            set.remove(&(s.expires_at, s.id.clone()));
+        }
+        Some(s)
+    }
 }
 
 /// Sessions in memory, mirrored in the store so they survive a restart.
 #[derive(Debug)]
 pub struct Sessions {
-    by_hash: Mutex<HashMap<String, Session>>,
+    map: Mutex<SessionMap>,
+    /// One-time WebSocket tickets: hash of the ticket → (session id, expiry).
+    tickets: Mutex<HashMap<String, (String, Millis)>>,
     store: Arc<Store>,
     ttl_ms: Millis,
-    accounts: FailureLimiter,
-    addresses: FailureLimiter,
+    attempts: Mutex<Attempts>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Each critical section is one map operation: a poisoned lock cannot
-    // hold a half-made change.
+    // Each critical section leaves its maps consistent before anything
+    // that could panic: a poisoned lock holds no half-made change.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sessions {
     /// Load the sessions still valid at `now`.
     pub fn load(store: Arc<Store>, ttl_ms: Millis, now: Millis) -> anyhow::Result<Sessions> {
-        let by_hash = store
-            .live_sessions(now)?
-            .into_iter()
-            .map(|(h, tenant, agent, expires_at)| {
-                (
-                    h,
-                    Session {
-                        tenant,
-                        agent,
-                        expires_at,
-                    },
-                )
-            })
-            .collect();
+        let mut map = SessionMap::default();
+        for (id, tenant, agent, expires_at) in store.live_sessions(now)? {
+            map.insert(Session {
+                id,
+                tenant,
+                agent,
+                expires_at,
+            });
+        }
         Ok(Sessions {
-            by_hash: Mutex::new(by_hash),
+            map: Mutex::new(map),
+            tickets: Mutex::new(HashMap::new()),
             store,
             ttl_ms,
-            accounts: FailureLimiter::new(MAX_FAILURES),
-            addresses: FailureLimiter::new(MAX_FAILURES_PER_ADDRESS),
+            attempts: Mutex::new(Attempts::default()),
         })
     }
 
     /// A new session; returns the token to give the client.
     pub fn create(&self, tenant: &str, agent: &str, now: Millis) -> anyhow::Result<String> {
-        use rand::RngCore;
-        let mut raw = [0u8; 32];
-        rand::rng().fill_bytes(&mut raw);
-        let token = hex::encode(raw);
-        let h = token_hash(&token);
+        let token = new_token();
+        let id = token_hash(&token);
         let expires_at = now + self.ttl_ms;
-        self.store.save_session(&h, tenant, agent, expires_at)?;
-        lock(&self.by_hash).insert(
-            h,
-            Session {
-                tenant: tenant.into(),
-                agent: agent.into(),
-                expires_at,
-            },
-        );
+        self.store.save_session(&id, tenant, agent, expires_at)?;
+        lock(&self.map).insert(Session {
+            id,
+            tenant: tenant.into(),
+            agent: agent.into(),
+            expires_at,
+        });
         Ok(token)
     }
 
     /// The session of `token`, if it exists and has not expired.
     pub fn get(&self, token: &str, now: Millis) -> Option<Session> {
-        let h = token_hash(token);
-        let mut map = lock(&self.by_hash);
-        match map.get(&h) {
+        self.get_by_id(&token_hash(token), now)
+    }
+
+    fn get_by_id(&self, id: &str, now: Millis) -> Option<Session> {
+        let mut map = lock(&self.map);
+        match map.by_id.get(id) {
             Some(s) if s.expires_at > now => Some(s.clone()),
             Some(_) => {
-                map.remove(&h);
+                map.remove(id);
                 drop(map);
-                let _ = self.store.delete_session(&h);
+                self.forget(id);
                 None
             }
             None => None,
         }
     }
 
-    /// Revoke `token` (logout).
-    pub fn revoke(&self, token: &str) {
-        let h = token_hash(token);
-        lock(&self.by_hash).remove(&h);
-        if let Err(e) = self.store.delete_session(&h) {
+    /// Whether session `id` is live at `now`.
+    pub fn is_live(&self, id: &str, now: Millis) -> bool {
+        self.get_by_id(id, now).is_some()
+    }
+
+    fn forget(&self, id: &str) {
+        if let Err(e) = self.store.delete_session(id) {
             tracing::error!(error = %e, "could not delete a session");
         }
     }
 
-    /// Seconds to wait when this account or this address has failed too
-    /// often, else `None`.
-    pub fn locked_out(&self, tenant: &str, agent: &str, addr: &str, now: Millis) -> Option<u64> {
-        self.accounts
-            .blocked(&account_key(tenant, agent), now)
-            .or_else(|| self.addresses.blocked(addr, now))
+    /// End one session (logout); returns it if it was live.
+    pub fn revoke(&self, id: &str) -> Option<Session> {
+        let s = lock(&self.map).remove(id);
+        self.forget(id);
+        s
     }
 
-    pub fn record_failure(&self, tenant: &str, agent: &str, addr: &str, now: Millis) {
-        self.accounts.record(&account_key(tenant, agent), now);
-        self.addresses.record(addr, now);
+    /// End every session of an agent; returns them.
+    pub fn revoke_agent(&self, tenant: &str, agent: &str) -> Vec<Session> {
+        let ended: Vec<Session> = {
+            let mut map = lock(&self.map);
+            let ids = map
+                .by_agent
+                .get(&(tenant.to_string(), agent.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        for s in &ended {
+            self.forget(&s.id);
+        }
+        ended
     }
 
-    /// A successful login clears its account's failures (not its
-    /// address's: one valid account must not reset a password spray).
-    pub fn clear_failures(&self, tenant: &str, agent: &str) {
-        self.accounts.clear(&account_key(tenant, agent));
+    /// Live sessions of an agent other than `except`.
+    pub fn others(&self, tenant: &str, agent: &str, except: &str, now: Millis) -> usize {
+        let map = lock(&self.map);
+        map.by_agent
+            .get(&(tenant.to_string(), agent.to_string()))
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| *id != except)
+                    .filter(|id| map.by_id.get(*id).is_some_and(|s| s.expires_at > now))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether the agent has a session live at `now`.
+    pub fn has_live(&self, tenant: &str, agent: &str, now: Millis) -> bool {
+        self.others(tenant, agent, "", now) > 0
+    }
+
+    /// Remove the tenant's sessions expired at `now`; returns them.
+    pub fn expire(&self, tenant: &str, now: Millis) -> Vec<Session> {
+        let ended: Vec<Session> = {
+            let mut map = lock(&self.map);
+            let due: Vec<String> = map
+                .expiring
+                .get(tenant)
+                .map(|set| {
+                    set.iter()
+                        .take_while(|(at, _)| *at <= now)
+                        .map(|(_, id)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            due.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        for s in &ended {
+            self.forget(&s.id);
+        }
+        ended
+    }
+
+    /// When the tenant's next session expires.
+    pub fn next_expiry(&self, tenant: &str) -> Option<Millis> {
+        lock(&self.map)
+            .expiring
+            .get(tenant)
+            .and_then(|set| set.first().map(|(at, _)| *at))
+    }
+
+    /// A one-time ticket that opens one WebSocket of session `id` within
+    /// [`TICKET_TTL_MS`].
+    pub fn issue_ticket(&self, id: &str, now: Millis) -> String {
+        let ticket = new_token();
+        let mut tickets = lock(&self.tickets);
+        tickets.retain(|_, (_, expires)| *expires > now);
+        tickets.insert(token_hash(&ticket), (id.to_string(), now + TICKET_TTL_MS));
+        ticket
+    }
+
+    /// The session of a ticket, which is used up whatever the answer.
+    pub fn redeem_ticket(&self, ticket: &str, now: Millis) -> Option<Session> {
+        let (id, expires) = lock(&self.tickets).remove(&token_hash(ticket))?;
+        if expires <= now {
+            return None;
+        }
+        self.get_by_id(&id, now)
+    }
+
+    /// Reserve a login attempt for this account from this address: counted
+    /// at once, before the password is checked. `Err(seconds)` when either
+    /// limit is reached (nothing is counted then).
+    pub fn reserve_attempt(
+        &self,
+        tenant: &str,
+        agent: &str,
+        addr: &str,
+        now: Millis,
+    ) -> Result<Attempt, u64> {
+        lock(&self.attempts).reserve(&account_key(tenant, agent), addr, now)
+    }
+
+    /// Give an attempt back: its password was right, or it was never
+    /// checked (the password workers were busy).
+    pub fn forgive(&self, attempt: &Attempt) {
+        lock(&self.attempts).forgive(attempt);
+    }
+
+    /// The attempt's password was wrong: it counts until it leaves the
+    /// window.
+    pub fn failed(&self, attempt: &Attempt) {
+        lock(&self.attempts).failed(attempt);
     }
 }
 
@@ -162,49 +305,137 @@ fn account_key(tenant: &str, agent: &str) -> String {
     format!("{tenant}\u{0}{agent}")
 }
 
-/// Failed attempts per key within a sliding window.
+/// A reserved login attempt.
 #[derive(Debug)]
-struct FailureLimiter {
-    max: usize,
-    failures: Mutex<HashMap<String, Vec<Millis>>>,
+pub struct Attempt {
+    id: u64,
+    account: String,
+    addr: String,
 }
 
-impl FailureLimiter {
-    fn new(max: usize) -> Self {
-        FailureLimiter {
-            max,
-            failures: Mutex::new(HashMap::new()),
+/// One attempt in a window: when, which, and whether its password is
+/// still being checked.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: Millis,
+    id: u64,
+    in_flight: bool,
+}
+
+/// Login attempts per account and per address within a sliding window.
+#[derive(Debug, Default)]
+struct Attempts {
+    next: u64,
+    accounts: HashMap<String, Vec<Slot>>,
+    addresses: HashMap<String, Vec<Slot>>,
+}
+
+/// When a list is full, the seconds to wait: 1 while some of its attempts
+/// are still being checked (a success gives its slot back), else until the
+/// oldest failure leaves the window.
+fn full(list: &mut Vec<Slot>, max: usize, now: Millis) -> Option<u64> {
+    list.retain(|s| s.in_flight || s.at + FAILURE_WINDOW_MS > now);
+    if list.len() < max {
+        return None;
+    }
+    if list.iter().any(|s| s.in_flight) {
+        return Some(1);
+    }
+    let oldest = list.first().map(|s| s.at).unwrap_or(now);
+    Some(
+        (oldest + FAILURE_WINDOW_MS)
+            .saturating_sub(now)
+            .div_ceil(1000)
+            .max(1),
+    )
+}
+
+impl Attempts {
+    fn reserve(&mut self, account: &str, addr: &str, now: Millis) -> Result<Attempt, u64> {
+        // Bound memory: forget keys with no recent attempt.
+        for map in [&mut self.accounts, &mut self.addresses] {
+            if map.len() > 10_000 {
+                map.retain(|_, v| {
+                    v.iter()
+                        .any(|s| s.in_flight || s.at + FAILURE_WINDOW_MS > now)
+                });
+            }
+        }
+        let by_account = self.accounts.entry(account.to_string()).or_default();
+        if let Some(secs) = full(by_account, MAX_FAILURES, now) {
+            return Err(secs);
+        }
+        let by_addr = self.addresses.entry(addr.to_string()).or_default();
+        if let Some(secs) = full(by_addr, MAX_FAILURES_PER_ADDRESS, now) {
+            return Err(secs);
+        }
+        let slot = Slot {
+            at: now,
+            id: self.next,
+            in_flight: true,
+        };
+        self.next += 1;
+        by_addr.push(slot);
+        self.accounts
+            .entry(account.to_string())
+            .or_default()
+            .push(slot);
+        Ok(Attempt {
+            id: slot.id,
+            account: account.to_string(),
+            addr: addr.to_string(),
+        })
+    }
+
+    fn lists(&mut self, a: &Attempt) -> impl Iterator<Item = &mut Vec<Slot>> {
+        let account = self.accounts.get_mut(&a.account);
+        let addr = self.addresses.get_mut(&a.addr);
+        account.into_iter().chain(addr)
+    }
+
+    fn forgive(&mut self, a: &Attempt) {
+        for list in self.lists(a) {
+            list.retain(|s| s.id != a.id);
         }
     }
 
-    /// Seconds until `key` may try again, if it is blocked.
-    fn blocked(&self, key: &str, now: Millis) -> Option<u64> {
-        let mut f = lock(&self.failures);
-        let list = f.get_mut(key)?;
-        list.retain(|t| t + FAILURE_WINDOW_MS > now);
-        if list.len() >= self.max {
-            let oldest = list.first().copied().unwrap_or(now);
-            Some(
-                (oldest + FAILURE_WINDOW_MS)
-                    .saturating_sub(now)
-                    .div_ceil(1000)
-                    .max(1),
-            )
-        } else {
-            None
+    fn failed(&mut self, a: &Attempt) {
+        for list in self.lists(a) {
+            for s in list.iter_mut().filter(|s| s.id == a.id) {
+                s.in_flight = false;
+            }
         }
     }
+}
 
-    fn record(&self, key: &str, now: Millis) {
-        let mut f = lock(&self.failures);
-        // Bound memory: forget keys with no recent failure.
-        if f.len() > 10_000 {
-            f.retain(|_, v| v.iter().any(|t| t + FAILURE_WINDOW_MS > now));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_in_flight_count_and_a_success_gives_only_its_own_back() {
+        let mut a = Attempts::default();
+        let first: Vec<Attempt> = (0..MAX_FAILURES)
+            .map(|_| a.reserve("t\0alice", "1.2.3.4", 0).expect("free slot"))
+            .collect();
+        assert!(
+            a.reserve("t\0alice", "1.2.3.4", 0).is_err(),
+            "all five in flight"
+        );
+        a.forgive(&first[0]);
+        let again = a.reserve("t\0alice", "1.2.3.4", 0).expect("one slot back");
+        for f in first.iter().skip(1).chain([&again]) {
+            a.failed(f);
         }
-        f.entry(key.to_string()).or_default().push(now);
-    }
-
-    fn clear(&self, key: &str) {
-        lock(&self.failures).remove(key);
+        assert_eq!(
+            a.reserve("t\0alice", "1.2.3.4", 1_000).map(|_| ()),
+            Err(59),
+            "five failures: wait for the oldest to leave the window"
+        );
+        assert_eq!(
+            a.reserve("t\0alice", "1.2.3.4", FAILURE_WINDOW_MS)
+                .map(|_| ()),
+            Ok(())
+        );
     }
 }

@@ -33,6 +33,11 @@ pub struct Config {
     /// How long an agent session lasts, in seconds (default 12 h).
     #[serde(default = "default_session_ttl")]
     pub session_ttl_secs: u64,
+    /// How long an agent may have no desktop socket open (all closed, or
+    /// none opened since login) before it is logged out and its pending
+    /// offers go back to the queue, in seconds (default 60).
+    #[serde(default = "default_away_grace")]
+    pub away_grace_secs: u64,
     /// `full` (default: fsync each group commit) or `normal`.
     #[serde(default)]
     pub journal_sync: crate::store::SyncMode,
@@ -207,6 +212,9 @@ fn default_archive_after() -> u64 {
 }
 fn default_session_ttl() -> u64 {
     12 * 3600
+}
+fn default_away_grace() -> u64 {
+    60
 }
 fn default_rona() -> u64 {
     DEFAULT_RONA_TIMEOUT_MS

@@ -11,6 +11,7 @@ pub mod generation;
 pub mod http;
 pub mod mask_cmd;
 pub mod metrics;
+pub mod passwords;
 pub mod scripts;
 pub mod server;
 pub mod store;

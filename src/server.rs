@@ -1,11 +1,12 @@
 //! Assembling a running server from a configuration: the store, recovery
 //! of every tenant, password hashes, sessions, timers; then serving.
 
-use crate::auth::{hash_password, Sessions};
+use crate::auth::Sessions;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::passwords::Passwords;
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
 use anyhow::{Context, Result};
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Build the shared state: open the store, recover each tenant from its
-/// journal, hash configured passwords, load live sessions, start timers.
+/// journal, load live sessions, read credentials, start timers.
 /// Must run inside a tokio runtime.
 pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
     let clock = Arc::new(Clock::default());
@@ -22,7 +23,11 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
     let store = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
     let mut tenants = HashMap::new();
-    let mut passwords = HashMap::new();
+    let sessions = Arc::new(Sessions::load(
+        store.clone(),
+        cfg.session_ttl_secs * 1000,
+        clock.now(),
+    )?);
     for t in &cfg.tenants {
         let recovered = store
             .recover(&t.id)
@@ -45,20 +50,14 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
                 "this channel accepts unsigned webhooks: configure `signature` for it"
             );
         }
+        tenant.attach_sessions(sessions.clone(), cfg.away_grace_secs.saturating_mul(1000));
         tokio::spawn(tenant::run_timers(tenant.clone()));
         tokio::spawn(crate::channels::run_outbox(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);
-        for a in &t.agents {
-            let hash = match (&a.password_hash, &a.password) {
-                (Some(h), _) => h.clone(),
-                (None, Some(p)) => hash_password(p)?,
-                (None, None) => continue,
-            };
-            passwords.insert((t.id.clone(), a.id.clone()), hash);
-        }
     }
-    let sessions = Sessions::load(store.clone(), cfg.session_ttl_secs * 1000, clock.now())?;
     let visitors = crate::visitors::VisitorTokens::load(&store)?;
+    // Cheap: plain passwords are keyed hashes, argon2 hashes are only parsed.
+    let passwords = Passwords::from_config(cfg);
     Ok(Arc::new(AppState {
         tenants,
         sessions,

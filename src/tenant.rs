@@ -10,6 +10,7 @@
 //! **Invariant:** raw customer text is never logged here: logs carry event
 //! types and ids only.
 
+use crate::auth::Sessions;
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
@@ -18,13 +19,13 @@ use crate::store::{Journal, Recovered, Row};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_core::channel::{Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::Party;
+use switchboard_core::model::{AgentState, Millis, Party, DISCONNECTED_REASON};
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
@@ -36,6 +37,8 @@ const SUBSCRIBER_BUFFER: usize = 1024;
 #[derive(Debug)]
 struct Subscriber {
     id: u64,
+    /// The agent session the socket was opened with (none for visitors).
+    session: Option<String>,
     tx: mpsc::Sender<Arc<str>>,
 }
 
@@ -45,6 +48,9 @@ pub struct Hub {
     next_id: AtomicU64,
     agents: Mutex<HashMap<String, Vec<Subscriber>>>,
     visitors: Mutex<HashMap<String, Vec<Subscriber>>>,
+    /// Since when each agent with no open socket has had none (set when
+    /// its last socket closes or when it logs in without one).
+    agents_away: Mutex<HashMap<String, Millis>>,
 }
 
 /// A subscription; dropping it does not unsubscribe (call `Hub::leave_*`).
@@ -62,16 +68,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    fn join(map: &Mutex<HashMap<String, Vec<Subscriber>>>, key: &str, id: u64) -> Subscription {
+    fn join(
+        map: &Mutex<HashMap<String, Vec<Subscriber>>>,
+        key: &str,
+        id: u64,
+        session: Option<String>,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         lock(map)
             .entry(key.to_string())
             .or_default()
-            .push(Subscriber { id, tx });
+            .push(Subscriber { id, session, tx });
         Subscription { id, rx }
     }
 
-    fn leave(map: &Mutex<HashMap<String, Vec<Subscriber>>>, key: &str, id: u64) {
+    /// Remove a subscriber; true when it was the key's last.
+    fn leave(map: &Mutex<HashMap<String, Vec<Subscriber>>>, key: &str, id: u64) -> bool {
         let mut m = lock(map);
         if let Some(subs) = m.get_mut(key) {
             subs.retain(|s| s.id != id);
@@ -79,6 +91,7 @@ impl Hub {
                 m.remove(key);
             }
         }
+        !m.contains_key(key)
     }
 
     fn send(map: &Mutex<HashMap<String, Vec<Subscriber>>>, key: &str, frame: &Arc<str>) {
@@ -90,22 +103,65 @@ impl Hub {
         }
     }
 
-    pub fn join_agent(&self, agent: &str) -> Subscription {
+    /// A socket of `agent` opened with session `session`.
+    pub fn join_agent(&self, agent: &str, session: &str) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Self::join(&self.agents, agent, id)
+        let sub = Self::join(&self.agents, agent, id, Some(session.to_string()));
+        lock(&self.agents_away).remove(agent);
+        sub
     }
 
-    pub fn leave_agent(&self, agent: &str, id: u64) {
-        Self::leave(&self.agents, agent, id)
+    /// A socket of `agent` closed at `now`.
+    pub fn leave_agent(&self, agent: &str, id: u64, now: Millis) {
+        if Self::leave(&self.agents, agent, id) {
+            lock(&self.agents_away).insert(agent.to_string(), now);
+        }
+    }
+
+    /// Close every socket opened with session `session` (its senders are
+    /// dropped: each socket's pump ends and closes it).
+    pub fn close_session(&self, agent: &str, session: &str) {
+        let mut m = lock(&self.agents);
+        if let Some(subs) = m.get_mut(agent) {
+            subs.retain(|s| s.session.as_deref() != Some(session));
+        }
+    }
+
+    /// Start the agent's away time at `now` if it has no open socket (a
+    /// login without a desktop connected yet).
+    pub fn away_unless_connected(&self, agent: &str, now: Millis) {
+        let connected = lock(&self.agents).contains_key(agent);
+        if !connected {
+            lock(&self.agents_away)
+                .entry(agent.to_string())
+                .or_insert(now);
+        }
+    }
+
+    /// Since when the agent has had no open socket, if it has none.
+    pub fn away_since(&self, agent: &str) -> Option<Millis> {
+        lock(&self.agents_away).get(agent).copied()
+    }
+
+    /// The agents away, with since when.
+    fn away(&self) -> Vec<(String, Millis)> {
+        lock(&self.agents_away)
+            .iter()
+            .map(|(a, t)| (a.clone(), *t))
+            .collect()
+    }
+
+    fn forget_away(&self, agent: &str) {
+        lock(&self.agents_away).remove(agent);
     }
 
     pub fn join_visitor(&self, visitor: &str) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Self::join(&self.visitors, visitor, id)
+        Self::join(&self.visitors, visitor, id, None)
     }
 
     pub fn leave_visitor(&self, visitor: &str, id: u64) {
-        Self::leave(&self.visitors, visitor, id)
+        Self::leave(&self.visitors, visitor, id);
     }
 
     pub fn to_agent(&self, agent: &str, frame: &Arc<str>) {
@@ -177,6 +233,17 @@ pub struct Tenant {
     /// Requests for channels (agent replies), sent by `channels::run_outbox`.
     outbox: mpsc::UnboundedSender<Outgoing>,
     outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+    /// The server's sessions and the away grace period, set once at start
+    /// ([`Tenant::attach_sessions`]); without them the timer does not
+    /// watch agents' presence.
+    presence: OnceLock<Presence>,
+}
+
+/// What the timer needs to end sessions and log out agents who are gone.
+#[derive(Debug)]
+struct Presence {
+    sessions: Arc<Sessions>,
+    grace_ms: Millis,
 }
 
 /// An agent's reply on its way out through a channel.
@@ -252,6 +319,7 @@ impl Tenant {
             reloading: Mutex::new(1),
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
+            presence: OnceLock::new(),
         })
     }
 
@@ -424,7 +492,8 @@ impl Tenant {
         Ok(out)
     }
 
-    /// Expire due offers; returns once their events are journaled.
+    /// Expire due offers, end expired sessions and log out agents who are
+    /// gone; returns once the events are journaled.
     pub async fn tick(&self) {
         let committed = {
             let mut inner = lock(&self.inner);
@@ -442,15 +511,113 @@ impl Tenant {
             };
             let out = inner.engine.tick(now, &ext);
             if out.emitted.is_empty() {
-                return;
+                None
+            } else {
+                tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
+                self.journal_and_publish(&mut inner, &out, &gen, None)
             }
-            tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-            self.journal_and_publish(&mut inner, &out, &gen, None)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
                 tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
             }
+        }
+        self.sweep_agents().await;
+    }
+
+    /// Connect the tenant's timer to the server's sessions: from then on it
+    /// ends expired sessions (closing their sockets) and logs out agents
+    /// with no live session or with no socket for longer than `grace_ms`.
+    pub fn attach_sessions(&self, sessions: Arc<Sessions>, grace_ms: Millis) {
+        if self.presence.set(Presence { sessions, grace_ms }).is_err() {
+            tracing::warn!(tenant = %self.config.id, "sessions attached twice");
+        }
+        self.timer.notify_one();
+    }
+
+    /// When the timer next has work: an offer or archive deadline, a
+    /// session expiry, or the end of an away agent's grace period.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let engine = self.read(|e| e.next_deadline());
+        let Some(p) = self.presence.get() else {
+            return engine;
+        };
+        let session = p.sessions.next_expiry(&self.key);
+        let away = self
+            .hub
+            .away()
+            .into_iter()
+            .map(|(_, since)| since.saturating_add(p.grace_ms))
+            .min();
+        [engine, session, away].into_iter().flatten().min()
+    }
+
+    /// End the sessions expired now (their sockets are closed) and log out
+    /// through the engine every agent who is gone: no live session, or no
+    /// socket for longer than the grace period. Their pending offers go
+    /// back to the queue at once.
+    async fn sweep_agents(&self) {
+        let Some(p) = self.presence.get() else {
+            return;
+        };
+        let now = self.clock.now();
+        for s in p.sessions.expire(&self.key, now) {
+            self.hub.close_session(&s.agent, &s.id);
+            tracing::info!(tenant = %self.config.id, agent = %s.agent, "session expired");
+        }
+        // Agents who could be offered work (the others need no watching).
+        let watched: HashSet<String> = self.read(|e| {
+            e.agents()
+                .filter(|a| match &a.state {
+                    AgentState::LoggedOut => false,
+                    AgentState::Idle { reason } => {
+                        reason != DISCONNECTED_REASON || !a.offers.is_empty()
+                    }
+                    AgentState::Available | AgentState::Rona => true,
+                })
+                .map(|a| a.config.id.clone())
+                .collect()
+        });
+        for (agent, _) in self.hub.away() {
+            if !watched.contains(&agent) {
+                self.hub.forget_away(&agent);
+            }
+        }
+        for agent in watched {
+            let has_session = p.sessions.has_live(&self.key, &agent, now);
+            let away_too_long = self
+                .hub
+                .away_since(&agent)
+                .is_some_and(|since| since.saturating_add(p.grace_ms) <= now);
+            if has_session && !away_too_long {
+                // After a restart nobody is connected yet: start the grace.
+                self.hub.away_unless_connected(&agent, now);
+                continue;
+            }
+            let why = if has_session { "away" } else { "no_session" };
+            match self
+                .execute(Command::AgentGone {
+                    agent: agent.clone(),
+                })
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(tenant = %self.config.id, agent = %agent, error = ?e, "could not log out an agent who is gone");
+                }
+            }
+            self.hub.forget_away(&agent);
+            let logged_out = self.read(|e| {
+                e.agent(&agent)
+                    .is_some_and(|a| a.state == AgentState::LoggedOut)
+            });
+            if logged_out {
+                // No session may outlive its agent's login.
+                for s in p.sessions.revoke_agent(&self.key, &agent) {
+                    self.hub.close_session(&s.agent, &s.id);
+                }
+            }
+            tracing::info!(tenant = %self.config.id, agent = %agent, reason = why, logged_out, "agent gone");
         }
     }
 
@@ -692,6 +859,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::End { .. } => "end",
         Command::WrapUp { .. } => "wrapup",
         Command::DeleteQueue { .. } => "delete_queue",
+        Command::AgentGone { .. } => "agent_gone",
     }
 }
 
@@ -852,7 +1020,7 @@ fn visitor_frame(engine: &Engine, ev: &Event, to_customer: bool) -> Option<Value
 /// Drive the tenant's timers until the process ends.
 pub async fn run_timers(tenant: Arc<Tenant>) {
     loop {
-        let next = tenant.read(|e| e.next_deadline());
+        let next = tenant.next_deadline();
         let now = tenant.now();
         let wait = match next {
             Some(d) => d.saturating_sub(now),

@@ -319,10 +319,23 @@
     S.synced = false;
     S.pending = [];
     if ($('conn').dataset.state !== 'reconnecting') setConn('connecting');
+    // A one-time ticket opens the socket: the session token never goes in
+    // a URL (where proxies and browser history keep it).
+    api('POST', '/api/agent/events/ticket').then(function (r) {
+      if (gen !== S.wsGen) return;
+      if (r.status !== 200 || !r.body || typeof r.body.ticket !== 'string') {
+        lost(gen);
+        return;
+      }
+      openSocket(gen, r.body.ticket);
+    });
+  }
+
+  function openSocket(gen, ticket) {
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     var ws;
     try {
-      ws = new WebSocket(proto + '//' + location.host + '/api/agent/events?token=' + encodeURIComponent(S.session.token));
+      ws = new WebSocket(proto + '//' + location.host + '/api/agent/events?ticket=' + encodeURIComponent(ticket));
     } catch (e) {
       lost(gen);
       return;

@@ -66,6 +66,14 @@ pub enum Command {
     DeleteQueue {
         queue: QueueId,
     },
+    /// The server saw the agent go (no live session, or no desktop
+    /// connected for longer than the grace period). Its pending offers go
+    /// back at once; it is logged out, or, when it still has conversations
+    /// or wrap-ups (which must not be lost), set Idle
+    /// [`crate::model::DISCONNECTED_REASON`] so nothing new is offered.
+    AgentGone {
+        agent: AgentId,
+    },
 }
 
 /// A customer's message as a channel adapter normalized it.

@@ -702,7 +702,43 @@ impl Engine {
                 Ok(())
             }
             Command::DeleteQueue { queue } => self.delete_queue(&queue, now, out),
+            Command::AgentGone { agent } => self.agent_gone(&agent, now, out),
         }
+    }
+
+    /// See [`Command::AgentGone`].
+    fn agent_gone(
+        &mut self,
+        agent: &str,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let a = self.agent_mut_checked(agent)?;
+        let busy = !a.conversations.is_empty() || !a.wrapups.is_empty();
+        let (state, reason) = if busy {
+            ("idle", Some(crate::model::DISCONNECTED_REASON.to_string()))
+        } else {
+            ("logged_out", None)
+        };
+        let already = match &a.state {
+            AgentState::LoggedOut => true,
+            AgentState::Idle { reason: r } => busy && r == crate::model::DISCONNECTED_REASON,
+            _ => false,
+        };
+        if already && a.offers.is_empty() {
+            return Ok(());
+        }
+        self.withdraw_offers_of(agent, "agent_unavailable", now, out);
+        if !already {
+            let ev = Event::AgentState {
+                agent: agent.to_string(),
+                state: state.into(),
+                reason,
+                at: now,
+            };
+            self.emit(out, ev, one(agent));
+        }
+        Ok(())
     }
 
     fn display_name(&self, agent: &str) -> String {

@@ -46,6 +46,10 @@ pub enum AgentState {
     LoggedOut,
 }
 
+/// The idle reason of an agent the server saw go while it still had
+/// conversations or wrap-ups ([`crate::Command::AgentGone`]).
+pub const DISCONNECTED_REASON: &str = "Disconnected";
+
 impl AgentState {
     /// Wire name: `available`, `idle`, `rona`, `logged_out`.
     pub fn name(&self) -> &'static str {

@@ -72,6 +72,7 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::Cmd(Command::DeleteQueue {
             queue: "billing".into()
         })),
+        agent_name().prop_map(|a| Step::Cmd(Command::AgentGone { agent: a })),
         (1u64..40_000).prop_map(Step::Wait),
     ]
 }

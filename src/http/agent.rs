@@ -1,10 +1,11 @@
 //! The agent API: login, the event WebSocket, state, conversation actions
 //! and the directory (CONTRACT.md "Agent API").
 
-use super::{bearer, AppError, JsonBody, Shared};
-use crate::auth::verify_password;
+use super::{bearer, query_param, AppError, JsonBody, Shared};
+use crate::auth::Session;
+use crate::passwords::Busy;
 use crate::tenant::{add_conversation_details, agent_frame, Tenant};
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -13,15 +14,18 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use switchboard_core::model::{ConversationId, TransferTarget};
+use switchboard_core::model::{AgentState, ConversationId, TransferTarget};
 use switchboard_core::Command;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
+        .route("/api/logout/all", post(logout_all))
+        .route("/api/agent/events/ticket", post(ticket))
         .route("/api/me", get(me))
         .route("/api/agent/events", get(events))
         .route("/api/agent/state", put(set_state))
@@ -43,12 +47,15 @@ pub fn routes() -> Router<Shared> {
         .route("/api/conversations/{id}/wrapup", post(wrapup))
 }
 
-/// An authenticated agent session.
+/// An authenticated agent session, from the `Authorization: Bearer`
+/// header only: a token in a URL ends up in proxy and browser logs, so
+/// `?token=` is accepted on the WebSocket route alone ([`SocketAgent`]).
 #[derive(Debug)]
 pub struct Agent {
     pub tenant: Arc<Tenant>,
     pub agent: String,
-    pub token: String,
+    /// The session's id (hash of its token).
+    pub session: String,
 }
 
 impl FromRequestParts<Shared> for Agent {
@@ -60,12 +67,52 @@ impl FromRequestParts<Shared> for Agent {
             .sessions
             .get(&token, state.clock.now())
             .ok_or(AppError::Unauthorized)?;
-        let tenant = state.tenant(&session.tenant)?.clone();
-        Ok(Agent {
-            tenant,
-            agent: session.agent,
-            token,
-        })
+        agent_of(state, session)
+    }
+}
+
+/// The agent of a live session. A session whose agent is logged out is
+/// ended here: no session answers `/api/me` while refusing actions.
+fn agent_of(state: &Shared, session: Session) -> Result<Agent, AppError> {
+    let tenant = state.tenant(&session.tenant)?.clone();
+    let logged_out = tenant.read(|e| {
+        e.agent(&session.agent)
+            .is_some_and(|a| a.state == AgentState::LoggedOut)
+    });
+    if logged_out {
+        state.sessions.revoke(&session.id);
+        tenant.hub.close_session(&session.agent, &session.id);
+        return Err(AppError::Unauthorized);
+    }
+    Ok(Agent {
+        tenant,
+        agent: session.agent,
+        session: session.id,
+    })
+}
+
+/// The agent opening the event WebSocket: a bearer header, a one-time
+/// `?ticket=` (from `POST /api/agent/events/ticket`), or `?token=`
+/// (CONTRACT.md keeps it for WebSocket clients that cannot set headers).
+#[derive(Debug)]
+pub struct SocketAgent(pub Agent);
+
+impl FromRequestParts<Shared> for SocketAgent {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
+        let now = state.clock.now();
+        let session = if let Some(t) = bearer(parts) {
+            state.sessions.get(&t, now)
+        } else if let Some(ticket) = query_param(parts, "ticket") {
+            state.sessions.redeem_ticket(&ticket, now)
+        } else if let Some(t) = query_param(parts, "token") {
+            state.sessions.get(&t, now)
+        } else {
+            None
+        };
+        let session = session.ok_or(AppError::Unauthorized)?;
+        agent_of(state, session).map(SocketAgent)
     }
 }
 
@@ -76,6 +123,11 @@ struct LoginBody {
     password: String,
 }
 
+/// Log in. The attempt is reserved against the limits (per account and
+/// per address) before the password is checked, in one step, so parallel
+/// guesses cannot all be evaluated; a success gives its slot back. Password
+/// checks run on a bounded pool: past its queue the answer is 503 with
+/// `Retry-After`.
 async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -83,41 +135,40 @@ async fn login(
 ) -> Result<Json<Value>, AppError> {
     let now = state.clock.now();
     let addr = peer.ip().to_string();
-    if let Some(secs) = state
+    // Names typed by the client are logged escaped: no forged log lines.
+    let (t, ag) = (body.tenant.escape_debug(), body.agent.escape_debug());
+    let attempt = match state
         .sessions
-        .locked_out(&body.tenant, &body.agent, &addr, now)
+        .reserve_attempt(&body.tenant, &body.agent, &addr, now)
     {
-        return Err(AppError::TooManyRequests(secs));
-    }
-    let hash = state
+        Ok(a) => a,
+        Err(secs) => {
+            tracing::warn!(tenant = %t, agent = %ag, client = %addr, "login refused: too many attempts");
+            return Err(AppError::TooManyRequests(secs));
+        }
+    };
+    let ok = match state
         .passwords
-        .get(&(body.tenant.clone(), body.agent.clone()))
-        .cloned();
-    // Verify even for unknown accounts (against a fixed hash) so that the
-    // answer and its timing are the same for "no such agent" and "wrong
-    // password".
-    let ok = {
-        let password = body.password.clone();
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| UNKNOWN_ACCOUNT_HASH.to_string());
-        tokio::task::spawn_blocking(move || verify_password(&hash, &password) && known)
-            .await
-            .unwrap_or(false)
+        .verify(&body.tenant, &body.agent, &body.password)
+        .await
+    {
+        Ok(ok) => ok,
+        Err(Busy) => {
+            // Not evaluated: it does not count against the limits.
+            state.sessions.forgive(&attempt);
+            tracing::warn!(tenant = %t, agent = %ag, client = %addr, "login refused: password checks are saturated");
+            return Err(AppError::Busy(1));
+        }
     };
     let tenant = state.tenants.get(&body.tenant);
     let (true, Some(tenant)) = (ok, tenant) else {
-        state
-            .sessions
-            .record_failure(&body.tenant, &body.agent, &addr, now);
-        tracing::info!(tenant = %body.tenant, "failed login");
+        state.sessions.failed(&attempt);
+        tracing::warn!(tenant = %t, agent = %ag, client = %addr, "failed login");
         return Err(AppError::Unauthorized);
     };
-    state.sessions.clear_failures(&body.tenant, &body.agent);
-    tenant
-        .execute(Command::Login {
-            agent: body.agent.clone(),
-        })
-        .await?;
+    state.sessions.forgive(&attempt);
+    // The session exists before the agent is logged in: the timer never
+    // sees a logged-in agent without one (it would log it out again).
     let token = state
         .sessions
         .create(&body.tenant, &body.agent, now)
@@ -125,8 +176,22 @@ async fn login(
             tracing::error!(error = %e, "could not store a session");
             AppError::Unavailable
         })?;
+    let logged_in = tenant
+        .execute(Command::Login {
+            agent: body.agent.clone(),
+        })
+        .await;
+    if let Err(e) = logged_in {
+        if let Some(s) = state.sessions.get(&token, now) {
+            state.sessions.revoke(&s.id);
+        }
+        return Err(e.into());
+    }
+    // The desktop has the grace period to connect its socket.
+    tenant.hub.away_unless_connected(&body.agent, now);
+    tenant.timer.notify_one();
     let name = tenant.read(|e| e.agent(&body.agent).map(|a| a.config.name.clone()));
-    tracing::info!(tenant = %body.tenant, agent = %body.agent, "agent logged in");
+    tracing::info!(tenant = %body.tenant, agent = %body.agent, client = %addr, "agent logged in");
     Ok(Json(json!({
         "token": token,
         "tenant": body.tenant,
@@ -135,19 +200,59 @@ async fn login(
     })))
 }
 
-/// argon2 hash of a random password nobody knows, verified against when the
-/// account does not exist.
-const UNKNOWN_ACCOUNT_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c3dpdGNoYm9hcmQtbm8tYWNjb3VudA$ZYBd/MU9h0wZq8GNVvAbnr6RmDBqJYM2cnBU6RlYcbI";
+/// End this session (`?all=true`: every session of the agent, as
+/// `POST /api/logout/all`). The agent is logged out (its offers go back to
+/// the queue) when no other session of it remains; with conversations or
+/// wrap-ups still open that is refused (409) and nothing changes.
+async fn logout(
+    State(state): State<Shared>,
+    a: Agent,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if q.get("all").is_some_and(|v| v == "true" || v == "1") {
+        return logout_all(State(state), a).await;
+    }
+    let others = state
+        .sessions
+        .others(a.tenant.id(), &a.agent, &a.session, state.clock.now());
+    if others == 0 {
+        a.tenant
+            .execute(Command::Logout {
+                agent: a.agent.clone(),
+            })
+            .await?;
+    }
+    state.sessions.revoke(&a.session);
+    a.tenant.hub.close_session(&a.agent, &a.session);
+    tracing::info!(tenant = %a.tenant.id(), agent = %a.agent, "session ended (logout)");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
 
-async fn logout(State(state): State<Shared>, a: Agent) -> Result<StatusCode, AppError> {
+/// Log the agent out and end every one of its sessions (every device),
+/// closing their sockets: 200 `{"sessions": N}`.
+async fn logout_all(State(state): State<Shared>, a: Agent) -> Result<Response, AppError> {
     a.tenant
         .execute(Command::Logout {
             agent: a.agent.clone(),
         })
         .await?;
-    state.sessions.revoke(&a.token);
-    Ok(StatusCode::NO_CONTENT)
+    let ended = state.sessions.revoke_agent(a.tenant.id(), &a.agent);
+    for s in &ended {
+        a.tenant.hub.close_session(&s.agent, &s.id);
+    }
+    tracing::info!(tenant = %a.tenant.id(), agent = %a.agent, sessions = ended.len(), "every session ended (logout all)");
+    Ok(Json(json!({ "sessions": ended.len() })).into_response())
+}
+
+/// A one-time ticket to open the event WebSocket without putting the
+/// session token in a URL: `GET /api/agent/events?ticket=T` within 30 s.
+async fn ticket(State(state): State<Shared>, a: Agent) -> Json<Value> {
+    let now = state.clock.now();
+    let ticket = state.sessions.issue_ticket(&a.session, now);
+    Json(json!({
+        "ticket": ticket,
+        "expires_at": crate::clock::rfc3339(now + crate::auth::TICKET_TTL_MS),
+    }))
 }
 
 /// Everything the desktop shows, to draw itself after a (re)connect.
@@ -199,17 +304,24 @@ async fn me(a: Agent) -> Result<Json<Value>, AppError> {
     Ok(Json(v))
 }
 
-async fn events(a: Agent, ws: WebSocketUpgrade) -> Response {
+async fn events(
+    State(state): State<Shared>,
+    SocketAgent(a): SocketAgent,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.max_message_size(64 * 1024)
         // Agents send almost nothing: small buffers keep each idle
         // connection to a few KiB (10,000 desktops under 1 GiB).
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| agent_socket(socket, a))
+        .on_upgrade(move |socket| agent_socket(socket, a, state))
 }
 
-async fn agent_socket(mut socket: WebSocket, a: Agent) {
-    let mut sub = a.tenant.hub.join_agent(&a.agent);
+/// Close code sent when the socket's session ended (logout, expiry).
+const SESSION_ENDED: u16 = 4001;
+
+async fn agent_socket(mut socket: WebSocket, a: Agent, state: Shared) {
+    let mut sub = a.tenant.hub.join_agent(&a.agent, &a.session);
     // First frame: the agent's current state, so the desktop starts right.
     let hello = a.tenant.read(|e| {
         e.agent(&a.agent).map(|ag| {
@@ -222,12 +334,22 @@ async fn agent_socket(mut socket: WebSocket, a: Agent) {
             .await
             .is_err()
         {
-            a.tenant.hub.leave_agent(&a.agent, sub.id);
+            a.tenant.hub.leave_agent(&a.agent, sub.id, a.tenant.now());
+            a.tenant.timer.notify_one();
             return;
         }
     }
     super::pump(&mut socket, &mut sub.rx).await;
-    a.tenant.hub.leave_agent(&a.agent, sub.id);
+    a.tenant.hub.leave_agent(&a.agent, sub.id, a.tenant.now());
+    // The away grace period may now be the next deadline.
+    a.tenant.timer.notify_one();
+    if !state.sessions.is_live(&a.session, state.clock.now()) {
+        let frame = CloseFrame {
+            code: SESSION_ENDED,
+            reason: "session ended".into(),
+        };
+        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    }
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ pub mod webchat;
 
 use crate::auth::Sessions;
 use crate::clock::Clock;
+use crate::passwords::Passwords;
 use crate::store::Store;
 use crate::tenant::Tenant;
 use axum::extract::rejection::BytesRejection;
@@ -35,11 +36,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct AppState {
     pub tenants: HashMap<String, Arc<Tenant>>,
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
     /// Web chat visitor tokens.
     pub visitors: crate::visitors::VisitorTokens,
-    /// argon2 hash of each agent's password, by (tenant, agent).
-    pub passwords: HashMap<(String, String), String>,
+    /// Each agent's credential and the bounded pool that checks passwords.
+    pub passwords: Passwords,
     pub admin_token: String,
     pub clock: Arc<Clock>,
     pub test_clock: bool,
@@ -209,6 +210,8 @@ pub enum AppError {
     Unprocessable(String),
     PayloadTooLarge,
     TooManyRequests(u64),
+    /// Too much work queued (password checks): retry after the seconds.
+    Busy(u64),
     /// The journal could not store the change: retry later.
     Unavailable,
 }
@@ -253,6 +256,17 @@ impl IntoResponse for AppError {
                 let mut r = (
                     StatusCode::TOO_MANY_REQUESTS,
                     Json(json!({ "error": format!("too many attempts: retry in {secs} s") })),
+                )
+                    .into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            AppError::Busy(secs) => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": format!("too many logins at once: retry in {secs} s") })),
                 )
                     .into_response();
                 if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
@@ -325,17 +339,31 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The bearer token of a request, from `Authorization` or `?token=`.
+/// The bearer token of a request's `Authorization` header. The scheme is
+/// case-insensitive (RFC 7235: `bearer`, `Bearer`, `BEARER`); the token is
+/// taken exactly as sent after the separating spaces (no trimming, so a
+/// secret compared against it must match byte for byte).
 pub fn bearer(parts: &axum::http::request::Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        if let Some(t) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
-            return Some(t.trim().to_string());
-        }
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
     }
-    parts.uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "token")
-            .map(|(_, v)| v.to_string())
-    })
+    let token = rest.trim_start_matches(' ');
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+/// A query parameter of the request, decoded (for WebSocket upgrades only:
+/// browsers cannot set headers on them).
+pub fn query_param(parts: &axum::http::request::Parts, name: &str) -> Option<String> {
+    let q = parts.uri.query()?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }

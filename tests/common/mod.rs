@@ -412,3 +412,89 @@ impl AgentClient {
         assert_eq!(ev["state"], "available");
     }
 }
+
+impl Server {
+    /// The server's process id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open agent WebSockets of `tenant`, from `/metrics`.
+    pub async fn agent_sockets(&self, tenant: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let label = format!("tenant=\"{tenant}\"");
+        text.lines()
+            .filter(|l| l.contains("agent_sockets") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .next()
+            .unwrap_or(0)
+    }
+
+    /// Wait until the server counts `n` open agent sockets for `tenant` (it
+    /// sees a client's close a moment after the client sent it). A bound on
+    /// a hang, not a timing assertion.
+    pub async fn wait_agent_sockets(&self, tenant: &str, n: u64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.agent_sockets(tenant).await != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never counted {n} agent sockets"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A server process's resident memory in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Events {
+    /// Wait for the server to close the socket; its close code, if it sent
+    /// a close frame.
+    pub async fn closed_by_server(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("the socket stayed open; saw {:#?}", self.seen));
+            match next {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                        self.seen.push(v);
+                    }
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Log in over HTTP only: (status, body).
+pub async fn try_login(server: &Server, tenant: &str, agent: &str, password: &str) -> (u16, Value) {
+    let resp = server
+        .http
+        .post(server.url("/api/login"))
+        .json(&json!({"tenant": tenant, "agent": agent, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
