@@ -774,6 +774,13 @@ impl Engine {
         ext: &Extensions<'_>,
         out: &mut Output,
     ) -> Result<(), CommandError> {
+        // The limit is on what was sent, before anything is stripped.
+        let n = msg.text.chars().count();
+        if n > MAX_CUSTOMER_MESSAGE_CHARS {
+            return Err(CommandError::Invalid(format!(
+                "message is longer than {MAX_CUSTOMER_MESSAGE_CHARS} characters ({n})"
+            )));
+        }
         let mut msg = msg;
         if let Cow::Owned(clean) = strip_controls(&msg.text) {
             msg.text = clean;
@@ -783,12 +790,6 @@ impl Engine {
         }
         if is_blank(&msg.text) {
             return Err(CommandError::Invalid("message is empty".into()));
-        }
-        let n = msg.text.chars().count();
-        if n > MAX_CUSTOMER_MESSAGE_CHARS {
-            return Err(CommandError::Invalid(format!(
-                "message is longer than {MAX_CUSTOMER_MESSAGE_CHARS} characters ({n})"
-            )));
         }
         if let Some(x) = &msg.external_id {
             if self.recent_external.contains_key(x) {
@@ -988,15 +989,16 @@ impl Engine {
                 ))
             }
         }
-        let text = strip_controls(&text).into_owned();
-        if is_blank(&text) {
-            return Err(CommandError::Invalid("message is empty".into()));
-        }
+        // The limit is on what was sent, before anything is stripped.
         let n = text.chars().count();
         if n > MAX_AGENT_MESSAGE_CHARS {
             return Err(CommandError::Invalid(format!(
                 "message is longer than {MAX_AGENT_MESSAGE_CHARS} characters ({n})"
             )));
+        }
+        let text = strip_controls(&text).into_owned();
+        if is_blank(&text) {
+            return Err(CommandError::Invalid("message is empty".into()));
         }
         let delivery = Delivery {
             conversation: id,

@@ -792,6 +792,13 @@ fn control_characters_are_stripped_and_invisible_only_text_is_empty() {
             "offer #1 alice Queue [alice]",
         ]
     );
+    // The length limit counts what was sent: stripping cannot sneak a
+    // longer message in.
+    let long = format!("{}\u{1}", "a".repeat(20_000));
+    assert!(matches!(
+        w.try_run(customer_msg("v1", &long)),
+        Err(CommandError::Invalid(_))
+    ));
     for blank in ["\u{200b}\u{200d}", " \u{feff} ", "\u{7}\u{1}"] {
         assert!(matches!(
             w.try_run(customer_msg("v1", blank)),
