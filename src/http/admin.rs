@@ -85,7 +85,9 @@ async fn conversations(
                         "state": c.state.name(),
                         "queue": c.queue,
                         "channel": c.channel,
-                        "customer": c.customer,
+                        // What agents see of it: masked when the tenant
+                        // masks (an SMS customer's id is a phone number).
+                        "customer": c.customer_handle,
                         "customer_name": c.customer_name,
                         "owner": c.owner,
                         "guest": c.guest,
@@ -140,7 +142,8 @@ struct SettingsBody {
     mask: bool,
 }
 
-/// Turn masking on or off for what comes in from now on.
+/// Turn masking on or off for what comes in from now on: a journaled
+/// command, so the setting survives a restart.
 async fn settings(
     _: Admin,
     State(state): State<Shared>,
@@ -148,7 +151,8 @@ async fn settings(
     JsonBody(body): JsonBody<SettingsBody>,
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
-    t.set_masking(body.mask);
+    t.execute(Command::ChangeSettings { mask: body.mask })
+        .await?;
     tracing::info!(tenant = %tenant, mask = body.mask, "settings changed");
     Ok(Json(json!({"mask": body.mask})))
 }
