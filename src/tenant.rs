@@ -197,6 +197,9 @@ struct Inner {
     /// Sequence number of the last event journaled.
     last_seq: u64,
     since_snapshot: u64,
+    /// Bumped each time the engine is rebuilt from the journal after a
+    /// failed commit: a failure seen by several callers rebuilds once.
+    epoch: u64,
 }
 
 /// Why an action failed.
@@ -279,10 +282,9 @@ impl ChannelDirectory for Directory<'_> {
         }
         let adapter = self.generation.channel(channel)?;
         let answer = adapter.outbound(message, ctx);
-        if let Err(e) = &answer {
-            // The adapter's message names the channel and the failure, not
-            // the reply's text.
-            tracing::warn!(channel = %channel, error = %e, "channel adapter failed to build a reply");
+        if answer.is_err() {
+            // Not the adapter's message: a script's error may quote the reply.
+            tracing::warn!(channel = %channel, "channel adapter failed to build a reply");
         }
         Some(answer)
     }
@@ -314,24 +316,11 @@ impl Tenant {
             anyhow::anyhow!("invalid scripts or plugins:\n{}", list.join("\n"))
         })?;
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
-        let mut engine = Engine::new(
-            config.settings(),
-            masker,
-            config.queue_configs(),
-            config.agent_configs(),
-        );
         let replayed = recovered.events.len();
-        if let Some(snap) = recovered.snapshot {
-            engine.restore(snap);
-        }
-        for ev in &recovered.events {
-            engine.apply(ev);
-        }
-        if let Err(e) = engine.check_invariants() {
-            tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
-        }
-        if recovered.last_seq > 0 {
-            tracing::info!(tenant = %config.id, replayed, last_seq = recovered.last_seq, "state recovered from the journal");
+        let last_seq = recovered.last_seq;
+        let engine = recovered_engine(&config, masker, recovered);
+        if last_seq > 0 {
+            tracing::info!(tenant = %config.id, replayed, last_seq, "state recovered from the journal");
         }
         let mut channels = vec![WEBCHAT, crate::http::messenger::CHANNEL];
         channels.extend(config.plugins.iter().filter_map(|p| p.channel.as_deref()));
@@ -341,8 +330,9 @@ impl Tenant {
             config,
             inner: Mutex::new(Inner {
                 engine,
-                last_seq: recovered.last_seq,
+                last_seq,
                 since_snapshot: replayed as u64,
+                epoch: 0,
             }),
             hub: Arc::new(Hub::default()),
             timer: Notify::new(),
@@ -400,7 +390,12 @@ impl Tenant {
 
     /// A reply the engine handed out did not reach the customer: journal
     /// it (the agents see `delivery_failed`, the transcript a system line).
-    pub async fn delivery_failed(&self, conversation: u64, message: usize, reason: DeliveryFailure) {
+    pub async fn delivery_failed(
+        &self,
+        conversation: u64,
+        message: usize,
+        reason: DeliveryFailure,
+    ) {
         let command = Command::DeliveryFailed {
             conversation,
             message,
@@ -420,7 +415,7 @@ impl Tenant {
     /// published).
     pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
-        let (out, committed, rearm) = {
+        let (out, committed, rearm, epoch) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
@@ -454,6 +449,7 @@ impl Tenant {
                 out,
                 committed,
                 inner.engine.next_deadline() != deadline_before,
+                inner.epoch,
             )
         };
         // The timer task sleeps until the earliest deadline: wake it only
@@ -462,23 +458,60 @@ impl Tenant {
             self.timer.notify_one();
         }
         if let Some(rx) = committed {
-            match rx.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(ExecuteError::Storage(e)),
-                Err(_) => {
-                    return Err(ExecuteError::Storage(
-                        "the journal writer has stopped".into(),
-                    ))
-                }
+            let failure = match rx.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the journal writer has stopped".into()),
+            };
+            if let Some(e) = failure {
+                self.resync(epoch);
+                return Err(ExecuteError::Storage(e));
             }
         }
         Ok(out)
     }
 
+    /// After a failed commit: the engine applied events the journal does
+    /// not hold. Rebuild it from the journal (snapshot + events), once per
+    /// failure however many callers saw it, under the engine lock so no
+    /// command runs on the lost state meanwhile. Rebuilding on failure
+    /// keeps the usual path straight (lock → handle → journal → publish,
+    /// no copy of the engine per command).
+    fn resync(&self, epoch: u64) {
+        let mut inner = lock(&self.inner);
+        if inner.epoch != epoch {
+            return;
+        }
+        inner.epoch += 1;
+        let recovered = match self.journal.resync(self.key.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                // The journal stays closed to this tenant: the next failed
+                // command tries again.
+                tracing::error!(tenant = %self.config.id, error = %e, "cannot read the journal back after a failed commit");
+                return;
+            }
+        };
+        let masker = inner.engine.masker().clone();
+        let last_seq = recovered.last_seq;
+        let replayed = recovered.events.len() as u64;
+        inner.engine = recovered_engine(&self.config, masker, recovered);
+        inner.last_seq = last_seq;
+        inner.since_snapshot = replayed;
+        tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal after a failed commit");
+        drop(inner);
+        self.timer.notify_one();
+    }
+
+    /// Make the journal's next commit fail (test hook behind `test_clock`).
+    pub fn fail_next_commit(&self) {
+        self.journal.fail_next_commit();
+    }
+
     /// Expire due offers, end expired sessions and log out agents who are
     /// gone; returns once the events are journaled.
     pub async fn tick(&self) {
-        let committed = {
+        let (committed, epoch) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let gen = self.generation.load_full();
@@ -495,16 +528,18 @@ impl Tenant {
                 channels: &channels,
             };
             let out = inner.engine.tick(now, &ext);
-            if out.emitted.is_empty() {
+            let committed = if out.emitted.is_empty() {
                 None
             } else {
                 tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
                 self.journal_and_publish(&mut inner, &out)
-            }
+            };
+            (committed, inner.epoch)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
                 tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
+                self.resync(epoch);
             }
         }
         self.sweep_agents().await;
@@ -662,6 +697,27 @@ impl Tenant {
         }
         Some(rx)
     }
+}
+
+/// The tenant's engine as the journal left it: configuration, then the
+/// snapshot, then the events after it.
+fn recovered_engine(config: &TenantConfig, masker: Masker, recovered: Recovered) -> Engine {
+    let mut engine = Engine::new(
+        config.settings(),
+        masker,
+        config.queue_configs(),
+        config.agent_configs(),
+    );
+    if let Some(snap) = recovered.snapshot {
+        engine.restore(snap);
+    }
+    for ev in &recovered.events {
+        engine.apply(ev);
+    }
+    if let Err(e) = engine.check_invariants() {
+        tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
+    }
+    engine
 }
 
 /// The requests carrying agents' replies, as the engine decided them (web

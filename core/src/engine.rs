@@ -8,15 +8,17 @@
 //! **Invariant:** no I/O, no clock, no randomness: the same commands at the
 //! same times give the same events.
 
-use crate::channel::{BuiltinChannels, ChannelDirectory, Outbound, OutboundContext, OutboundMessage};
+use crate::channel::{
+    BuiltinChannels, ChannelDirectory, Outbound, OutboundContext, OutboundMessage,
+};
 use crate::command::{Command, CommandError, CustomerMessage};
 use crate::event::{Audience, Carrier, Delivery, Emitted, Event};
 use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
-    ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId, TenantSettings,
-    TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON, DEFAULT_RONA_TIMEOUT_MS,
-    MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
+    ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
+    TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};

@@ -122,7 +122,10 @@ fn the_channel_is_asked_only_after_the_text_is_checked_and_a_refusal_stores_noth
         with_directory(&mut w, &refuse, say("bob", 1, "hi")),
         Err(CommandError::NotFound(_))
     ));
-    assert!(refuse.calls.borrow().is_empty(), "not asked for invalid replies");
+    assert!(
+        refuse.calls.borrow().is_empty(),
+        "not asked for invalid replies"
+    );
     let before = w.journal.len();
     assert_eq!(
         with_directory(&mut w, &refuse, say("alice", 1, "still there?")),
@@ -230,12 +233,20 @@ fn a_reported_delivery_failure_is_journaled_and_shown_in_the_transcript() {
         }),
         Err(CommandError::NotFound(_))
     ));
-    let live = w.engine.conversation(1).expect("conversation").messages.clone();
+    let live = w
+        .engine
+        .conversation(1)
+        .expect("conversation")
+        .messages
+        .clone();
     assert_eq!(live.len(), 3);
     assert_eq!(live[2].from, Party::System);
     assert_eq!(live[2].text, DeliveryFailure::Rejected.notice());
     let replayed = w.replay();
-    assert_eq!(replayed.conversation(1).map(|c| c.messages.clone()), Some(live.clone()));
+    assert_eq!(
+        replayed.conversation(1).map(|c| c.messages.clone()),
+        Some(live.clone())
+    );
     assert_eq!(transcript_of(&w.journal), live, "archived transcript too");
 }
 
@@ -281,7 +292,9 @@ fn an_sms_customers_number_is_masked_for_agents_and_raw_only_in_the_delivery() {
     assert_eq!(dir.calls.borrow()[0].1.customer, "+15551234567");
     // Replay rebuilds the handle.
     assert_eq!(
-        w.replay().conversation(1).map(|c| c.customer_handle.clone()),
+        w.replay()
+            .conversation(1)
+            .map(|c| c.customer_handle.clone()),
         Some("********4567".into())
     );
 }

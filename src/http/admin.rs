@@ -28,6 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/tenants/{tenant}/reload", post(reload))
         .route("/admin/tenants/{tenant}/scripts", get(scripts))
         .route("/admin/clock/advance", post(advance_clock))
+        .route("/admin/journal/fail-next", post(fail_next_commit))
 }
 
 /// Proof of the admin token.
@@ -241,4 +242,17 @@ async fn advance_clock(
     Ok(Json(
         json!({"now": crate::clock::rfc3339(state.clock.now())}),
     ))
+}
+
+/// Make the journal's next commit fail, to test what a failed commit
+/// leaves (config `test_clock`, like the test clock; else 404).
+async fn fail_next_commit(_: Admin, State(state): State<Shared>) -> Result<Json<Value>, AppError> {
+    if !state.test_clock {
+        return Err(AppError::NotFound("test hook"));
+    }
+    if let Some(t) = state.tenants.values().next() {
+        // One journal writer serves every tenant.
+        t.fail_next_commit();
+    }
+    Ok(Json(json!({"fail_next": true})))
 }

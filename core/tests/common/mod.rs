@@ -281,7 +281,10 @@ pub fn line(e: &Emitted) -> String {
             message,
             reason,
             ..
-        } => format!("delivery_failed #{conversation} [{message}] {}", reason.name()),
+        } => format!(
+            "delivery_failed #{conversation} [{message}] {}",
+            reason.name()
+        ),
     };
     let mut aud = e.audience.agents.join(",");
     if e.audience.customer {
