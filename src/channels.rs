@@ -1,7 +1,8 @@
-//! Sending channel requests built by the adapters (agent replies): the
+//! Sending the channel requests the engine decided (agent replies): the
 //! host does all network I/O, retries with back-off on 5xx and network
-//! errors, and reports a reply that did not get through to the agents as a
-//! `delivery_failed` frame.
+//! errors, and reports a reply that did not get through back to the engine
+//! as `Command::DeliveryFailed` (journaled: the agents see
+//! `delivery_failed`, the transcript a system line).
 //!
 //! **Invariant:** the request URL (it carries the page access token) and
 //! body (customer-facing text) are never logged.
@@ -10,6 +11,7 @@ use crate::tenant::{Outgoing, Tenant};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::channel::OutgoingRequest;
+use switchboard_core::model::DeliveryFailure;
 
 /// Attempts per request (the first plus retries).
 pub const ATTEMPTS: u32 = 4;
@@ -31,9 +33,11 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
         }
     };
     while let Some(job) = rx.recv().await {
-        if let Err(reason) = send(&client, &job).await {
-            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = %reason, "reply not delivered");
-            tenant.delivery_failed(job.conversation, &job.channel, &reason);
+        if let Err((kind, detail)) = send(&client, &job).await {
+            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
+            tenant
+                .delivery_failed(job.conversation, job.message, kind)
+                .await;
         }
     }
 }
@@ -65,11 +69,19 @@ fn with_body(req: reqwest::RequestBuilder, request: &OutgoingRequest) -> reqwest
     }
 }
 
-async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
-    let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
-        .map_err(|_| format!("invalid method {:?}", job.request.method))?;
+/// Send with retries; on failure, its kind and a detail for the log.
+async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), (DeliveryFailure, String)> {
+    let method = reqwest::Method::from_bytes(job.request.method.as_bytes()).map_err(|_| {
+        (
+            DeliveryFailure::InvalidRequest,
+            format!("invalid method {:?}", job.request.method),
+        )
+    })?;
+    if reqwest::Url::parse(&job.request.url).is_err() {
+        return Err((DeliveryFailure::InvalidRequest, "invalid URL".into()));
+    }
     let mut backoff = FIRST_BACKOFF;
-    let mut last = String::new();
+    let mut last = (DeliveryFailure::Unreachable, String::new());
     for attempt in 1..=ATTEMPTS {
         let mut req = client.request(method.clone(), &job.request.url);
         for (k, v) in &job.request.headers {
@@ -79,7 +91,10 @@ async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
         match req.send().await {
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) if resp.status().is_server_error() => {
-                last = format!("the channel answered {}", resp.status().as_u16());
+                last = (
+                    DeliveryFailure::Unavailable,
+                    format!("the channel answered {}", resp.status().as_u16()),
+                );
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -89,15 +104,19 @@ async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                     .unwrap_or_default();
-                return Err(
+                return Err((
+                    DeliveryFailure::Rejected,
                     format!("the channel refused the message ({status}) {detail}")
                         .trim()
                         .to_string(),
-                );
+                ));
             }
             Err(e) => {
                 // Without the URL: it holds the access token.
-                last = format!("network error: {}", e.without_url());
+                last = (
+                    DeliveryFailure::Unreachable,
+                    format!("network error: {}", e.without_url()),
+                );
             }
         }
         if attempt < ATTEMPTS {
@@ -105,5 +124,6 @@ async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), String> {
             backoff *= 2;
         }
     }
-    Err(format!("{last} after {ATTEMPTS} attempts"))
+    let (kind, detail) = last;
+    Err((kind, format!("{detail} after {ATTEMPTS} attempts")))
 }

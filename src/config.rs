@@ -147,7 +147,10 @@ impl PluginEntry {
 }
 
 /// Channels served by the host itself, never by a plugin.
-pub const BUILTIN_CHANNELS: [&str; 2] = ["webchat", "messenger"];
+pub const BUILTIN_CHANNELS: [&str; 2] = [
+    switchboard_core::channel::WEBCHAT,
+    crate::http::messenger::CHANNEL,
+];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueueEntry {

@@ -5,12 +5,19 @@
 //! **Invariant:** a caller is answered (a webhook acknowledged, an agent's
 //! action confirmed) only after its events are committed; subscribers are
 //! told only after the commit too, in journal order, by the writer thread.
+//! **Invariant:** after a failed commit, nothing more of that tenant is
+//! committed until it resynchronizes ([`Journal::resync`]): the tenant
+//! rebuilds its engine from what the journal holds, so memory is never
+//! ahead of the journal and no later event builds on a lost one
+//! (`tests/durability.rs`).
 //! **Boundary:** the store knows events as JSON; it does not interpret them
 //! (recovery deserializes them into core's `Event`).
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use switchboard_core::engine::Snapshot;
@@ -102,12 +109,21 @@ enum Job {
         seq: u64,
         body: String,
     },
+    /// After a failed commit: read what the journal holds of the tenant
+    /// (everything queued before this job is settled by then) and let its
+    /// appends through again.
+    Resync {
+        tenant: Arc<str>,
+        reply: mpsc::Sender<Result<Recovered, String>>,
+    },
 }
 
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::SyncSender<Job>,
+    /// Test hook (`test_clock` servers only): fail the next commit.
+    fail_next: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -144,15 +160,17 @@ impl Store {
         let conn = open_connection(&path, sync)?;
         let writer = open_connection(&path, sync)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let fail_next = Arc::new(AtomicBool::new(false));
+        let fail = fail_next.clone();
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || write_loop(writer, rx))
+            .spawn(move || write_loop(writer, rx, fail))
             .context("starting the journal writer")?;
         Ok((
             Store {
                 conn: std::sync::Mutex::new(conn),
             },
-            Journal { tx },
+            Journal { tx, fail_next },
         ))
     }
 
@@ -164,7 +182,11 @@ impl Store {
 
     /// Read a tenant's latest snapshot and the events after it.
     pub fn recover(&self, tenant: &str) -> Result<Recovered> {
-        let conn = self.conn();
+        Self::recover_on(&self.conn(), tenant)
+    }
+
+    /// [`Store::recover`] on a given connection (the writer's, to resync).
+    fn recover_on(conn: &Connection, tenant: &str) -> Result<Recovered> {
         let snap: Option<(u64, String)> = conn
             .query_row(
                 "SELECT seq, body FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
@@ -297,9 +319,32 @@ impl Journal {
     pub fn snapshot(&self, tenant: Arc<str>, seq: u64, body: String) {
         let _ = self.tx.send(Job::Snapshot { tenant, seq, body });
     }
+
+    /// After a failed commit of `tenant`: once every job queued before
+    /// this call is settled, read what the journal holds of the tenant and
+    /// let its appends through again (until then they all fail, so nothing
+    /// that builds on a lost event is committed). Blocks the calling
+    /// thread until the writer answers: call it on the failure path only.
+    pub fn resync(&self, tenant: Arc<str>) -> Result<Recovered, String> {
+        let (reply, answer) = mpsc::channel();
+        self.tx
+            .send(Job::Resync { tenant, reply })
+            .map_err(|_| "the journal writer has stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the journal writer has stopped".to_string())?
+    }
+
+    /// Make the next commit fail (a test hook, behind `test_clock`).
+    pub fn fail_next_commit(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
+    }
 }
 
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBool>) {
+    // Tenants whose last commit failed: their jobs are refused until they
+    // resync.
+    let mut failed: HashSet<Arc<str>> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -308,21 +353,74 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &jobs).map_err(|e| format!("{e:#}"));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, jobs = jobs.len(), "journal commit failed");
-        }
+        // A resync is a boundary: what is queued before it is settled first.
+        let mut batch = Vec::new();
         for job in jobs {
-            if let Job::Append {
-                after_commit, done, ..
-            } = job
-            {
-                if result.is_ok() {
-                    after_commit();
+            match job {
+                Job::Resync { tenant, reply } => {
+                    settle(
+                        &mut conn,
+                        std::mem::take(&mut batch),
+                        &mut failed,
+                        &fail_next,
+                    );
+                    let read = Store::recover_on(&conn, &tenant).map_err(|e| format!("{e:#}"));
+                    if read.is_ok() {
+                        failed.remove(&tenant);
+                    }
+                    let _ = reply.send(read);
                 }
-                if let Some(d) = done {
-                    let _ = d.send(result.clone());
-                }
+                job => batch.push(job),
+            }
+        }
+        settle(&mut conn, batch, &mut failed, &fail_next);
+    }
+}
+
+/// Commit one group of jobs, then run their `after_commit`s and answer
+/// them; jobs of a tenant that failed before are refused, and a failed
+/// commit marks every tenant in it.
+fn settle(
+    conn: &mut Connection,
+    jobs: Vec<Job>,
+    failed: &mut HashSet<Arc<str>>,
+    fail_next: &AtomicBool,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let tenant_of = |job: &Job| match job {
+        Job::Append { tenant, .. } | Job::Snapshot { tenant, .. } | Job::Resync { tenant, .. } => {
+            tenant.clone()
+        }
+    };
+    let (refused, jobs): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|j| failed.contains(&tenant_of(j)));
+    for job in refused {
+        if let Job::Append { done: Some(d), .. } = job {
+            let _ = d.send(Err("an earlier commit of this tenant failed".into()));
+        }
+    }
+    let result = if fail_next.swap(false, Ordering::SeqCst) {
+        Err("commit failed (test hook)".to_string())
+    } else {
+        commit(conn, &jobs).map_err(|e| format!("{e:#}"))
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, jobs = jobs.len(), "journal commit failed");
+        failed.extend(jobs.iter().map(tenant_of));
+    }
+    for job in jobs {
+        if let Job::Append {
+            after_commit, done, ..
+        } = job
+        {
+            if result.is_ok() {
+                after_commit();
+            }
+            if let Some(d) = done {
+                let _ = d.send(result.clone());
             }
         }
     }
@@ -353,6 +451,7 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
                 Job::Snapshot { tenant, seq, body } => {
                     snap.execute(params![tenant.as_ref(), *seq as i64, body])?;
                 }
+                Job::Resync { .. } => {}
             }
         }
     }

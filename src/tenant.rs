@@ -22,12 +22,15 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use switchboard_core::channel::{Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
+use switchboard_core::channel::{
+    ChannelDirectory, ChannelError, Outbound, OutboundContext, OutboundMessage, OutgoingRequest,
+    WEBCHAT,
+};
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::{AgentState, Millis, Party, DISCONNECTED_REASON};
+use switchboard_core::model::{AgentState, DeliveryFailure, Millis, Party, DISCONNECTED_REASON};
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
-use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
+use switchboard_core::{Carrier, Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
 
 /// Messages queued for one subscriber before it counts as too slow.
@@ -194,6 +197,9 @@ struct Inner {
     /// Sequence number of the last event journaled.
     last_seq: u64,
     since_snapshot: u64,
+    /// Bumped each time the engine is rebuilt from the journal after a
+    /// failed commit: a failure seen by several callers rebuilds once.
+    epoch: u64,
 }
 
 /// Why an action failed.
@@ -246,12 +252,42 @@ struct Presence {
     grace_ms: Millis,
 }
 
-/// An agent's reply on its way out through a channel.
+/// An agent's reply on its way out through a channel, as the engine
+/// decided it (`message`: the reply's index in the transcript, for
+/// reporting a failure back).
 #[derive(Debug)]
 pub struct Outgoing {
     pub conversation: u64,
     pub channel: String,
+    pub message: usize,
     pub request: OutgoingRequest,
+}
+
+/// The tenant's channels for the engine: web chat built in (replies are
+/// pushed on the visitor's socket), every other channel through the
+/// generation's adapter (plugin, else script).
+struct Directory<'a> {
+    generation: &'a TenantGeneration,
+}
+
+impl ChannelDirectory for Directory<'_> {
+    fn outbound(
+        &self,
+        channel: &str,
+        message: &OutboundMessage,
+        ctx: &OutboundContext,
+    ) -> Option<Result<Outbound, ChannelError>> {
+        if channel == WEBCHAT {
+            return Some(Ok(Outbound::Push));
+        }
+        let adapter = self.generation.channel(channel)?;
+        let answer = adapter.outbound(message, ctx);
+        if answer.is_err() {
+            // Not the adapter's message: a script's error may quote the reply.
+            tracing::warn!(channel = %channel, "channel adapter failed to build a reply");
+        }
+        Some(answer)
+    }
 }
 
 impl std::fmt::Debug for Tenant {
@@ -280,26 +316,13 @@ impl Tenant {
             anyhow::anyhow!("invalid scripts or plugins:\n{}", list.join("\n"))
         })?;
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
-        let mut engine = Engine::new(
-            config.settings(),
-            masker,
-            config.queue_configs(),
-            config.agent_configs(),
-        );
         let replayed = recovered.events.len();
-        if let Some(snap) = recovered.snapshot {
-            engine.restore(snap);
+        let last_seq = recovered.last_seq;
+        let engine = recovered_engine(&config, masker, recovered);
+        if last_seq > 0 {
+            tracing::info!(tenant = %config.id, replayed, last_seq, "state recovered from the journal");
         }
-        for ev in &recovered.events {
-            engine.apply(ev);
-        }
-        if let Err(e) = engine.check_invariants() {
-            tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
-        }
-        if recovered.last_seq > 0 {
-            tracing::info!(tenant = %config.id, replayed, last_seq = recovered.last_seq, "state recovered from the journal");
-        }
-        let mut channels = vec!["webchat", "messenger"];
+        let mut channels = vec![WEBCHAT, crate::http::messenger::CHANNEL];
         channels.extend(config.plugins.iter().filter_map(|p| p.channel.as_deref()));
         let metrics = TenantMetrics::new(metrics, &config.id, &channels);
         Ok(Tenant {
@@ -307,8 +330,9 @@ impl Tenant {
             config,
             inner: Mutex::new(Inner {
                 engine,
-                last_seq: recovered.last_seq,
+                last_seq,
                 since_snapshot: replayed as u64,
+                epoch: 0,
             }),
             hub: Arc::new(Hub::default()),
             timer: Notify::new(),
@@ -364,66 +388,22 @@ impl Tenant {
         lock(&self.outbox_rx).take()
     }
 
-    /// For an agent's message on an adapter channel, build its outgoing
-    /// request before the engine stores anything: a reply the channel
-    /// cannot deliver (Messenger past Meta's 7-day window) is refused with
-    /// nothing stored, and the request built here is the one sent after
-    /// the commit (the adapter is called once per reply). Only for a
-    /// participant: anyone else gets the engine's own answer.
-    fn prepare_reply(
+    /// A reply the engine handed out did not reach the customer: journal
+    /// it (the agents see `delivery_failed`, the transcript a system line).
+    pub async fn delivery_failed(
         &self,
-        engine: &Engine,
-        gen: &TenantGeneration,
-        command: &Command,
-    ) -> Result<Option<Result<Outbound, String>>, CommandError> {
-        let Command::AgentMessage {
-            agent,
+        conversation: u64,
+        message: usize,
+        reason: DeliveryFailure,
+    ) {
+        let command = Command::DeliveryFailed {
             conversation,
-            text,
-        } = command
-        else {
-            return Ok(None);
+            message,
+            reason,
         };
-        let Some(c) = engine.conversation(*conversation) else {
-            return Ok(None);
-        };
-        let participant = c.owner.as_deref() == Some(agent.as_str())
-            || c.guest.as_deref() == Some(agent.as_str());
-        let Some(adapter) = gen.channel(&c.channel).filter(|_| participant) else {
-            return Ok(None);
-        };
-        let msg = outbound_message(c, agent, text);
-        let ctx = outbound_context(c, self.clock.now());
-        match adapter.outbound(&msg, &ctx) {
-            Ok(Outbound::Refuse(reason)) => Err(CommandError::Conflict(reason)),
-            other => Ok(Some(other.map_err(|e| e.to_string()))),
+        if let Err(e) = self.execute(command).await {
+            tracing::error!(tenant = %self.config.id, conversation, error = ?e, "delivery failure not journaled");
         }
-    }
-
-    /// Tell the agents of a conversation that a reply did not reach the customer.
-    pub fn delivery_failed(&self, conversation: u64, channel: &str, reason: &str) {
-        let agents = self.read(|e| {
-            e.conversation(conversation)
-                .map(|c| c.participants())
-                .unwrap_or_default()
-        });
-        let frame: Arc<str> = json!({
-            "type": "delivery_failed",
-            "conversation": conversation,
-            "channel": channel,
-            "reason": reason,
-            "at": rfc3339(self.clock.now()),
-        })
-        .to_string()
-        .into();
-        for a in agents {
-            self.hub.to_agent(&a, &frame);
-        }
-    }
-
-    /// Turn masking on or off for what comes in from now on.
-    pub fn set_masking(&self, on: bool) {
-        lock(&self.inner).engine.set_masking(on);
     }
 
     /// Read the engine's state.
@@ -435,7 +415,7 @@ impl Tenant {
     /// published).
     pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
-        let (out, committed, rearm) = {
+        let (out, committed, rearm, epoch) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
@@ -445,13 +425,11 @@ impl Tenant {
                 inner: &*gen,
                 seconds: &self.metrics.routing_seconds,
             };
+            let channels = Directory { generation: &gen };
             let ext = Extensions {
                 routing: &routing,
                 wrapup: &*gen,
-            };
-            let reply = match self.prepare_reply(&inner.engine, &gen, &command) {
-                Ok(reply) => reply,
-                Err(e) => return Err(e.into()),
+                channels: &channels,
             };
             let started = std::time::Instant::now();
             let result = inner.engine.handle(command, now, &ext);
@@ -466,11 +444,12 @@ impl Tenant {
                 }
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
-            let committed = self.journal_and_publish(&mut inner, &out, &gen, reply);
+            let committed = self.journal_and_publish(&mut inner, &out);
             (
                 out,
                 committed,
                 inner.engine.next_deadline() != deadline_before,
+                inner.epoch,
             )
         };
         // The timer task sleeps until the earliest deadline: wake it only
@@ -479,23 +458,60 @@ impl Tenant {
             self.timer.notify_one();
         }
         if let Some(rx) = committed {
-            match rx.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(ExecuteError::Storage(e)),
-                Err(_) => {
-                    return Err(ExecuteError::Storage(
-                        "the journal writer has stopped".into(),
-                    ))
-                }
+            let failure = match rx.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the journal writer has stopped".into()),
+            };
+            if let Some(e) = failure {
+                self.resync(epoch);
+                return Err(ExecuteError::Storage(e));
             }
         }
         Ok(out)
     }
 
+    /// After a failed commit: the engine applied events the journal does
+    /// not hold. Rebuild it from the journal (snapshot + events), once per
+    /// failure however many callers saw it, under the engine lock so no
+    /// command runs on the lost state meanwhile. Rebuilding on failure
+    /// keeps the usual path straight (lock → handle → journal → publish,
+    /// no copy of the engine per command).
+    fn resync(&self, epoch: u64) {
+        let mut inner = lock(&self.inner);
+        if inner.epoch != epoch {
+            return;
+        }
+        inner.epoch += 1;
+        let recovered = match self.journal.resync(self.key.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                // The journal stays closed to this tenant: the next failed
+                // command tries again.
+                tracing::error!(tenant = %self.config.id, error = %e, "cannot read the journal back after a failed commit");
+                return;
+            }
+        };
+        let masker = inner.engine.masker().clone();
+        let last_seq = recovered.last_seq;
+        let replayed = recovered.events.len() as u64;
+        inner.engine = recovered_engine(&self.config, masker, recovered);
+        inner.last_seq = last_seq;
+        inner.since_snapshot = replayed;
+        tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal after a failed commit");
+        drop(inner);
+        self.timer.notify_one();
+    }
+
+    /// Make the journal's next commit fail (test hook behind `test_clock`).
+    pub fn fail_next_commit(&self) {
+        self.journal.fail_next_commit();
+    }
+
     /// Expire due offers, end expired sessions and log out agents who are
     /// gone; returns once the events are journaled.
     pub async fn tick(&self) {
-        let committed = {
+        let (committed, epoch) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let gen = self.generation.load_full();
@@ -505,21 +521,25 @@ impl Tenant {
                 inner: &*gen,
                 seconds: &self.metrics.routing_seconds,
             };
+            let channels = Directory { generation: &gen };
             let ext = Extensions {
                 routing: &routing,
                 wrapup: &*gen,
+                channels: &channels,
             };
             let out = inner.engine.tick(now, &ext);
-            if out.emitted.is_empty() {
+            let committed = if out.emitted.is_empty() {
                 None
             } else {
                 tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-                self.journal_and_publish(&mut inner, &out, &gen, None)
-            }
+                self.journal_and_publish(&mut inner, &out)
+            };
+            (committed, inner.epoch)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
                 tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
+                self.resync(epoch);
             }
         }
         self.sweep_agents().await;
@@ -627,8 +647,6 @@ impl Tenant {
         &self,
         inner: &mut Inner,
         out: &Output,
-        gen: &TenantGeneration,
-        reply: Option<Result<Outbound, String>>,
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
         if out.emitted.is_empty() && out.deliveries.is_empty() {
             return None;
@@ -644,8 +662,8 @@ impl Tenant {
             });
         }
         self.metrics.record(&inner.engine, out);
-        let mut frames = frames(&inner.engine, out, self.clock.now());
-        let outgoing = self.channel_requests(&inner.engine, out, gen, reply, &mut frames);
+        let frames = frames(&inner.engine, out, self.clock.now());
+        let outgoing = channel_requests(out);
         let outbox = self.outbox.clone();
         let hub = self.hub.clone();
         let commit_seconds = self.metrics.family().commit_seconds.clone();
@@ -681,67 +699,42 @@ impl Tenant {
     }
 }
 
-impl Tenant {
-    /// The channel requests carrying agents' replies (web chat replies are
-    /// frames already); a reply the adapter cannot build becomes a
-    /// `delivery_failed` frame for the conversation's agents.
-    fn channel_requests(
-        &self,
-        engine: &Engine,
-        out: &Output,
-        gen: &TenantGeneration,
-        mut reply: Option<Result<Outbound, String>>,
-        frames: &mut Vec<(Target, Arc<str>)>,
-    ) -> Vec<Outgoing> {
-        let mut jobs = Vec::new();
-        for d in &out.deliveries {
-            if d.channel == "webchat" {
-                continue;
-            }
-            let Some(c) = engine.conversation(d.conversation) else {
-                continue;
-            };
-            let failure = match gen.channel(&d.channel) {
-                None => Some(format!("no adapter for channel {}", d.channel)),
-                Some(adapter) => {
-                    // Built before the engine ran (see `prepare_reply`), or now.
-                    let built = reply.take().unwrap_or_else(|| {
-                        let msg = outbound_message(c, &d.author, &d.text);
-                        let ctx = outbound_context(c, self.clock.now());
-                        adapter.outbound(&msg, &ctx).map_err(|e| e.to_string())
-                    });
-                    match built {
-                        Ok(Outbound::Send(request)) => {
-                            jobs.push(Outgoing {
-                                conversation: d.conversation,
-                                channel: d.channel.clone(),
-                                request,
-                            });
-                            None
-                        }
-                        Ok(Outbound::Refuse(reason)) => Some(reason),
-                        Err(e) => Some(e),
-                    }
-                }
-            };
-            if let Some(reason) = failure {
-                tracing::warn!(tenant = %self.config.id, conversation = d.conversation, channel = %d.channel, "reply not sent");
-                let frame: Arc<str> = json!({
-                    "type": "delivery_failed",
-                    "conversation": d.conversation,
-                    "channel": d.channel,
-                    "reason": reason,
-                    "at": rfc3339(self.clock.now()),
-                })
-                .to_string()
-                .into();
-                for a in c.participants() {
-                    frames.push((Target::Agent(a), frame.clone()));
-                }
-            }
-        }
-        jobs
+/// The tenant's engine as the journal left it: configuration, then the
+/// snapshot, then the events after it.
+fn recovered_engine(config: &TenantConfig, masker: Masker, recovered: Recovered) -> Engine {
+    let mut engine = Engine::new(
+        config.settings(),
+        masker,
+        config.queue_configs(),
+        config.agent_configs(),
+    );
+    if let Some(snap) = recovered.snapshot {
+        engine.restore(snap);
     }
+    for ev in &recovered.events {
+        engine.apply(ev);
+    }
+    if let Err(e) = engine.check_invariants() {
+        tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
+    }
+    engine
+}
+
+/// The requests carrying agents' replies, as the engine decided them (web
+/// chat replies are pushed as frames instead).
+fn channel_requests(out: &Output) -> Vec<Outgoing> {
+    out.deliveries
+        .iter()
+        .filter_map(|d| match &d.carrier {
+            Carrier::Request(request) => Some(Outgoing {
+                conversation: d.conversation,
+                channel: d.channel.clone(),
+                message: d.message,
+                request: request.clone(),
+            }),
+            Carrier::Push => None,
+        })
+        .collect()
 }
 
 /// A routing policy whose decisions are timed into a histogram.
@@ -785,7 +778,7 @@ fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
         }
         if let Some(frame) = visitor_frame(engine, ev, emitted.audience.customer) {
             if let Some(c) = ev.conversation().and_then(|id| engine.conversation(id)) {
-                if c.channel == "webchat" {
+                if c.channel == WEBCHAT {
                     frames.push((
                         Target::Visitor(c.customer.clone()),
                         frame.to_string().into(),
@@ -795,7 +788,7 @@ fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
         }
     }
     for d in &out.deliveries {
-        if d.channel == "webchat" {
+        if d.carrier == Carrier::Push {
             let author = engine
                 .agent(&d.author)
                 .map(|a| a.config.name.clone())
@@ -817,32 +810,6 @@ fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
     frames
 }
 
-fn outbound_message(
-    c: &switchboard_core::engine::Conversation,
-    author: &str,
-    text: &str,
-) -> OutboundMessage {
-    OutboundMessage {
-        conversation: c.id,
-        customer: c.customer.clone(),
-        author: author.to_string(),
-        text: text.to_string(),
-    }
-}
-
-/// When the customer last wrote: the start of the channel's reply windows.
-fn outbound_context(c: &switchboard_core::engine::Conversation, now: u64) -> OutboundContext {
-    OutboundContext {
-        now,
-        last_customer_message_at: c
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.from == Party::Customer)
-            .map(|m| m.at),
-    }
-}
-
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Login { .. } => "login",
@@ -860,6 +827,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::WrapUp { .. } => "wrapup",
         Command::DeleteQueue { .. } => "delete_queue",
         Command::AgentGone { .. } => "agent_gone",
+        Command::ChangeSettings { .. } => "change_settings",
+        Command::DeliveryFailed { .. } => "delivery_failed",
     }
 }
 
@@ -897,6 +866,10 @@ pub fn agent_frame(engine: &Engine, ev: &Event) -> Value {
                     "author_name".into(),
                     Value::String(agent_name(engine, author)),
                 );
+            }
+            // The desktop marks the reply and adds the transcript's notice.
+            Event::DeliveryFailed { reason, .. } => {
+                map.insert("text".into(), Value::String(reason.notice().into()));
             }
             // The desktop replaces the transcript (and the offer's preview)
             // rather than finding the message it had.

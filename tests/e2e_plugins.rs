@@ -341,6 +341,53 @@ async fn sms_through_the_adapter_plugin_reaches_an_agent_and_the_reply_reaches_t
     );
 }
 
+#[tokio::test]
+async fn an_sms_customers_number_never_reaches_an_agent_surface() {
+    let (api_base, twilio) = stand_in_twilio().await;
+    let config = config_with(&format!(
+        "[[tenants.plugins]]\npath = {:?}\nroles = [\"channel\"]\nchannel = \"sms\"\nsource = \"SMS\"\nsettings = {{ account_sid = \"AC123\", auth_token = \"tok-secret\", from = \"+15550000000\", api_base = {api_base:?} }}\n",
+        plugin("sms_adapter")
+    ));
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    assert_eq!(sms_webhook(&server, "SM9", "hello").await.0, 200);
+    let id = alice.events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("id");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let started = alice.events.next_of("conversation_started").await;
+    assert_eq!(started["customer"], "********4567", "a handle, masked");
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Hi there"}),
+        )
+        .await;
+    alice.events.next_of("message").await;
+    // The reply still reaches the raw number.
+    let sent = wait_for_sent(&twilio, 1).await;
+    assert!(sent[0].body.contains("%2B15551234567"), "{:?}", sent[0]);
+
+    let raw = "5551234567";
+    for frame in &alice.events.seen {
+        assert!(!frame.to_string().contains(raw), "agent frame: {frame}");
+    }
+    let (_, me) = alice.call(Method::GET, "/api/me", None).await;
+    assert!(!me.to_string().contains(raw), "/api/me: {me}");
+    let (_, one) = alice
+        .call(Method::GET, &format!("/api/conversations/{id}"), None)
+        .await;
+    assert!(!one.to_string().contains(raw), "conversation: {one}");
+    let (_, list) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert!(!list.to_string().contains(raw), "admin list: {list}");
+    assert_eq!(list[0]["customer"], "********4567");
+}
+
 /// Decode an `application/x-www-form-urlencoded` body.
 fn url_form(body: &str) -> Vec<(String, String)> {
     body.split('&')

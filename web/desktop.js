@@ -509,6 +509,18 @@
         renderAll();
         break;
       }
+      case 'delivery_failed': {
+        // A reply that did not reach the customer: mark it, and add the
+        // transcript's notice (the server journaled both).
+        if (!c) break;
+        var undelivered = c.messages[ev.message];
+        if (undelivered && undelivered.from === 'agent') undelivered.failed = String(ev.reason || '');
+        if (typeof ev.text === 'string') appendMessage(c, { from: 'system', author: 'system', text: ev.text, at: ev.at });
+        if (S.rendered.conv === id) S.rendered.count = -1;
+        toast(t('deliveryFailed', { name: c.customerName || t('customer') }), 'error');
+        renderAll();
+        break;
+      }
       case 'message_redacted': {
         // An earlier customer message masked after the fact (a number split
         // over two messages): the frame carries the masked transcript.
@@ -882,11 +894,14 @@
       el('span', { cls: 'author', text: author }),
       el('time', { text: fmtTime(m.at) })
     ]);
-    var bubble = el('div', { cls: 'bubble' }, [meta, el('p', { cls: 'text', text: m.text })]);
+    var parts = [meta, el('p', { cls: 'text', text: m.text })];
+    if (m.failed) parts.push(el('p', { cls: 'delivery-failed', text: t('notDelivered'), attrs: { role: 'status' } }));
+    var bubble = el('div', { cls: 'bubble' }, parts);
     var children = customer
       ? [el('span', { cls: 'avatar', text: initials(m.author || c.customerName), attrs: { 'aria-hidden': 'true' } }), bubble]
       : [bubble];
-    return el('li', { cls: 'msg ' + (customer ? 'msg-customer' : 'msg-agent') }, children);
+    var cls = 'msg ' + (customer ? 'msg-customer' : 'msg-agent') + (m.failed ? ' msg-failed' : '');
+    return el('li', { cls: cls }, children);
   }
 
   function renderDetails() {

@@ -104,7 +104,7 @@ pub struct OutboundContext {
 }
 
 /// The HTTP request the host sends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutgoingRequest {
     pub method: String,
     pub url: String,
@@ -118,6 +118,44 @@ pub enum Outbound {
     Send(OutgoingRequest),
     /// The customer cannot be reached (e.g. past Messenger's windows).
     Refuse(String),
+    /// The host pushes the message on the customer's own connection: only
+    /// the built-in web chat answers this (adapters build requests).
+    Push,
+}
+
+/// The bundled web chat channel: its customers hold a socket to the
+/// server, so replies are pushed to them, not sent as requests.
+pub const WEBCHAT: &str = "webchat";
+
+/// The tenant's channels as the engine sees them when an agent replies:
+/// the server implements it over its adapters (scripts, plugins) and the
+/// built-in web chat. Called under the engine lock, after the engine has
+/// checked the reply, once per reply.
+pub trait ChannelDirectory {
+    /// How `message` reaches the customer on `channel`; `None` when the
+    /// tenant has no adapter for that channel.
+    fn outbound(
+        &self,
+        channel: &str,
+        message: &OutboundMessage,
+        ctx: &OutboundContext,
+    ) -> Option<Result<Outbound, ChannelError>>;
+}
+
+/// Only the built-in web chat: replies there are pushed; any other
+/// channel has no adapter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinChannels;
+
+impl ChannelDirectory for BuiltinChannels {
+    fn outbound(
+        &self,
+        channel: &str,
+        _message: &OutboundMessage,
+        _ctx: &OutboundContext,
+    ) -> Option<Result<Outbound, ChannelError>> {
+        (channel == WEBCHAT).then_some(Ok(Outbound::Push))
+    }
 }
 
 /// Why an adapter call failed (the host answers 503 and stores nothing).

@@ -1,6 +1,6 @@
 //! Commands: what agents, customers, admins and the clock ask of the engine.
 
-use crate::model::{AgentId, Cad, ConversationId, QueueId, TransferTarget};
+use crate::model::{AgentId, Cad, ConversationId, DeliveryFailure, QueueId, TransferTarget};
 use serde::{Deserialize, Serialize};
 
 /// An input to [`crate::engine::Engine::handle`].
@@ -73,6 +73,18 @@ pub enum Command {
     /// [`crate::model::DISCONNECTED_REASON`] so nothing new is offered.
     AgentGone {
         agent: AgentId,
+    },
+    /// An admin changes the tenant's settings: masking on or off for
+    /// what comes in from now on. Journaled, so it survives a restart.
+    ChangeSettings {
+        mask: bool,
+    },
+    /// The server could not carry out a [`crate::Delivery`]: reply
+    /// `message` (its index in the transcript) did not reach the customer.
+    DeliveryFailed {
+        conversation: ConversationId,
+        message: usize,
+        reason: DeliveryFailure,
     },
 }
 

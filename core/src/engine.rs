@@ -8,14 +8,17 @@
 //! **Invariant:** no I/O, no clock, no randomness: the same commands at the
 //! same times give the same events.
 
+use crate::channel::{
+    BuiltinChannels, ChannelDirectory, Outbound, OutboundContext, OutboundMessage,
+};
 use crate::command::{Command, CommandError, CustomerMessage};
-use crate::event::{Audience, Delivery, Emitted, Event};
+use crate::event::{Audience, Carrier, Delivery, Emitted, Event};
 use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
-    ConversationState, Message, Millis, OfferKind, Party, QueueConfig, QueueId, TenantSettings,
-    TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON, DEFAULT_RONA_TIMEOUT_MS,
-    MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
+    ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
+    TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
@@ -35,6 +38,8 @@ pub const MAX_CUSTOMER_MESSAGE_CHARS: usize = 20_000;
 pub struct Extensions<'a> {
     pub routing: &'a dyn RoutingPolicy,
     pub wrapup: &'a dyn WrapUpReasons,
+    /// Asked how an agent's reply reaches the customer.
+    pub channels: &'a dyn ChannelDirectory,
 }
 
 static BUILTIN_ROUTING: LongestIdle = LongestIdle;
@@ -46,6 +51,7 @@ impl Extensions<'static> {
         Extensions {
             routing: &BUILTIN_ROUTING,
             wrapup: WRAPUP.get_or_init(BuiltinWrapUp::default),
+            channels: &BuiltinChannels,
         }
     }
 }
@@ -92,7 +98,14 @@ pub struct PendingOffer {
 pub struct Conversation {
     pub id: ConversationId,
     pub channel: String,
+    /// The channel's raw id of the customer: only for reaching it (and
+    /// finding its open conversation); never shown to agents.
     pub customer: String,
+    /// What agents and routing see of the customer: its id masked like
+    /// any text when the tenant masked at creation (an SMS customer's id
+    /// is its phone number). Stable for one customer.
+    #[serde(default)]
+    pub customer_handle: String,
     pub customer_name: String,
     pub source: String,
     pub received_at: Millis,
@@ -184,6 +197,10 @@ pub struct Snapshot {
     pub deleted_queues: Vec<QueueId>,
     pub recent_external: Vec<(Millis, String)>,
     pub next_id: ConversationId,
+    /// The masking setting as the journal left it (admins change it with
+    /// [`Command::ChangeSettings`]); absent in older snapshots.
+    #[serde(default)]
+    pub mask: Option<bool>,
 }
 
 /// The run-time part of an agent (its configuration comes from config).
@@ -282,6 +299,7 @@ impl Engine {
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
             recent_external: self.recent_order.iter().cloned().collect(),
             next_id: self.next_id,
+            mask: Some(self.settings.mask),
         }
     }
 
@@ -289,6 +307,9 @@ impl Engine {
     /// current configuration (new agents start logged out; agents no
     /// longer configured are forgotten).
     pub fn restore(&mut self, snap: Snapshot) {
+        if let Some(mask) = snap.mask {
+            self.settings.mask = mask;
+        }
         for q in &snap.deleted_queues {
             self.queues.remove(q);
             self.deleted_queues.insert(q.clone());
@@ -336,11 +357,6 @@ impl Engine {
 
     pub fn settings(&self) -> &TenantSettings {
         &self.settings
-    }
-
-    /// Change the masking setting; applies to what comes in from now on.
-    pub fn set_masking(&mut self, on: bool) {
-        self.settings.mask = on;
     }
 
     pub fn masker(&self) -> &Masker {
@@ -586,7 +602,7 @@ impl Engine {
                 agent,
                 conversation,
                 text,
-            } => self.agent_message(&agent, conversation, text, now, out),
+            } => self.agent_message(&agent, conversation, text, now, ext, out),
             Command::Transfer {
                 agent,
                 conversation,
@@ -703,6 +719,37 @@ impl Engine {
             }
             Command::DeleteQueue { queue } => self.delete_queue(&queue, now, out),
             Command::AgentGone { agent } => self.agent_gone(&agent, now, out),
+            Command::ChangeSettings { mask } => {
+                if self.settings.mask != mask {
+                    self.emit(out, Event::SettingsChanged { mask, at: now }, nobody());
+                }
+                Ok(())
+            }
+            Command::DeliveryFailed {
+                conversation,
+                message,
+                reason,
+            } => {
+                let c = self
+                    .conversations
+                    .get(&conversation)
+                    .ok_or(CommandError::NotFound("conversation"))?;
+                if c.messages.get(message).map(|m| m.from) != Some(Party::Agent) {
+                    return Err(CommandError::Invalid(format!(
+                        "message {message} is not an agent's reply"
+                    )));
+                }
+                let ev = Event::DeliveryFailed {
+                    conversation,
+                    channel: c.channel.clone(),
+                    message,
+                    reason,
+                    at: now,
+                };
+                let aud = agents_aud(c.participants());
+                self.emit(out, ev, aud);
+                Ok(())
+            }
         }
     }
 
@@ -856,12 +903,13 @@ impl Engine {
         cad.insert("entry_point".into(), source.clone());
         cad.insert("customer_name".into(), customer_name.clone());
         let preview = preview_of(&text);
+        let customer_handle = self.mask_for_agents(&msg.customer);
         let queue = {
             let view = ConversationView {
                 id,
                 queue: &msg.queue,
                 channel: &msg.channel,
-                customer: &msg.customer,
+                customer: &customer_handle,
                 customer_name: &customer_name,
                 source: &source,
                 preview: &preview,
@@ -892,6 +940,7 @@ impl Engine {
             conversation: id,
             channel: msg.channel,
             customer: msg.customer,
+            customer_handle,
             customer_name: customer_name.clone(),
             source,
             received_at: now,
@@ -937,7 +986,7 @@ impl Engine {
                     agent: agent.to_string(),
                     queue: c.queue.clone(),
                     channel: c.channel.clone(),
-                    customer: c.customer.clone(),
+                    customer: c.customer_handle.clone(),
                     customer_name: c.customer_name.clone(),
                     source: c.source.clone(),
                     received_at: c.received_at,
@@ -969,6 +1018,7 @@ impl Engine {
         id: ConversationId,
         text: String,
         now: Millis,
+        ext: &Extensions<'_>,
         out: &mut Output,
     ) -> Result<(), CommandError> {
         let c = self.visible(agent, id)?;
@@ -1000,15 +1050,46 @@ impl Engine {
         if is_blank(&text) {
             return Err(CommandError::Invalid("message is empty".into()));
         }
-        let delivery = Delivery {
+        // The text is valid: ask the channel how it reaches the customer.
+        // A refusal (Messenger past its 7-day window) refuses the command,
+        // with nothing stored.
+        let message = OutboundMessage {
+            conversation: id,
+            customer: c.customer.clone(),
+            author: agent.to_string(),
+            text: text.clone(),
+        };
+        let ctx = OutboundContext {
+            now,
+            last_customer_message_at: c
+                .messages
+                .iter()
+                .rev()
+                .find(|m| m.from == Party::Customer)
+                .map(|m| m.at),
+        };
+        let carrier = match ext.channels.outbound(&c.channel, &message, &ctx) {
+            Some(Ok(Outbound::Refuse(reason))) => return Err(CommandError::Conflict(reason)),
+            Some(Ok(Outbound::Send(request))) => Ok(Carrier::Request(request)),
+            Some(Ok(Outbound::Push)) => Ok(Carrier::Push),
+            Some(Err(_)) => Err(DeliveryFailure::AdapterFailed),
+            None => Err(DeliveryFailure::NoAdapter),
+        };
+        let index = c.messages.len();
+        let channel = c.channel.clone();
+        let delivery = |carrier| Delivery {
             conversation: id,
             channel: c.channel.clone(),
             customer: c.customer.clone(),
             author: agent.to_string(),
             text: text.clone(),
+            message: index,
+            carrier,
         };
+        let carrier = carrier.map(delivery);
+        let participants = c.participants();
         let aud = Audience {
-            agents: c.participants(),
+            agents: participants.clone(),
             customer: true,
         };
         let ev = Event::Message {
@@ -1020,7 +1101,19 @@ impl Engine {
             external_id: None,
         };
         self.emit(out, ev, aud);
-        out.deliveries.push(delivery);
+        match carrier {
+            Ok(delivery) => out.deliveries.push(delivery),
+            Err(reason) => {
+                let ev = Event::DeliveryFailed {
+                    conversation: id,
+                    channel,
+                    message: index,
+                    reason,
+                    at: now,
+                };
+                self.emit(out, ev, agents_aud(participants));
+            }
+        }
         Ok(())
     }
 
@@ -1479,7 +1572,7 @@ impl Engine {
                 id,
                 queue: &c.queue,
                 channel: &c.channel,
-                customer: &c.customer,
+                customer: &c.customer_handle,
                 customer_name: &c.customer_name,
                 source: &c.source,
                 preview: &c.preview,
@@ -1537,17 +1630,24 @@ impl Engine {
                 conversation,
                 channel,
                 customer,
+                customer_handle,
                 customer_name,
                 source,
                 received_at,
                 cad,
             } => {
+                let customer_handle = if customer_handle.is_empty() {
+                    self.mask_for_agents(customer)
+                } else {
+                    customer_handle.clone()
+                };
                 self.conversations.insert(
                     *conversation,
                     Conversation {
                         id: *conversation,
                         channel: channel.clone(),
                         customer: customer.clone(),
+                        customer_handle,
                         customer_name: customer_name.clone(),
                         source: source.clone(),
                         received_at: *received_at,
@@ -1812,6 +1912,19 @@ impl Engine {
                     a.config.queues.retain(|q| q != queue);
                 }
             }
+            Event::SettingsChanged { mask, .. } => {
+                self.settings.mask = *mask;
+            }
+            Event::DeliveryFailed {
+                conversation,
+                reason,
+                at,
+                ..
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.messages.push(delivery_notice(*reason, *at));
+                }
+            }
         }
     }
 
@@ -1946,8 +2059,20 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
                     m.text = text.clone();
                 }
             }
+            Event::DeliveryFailed { reason, at, .. } => out.push(delivery_notice(*reason, *at)),
             _ => {}
         }
     }
     out
+}
+
+/// The system line a failed delivery adds to the transcript (live, on
+/// replay and in an archived conversation's rebuilt transcript alike).
+fn delivery_notice(reason: DeliveryFailure, at: Millis) -> Message {
+    Message {
+        from: Party::System,
+        author: "system".into(),
+        text: reason.notice().into(),
+        at,
+    }
 }

@@ -6,8 +6,10 @@
 //! masked; raw customer text only ever leaves the engine in a [`Delivery`]
 //! to the customer's own channel.
 
+use crate::channel::OutgoingRequest;
 use crate::model::{
-    AgentId, Cad, ConversationId, Millis, OfferKind, Party, QueueId, TransferTarget, WrapUpReason,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId,
+    TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +25,19 @@ pub enum Event {
         reason: Option<String>,
         at: Millis,
     },
-    /// A customer opened a conversation on a channel.
+    /// A customer opened a conversation on a channel. `customer` is the
+    /// channel's raw id (the journal needs it to reach the customer);
+    /// this event goes to no agent. `customer_handle` is what agents see
+    /// of it (masked like any text when the tenant masks: an SMS
+    /// customer's id is a phone number).
     ConversationCreated {
         conversation: ConversationId,
         channel: String,
         customer: String,
+        /// Empty in journals written before it existed: then derived on
+        /// replay.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        customer_handle: String,
         customer_name: String,
         source: String,
         received_at: Millis,
@@ -66,7 +76,8 @@ pub enum Event {
         agent: AgentId,
         reason: String,
     },
-    /// An agent accepted a queue or transfer offer.
+    /// An agent accepted a queue or transfer offer. `customer` is the
+    /// customer's handle (masked when the tenant masks), never the raw id.
     ConversationStarted {
         conversation: ConversationId,
         agent: AgentId,
@@ -177,13 +188,28 @@ pub enum Event {
         conversation: ConversationId,
         at: Millis,
     },
+    /// An admin changed the tenant's settings (masking, for what comes in
+    /// from now on).
+    SettingsChanged { mask: bool, at: Millis },
+    /// An agent's reply (transcript entry `message`) did not reach the
+    /// customer. The transcript gets a system line saying so.
+    DeliveryFailed {
+        conversation: ConversationId,
+        channel: String,
+        /// Index of the undelivered reply in the transcript.
+        message: usize,
+        reason: DeliveryFailure,
+        at: Millis,
+    },
 }
 
 impl Event {
     /// The conversation this event is about, if any.
     pub fn conversation(&self) -> Option<ConversationId> {
         match self {
-            Event::AgentState { .. } | Event::QueueDeleted { .. } => None,
+            Event::AgentState { .. }
+            | Event::QueueDeleted { .. }
+            | Event::SettingsChanged { .. } => None,
             Event::ConversationArchived { conversation, .. } => Some(*conversation),
             Event::ConversationCreated { conversation, .. }
             | Event::Queued { conversation, .. }
@@ -202,7 +228,8 @@ impl Event {
             | Event::ConversationEnded { conversation, .. }
             | Event::ConversationDropped { conversation, .. }
             | Event::WrapupRequired { conversation, .. }
-            | Event::WrapupSubmitted { conversation, .. } => Some(*conversation),
+            | Event::WrapupSubmitted { conversation, .. }
+            | Event::DeliveryFailed { conversation, .. } => Some(*conversation),
         }
     }
 
@@ -230,6 +257,8 @@ impl Event {
             Event::WrapupSubmitted { .. } => "wrapup_submitted",
             Event::QueueDeleted { .. } => "queue_deleted",
             Event::ConversationArchived { .. } => "conversation_archived",
+            Event::SettingsChanged { .. } => "settings_changed",
+            Event::DeliveryFailed { .. } => "delivery_failed",
         }
     }
 }
@@ -252,7 +281,10 @@ pub struct Emitted {
 }
 
 /// An agent's message on its way to the customer: the only place raw text
-/// leaves the engine, and only towards the customer's channel.
+/// leaves the engine, and only towards the customer's channel. The engine
+/// decided how it travels (its channel's adapter built the request, or it
+/// is pushed on the customer's socket); the server only carries it out and
+/// reports a failure back as [`crate::Command::DeliveryFailed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub conversation: ConversationId,
@@ -260,4 +292,16 @@ pub struct Delivery {
     pub customer: String,
     pub author: AgentId,
     pub text: String,
+    /// Index of the reply in the conversation's transcript.
+    pub message: usize,
+    pub carrier: Carrier,
+}
+
+/// How a [`Delivery`] travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carrier {
+    /// Send this request (built by the channel's adapter).
+    Request(OutgoingRequest),
+    /// Push the text on the customer's own connection (web chat).
+    Push,
 }

@@ -19,5 +19,5 @@ pub mod wrapup;
 
 pub use command::{Command, CommandError, CustomerMessage};
 pub use engine::{Engine, Extensions, Output};
-pub use event::{Audience, Delivery, Emitted, Event};
+pub use event::{Audience, Carrier, Delivery, Emitted, Event};
 pub use masking::Masker;

@@ -176,6 +176,63 @@ pub struct Message {
     pub at: Millis,
 }
 
+/// Why an agent's reply did not reach the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryFailure {
+    /// The tenant has no adapter for the conversation's channel.
+    NoAdapter,
+    /// The channel's adapter (script or plugin) failed to build the request.
+    AdapterFailed,
+    /// The adapter built a request the host cannot send (bad method, URL).
+    InvalidRequest,
+    /// The channel answered 4xx: it will not take this message.
+    Rejected,
+    /// The channel kept answering 5xx, every attempt.
+    Unavailable,
+    /// The channel could not be reached (connection, time-out), every attempt.
+    Unreachable,
+}
+
+impl DeliveryFailure {
+    /// The wire name (`no_adapter`, `rejected`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryFailure::NoAdapter => "no_adapter",
+            DeliveryFailure::AdapterFailed => "adapter_failed",
+            DeliveryFailure::InvalidRequest => "invalid_request",
+            DeliveryFailure::Rejected => "rejected",
+            DeliveryFailure::Unavailable => "unavailable",
+            DeliveryFailure::Unreachable => "unreachable",
+        }
+    }
+
+    /// The transcript's system line for it (English, like the other
+    /// system messages).
+    pub fn notice(self) -> &'static str {
+        match self {
+            DeliveryFailure::NoAdapter => {
+                "The last reply was not delivered: no adapter serves this channel."
+            }
+            DeliveryFailure::AdapterFailed => {
+                "The last reply was not delivered: the channel adapter failed."
+            }
+            DeliveryFailure::InvalidRequest => {
+                "The last reply was not delivered: the channel adapter built an invalid request."
+            }
+            DeliveryFailure::Rejected => {
+                "The last reply was not delivered: the channel refused it."
+            }
+            DeliveryFailure::Unavailable => {
+                "The last reply was not delivered: the channel kept failing."
+            }
+            DeliveryFailure::Unreachable => {
+                "The last reply was not delivered: the channel could not be reached."
+            }
+        }
+    }
+}
+
 /// A queue as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueConfig {

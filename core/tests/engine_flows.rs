@@ -756,6 +756,7 @@ fn each_offer_records_which_generation_chose_the_agent() {
         let ext = switchboard_core::Extensions {
             routing: &policy,
             wrapup: &wrapup,
+            channels: &switchboard_core::channel::BuiltinChannels,
         };
         let out = w
             .engine

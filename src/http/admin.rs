@@ -28,6 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/tenants/{tenant}/reload", post(reload))
         .route("/admin/tenants/{tenant}/scripts", get(scripts))
         .route("/admin/clock/advance", post(advance_clock))
+        .route("/admin/journal/fail-next", post(fail_next_commit))
 }
 
 /// Proof of the admin token.
@@ -85,7 +86,9 @@ async fn conversations(
                         "state": c.state.name(),
                         "queue": c.queue,
                         "channel": c.channel,
-                        "customer": c.customer,
+                        // What agents see of it: masked when the tenant
+                        // masks (an SMS customer's id is a phone number).
+                        "customer": c.customer_handle,
                         "customer_name": c.customer_name,
                         "owner": c.owner,
                         "guest": c.guest,
@@ -140,7 +143,8 @@ struct SettingsBody {
     mask: bool,
 }
 
-/// Turn masking on or off for what comes in from now on.
+/// Turn masking on or off for what comes in from now on: a journaled
+/// command, so the setting survives a restart.
 async fn settings(
     _: Admin,
     State(state): State<Shared>,
@@ -148,7 +152,8 @@ async fn settings(
     JsonBody(body): JsonBody<SettingsBody>,
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
-    t.set_masking(body.mask);
+    t.execute(Command::ChangeSettings { mask: body.mask })
+        .await?;
     tracing::info!(tenant = %tenant, mask = body.mask, "settings changed");
     Ok(Json(json!({"mask": body.mask})))
 }
@@ -237,4 +242,17 @@ async fn advance_clock(
     Ok(Json(
         json!({"now": crate::clock::rfc3339(state.clock.now())}),
     ))
+}
+
+/// Make the journal's next commit fail, to test what a failed commit
+/// leaves (config `test_clock`, like the test clock; else 404).
+async fn fail_next_commit(_: Admin, State(state): State<Shared>) -> Result<Json<Value>, AppError> {
+    if !state.test_clock {
+        return Err(AppError::NotFound("test hook"));
+    }
+    if let Some(t) = state.tenants.values().next() {
+        // One journal writer serves every tenant.
+        t.fail_next_commit();
+    }
+    Ok(Json(json!({"fail_next": true})))
 }

@@ -143,7 +143,7 @@ async fn post_message(
     }
     let out = t
         .execute(Command::CustomerMessage(CustomerMessage {
-            channel: "webchat".into(),
+            channel: switchboard_core::channel::WEBCHAT.into(),
             customer: visitor.customer,
             customer_name: body.name,
             text: body.text,

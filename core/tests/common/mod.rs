@@ -275,6 +275,16 @@ pub fn line(e: &Emitted) -> String {
         Event::ConversationArchived { conversation, .. } => {
             format!("conversation_archived #{conversation}")
         }
+        Event::SettingsChanged { mask, .. } => format!("settings_changed mask={mask}"),
+        Event::DeliveryFailed {
+            conversation,
+            message,
+            reason,
+            ..
+        } => format!(
+            "delivery_failed #{conversation} [{message}] {}",
+            reason.name()
+        ),
     };
     let mut aud = e.audience.agents.join(",");
     if e.audience.customer {

@@ -1,0 +1,205 @@
+//! What leaves the system is decided by the engine and journaled, end to
+//! end against the real binary: admin settings survive a restart, a failed
+//! journal commit leaves nothing applied, and a reply the channel refuses
+//! is a journaled `delivery_failed` the desktop and the transcript show,
+//! after a restart too.
+
+mod common;
+use axum::routing::post;
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// The message texts of a transcript.
+fn texts(transcript: &Value) -> Vec<String> {
+    transcript
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn transcript(server: &Server, id: u64) -> Value {
+    let (status, v) = server
+        .admin(
+            Method::GET,
+            &format!("/admin/tenants/demo/conversations/{id}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+async fn set_mask(server: &Server, mask: bool) {
+    let (status, v) = server
+        .admin(
+            Method::PUT,
+            "/admin/tenants/demo/settings",
+            Some(json!({ "mask": mask })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+#[tokio::test]
+async fn the_masking_setting_survives_restarts() {
+    let dir = Server::new_dir("settings");
+    let config = demo_config();
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    set_mask(&server, false).await;
+    server.kill();
+
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    let id = server
+        .customer_says("v1", "Ann", "card 4111 1111 1111 1111")
+        .await;
+    assert_eq!(
+        texts(&transcript(&server, id).await),
+        ["card 4111 1111 1111 1111"],
+        "unmasked after a restart"
+    );
+    set_mask(&server, true).await;
+    server.kill();
+
+    let server = Server::start_in(dir, &config, &[]);
+    let id = server
+        .customer_says("v2", "Ben", "card 4111 1111 1111 1111")
+        .await;
+    assert_eq!(
+        texts(&transcript(&server, id).await),
+        ["card ************1111"],
+        "masked again after a restart"
+    );
+}
+
+async fn conversations(server: &Server) -> Value {
+    let (status, v) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+async fn fail_next_commit(server: &Server) {
+    let (status, v) = server
+        .admin(Method::POST, "/admin/journal/fail-next", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+#[tokio::test]
+async fn a_failed_commit_leaves_nothing_applied() {
+    let dir = Server::new_dir("failed-commit");
+    let config = demo_config();
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+
+    // A customer's first message whose commit fails: 503, and the engine
+    // holds no conversation the journal does not.
+    fail_next_commit(&server).await;
+    let (status, v) = server.webchat_post("lost", "Lou", "hello?").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(conversations(&server).await, json!([]));
+    let (_, me) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(me["conversations"], json!([]), "no offer from a lost event");
+
+    // The next conversation takes the id the journal gives it.
+    let id = server.customer_says("v1", "Ann", "first question").await;
+    assert_eq!(id, 1);
+    alice.events.next_of("offer").await;
+
+    // An agent's action whose commit fails is not applied either.
+    fail_next_commit(&server).await;
+    let (status, v) = alice
+        .post(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    let (_, me) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(me["conversations"][0]["state"], "offered", "{me}");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let before = conversations(&server).await;
+    assert_eq!(before[0]["state"], "active", "{before}");
+
+    // What memory held is what the journal holds.
+    server.kill();
+    let server = Server::start_in(dir, &config, &[]);
+    assert_eq!(conversations(&server).await, before);
+}
+
+/// A stand-in Graph API that refuses every message (an expired token).
+async fn refusing_graph_api() -> String {
+    let app = axum::Router::new().route(
+        "/v21.0/me/messages",
+        post(|| async {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "Error validating access token", "type": "OAuthException", "code": 190}})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_refused_reply_is_journaled_shown_to_the_agent_and_kept_in_the_transcript() {
+    let graph = refusing_graph_api().await;
+    let env = [("SWITCHBOARD_GRAPH_API_BASE", graph.as_str())];
+    let dir = Server::new_dir("delivery-failed");
+    let config = demo_config();
+    let mut server = Server::start_in(dir.clone(), &config, &env);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let (body, sig) = messenger_webhook("PSID-9", "m.1", "where is my order?");
+    let resp = server
+        .http
+        .post(server.url("/channels/messenger/demo/webhook"))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status().as_u16(), 200);
+    let id = alice.events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("id");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Let me check"}),
+        )
+        .await;
+    let failed = alice.events.next_of("delivery_failed").await;
+    assert_eq!(failed["conversation"].as_u64(), Some(id));
+    assert_eq!(failed["channel"], "messenger");
+    assert_eq!(failed["reason"], "rejected");
+    assert_eq!(failed["message"], 1, "the reply's place in the transcript");
+    let notice = failed["text"].as_str().expect("notice").to_string();
+    let expected = [
+        "where is my order?".to_string(),
+        "Let me check".to_string(),
+        notice.clone(),
+    ];
+    assert_eq!(texts(&transcript(&server, id).await), expected);
+    server.kill();
+
+    let server = Server::start_in(dir, &config, &env);
+    let t = transcript(&server, id).await;
+    assert_eq!(texts(&t), expected, "still there after a restart");
+    assert_eq!(t[2]["from"], "system");
+}
