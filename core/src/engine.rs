@@ -13,9 +13,9 @@ use crate::event::{Audience, Delivery, Emitted, Event};
 use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
-    ConversationState, Message, Millis, OfferKind, Party, QueueConfig, QueueId, TenantSettings,
-    TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON, DEFAULT_RONA_TIMEOUT_MS,
-    MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
+    ConversationState, Message, Millis, OfferKind, Party, QueueConfig, QueueId, StoredCad,
+    TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
 
 /// How long a channel's message id is remembered to drop redeliveries
 /// (Meta redelivers unacknowledged webhooks for up to a day or so).
@@ -97,7 +98,7 @@ pub struct Conversation {
     pub customer_name: String,
     pub source: String,
     pub received_at: Millis,
-    pub cad: Cad,
+    pub cad: StoredCad,
     pub queue: QueueId,
     pub state: ConversationState,
     pub queued_at: Millis,
@@ -175,7 +176,8 @@ pub struct Engine {
     masker: Masker,
     queues: BTreeMap<QueueId, QueueConfig>,
     agents: BTreeMap<AgentId, Agent>,
-    conversations: BTreeMap<ConversationId, Conversation>,
+    /// Boxed: a B-tree node holds eleven slots, mostly half full.
+    conversations: BTreeMap<ConversationId, Box<Conversation>>,
     open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
     /// Queued conversations of each queue, first to serve first.
@@ -198,8 +200,9 @@ pub struct Engine {
     /// configuration does not bring them back).
     deleted_queues: BTreeSet<QueueId>,
     /// Channel message ids seen recently, to drop redeliveries.
-    recent_external: HashMap<String, Millis>,
-    recent_order: VecDeque<(Millis, String)>,
+    /// (Each id is stored once, shared by both.)
+    recent_external: HashMap<Arc<str>, Millis>,
+    recent_order: VecDeque<(Millis, Arc<str>)>,
 }
 
 /// The whole state of an engine at one point of its journal, so recovery
@@ -325,14 +328,18 @@ impl Engine {
                     wrapups: a.wrapups.clone(),
                 })
                 .collect(),
-            conversations: self.conversations.values().cloned().collect(),
+            conversations: self.conversations.values().map(|c| (**c).clone()).collect(),
             last_agent: self
                 .last_agent
                 .iter()
                 .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
                 .collect(),
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
-            recent_external: self.recent_order.iter().cloned().collect(),
+            recent_external: self
+                .recent_order
+                .iter()
+                .map(|(at, id)| (*at, id.to_string()))
+                .collect(),
             next_id: self.next_id,
         }
     }
@@ -376,7 +383,7 @@ impl Engine {
                 self.closing
                     .insert((at.saturating_add(self.settings.archive_after_ms), c.id));
             }
-            self.conversations.insert(c.id, c);
+            self.conversations.insert(c.id, Box::new(c));
         }
         self.last_agent = snap
             .last_agent
@@ -384,6 +391,7 @@ impl Engine {
             .map(|(ch, cu, a)| ((ch, cu), a))
             .collect();
         for (at, id) in snap.recent_external {
+            let id: Arc<str> = id.into();
             self.recent_external.insert(id.clone(), at);
             self.recent_order.push_back((at, id));
         }
@@ -420,11 +428,11 @@ impl Engine {
     }
 
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
-        self.conversations.values()
+        self.conversations.values().map(|c| &**c)
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.conversations.get(&id)
+        self.conversations.get(&id).map(|c| &**c)
     }
 
     /// Queued conversations in the order they will be served (oldest
@@ -457,7 +465,7 @@ impl Engine {
             .get(agent)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.conversations.get(id))
+            .filter_map(|id| self.conversations.get(id).map(|c| &**c))
     }
 
     /// When [`Engine::tick`] next has work: the earliest offer expiry.
@@ -875,7 +883,7 @@ impl Engine {
             )));
         }
         if let Some(x) = &msg.external_id {
-            if self.recent_external.contains_key(x) {
+            if self.recent_external.contains_key(x.as_str()) {
                 // A redelivery of a message already stored: nothing to do.
                 return Ok(());
             }
@@ -1024,7 +1032,7 @@ impl Engine {
                     customer_name: c.customer_name.clone(),
                     source: c.source.clone(),
                     received_at: c.received_at,
-                    cad: c.cad.clone(),
+                    cad: c.cad.to_cad(),
                     at: now,
                 };
                 self.emit(out, ev, one(agent));
@@ -1596,6 +1604,7 @@ impl Engine {
                 continue;
             }
             let key = (c.channel.clone(), c.customer.clone());
+            let cad = c.cad.to_cad();
             let view = ConversationView {
                 id,
                 queue: &c.queue,
@@ -1604,7 +1613,7 @@ impl Engine {
                 customer_name: &c.customer_name,
                 source: &c.source,
                 preview: &c.preview,
-                cad: &c.cad,
+                cad: &cad,
                 received_at: c.received_at,
                 queued_at: c.queued_at,
                 last_agent: self.last_agent.get(&key).map(String::as_str),
@@ -1645,7 +1654,7 @@ impl Engine {
         let conversation = event.conversation();
         let before = conversation
             .and_then(|id| self.conversations.get(&id))
-            .map(Conversation::concerned)
+            .map(|c| c.concerned())
             .unwrap_or_default();
         let free_before: Vec<(Millis, u32, bool)> =
             before.iter().map(|a| self.agent_key(a)).collect();
@@ -1750,14 +1759,14 @@ impl Engine {
             } => {
                 self.conversations.insert(
                     *conversation,
-                    Conversation {
+                    Box::new(Conversation {
                         id: *conversation,
                         channel: channel.clone(),
                         customer: customer.clone(),
                         customer_name: customer_name.clone(),
                         source: source.clone(),
                         received_at: *received_at,
-                        cad: cad.clone(),
+                        cad: cad.clone().into(),
                         queue: String::new(),
                         state: ConversationState::Queued,
                         queued_at: *received_at,
@@ -1769,7 +1778,7 @@ impl Engine {
                         pending_wrapups: BTreeSet::new(),
                         interrupted_reason: None,
                         closed_at: None,
-                    },
+                    }),
                 );
                 self.open_by_customer
                     .insert((channel.clone(), customer.clone()), *conversation);
@@ -1853,6 +1862,10 @@ impl Engine {
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     if c.preview.is_empty() && *from == Party::Customer {
                         c.preview = preview_of(text);
+                    }
+                    // Most conversations wait with one message: room for one.
+                    if c.messages.is_empty() {
+                        c.messages.reserve_exact(1);
                     }
                     c.messages.push(Message {
                         from: *from,
@@ -2023,8 +2036,9 @@ impl Engine {
     }
 
     fn remember_external(&mut self, id: &str, at: Millis) {
-        self.recent_external.insert(id.to_string(), at);
-        self.recent_order.push_back((at, id.to_string()));
+        let id: Arc<str> = id.into();
+        self.recent_external.insert(id.clone(), at);
+        self.recent_order.push_back((at, id));
         while let Some((t, old)) = self.recent_order.front() {
             if t.saturating_add(DEDUP_WINDOW_MS) >= at {
                 break;
