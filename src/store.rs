@@ -2,6 +2,11 @@
 //! committed before anyone is told (group commit), plus snapshots for fast
 //! start-up and agent sessions.
 //!
+//! Snapshots are CBOR (older ones, JSON text, are still read), encoded on
+//! a thread of their own from a copy of the state, and only the latest
+//! [`SNAPSHOTS_KEPT`] of a tenant are kept: the journal is never pruned,
+//! so an unreadable snapshot only means a longer replay.
+//!
 //! **Invariant:** a caller is answered (a webhook acknowledged, an agent's
 //! action confirmed) only after its events are committed; subscribers are
 //! told only after the commit too, in journal order, by the writer thread.
@@ -14,7 +19,7 @@
 //! (recovery deserializes them into core's `Event`).
 
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +33,9 @@ use switchboard_core::Event;
 const MAX_GROUP: usize = 1024;
 /// Jobs waiting for the writer before submitters wait (back-pressure).
 const QUEUE_DEPTH: usize = 16 * 1024;
+/// Snapshots kept per tenant: the latest, and the one before in case the
+/// latest cannot be read.
+pub const SNAPSHOTS_KEPT: usize = 2;
 
 /// How hard SQLite syncs a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
@@ -67,7 +75,7 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
          CREATE TABLE IF NOT EXISTS snapshots (
              tenant TEXT NOT NULL,
              seq INTEGER NOT NULL,
-             body TEXT NOT NULL,
+             body BLOB NOT NULL, -- CBOR (JSON text before)
              PRIMARY KEY (tenant, seq)
          );
          CREATE TABLE IF NOT EXISTS sessions (
@@ -107,7 +115,8 @@ enum Job {
     Snapshot {
         tenant: Arc<str>,
         seq: u64,
-        body: String,
+        body: Vec<u8>,
+        done: Option<Done>,
     },
     /// After a failed commit: read what the journal holds of the tenant
     /// (everything queued before this job is settled by then) and let its
@@ -180,27 +189,45 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Read a tenant's latest snapshot and the events after it.
+    /// How many snapshots of `tenant` are stored.
+    pub fn snapshot_count(&self, tenant: &str) -> Result<usize> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM snapshots WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Read a tenant's latest readable snapshot and the events after it.
     pub fn recover(&self, tenant: &str) -> Result<Recovered> {
         Self::recover_on(&self.conn(), tenant)
     }
 
     /// [`Store::recover`] on a given connection (the writer's, to resync).
     fn recover_on(conn: &Connection, tenant: &str) -> Result<Recovered> {
-        let snap: Option<(u64, String)> = conn
-            .query_row(
-                "SELECT seq, body FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
-                params![tenant],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?;
-        let (from, snapshot) = match snap {
-            Some((seq, body)) => (
-                seq,
-                Some(serde_json::from_str(&body).with_context(|| {
-                    format!("tenant {tenant}: snapshot at {seq} is unreadable")
-                })?),
-            ),
+        let mut stmt =
+            conn.prepare("SELECT seq, body FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC")?;
+        let mut rows = stmt.query(params![tenant])?;
+        let mut found = None;
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            match decode_snapshot(row.get_ref(1)?) {
+                Ok(snap) => {
+                    found = Some((seq, snap));
+                    break;
+                }
+                // The journal is complete: an older snapshot, or none, only
+                // means replaying more of it.
+                Err(e) => {
+                    tracing::warn!(tenant, seq, error = %e, "snapshot unreadable, using an older one or the journal");
+                }
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        let (from, snapshot) = match found {
+            Some((seq, snap)) => (seq, Some(snap)),
             None => (0, None),
         };
         let mut stmt = conn
@@ -315,9 +342,43 @@ impl Journal {
         rx
     }
 
-    /// Store a snapshot taken after event `seq`.
-    pub fn snapshot(&self, tenant: Arc<str>, seq: u64, body: String) {
-        let _ = self.tx.send(Job::Snapshot { tenant, seq, body });
+    /// Store a snapshot taken after event `seq` (the caller's events up
+    /// to `seq` are already handed to [`Journal::append`]). It is encoded
+    /// on a thread of its own, so neither the caller (holding the engine
+    /// lock) nor the writer waits for that; the answer comes once it is
+    /// stored, older snapshots of the tenant pruned.
+    pub fn snapshot(
+        &self,
+        tenant: Arc<str>,
+        seq: u64,
+        snapshot: Snapshot,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-encoder".into())
+            .spawn(move || {
+                let mut body = Vec::new();
+                if let Err(e) = ciborium::into_writer(&snapshot, &mut body) {
+                    tracing::error!(tenant = %tenant, error = %e, "snapshot failed");
+                    let _ = done.send(Err(format!("encoding the snapshot: {e}")));
+                    return;
+                }
+                drop(snapshot);
+                let job = Job::Snapshot {
+                    tenant,
+                    seq,
+                    body,
+                    done: Some(done),
+                };
+                if let Err(mpsc::SendError(Job::Snapshot { done: Some(d), .. })) = tx.send(job) {
+                    let _ = d.send(Err("the journal writer has stopped".into()));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the snapshot encoder");
+        }
+        rx
     }
 
     /// After a failed commit of `tenant`: once every job queued before
@@ -338,6 +399,16 @@ impl Journal {
     /// Make the next commit fail (a test hook, behind `test_clock`).
     pub fn fail_next_commit(&self) {
         self.fail_next.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A stored snapshot: CBOR, or JSON text from before.
+fn decode_snapshot(body: rusqlite::types::ValueRef<'_>) -> Result<Snapshot> {
+    use rusqlite::types::ValueRef;
+    match body {
+        ValueRef::Blob(b) => ciborium::from_reader(b).context("decoding a CBOR snapshot"),
+        ValueRef::Text(t) => serde_json::from_slice(t).context("decoding a JSON snapshot"),
+        _ => anyhow::bail!("a snapshot is neither CBOR nor JSON"),
     }
 }
 
@@ -398,8 +469,11 @@ fn settle(
         .into_iter()
         .partition(|j| failed.contains(&tenant_of(j)));
     for job in refused {
-        if let Job::Append { done: Some(d), .. } = job {
-            let _ = d.send(Err("an earlier commit of this tenant failed".into()));
+        match job {
+            Job::Append { done: Some(d), .. } | Job::Snapshot { done: Some(d), .. } => {
+                let _ = d.send(Err("an earlier commit of this tenant failed".into()));
+            }
+            _ => {}
         }
     }
     let result = if fail_next.swap(false, Ordering::SeqCst) {
@@ -412,16 +486,21 @@ fn settle(
         failed.extend(jobs.iter().map(tenant_of));
     }
     for job in jobs {
-        if let Job::Append {
-            after_commit, done, ..
-        } = job
-        {
-            if result.is_ok() {
-                after_commit();
+        match job {
+            Job::Append {
+                after_commit, done, ..
+            } => {
+                if result.is_ok() {
+                    after_commit();
+                }
+                if let Some(d) = done {
+                    let _ = d.send(result.clone());
+                }
             }
-            if let Some(d) = done {
+            Job::Snapshot { done: Some(d), .. } => {
                 let _ = d.send(result.clone());
             }
+            _ => {}
         }
     }
 }
@@ -434,6 +513,10 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
         )?;
         let mut snap = tx.prepare_cached(
             "INSERT OR REPLACE INTO snapshots (tenant, seq, body) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut prune = tx.prepare_cached(
+            "DELETE FROM snapshots WHERE tenant = ?1 AND seq NOT IN
+                 (SELECT seq FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC LIMIT ?2)",
         )?;
         for job in jobs {
             match job {
@@ -448,8 +531,11 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
                         ])?;
                     }
                 }
-                Job::Snapshot { tenant, seq, body } => {
+                Job::Snapshot {
+                    tenant, seq, body, ..
+                } => {
                     snap.execute(params![tenant.as_ref(), *seq as i64, body])?;
+                    prune.execute(params![tenant.as_ref(), SNAPSHOTS_KEPT as i64])?;
                 }
                 Job::Resync { .. } => {}
             }

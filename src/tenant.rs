@@ -688,12 +688,12 @@ impl Tenant {
         inner.since_snapshot += out.emitted.len() as u64;
         if inner.since_snapshot >= SNAPSHOT_EVERY {
             inner.since_snapshot = 0;
-            match serde_json::to_string(&inner.engine.snapshot()) {
-                Ok(body) => self
-                    .journal
-                    .snapshot(self.key.clone(), inner.last_seq, body),
-                Err(e) => tracing::error!(tenant = %self.config.id, error = %e, "snapshot failed"),
-            }
+            // A copy under the lock; encoded and stored off it.
+            let snapshot = inner.engine.snapshot();
+            drop(
+                self.journal
+                    .snapshot(self.key.clone(), inner.last_seq, snapshot),
+            );
         }
         Some(rx)
     }

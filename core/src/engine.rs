@@ -17,7 +17,7 @@ use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
     ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
-    TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
     DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
@@ -25,6 +25,8 @@ use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
 
 /// How long a channel's message id is remembered to drop redeliveries
 /// (Meta redelivers unacknowledged webhooks for up to a day or so).
@@ -109,7 +111,7 @@ pub struct Conversation {
     pub customer_name: String,
     pub source: String,
     pub received_at: Millis,
-    pub cad: Cad,
+    pub cad: StoredCad,
     pub queue: QueueId,
     pub state: ConversationState,
     pub queued_at: Millis,
@@ -136,6 +138,24 @@ impl Conversation {
             .chain(self.guest.iter())
             .cloned()
             .collect()
+    }
+
+    /// The agents it concerns (see [`Conversation::concerns`]), each once.
+    pub fn concerned(&self) -> Vec<AgentId> {
+        let mut out: Vec<AgentId> = Vec::new();
+        let offered = self.offer.as_ref().map(|o| &o.agent);
+        for a in self
+            .owner
+            .iter()
+            .chain(self.guest.iter())
+            .chain(offered)
+            .chain(self.pending_wrapups.iter())
+        {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+        out
     }
 
     /// Whether `agent` may see this conversation: participant, offered to
@@ -169,11 +189,21 @@ pub struct Engine {
     masker: Masker,
     queues: BTreeMap<QueueId, QueueConfig>,
     agents: BTreeMap<AgentId, Agent>,
-    conversations: BTreeMap<ConversationId, Conversation>,
+    /// Boxed: a B-tree node holds eleven slots, mostly half full.
+    conversations: BTreeMap<ConversationId, Box<Conversation>>,
     open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
-    /// Queued conversations, first to serve first.
-    waiting: BTreeSet<(Millis, ConversationId)>,
+    /// Queued conversations of each queue, first to serve first.
+    waiting: BTreeMap<QueueId, BTreeSet<(Millis, ConversationId)>>,
+    /// Queues `dispatch` must look at: a conversation joined it, one of
+    /// its agents can take more, or the policy kept conversations queued
+    /// while someone was free. Every other queue has nobody waiting or
+    /// nobody free to take them (checked by `check_invariants`).
+    dirty: BTreeSet<QueueId>,
+    /// The conversations that concern each agent (participant, offered
+    /// to it, owing a wrap-up): what its views read instead of scanning
+    /// the tenant. Kept by `apply`; never empty sets.
+    by_agent: HashMap<AgentId, BTreeSet<ConversationId>>,
     /// Pending offers by expiry.
     deadlines: BTreeSet<(Millis, ConversationId)>,
     /// Closed conversations by the time they are archived.
@@ -183,8 +213,9 @@ pub struct Engine {
     /// configuration does not bring them back).
     deleted_queues: BTreeSet<QueueId>,
     /// Channel message ids seen recently, to drop redeliveries.
-    recent_external: HashMap<String, Millis>,
-    recent_order: VecDeque<(Millis, String)>,
+    /// (Each id is stored once, shared by both.)
+    recent_external: HashMap<Arc<str>, Millis>,
+    recent_order: VecDeque<(Millis, Arc<str>)>,
 }
 
 /// The whole state of an engine at one point of its journal, so recovery
@@ -229,6 +260,28 @@ fn nobody() -> Audience {
     Audience::default()
 }
 
+type Waiting = BTreeMap<QueueId, BTreeSet<(Millis, ConversationId)>>;
+
+fn enqueue(waiting: &mut Waiting, queue: &str, at: Millis, id: ConversationId) {
+    match waiting.get_mut(queue) {
+        Some(w) => {
+            w.insert((at, id));
+        }
+        None => {
+            waiting.insert(queue.to_string(), BTreeSet::from([(at, id)]));
+        }
+    }
+}
+
+fn dequeue(waiting: &mut Waiting, queue: &str, at: Millis, id: ConversationId) {
+    if let Some(w) = waiting.get_mut(queue) {
+        w.remove(&(at, id));
+        if w.is_empty() {
+            waiting.remove(queue);
+        }
+    }
+}
+
 fn preview_of(text: &str) -> String {
     match text.char_indices().nth(PREVIEW_CHARS) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -265,7 +318,9 @@ impl Engine {
             conversations: BTreeMap::new(),
             open_by_customer: HashMap::new(),
             last_agent: HashMap::new(),
-            waiting: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            by_agent: HashMap::new(),
             deadlines: BTreeSet::new(),
             closing: BTreeSet::new(),
             next_id: 1,
@@ -290,14 +345,18 @@ impl Engine {
                     wrapups: a.wrapups.clone(),
                 })
                 .collect(),
-            conversations: self.conversations.values().cloned().collect(),
+            conversations: self.conversations.values().map(|c| (**c).clone()).collect(),
             last_agent: self
                 .last_agent
                 .iter()
                 .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
                 .collect(),
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
-            recent_external: self.recent_order.iter().cloned().collect(),
+            recent_external: self
+                .recent_order
+                .iter()
+                .map(|(at, id)| (*at, id.to_string()))
+                .collect(),
             next_id: self.next_id,
             mask: Some(self.settings.mask),
         }
@@ -332,7 +391,11 @@ impl Engine {
                 self.open_by_customer.insert(key, c.id);
             }
             if c.state == ConversationState::Queued {
-                self.waiting.insert((c.queued_at, c.id));
+                enqueue(&mut self.waiting, &c.queue, c.queued_at, c.id);
+                self.dirty.insert(c.queue.clone());
+            }
+            for agent in c.concerned() {
+                self.by_agent.entry(agent).or_default().insert(c.id);
             }
             if let Some(o) = &c.offer {
                 self.deadlines.insert((o.expires_at, c.id));
@@ -341,7 +404,7 @@ impl Engine {
                 self.closing
                     .insert((at.saturating_add(self.settings.archive_after_ms), c.id));
             }
-            self.conversations.insert(c.id, c);
+            self.conversations.insert(c.id, Box::new(c));
         }
         self.last_agent = snap
             .last_agent
@@ -349,6 +412,7 @@ impl Engine {
             .map(|(ch, cu, a)| ((ch, cu), a))
             .collect();
         for (at, id) in snap.recent_external {
+            let id: Arc<str> = id.into();
             self.recent_external.insert(id.clone(), at);
             self.recent_order.push_back((at, id));
         }
@@ -380,16 +444,44 @@ impl Engine {
     }
 
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
-        self.conversations.values()
+        self.conversations.values().map(|c| &**c)
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.conversations.get(&id)
+        self.conversations.get(&id).map(|c| &**c)
     }
 
-    /// Queued conversations in the order they will be served.
+    /// Queued conversations in the order they will be served (oldest
+    /// first over every queue).
     pub fn waiting(&self) -> impl Iterator<Item = ConversationId> + '_ {
-        self.waiting.iter().map(|(_, id)| *id)
+        let mut heads: Vec<_> = self.waiting.values().map(|w| w.iter().peekable()).collect();
+        std::iter::from_fn(move || {
+            let (_, i) = heads
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, h)| h.peek().map(|k| (**k, i)))
+                .min()?;
+            heads.get_mut(i)?.next().map(|(_, id)| *id)
+        })
+    }
+
+    /// How many conversations wait in `queue`.
+    pub fn queue_depth(&self, queue: &str) -> usize {
+        self.waiting.get(queue).map_or(0, BTreeSet::len)
+    }
+
+    /// The conversations that concern `agent` (see
+    /// [`Conversation::concerns`]), by id, from the agent index: the cost
+    /// does not grow with the rest of the tenant.
+    pub fn conversations_of<'a>(
+        &'a self,
+        agent: &str,
+    ) -> impl Iterator<Item = &'a Conversation> + 'a {
+        self.by_agent
+            .get(agent)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conversations.get(id).map(|c| &**c))
     }
 
     /// When [`Engine::tick`] next has work: the earliest offer expiry.
@@ -839,7 +931,7 @@ impl Engine {
             return Err(CommandError::Invalid("message is empty".into()));
         }
         if let Some(x) = &msg.external_id {
-            if self.recent_external.contains_key(x) {
+            if self.recent_external.contains_key(x.as_str()) {
                 // A redelivery of a message already stored: nothing to do.
                 return Ok(());
             }
@@ -990,7 +1082,7 @@ impl Engine {
                     customer_name: c.customer_name.clone(),
                     source: c.source.clone(),
                     received_at: c.received_at,
-                    cad: c.cad.clone(),
+                    cad: c.cad.to_cad(),
                     at: now,
                 };
                 self.emit(out, ev, one(agent));
@@ -1536,18 +1628,57 @@ impl Engine {
         self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
     }
 
-    /// Offer waiting conversations, oldest first, to free agents.
+    /// Whether some agent of `queue` can take more now.
+    fn has_candidate(&self, queue: &str) -> bool {
+        self.agents
+            .values()
+            .any(|a| a.can_take_more() && a.config.queues.iter().any(|q| q == queue))
+    }
+
+    /// Whether `dispatch` has work in `queue`: someone waits and someone
+    /// is free to take it.
+    fn unsettled(&self, queue: &str) -> bool {
+        self.queue_depth(queue) > 0 && self.has_candidate(queue)
+    }
+
+    /// Offer waiting conversations, oldest first, to free agents. Only
+    /// the queues where something changed (`dirty`) are looked at, and
+    /// each only while one of its agents can take more: the policy is
+    /// asked exactly what a scan of every waiting conversation would ask
+    /// (the others have nobody free), in the same order, at a cost that
+    /// does not grow with the queues.
     fn dispatch(&mut self, now: Millis, ext: &Extensions<'_>, out: &mut Output) {
-        if self.waiting.is_empty() {
+        if self.dirty.is_empty() {
             return;
         }
-        let waiting: Vec<ConversationId> = self.waiting.iter().map(|(_, id)| *id).collect();
-        // Only an offer uses up capacity: look again only after one.
-        let mut anyone_free = self.agents.values().any(Agent::can_take_more);
-        for id in waiting {
-            if !anyone_free {
+        let dirty = std::mem::take(&mut self.dirty);
+        // Each queue with work, and the last conversation looked at in it.
+        let mut live: Vec<(QueueId, Option<(Millis, ConversationId)>)> = dirty
+            .into_iter()
+            .filter(|q| self.unsettled(q))
+            .map(|q| (q, None))
+            .collect();
+        loop {
+            // The oldest conversation not yet looked at, over those queues.
+            let next = live
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (q, after))| {
+                    let w = self.waiting.get(q)?;
+                    let k = match after {
+                        None => w.first(),
+                        Some(k) => w.range((Excluded(*k), Unbounded)).next(),
+                    }?;
+                    Some((*k, i))
+                })
+                .min();
+            let Some((key, i)) = next else {
                 break;
+            };
+            if let Some(slot) = live.get_mut(i) {
+                slot.1 = Some(key);
             }
+            let id = key.1;
             let Some(c) = self.conversations.get(&id) else {
                 continue;
             };
@@ -1568,6 +1699,7 @@ impl Engine {
                 continue;
             }
             let key = (c.channel.clone(), c.customer.clone());
+            let cad = c.cad.to_cad();
             let view = ConversationView {
                 id,
                 queue: &c.queue,
@@ -1576,7 +1708,7 @@ impl Engine {
                 customer_name: &c.customer_name,
                 source: &c.source,
                 preview: &c.preview,
-                cad: &c.cad,
+                cad: &cad,
                 received_at: c.received_at,
                 queued_at: c.queued_at,
                 last_agent: self.last_agent.get(&key).map(String::as_str),
@@ -1597,14 +1729,99 @@ impl Engine {
             };
             if let Some(agent) = chosen {
                 self.offer(id, &agent, OfferKind::Queue, None, generation, now, out);
-                anyone_free = self.agents.values().any(Agent::can_take_more);
+                // Only an offer uses up capacity: look again only after one.
+                live.retain(|(q, _)| self.has_candidate(q));
+            }
+        }
+        // Someone is still free there and the policy kept conversations
+        // queued: it is asked again next time, as a full scan would.
+        for (q, _) in live {
+            if self.unsettled(&q) {
+                self.dirty.insert(q);
             }
         }
     }
 
     /// Apply one event to the state: the only place state changes. Used
-    /// live by `handle`/`tick` and to replay a journal.
+    /// live by `handle`/`tick` and to replay a journal. Also keeps the
+    /// agent index and the queues `dispatch` must look at.
     pub fn apply(&mut self, event: &Event) {
+        let conversation = event.conversation();
+        let before = conversation
+            .and_then(|id| self.conversations.get(&id))
+            .map(|c| c.concerned())
+            .unwrap_or_default();
+        let free_before: Vec<(Millis, u32, bool)> =
+            before.iter().map(|a| self.agent_key(a)).collect();
+        let free_agent = match event {
+            Event::AgentState { agent, .. } => Some((agent.clone(), self.agent_key(agent))),
+            _ => None,
+        };
+        self.apply_event(event);
+        let Some(id) = conversation else {
+            if let Some((agent, key)) = free_agent {
+                self.mark_if_freed(&agent, Some(key));
+            }
+            return;
+        };
+        let (after, queued) = match self.conversations.get(&id) {
+            Some(c) => {
+                let queued = self
+                    .waiting
+                    .get(&c.queue)
+                    .is_some_and(|w| w.contains(&(c.queued_at, id)))
+                    .then(|| c.queue.clone());
+                (c.concerned(), queued)
+            }
+            None => (Vec::new(), None),
+        };
+        for (agent, key) in before.iter().zip(free_before) {
+            if !after.contains(agent) {
+                if let Some(set) = self.by_agent.get_mut(agent) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.by_agent.remove(agent);
+                    }
+                }
+            }
+            self.mark_if_freed(agent, Some(key));
+        }
+        for agent in &after {
+            if !before.contains(agent) {
+                self.by_agent.entry(agent.clone()).or_default().insert(id);
+                self.mark_if_freed(agent, None);
+            }
+        }
+        if let Some(q) = queued {
+            self.dirty.insert(q);
+        }
+    }
+
+    /// What the routing policy sees of an agent that may change: when it
+    /// became free, its load, whether it can take more.
+    fn agent_key(&self, agent: &str) -> (Millis, u32, bool) {
+        self.agents.get(agent).map_or((0, 0, false), |a| {
+            (a.idle_since, a.load(), a.can_take_more())
+        })
+    }
+
+    /// Mark the queues of `agent` for `dispatch` if it can take more and
+    /// changed (`before` unknown: assume it did).
+    fn mark_if_freed(&mut self, agent: &str, before: Option<(Millis, u32, bool)>) {
+        let key = self.agent_key(agent);
+        if !key.2 || before == Some(key) {
+            return;
+        }
+        if let Some(a) = self.agents.get(agent) {
+            for q in &a.config.queues {
+                if !self.dirty.contains(q) {
+                    self.dirty.insert(q.clone());
+                }
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: &Event) {
         match event {
             Event::AgentState {
                 agent,
@@ -1643,7 +1860,7 @@ impl Engine {
                 };
                 self.conversations.insert(
                     *conversation,
-                    Conversation {
+                    Box::new(Conversation {
                         id: *conversation,
                         channel: channel.clone(),
                         customer: customer.clone(),
@@ -1651,7 +1868,7 @@ impl Engine {
                         customer_name: customer_name.clone(),
                         source: source.clone(),
                         received_at: *received_at,
-                        cad: cad.clone(),
+                        cad: cad.clone().into(),
                         queue: String::new(),
                         state: ConversationState::Queued,
                         queued_at: *received_at,
@@ -1663,7 +1880,7 @@ impl Engine {
                         pending_wrapups: BTreeSet::new(),
                         interrupted_reason: None,
                         closed_at: None,
-                    },
+                    }),
                 );
                 self.open_by_customer
                     .insert((channel.clone(), customer.clone()), *conversation);
@@ -1675,11 +1892,12 @@ impl Engine {
                 at,
             } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
-                    c.queue = queue.clone();
                     c.state = ConversationState::Queued;
+                    dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
+                    c.queue = queue.clone();
                     c.queued_at = *at;
                     c.owner = None;
-                    self.waiting.insert((*at, *conversation));
+                    enqueue(&mut self.waiting, queue, *at, *conversation);
                 }
             }
             Event::Offer {
@@ -1692,7 +1910,7 @@ impl Engine {
                 ..
             } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
-                    self.waiting.remove(&(c.queued_at, *conversation));
+                    dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
                     if *kind != OfferKind::Conference {
                         c.state = ConversationState::Offered;
                     }
@@ -1746,6 +1964,10 @@ impl Engine {
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     if c.preview.is_empty() && *from == Party::Customer {
                         c.preview = preview_of(text);
+                    }
+                    // Most conversations wait with one message: room for one.
+                    if c.messages.is_empty() {
+                        c.messages.reserve_exact(1);
                     }
                     c.messages.push(Message {
                         from: *from,
@@ -1857,7 +2079,7 @@ impl Engine {
                 conversation, at, ..
             } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
-                    self.waiting.remove(&(c.queued_at, *conversation));
+                    dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
                     c.state = ConversationState::Dropped;
                     let key = (c.channel.clone(), c.customer.clone());
                     if self.open_by_customer.get(&key) == Some(conversation) {
@@ -1899,7 +2121,7 @@ impl Engine {
             Event::ConversationArchived { conversation, .. } => {
                 self.closing.retain(|(_, id)| id != conversation);
                 if let Some(c) = self.conversations.remove(conversation) {
-                    self.waiting.remove(&(c.queued_at, *conversation));
+                    dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
                     if let Some(o) = c.offer {
                         self.deadlines.remove(&(o.expires_at, *conversation));
                     }
@@ -1929,8 +2151,9 @@ impl Engine {
     }
 
     fn remember_external(&mut self, id: &str, at: Millis) {
-        self.recent_external.insert(id.to_string(), at);
-        self.recent_order.push_back((at, id.to_string()));
+        let id: Arc<str> = id.into();
+        self.recent_external.insert(id.clone(), at);
+        self.recent_order.push_back((at, id));
         while let Some((t, old)) = self.recent_order.front() {
             if t.saturating_add(DEDUP_WINDOW_MS) >= at {
                 break;
@@ -1988,7 +2211,10 @@ impl Engine {
             if c.offer.is_some() && holders != 1 {
                 return Err(format!("conversation {} offer not held by its agent", c.id));
             }
-            let queued = self.waiting.contains(&(c.queued_at, c.id));
+            let queued = self
+                .waiting
+                .get(&c.queue)
+                .is_some_and(|w| w.contains(&(c.queued_at, c.id)));
             if queued != (c.state == ConversationState::Queued) {
                 return Err(format!(
                     "conversation {} is {} but queued={queued}",
@@ -2028,6 +2254,38 @@ impl Engine {
                 if live && !holds {
                     return Err(format!("conversation {} lost by agent {p}", c.id));
                 }
+            }
+        }
+        let entries: usize = self.waiting.values().map(BTreeSet::len).sum();
+        let queued = self
+            .conversations
+            .values()
+            .filter(|c| c.state == ConversationState::Queued)
+            .count();
+        if entries != queued {
+            return Err(format!(
+                "{entries} waiting entries for {queued} queued conversations"
+            ));
+        }
+        // The agent index is exactly what a scan of every conversation finds.
+        let mut scanned: HashMap<AgentId, BTreeSet<ConversationId>> = HashMap::new();
+        for c in self.conversations.values() {
+            for a in c.concerned() {
+                scanned.entry(a).or_default().insert(c.id);
+            }
+        }
+        if scanned != self.by_agent {
+            return Err(format!(
+                "agent index differs from a scan: index {:?}, scan {scanned:?}",
+                self.by_agent
+            ));
+        }
+        // Dispatch skips only queues with nobody waiting or nobody free.
+        for q in self.waiting.keys() {
+            if self.unsettled(q) && !self.dirty.contains(q) {
+                return Err(format!(
+                    "queue {q} has someone free and someone waiting but is not marked"
+                ));
             }
         }
         Ok(())

@@ -262,7 +262,7 @@ async fn me(a: Agent) -> Result<Json<Value>, AppError> {
             return Err(AppError::NotFound("agent"));
         };
         let mut conversations = Vec::new();
-        for c in e.conversations().filter(|c| c.concerns(&a.agent)) {
+        for c in e.conversations_of(&a.agent) {
             let mut map = Map::new();
             map.insert("conversation".into(), json!(c.id));
             add_conversation_details(e, c, &mut map);
@@ -402,10 +402,7 @@ async fn directory(a: Agent, Query(q): Query<SearchQuery>) -> Json<Value> {
             .queues()
             .filter(|qc| matches(&qc.name, &qc.id))
             .map(|qc| {
-                let waiting = e
-                    .waiting()
-                    .filter(|id| e.conversation(*id).is_some_and(|c| c.queue == qc.id))
-                    .count();
+                let waiting = e.queue_depth(&qc.id);
                 json!({"id": qc.id, "name": qc.name, "waiting": waiting})
             })
             .collect();

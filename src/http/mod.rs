@@ -138,13 +138,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
     for t in state.tenants.values() {
         let depths = t.read(|e| {
             e.queues()
-                .map(|q| {
-                    let n = e
-                        .waiting()
-                        .filter(|id| e.conversation(*id).is_some_and(|c| c.queue == q.id))
-                        .count();
-                    (q.id.clone(), n)
-                })
+                .map(|q| (q.id.clone(), e.queue_depth(&q.id)))
                 .collect::<Vec<_>>()
         });
         for (queue, n) in depths {

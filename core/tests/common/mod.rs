@@ -295,3 +295,29 @@ pub fn line(e: &Emitted) -> String {
     }
     format!("{body} [{aud}]")
 }
+
+/// The first message of new Messenger customer number `i`, shaped as the
+/// Messenger adapter gives it (PSID, page, `mid`, CAD): what a surge of
+/// new customers is made of (queue cost benchmark and memory test).
+pub fn messenger_customer(i: u64) -> Command {
+    let psid = (7_000_000_000_000_000u64 + i).to_string();
+    let mut cad = Cad::new();
+    cad.insert("messenger_page".into(), "Acme Support".into());
+    cad.insert("messenger_psid".into(), psid.clone());
+    Command::CustomerMessage(CustomerMessage {
+        channel: "messenger".into(),
+        customer: psid,
+        customer_name: None,
+        text: format!(
+            "Hello, I ordered a jacket last week and it has still not arrived. \
+             Can you tell me where it is? Order {i}"
+        ),
+        source: "Acme Support".into(),
+        queue: "support".into(),
+        cad,
+        external_id: Some(format!(
+            "m_{:040x}",
+            u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+        )),
+    })
+}

@@ -1,0 +1,128 @@
+//! Snapshots in the store: only the latest two of a tenant are kept however
+//! many are taken, the latest is what recovery starts from, and a snapshot
+//! written as JSON text by an older version is still read.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard::store::{Row, Store, SyncMode, SNAPSHOTS_KEPT};
+use switchboard_core::command::{Command, CustomerMessage};
+use switchboard_core::engine::{Engine, Extensions};
+use switchboard_core::masking::Masker;
+use switchboard_core::model::{AgentConfig, Cad, QueueConfig, TenantSettings, TransferNotAccepted};
+
+fn data_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-snapshots-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn engine() -> Engine {
+    Engine::new(
+        TenantSettings {
+            mask: true,
+            transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
+            default_queue: "support".into(),
+            archive_after_ms: 600_000,
+            idle_reasons: vec![],
+        },
+        Masker::default(),
+        vec![QueueConfig {
+            id: "support".into(),
+            name: "Support".into(),
+            rona_timeout_ms: 30_000,
+        }],
+        vec![AgentConfig {
+            id: "alice".into(),
+            name: "Alice".into(),
+            capacity: 2,
+            queues: vec!["support".into()],
+            skills: vec![],
+        }],
+    )
+}
+
+fn customer(i: u64) -> Command {
+    Command::CustomerMessage(CustomerMessage {
+        channel: "webchat".into(),
+        customer: format!("visitor-{i}"),
+        customer_name: None,
+        text: format!("hello {i}"),
+        source: "Web site".into(),
+        queue: "support".into(),
+        cad: Cad::new(),
+        external_id: None,
+    })
+}
+
+#[test]
+fn only_the_latest_two_snapshots_are_kept_and_recovery_starts_from_the_latest() {
+    let dir = data_dir("kept");
+    let (store, journal) = Store::open(&dir, SyncMode::Normal).expect("store opens");
+    let tenant: Arc<str> = "acme".into();
+    let mut e = engine();
+    let mut seq = 0u64;
+    for round in 0..12u64 {
+        let out = e
+            .handle(customer(round), 1_000 + round, &Extensions::builtin())
+            .expect("accepted");
+        let rows = out
+            .events()
+            .map(|ev| {
+                seq += 1;
+                Row {
+                    seq,
+                    kind: ev.type_name(),
+                    conversation: ev.conversation(),
+                    body: serde_json::to_string(ev).expect("event serializes"),
+                }
+            })
+            .collect();
+        let appended = journal.append(tenant.clone(), rows, Box::new(|| {}));
+        assert_eq!(appended.blocking_recv(), Ok(Ok(())));
+        let stored = journal.snapshot(tenant.clone(), seq, e.snapshot());
+        assert_eq!(stored.blocking_recv(), Ok(Ok(())));
+        let n = store.snapshot_count(&tenant).expect("counted");
+        assert!(n <= SNAPSHOTS_KEPT, "{n} snapshots after round {round}");
+    }
+    assert_eq!(store.snapshot_count(&tenant).expect("counted"), 2);
+    let recovered = store.recover(&tenant).expect("recovers");
+    let snap = recovered.snapshot.expect("a snapshot");
+    assert_eq!(snap.conversations.len(), 12);
+    assert!(recovered.events.is_empty(), "nothing after the latest");
+    assert_eq!(recovered.last_seq, seq);
+    let mut restored = engine();
+    restored.restore(snap);
+    restored.check_invariants().expect("consistent");
+    assert_eq!(
+        restored.waiting().collect::<Vec<_>>(),
+        e.waiting().collect::<Vec<_>>()
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_json_snapshot_of_an_older_version_is_still_read() {
+    let dir = data_dir("json");
+    let (store, journal) = Store::open(&dir, SyncMode::Normal).expect("store opens");
+    let mut e = engine();
+    e.handle(customer(1), 1_000, &Extensions::builtin())
+        .expect("accepted");
+    let json = serde_json::to_string(&e.snapshot()).expect("serializes");
+    drop(journal);
+    let conn = rusqlite::Connection::open(dir.join("switchboard.db")).expect("opens");
+    conn.execute(
+        "INSERT INTO snapshots (tenant, seq, body) VALUES ('acme', 3, ?1)",
+        [json],
+    )
+    .expect("inserted");
+    let recovered = store.recover("acme").expect("recovers");
+    let snap = recovered.snapshot.expect("the JSON snapshot");
+    assert_eq!(snap.conversations.len(), 1);
+    assert_eq!(recovered.last_seq, 3);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
