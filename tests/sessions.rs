@@ -72,6 +72,9 @@ async fn logout_all_ends_every_session_of_the_agent_and_closes_every_socket() {
     assert_eq!(state_of(&bob, "alice").await, "logged_out");
     // Bob's session is untouched; `?all=true` is the same route.
     let again = AgentClient::login(&server, "bob").await;
+    // Anything but true or false is refused, and nothing ends.
+    let (status, _) = again.post("/api/logout?all=null&all=null", json!({})).await;
+    assert_eq!(status, 400);
     let (status, body) = again.post("/api/logout?all=true", json!({})).await;
     assert_eq!((status, body["sessions"].clone()), (200, json!(2)));
     assert_eq!(bob.events.closed_by_server().await, Some(SESSION_ENDED));

@@ -14,7 +14,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_core::model::{AgentState, ConversationId, TransferTarget};
@@ -200,6 +199,12 @@ async fn login(
     })))
 }
 
+/// `?all=true|false` on `POST /api/logout`; anything else is a 400.
+#[derive(Deserialize)]
+struct LogoutQuery {
+    all: Option<bool>,
+}
+
 /// End this session (`?all=true`: every session of the agent, as
 /// `POST /api/logout/all`). The agent is logged out (its offers go back to
 /// the queue) when no other session of it remains; with conversations or
@@ -207,9 +212,9 @@ async fn login(
 async fn logout(
     State(state): State<Shared>,
     a: Agent,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<LogoutQuery>,
 ) -> Result<Response, AppError> {
-    if q.get("all").is_some_and(|v| v == "true" || v == "1") {
+    if q.all == Some(true) {
         return logout_all(State(state), a).await;
     }
     let others = state
