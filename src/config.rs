@@ -178,6 +178,31 @@ pub struct AgentEntry {
     pub queues: Vec<String>,
     #[serde(default)]
     pub skills: Vec<String>,
+    /// What the agent may do beyond the desktop (docs/console.md).
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// An agent's role: `agent` (the desktop only), `supervisor` (the console
+/// of its tenant) or `admin` (also administers the tenant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -54,6 +54,8 @@ pub struct Hub {
     /// Since when each agent with no open socket has had none (set when
     /// its last socket closes or when it logs in without one).
     agents_away: Mutex<HashMap<String, Millis>>,
+    /// What supervisors' consoles read (`crate::console`).
+    pub console: crate::console::Feed,
 }
 
 /// A subscription; dropping it does not unsubscribe (call `Hub::leave_*`).
@@ -318,6 +320,8 @@ impl Tenant {
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let replayed = recovered.events.len();
         let last_seq = recovered.last_seq;
+        let hub = Hub::default();
+        hub.console.record(&recovered.events, 0);
         let engine = recovered_engine(&config, masker, recovered);
         if last_seq > 0 {
             tracing::info!(tenant = %config.id, replayed, last_seq, "state recovered from the journal");
@@ -334,7 +338,7 @@ impl Tenant {
                 since_snapshot: replayed as u64,
                 epoch: 0,
             }),
-            hub: Arc::new(Hub::default()),
+            hub: Arc::new(hub),
             timer: Notify::new(),
             clock,
             journal,
@@ -664,6 +668,14 @@ impl Tenant {
         self.metrics.record(&inner.engine, out);
         let frames = frames(&inner.engine, out, self.clock.now());
         let outgoing = channel_requests(out);
+        // The console and reports need no transcript texts.
+        let console: Vec<Event> = out
+            .emitted
+            .iter()
+            .filter(|e| !matches!(e.event, Event::Message { .. }))
+            .map(|e| e.event.clone())
+            .collect();
+        let now = self.clock.now();
         let outbox = self.outbox.clone();
         let hub = self.hub.clone();
         let commit_seconds = self.metrics.family().commit_seconds.clone();
@@ -679,6 +691,7 @@ impl Tenant {
                         Target::Visitor(v) => hub.to_visitor(v, frame),
                     }
                 }
+                hub.console.record(&console, now);
                 // Replies leave for the customer only once journaled.
                 for job in outgoing {
                     let _ = outbox.send(job);

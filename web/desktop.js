@@ -423,6 +423,8 @@
       if (!isNaN(skew) && Math.abs(skew - S.skew) > 2000) S.skew = skew;
     }
     S.me.name = me.name || S.me.name;
+    // Supervisors and admins reach the console from here.
+    $('console-link').hidden = !(me.role === 'supervisor' || me.role === 'admin');
     S.me.state = me.state;
     S.me.reason = me.reason || null;
     S.me.idleReasons = Array.isArray(me.idle_reasons) ? me.idle_reasons : [];

@@ -312,6 +312,16 @@
     apply: apply,
     setLang: setLang,
     lang: function () { return current; },
-    has: function (key) { return Object.prototype.hasOwnProperty.call(STRINGS.en, key); }
+    has: function (key) { return Object.prototype.hasOwnProperty.call(STRINGS.en, key); },
+    // More strings (the console's): `{en: {...}, fr: {...}}`.
+    extend: extend
   };
+
+  function extend(more) {
+    Object.keys(more).forEach(function (lang) {
+      if (!STRINGS[lang]) return;
+      Object.keys(more[lang]).forEach(function (k) { STRINGS[lang][k] = more[lang][k]; });
+    });
+  }
+  extend({ en: { openConsole: 'Console' }, fr: { openConsole: 'Console' } });
 })();

@@ -301,6 +301,7 @@ async fn me(a: Agent) -> Result<Json<Value>, AppError> {
             "state": agent.state.name(),
             "reason": agent.state.reason(),
             "capacity": agent.config.capacity,
+            "role": a.tenant.role_of(&a.agent).name(),
             "idle_reasons": a.tenant.config.idle_reasons,
             "mask": e.settings().mask,
             "conversations": conversations,

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod inbound;
 pub mod messenger;
 pub mod plugin_channels;
+pub mod supervisor;
 pub mod web;
 pub mod webchat;
 
@@ -67,6 +68,7 @@ pub fn app(state: Shared) -> Router {
         .merge(messenger::routes())
         .merge(plugin_channels::routes())
         .merge(admin::routes())
+        .merge(supervisor::routes())
         .merge(web::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -32,6 +32,7 @@ const SVG: &str = "image/svg+xml";
 const DESKTOP_HTML: &[u8] = include_bytes!("../../web/index.html");
 const CHAT_HTML: &[u8] = include_bytes!("../../web/chat.html");
 const NOT_FOUND_HTML: &[u8] = include_bytes!("../../web/404.html");
+const CONSOLE_HTML: &[u8] = include_bytes!("../../web/console.html");
 
 /// What `/assets/{name}` serves.
 const ASSETS: &[Asset] = &[
@@ -56,6 +57,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../web/chat.js"),
     },
     Asset {
+        name: "console.js",
+        content_type: JS,
+        body: include_bytes!("../../web/console.js"),
+    },
+    Asset {
         name: "favicon.svg",
         content_type: SVG,
         body: include_bytes!("../../web/favicon.svg"),
@@ -66,6 +72,7 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(desktop))
         .route("/chat/{tenant}", get(chat))
+        .route("/console", get(console))
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -86,6 +93,11 @@ fn page(status: StatusCode, content_type: &'static str, body: &'static [u8]) -> 
 
 async fn desktop() -> Response {
     page(StatusCode::OK, HTML, DESKTOP_HTML)
+}
+
+/// The supervisors' console (its data needs a supervisor's session).
+async fn console() -> Response {
+    page(StatusCode::OK, HTML, CONSOLE_HTML)
 }
 
 /// The customer chat of a tenant that has the web chat channel.

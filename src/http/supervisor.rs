@@ -1,0 +1,246 @@
+//! The supervisors' API (docs/console.md): the live overview of a tenant,
+//! its WebSocket, and the reports. Every route checks the caller's role
+//! (`supervisor` or `admin`, else 403) and serves only the caller's own
+//! tenant: the session names it, no route takes a tenant.
+
+use super::agent::{Agent, SocketAgent};
+use super::{AppError, Shared};
+use crate::config::Role;
+use crate::console::COALESCE_MS;
+use crate::tenant::Tenant;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::model::Millis;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/supervisor/overview", get(overview))
+        .route("/api/supervisor/events", get(events))
+        .route("/api/reports/queues", get(report_queues))
+        .route("/api/reports/agents", get(report_agents))
+}
+
+impl Tenant {
+    /// The role of one of the tenant's agents (`agent` when unknown).
+    pub fn role_of(&self, agent: &str) -> Role {
+        self.config
+            .agents
+            .iter()
+            .find(|a| a.id == agent)
+            .map(|a| a.role)
+            .unwrap_or_default()
+    }
+}
+
+/// A supervisor's (or admin's) session, from the bearer header.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub tenant: Arc<Tenant>,
+    pub agent: String,
+    pub role: Role,
+}
+
+fn supervisor_of(a: Agent) -> Result<Supervisor, AppError> {
+    let role = a.tenant.role_of(&a.agent);
+    if role < Role::Supervisor {
+        return Err(AppError::Status(
+            StatusCode::FORBIDDEN,
+            "this needs the supervisor or admin role".into(),
+        ));
+    }
+    Ok(Supervisor {
+        tenant: a.tenant,
+        agent: a.agent,
+        role,
+    })
+}
+
+impl FromRequestParts<Shared> for Supervisor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
+        supervisor_of(Agent::from_request_parts(parts, state).await?)
+    }
+}
+
+async fn overview(s: Supervisor) -> Json<Value> {
+    Json(s.tenant.hub.console.build(&s.tenant))
+}
+
+/// `WS /api/supervisor/events?token=` (or `?ticket=`, as the agent
+/// socket): the overview first, then a new one after changes, at most one
+/// frame per [`COALESCE_MS`].
+async fn events(
+    State(state): State<Shared>,
+    SocketAgent(a): SocketAgent,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let session = a.session.clone();
+    let s = supervisor_of(a)?;
+    Ok(ws
+        .max_message_size(4 * 1024)
+        .on_upgrade(move |socket| console_socket(socket, s, session, state)))
+}
+
+/// Close code sent when the socket's session ended (as the agent socket).
+const SESSION_ENDED: u16 = 4001;
+
+async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, state: Shared) {
+    // Joined as the agent's socket: it keeps the supervisor present (no
+    // logout after the away grace) and ends with the session. Agent frames
+    // are not for the console: drained.
+    let mut sub = s.tenant.hub.join_agent(&s.agent, &session);
+    let mut changes = s.tenant.hub.console.subscribe();
+    changes.mark_changed();
+    let mut ended = false;
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let frame = s.tenant.hub.console.overview(&s.tenant);
+                let text = format!("{{\"type\":\"overview\",\"overview\":{frame}}}");
+                if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                    break;
+                }
+                // Coalesce: whatever happens meanwhile goes in the next frame.
+                tokio::time::sleep(Duration::from_millis(COALESCE_MS)).await;
+            }
+            frame = sub.rx.recv() => {
+                if frame.is_none() {
+                    ended = true;
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    s.tenant.hub.leave_agent(&s.agent, sub.id, s.tenant.now());
+    s.tenant.timer.notify_one();
+    if ended || !state.sessions.is_live(&session, state.clock.now()) {
+        let frame = CloseFrame {
+            code: SESSION_ENDED,
+            reason: "session ended".into(),
+        };
+        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct Period {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+const DAY_MS: Millis = 86_400_000;
+
+fn parse_time(s: &str, what: &str) -> Result<Millis, AppError> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| AppError::BadRequest(format!("`{what}` is not an RFC 3339 time")))?;
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    Millis::try_from(ms).map_err(|_| AppError::BadRequest(format!("`{what}` is out of range")))
+}
+
+/// The period asked for, `[from, to)`: today (UTC) by default.
+fn period(p: &Period, now: Millis) -> Result<(Millis, Millis, bool), AppError> {
+    let from = match &p.from {
+        Some(f) => parse_time(f, "from")?,
+        None => now - now % DAY_MS,
+    };
+    let to = match &p.to {
+        Some(t) => parse_time(t, "to")?,
+        None => from.saturating_add(DAY_MS),
+    };
+    if to < from {
+        return Err(AppError::BadRequest("`to` is before `from`".into()));
+    }
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(AppError::BadRequest("`format` is `json` or `csv`".into())),
+    };
+    Ok((from, to, csv))
+}
+
+fn csv_response(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn report_queues(s: Supervisor, Query(p): Query<Period>) -> Result<Response, AppError> {
+    let now = s.tenant.now();
+    let (from, to, csv) = period(&p, now)?;
+    let queues: Vec<String> = s
+        .tenant
+        .config
+        .queues
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    let rows = {
+        let mut r = crate::console::lock(&s.tenant.hub.console.reports);
+        r.advance(now);
+        r.queues(from, to, &queues)
+    };
+    if csv {
+        return Ok(csv_response("queues", crate::reports::queues_csv(&rows)));
+    }
+    Ok(Json(json!({
+        "from": crate::clock::rfc3339(from),
+        "to": crate::clock::rfc3339(to),
+        "queues": rows,
+    }))
+    .into_response())
+}
+
+async fn report_agents(s: Supervisor, Query(p): Query<Period>) -> Result<Response, AppError> {
+    let now = s.tenant.now();
+    let (from, to, csv) = period(&p, now)?;
+    let agents: Vec<String> = s
+        .tenant
+        .config
+        .agents
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let rows = {
+        let mut r = crate::console::lock(&s.tenant.hub.console.reports);
+        r.advance(now);
+        r.agents(from, to, &agents)
+    };
+    if csv {
+        return Ok(csv_response("agents", crate::reports::agents_csv(&rows)));
+    }
+    Ok(Json(json!({
+        "from": crate::clock::rfc3339(from),
+        "to": crate::clock::rfc3339(to),
+        "agents": rows,
+    }))
+    .into_response())
+}

@@ -1,0 +1,366 @@
+//! The supervisors' console over real HTTP against the binary: the role
+//! matrix (agent / supervisor / admin × every console route × own / other
+//! tenant), the live overview and its WebSocket, and the report figures of
+//! a scripted day run with the test clock.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+/// The demo tenant with a supervisor (`sam`) and an admin (`ada`), plus a
+/// second tenant `acme` with its own agent and supervisor.
+fn config() -> String {
+    demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        r#"[[tenants.agents]]
+id = "sam"
+name = "Sam Super"
+password = "demo"
+queues = []
+role = "supervisor"
+
+[[tenants.agents]]
+id = "ada"
+name = "Ada Admin"
+password = "demo"
+queues = []
+role = "admin"
+
+[tenants.webchat]
+source = "Web chat""#,
+    ) + r#"
+[[tenants]]
+id = "acme"
+default_queue = "sales"
+
+[[tenants.queues]]
+id = "sales"
+
+[[tenants.agents]]
+id = "zoe"
+password = "acme-pass"
+queues = ["sales"]
+
+[[tenants.agents]]
+id = "zed"
+password = "acme-pass"
+queues = []
+role = "supervisor"
+
+[tenants.webchat]
+queue = "sales"
+"#
+}
+
+async fn login(server: &Server, tenant: &str, agent: &str, password: &str) -> String {
+    let (status, v) = try_login(server, tenant, agent, password).await;
+    assert_eq!(status, 200, "login {agent}: {v}");
+    v["token"].as_str().expect("token").to_string()
+}
+
+async fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
+    let resp = server
+        .http
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+const ROUTES: [&str; 5] = [
+    "/api/supervisor/overview",
+    "/api/reports/queues",
+    "/api/reports/agents",
+    "/api/reports/queues?format=csv",
+    "/api/reports/agents?format=csv",
+];
+
+#[tokio::test]
+async fn the_role_matrix_holds_on_every_console_route() {
+    let server = Server::start(&config());
+    server.customer_says("d1", "Dee", "demo question").await;
+    let resp = server
+        .http
+        .post(server.url("/channels/webchat/acme/messages"))
+        .json(&json!({"visitor": "a1", "text": "acme question"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 202);
+
+    // (tenant, agent, password, may see the console)
+    let users = [
+        ("demo", "alice", "demo", false),
+        ("demo", "sam", "demo", true),
+        ("demo", "ada", "demo", true),
+        ("acme", "zoe", "acme-pass", false),
+        ("acme", "zed", "acme-pass", true),
+    ];
+    for (tenant, agent, password, allowed) in users {
+        let token = login(&server, tenant, agent, password).await;
+        let (status, me) = get(&server, &token, "/api/me").await;
+        assert_eq!(status, 200);
+        let me: Value = serde_json::from_str(&me).expect("json");
+        let role = me["role"].as_str().expect("role");
+        assert_eq!(role != "agent", allowed, "{agent}: role {role}");
+        for route in ROUTES {
+            let (status, body) = get(&server, &token, route).await;
+            if !allowed {
+                assert_eq!(status, 403, "{agent} {route}: {body}");
+                continue;
+            }
+            assert_eq!(status, 200, "{agent} {route}: {body}");
+            // Own tenant only: the other tenant's queues and agents never
+            // appear.
+            let (own, other) = if tenant == "demo" {
+                (["support", "alice"], ["sales", "zoe", "zed"])
+            } else {
+                (["sales", "zoe"], ["support", "alice", "sam"])
+            };
+            assert!(
+                own.iter().any(|o| body.contains(o)),
+                "{agent} {route}: {body}"
+            );
+            for o in other {
+                assert!(!body.contains(o), "{agent} {route} shows {o}: {body}");
+            }
+        }
+        // The WebSocket: refused to agents, the own overview to the others.
+        let url = server.ws_url(&format!("/api/supervisor/events?token={token}"));
+        let conn = tokio_tungstenite::connect_async(&url).await;
+        if allowed {
+            let mut ev = Events::connect(&url).await;
+            let o = ev.next_of("overview").await;
+            let text = o.to_string();
+            assert!(!text.contains(if tenant == "demo" { "sales" } else { "support" }));
+            drop(conn);
+        } else {
+            let err = conn.expect_err("agents get no console socket");
+            assert!(err.to_string().contains("403"), "{err}");
+        }
+    }
+    // Without a session: 401 everywhere.
+    for route in ROUTES {
+        let resp = server
+            .http
+            .get(server.url(route))
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(resp.status().as_u16(), 401, "{route}");
+    }
+}
+
+#[tokio::test]
+async fn the_overview_follows_events_live() {
+    let server = Server::start(&config());
+    let token = login(&server, "demo", "sam", "demo").await;
+    let mut feed =
+        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
+    let first = feed.next_of("overview").await;
+    assert_eq!(first["overview"]["conversations"], json!([]));
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v1", "Val", "hello").await;
+    let o = feed
+        .next_where("overview", |v| {
+            v["overview"]["conversations"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["state"] == "offered"))
+        })
+        .await;
+    let conv = &o["overview"]["conversations"][0];
+    assert_eq!(conv["id"], id);
+    assert_eq!(conv["queue"], "support");
+    assert_eq!(conv["agent"], "alice");
+    let support = o["overview"]["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["id"] == "support"))
+        .expect("support");
+    assert_eq!(support["id"], "support");
+    assert_eq!(support["offered"], 1);
+    let (status, body) = get(&server, &token, "/api/supervisor/overview").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let a = v["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == "alice"))
+        .expect("alice")
+        .clone();
+    assert_eq!(a["state"], "available");
+    assert_eq!(a["load"], 1);
+    assert_eq!(a["capacity"], 5);
+    assert!(a["since"].is_string(), "{a}");
+    for key in [
+        "waiting",
+        "longest_wait_ms",
+        "agents_available",
+        "agents_busy",
+        "name",
+    ] {
+        assert!(!v["queues"][0][key].is_null(), "{key}");
+    }
+}
+
+/// The scripted day: two conversations with known waits and handle times,
+/// one RONA; the figures must be exactly these.
+#[tokio::test]
+async fn report_figures_match_a_scripted_day() {
+    let server = Server::start(&config());
+    let token = login(&server, "demo", "sam", "demo").await;
+    // The console's socket keeps the supervisor present (as the desktop's
+    // keeps an agent).
+    let mut feed =
+        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
+    feed.next_of("overview").await;
+    let mut alice = AgentClient::login(&server, "alice").await;
+    // Everything after this instant, for a day.
+    let (_, me) = get(&server, &token, "/api/supervisor/overview").await;
+    let me: Value = serde_json::from_str(&me).expect("json");
+    let start = me["at"].as_str().expect("at").to_string();
+    let from = time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
+        .expect("time")
+        - time::Duration::seconds(1);
+    let to = from + time::Duration::days(1);
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let period = format!("from={}&to={}", urlencode(&fmt(from)), urlencode(&fmt(to)));
+    alice.available().await;
+
+    // 1: waits 10 s, handled 60 s.
+    let c1 = server.customer_says("v1", "One", "first").await;
+    alice.events.next_of("offer").await;
+    server.advance(10_000).await;
+    alice
+        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
+        .await;
+    server.advance(60_000).await;
+    alice
+        .ok(&format!("/api/conversations/{c1}/end"), json!({}))
+        .await;
+    let w = alice.events.next_of("wrapup_required").await;
+    let reason = w["reasons"][0]["code"].as_str().expect("code").to_string();
+    alice
+        .ok(
+            &format!("/api/conversations/{c1}/wrapup"),
+            json!({"reason": reason}),
+        )
+        .await;
+
+    // 2: not answered in 30 s (RONA), offered again, accepted 5 s later
+    // (a wait of 35 s), handled 30 s.
+    let c2 = server.customer_says("v2", "Two", "second").await;
+    alice.events.next_of("offer").await;
+    server.advance(30_000).await;
+    alice
+        .events
+        .next_where("agent_state", |v| v["state"] == "rona")
+        .await;
+    alice.available().await;
+    alice.events.next_of("offer").await;
+    server.advance(5_000).await;
+    alice
+        .ok(&format!("/api/conversations/{c2}/accept"), json!({}))
+        .await;
+    server.advance(30_000).await;
+    alice
+        .ok(&format!("/api/conversations/{c2}/end"), json!({}))
+        .await;
+    alice.events.next_of("wrapup_required").await;
+    alice
+        .ok(
+            &format!("/api/conversations/{c2}/wrapup"),
+            json!({"reason": reason}),
+        )
+        .await;
+
+    let (status, body) = get(&server, &token, &format!("/api/reports/queues?{period}")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let support = v["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["queue"] == "support"))
+        .expect("support")
+        .clone();
+    assert_eq!(support["offered"], 2, "{support}");
+    assert_eq!(support["accepted"], 2);
+    assert_eq!(support["rona"], 1);
+    assert_eq!(support["dropped"], 0);
+    assert_eq!(support["transferred"], 0);
+    about(&support["wait_avg_ms"], (10_000 + 35_000) / 2);
+    about(&support["wait_p90_ms"], 35_000);
+    about(&support["handle_avg_ms"], (60_000 + 30_000) / 2);
+    assert_eq!(support["wrapup_reasons"][&reason], 2);
+
+    let (status, body) = get(&server, &token, &format!("/api/reports/agents?{period}")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let a = v["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent"] == "alice"))
+        .expect("alice")
+        .clone();
+    assert_eq!(a["handled"], 2, "{a}");
+    about(&a["handle_ms"], 90_000);
+    assert_eq!(a["rona"], 1);
+    // Time in RONA: from the timeout to setting Available (no clock move).
+    about(&a["states_ms"]["rona"], 0);
+    let available = a["states_ms"]["available"].as_u64().expect("available");
+    assert!(available >= 135_000, "{a}");
+
+    // The CSV: a header row, then one row per queue.
+    let (status, csv) = get(
+        &server,
+        &token,
+        &format!("/api/reports/queues?{period}&format=csv"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .is_some_and(|h| h.starts_with("queue,offered,accepted,dropped,rona")));
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("support,"))
+        .expect("support row");
+    assert!(row.starts_with("support,2,2,0,1,0,"), "{row}");
+    assert!(row.ends_with(&format!(",{reason}=2")), "{row}");
+    // A period before the day holds nothing.
+    let (_, body) = get(
+        &server,
+        &token,
+        "/api/reports/queues?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["queues"][0]["offered"], 0);
+    // Bad periods are 400.
+    for q in [
+        "from=yesterday",
+        "format=xml",
+        "from=2000-01-02T00:00:00Z&to=2000-01-01T00:00:00Z",
+    ] {
+        let (status, _) = get(&server, &token, &format!("/api/reports/queues?{q}")).await;
+        assert_eq!(status, 400, "{q}");
+    }
+}
+
+/// The test clock moves by the steps the test gives plus the wall time the
+/// requests take: a figure is its scripted value plus at most that.
+fn about(v: &Value, expected: u64) {
+    let got = v.as_u64().expect("a number");
+    assert!(
+        (expected..expected + 3_000).contains(&got),
+        "{got} is not about {expected}"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

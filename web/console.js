@@ -1,0 +1,192 @@
+// The supervisors' console: a live view of the tenant's queues, agents and
+// conversations over WS /api/supervisor/events (a one-time ticket opens
+// it), and reports for a day with a chart (SVG built with DOM APIs) and
+// CSV downloads. It uses the desktop's session (sessionStorage). Data
+// reaches the page only through textContent.
+(function () {
+  'use strict';
+  var I18N = window.SwitchboardI18n;
+  I18N.extend({
+    en: {
+      backToDesktop: 'Desktop', queues: 'Queues', queue: 'Queue', waiting: 'Waiting',
+      longestWait: 'Longest wait', offeredNow: 'Offered', agentsAvailable: 'Available',
+      agentsBusy: 'Busy', agents: 'Agents', agent: 'Agent', inStateFor: 'For', load: 'Load',
+      reports: 'Reports', day: 'Day', show: 'Show', csvQueues: 'CSV (queues)',
+      csvAgents: 'CSV (agents)', offered: 'Offered', accepted: 'Accepted', dropped: 'Dropped',
+      transferred: 'Transferred', waitAvg: 'Wait (avg)', waitP90: 'Wait (p90)',
+      handleAvg: 'Handle (avg)', handled: 'Handled', handleTime: 'Handle time',
+      noSession: 'Log in on the desktop first.', forbidden: 'The console is for supervisors and admins.',
+      connected: 'Connected', offline: 'Offline'
+    },
+    fr: {
+      backToDesktop: 'Poste agent', queues: 'Files', queue: 'File', waiting: 'En attente',
+      longestWait: 'Attente max.', offeredNow: 'Proposées', agentsAvailable: 'Disponibles',
+      agentsBusy: 'Occupés', agents: 'Agents', agent: 'Agent', inStateFor: 'Depuis', load: 'Charge',
+      reports: 'Rapports', day: 'Jour', show: 'Afficher', csvQueues: 'CSV (files)',
+      csvAgents: 'CSV (agents)', offered: 'Proposées', accepted: 'Acceptées', dropped: 'Abandonnées',
+      transferred: 'Transférées', waitAvg: 'Attente (moy.)', waitP90: 'Attente (p90)',
+      handleAvg: 'Traitement (moy.)', handled: 'Traitées', handleTime: 'Temps de traitement',
+      noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
+      connected: 'Connecté', offline: 'Hors ligne'
+    }
+  });
+  var t = I18N.t;
+  var $ = function (id) { return document.getElementById(id); };
+  var session = null;
+  try { session = JSON.parse(sessionStorage.getItem('switchboard.session') || 'null'); } catch (e) { session = null; }
+  var last = null;       // the last overview
+  var lastAt = 0;        // when it arrived (local ms), to age the durations
+
+  function fail(key) {
+    var b = $('console-error');
+    b.textContent = t(key);
+    b.hidden = false;
+  }
+
+  function api(method, path) {
+    return fetch(path, { method: method, headers: { Authorization: 'Bearer ' + session.token } });
+  }
+
+  function duration(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var m = Math.floor(s / 60);
+    return m > 0 ? m + ' min ' + (s % 60) + ' s' : s + ' s';
+  }
+
+  function since(iso) {
+    if (!iso || !last) return '';
+    return duration(Date.parse(last.at) - Date.parse(iso) + (Date.now() - lastAt));
+  }
+
+  function row(tbody, cells) {
+    var tr = document.createElement('tr');
+    cells.forEach(function (c) {
+      var td = document.createElement('td');
+      td.textContent = c === null || c === undefined ? '' : String(c);
+      tr.appendChild(td);
+    });
+    tbody.appendChild(tr);
+  }
+
+  function fill(id, rows) {
+    var tbody = $(id).querySelector('tbody');
+    tbody.replaceChildren();
+    rows.forEach(function (r) { row(tbody, r); });
+  }
+
+  function render() {
+    if (!last) return;
+    var age = Date.now() - lastAt;
+    fill('queues', last.queues.map(function (q) {
+      return [q.name, q.waiting, q.waiting ? duration(q.longest_wait_ms + age) : '', q.offered, q.agents_available, q.agents_busy];
+    }));
+    fill('agents', last.agents.map(function (a) {
+      var state = I18N.has(a.state) ? t(a.state) : a.state;
+      if (a.reason) state += ' (' + a.reason + ')';
+      return [a.name, state, since(a.since), a.load + '/' + a.capacity, a.conversations.join(', ')];
+    }));
+    fill('convs', last.conversations.map(function (c) {
+      return [c.id, c.state, c.queue, c.agent || '', since(c.since)];
+    }));
+  }
+
+  function connect() {
+    api('POST', '/api/agent/events/ticket').then(function (r) { return r.json(); }).then(function (b) {
+      var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+      var ws = new WebSocket(proto + '//' + location.host + '/api/supervisor/events?ticket=' + encodeURIComponent(b.ticket));
+      ws.onopen = function () { $('conn').dataset.state = 'online'; $('conn').textContent = t('connected'); };
+      ws.onmessage = function (m) {
+        var ev;
+        try { ev = JSON.parse(m.data); } catch (e) { return; }
+        if (ev.type === 'overview') { last = ev.overview; lastAt = Date.now(); render(); }
+      };
+      ws.onclose = function (e) {
+        $('conn').dataset.state = 'offline';
+        $('conn').textContent = t('offline');
+        if (e.code !== 4001) setTimeout(connect, 2000);
+      };
+    }).catch(function () { setTimeout(connect, 2000); });
+  }
+
+  function period() {
+    var day = $('report-day').value || new Date().toISOString().slice(0, 10);
+    var from = new Date(day + 'T00:00:00Z');
+    var to = new Date(from.getTime() + 86400000);
+    return 'from=' + encodeURIComponent(from.toISOString()) + '&to=' + encodeURIComponent(to.toISOString());
+  }
+
+  var SVG = 'http://www.w3.org/2000/svg';
+  function svg(name, attrs) {
+    var e = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    return e;
+  }
+
+  // Offered per queue and wrap-up reasons counted, as bars.
+  function chart(queues) {
+    var bars = [];
+    queues.forEach(function (q) {
+      bars.push([q.queue + ' · ' + t('offered'), q.offered]);
+      Object.keys(q.wrapup_reasons).forEach(function (r) { bars.push([q.queue + ' · ' + r, q.wrapup_reasons[r]]); });
+    });
+    var max = Math.max.apply(null, [1].concat(bars.map(function (b) { return b[1]; })));
+    var h = 22, w = 480;
+    var root = svg('svg', { viewBox: '0 0 ' + w + ' ' + (bars.length * h + 4), role: 'img' });
+    bars.forEach(function (b, i) {
+      var len = Math.round((w - 220) * b[1] / max);
+      var label = svg('text', { x: 0, y: i * h + 15 });
+      label.textContent = b[0];
+      root.appendChild(label);
+      root.appendChild(svg('rect', { 'class': 'bar', x: 180, y: i * h + 4, width: len, height: h - 8 }));
+      var n = svg('text', { x: 186 + len, y: i * h + 15 });
+      n.textContent = String(b[1]);
+      root.appendChild(n);
+    });
+    $('report-chart').replaceChildren(root);
+  }
+
+  function loadReports() {
+    var p = period();
+    api('GET', '/api/reports/queues?' + p).then(function (r) { return r.json(); }).then(function (b) {
+      fill('report-queues', b.queues.map(function (q) {
+        return [q.queue, q.offered, q.accepted, q.dropped, q.rona, q.transferred,
+          duration(q.wait_avg_ms), duration(q.wait_p90_ms), duration(q.handle_avg_ms)];
+      }));
+      chart(b.queues);
+    });
+    api('GET', '/api/reports/agents?' + p).then(function (r) { return r.json(); }).then(function (b) {
+      fill('report-agents', b.agents.map(function (a) {
+        return [a.agent, a.handled, duration(a.handle_ms), a.rona,
+          duration(a.states_ms.available || 0), duration(a.states_ms.idle || 0)];
+      }));
+    });
+  }
+
+  function download(kind) {
+    api('GET', '/api/reports/' + kind + '?' + period() + '&format=csv').then(function (r) { return r.blob(); }).then(function (blob) {
+      var a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = kind + '.csv';
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    });
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('lang').value = I18N.lang();
+    $('lang').addEventListener('change', function () { I18N.setLang($('lang').value); render(); });
+    I18N.apply(document);
+    if (!session || !session.token) { fail('noSession'); return; }
+    api('GET', '/api/supervisor/overview').then(function (r) {
+      if (r.status === 403) { fail('forbidden'); return; }
+      if (r.status !== 200) { fail('noSession'); return; }
+      connect();
+      loadReports();
+      setInterval(render, 1000);
+    });
+    $('report-form').addEventListener('submit', function (e) { e.preventDefault(); loadReports(); });
+    $('csv-queues').addEventListener('click', function () { download('queues'); });
+    $('csv-agents').addEventListener('click', function () { download('agents'); });
+  });
+})();
