@@ -10,7 +10,7 @@
 //! race, at most [`MAX_FAILURES`] passwords of one account are ever
 //! evaluated per window (`tests/login_limits.rs`).
 
-use crate::store::Store;
+use crate::store::{Store, StoredSession};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
@@ -106,7 +106,7 @@ pub struct Sessions {
     map: Mutex<SessionMap>,
     /// One-time WebSocket tickets: hash of the ticket → (session id, expiry).
     tickets: Mutex<HashMap<String, (String, Millis)>>,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     ttl_ms: Millis,
     attempts: Mutex<Attempts>,
 }
@@ -119,14 +119,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Sessions {
     /// Load the sessions still valid at `now`.
-    pub fn load(store: Arc<Store>, ttl_ms: Millis, now: Millis) -> anyhow::Result<Sessions> {
+    pub fn load(store: Arc<dyn Store>, ttl_ms: Millis, now: Millis) -> anyhow::Result<Sessions> {
         let mut map = SessionMap::default();
-        for (id, tenant, agent, expires_at) in store.live_sessions(now)? {
+        for s in store.live_sessions(now)? {
             map.insert(Session {
-                id,
-                tenant,
-                agent,
-                expires_at,
+                id: s.token_hash,
+                tenant: s.tenant,
+                agent: s.agent,
+                expires_at: s.expires_at,
             });
         }
         Ok(Sessions {
@@ -143,7 +143,12 @@ impl Sessions {
         let token = new_token();
         let id = token_hash(&token);
         let expires_at = now + self.ttl_ms;
-        self.store.save_session(&id, tenant, agent, expires_at)?;
+        self.store.save_session(&StoredSession {
+            token_hash: id.clone(),
+            tenant: tenant.into(),
+            agent: agent.into(),
+            expires_at,
+        })?;
         lock(&self.map).insert(Session {
             id,
             tenant: tenant.into(),

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
-use crate::store::Store;
+use crate::store::{SqliteStore, Store};
 use crate::tenant::{self, Tenant};
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
@@ -19,8 +19,7 @@ use std::sync::Arc;
 /// Must run inside a tokio runtime.
 pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
     let clock = Arc::new(Clock::default());
-    let (store, journal) = Store::open(&cfg.data_dir, cfg.journal_sync)?;
-    let store = Arc::new(store);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?);
     let metrics = Arc::new(Metrics::default());
     let mut tenants = HashMap::new();
     let sessions = Arc::new(Sessions::load(
@@ -32,10 +31,16 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         let recovered = store
             .recover(&t.id)
             .with_context(|| format!("recovering tenant {}", t.id))?;
+        // One node owns every tenant: it writes under the tenant's
+        // current epoch.
+        let epoch = store
+            .epoch(&t.id)
+            .with_context(|| format!("reading the epoch of tenant {}", t.id))?;
         let tenant = Arc::new(Tenant::new(
             t.clone(),
             clock.clone(),
-            journal.clone(),
+            store.clone(),
+            epoch,
             recovered,
             metrics.clone(),
         )?);
@@ -55,7 +60,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         tokio::spawn(crate::channels::run_outbox(tenant.clone()));
         tenants.insert(t.id.clone(), tenant);
     }
-    let visitors = crate::visitors::VisitorTokens::load(&store)?;
+    let visitors = crate::visitors::VisitorTokens::load(&*store)?;
     // Cheap: plain passwords are keyed hashes, argon2 hashes are only parsed.
     let passwords = Passwords::from_config(cfg);
     Ok(Arc::new(AppState {

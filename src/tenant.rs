@@ -15,7 +15,7 @@ use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
 use crate::metrics::{Metrics, TenantMetrics};
-use crate::store::{Journal, Recovered, Row};
+use crate::store::{Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -201,7 +201,7 @@ struct Inner {
     since_snapshot: u64,
     /// Bumped each time the engine is rebuilt from the journal after a
     /// failed commit: a failure seen by several callers rebuilds once.
-    epoch: u64,
+    rebuilds: u64,
 }
 
 /// Why an action failed.
@@ -211,7 +211,7 @@ pub enum ExecuteError {
     Command(CommandError),
     /// Accepted by the engine but not journaled: the caller must not
     /// consider it done.
-    Storage(String),
+    Storage(StoreError),
 }
 
 impl From<CommandError> for ExecuteError {
@@ -230,7 +230,11 @@ pub struct Tenant {
     /// Woken whenever the next deadline may have changed.
     pub timer: Notify,
     clock: Arc<Clock>,
-    journal: Journal,
+    /// The journal, snapshots and the rest of what is kept durably.
+    store: Arc<dyn Store>,
+    /// The store epoch this tenant is written under (fencing: a stale one
+    /// is refused).
+    epoch: u64,
     /// This tenant's metric handles, resolved once.
     pub metrics: TenantMetrics,
     /// The live generation of the tenant's scripts and plugins; a reload
@@ -305,7 +309,8 @@ impl Tenant {
     pub fn new(
         config: TenantConfig,
         clock: Arc<Clock>,
-        journal: Journal,
+        store: Arc<dyn Store>,
+        epoch: u64,
         recovered: Recovered,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Tenant> {
@@ -336,12 +341,13 @@ impl Tenant {
                 engine,
                 last_seq,
                 since_snapshot: replayed as u64,
-                epoch: 0,
+                rebuilds: 0,
             }),
             hub: Arc::new(hub),
             timer: Notify::new(),
             clock,
-            journal,
+            store,
+            epoch,
             metrics,
             generation: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(1),
@@ -419,7 +425,7 @@ impl Tenant {
     /// published).
     pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
-        let (out, committed, rearm, epoch) = {
+        let (out, committed, rearm, rebuilds) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
@@ -453,7 +459,7 @@ impl Tenant {
                 out,
                 committed,
                 inner.engine.next_deadline() != deadline_before,
-                inner.epoch,
+                inner.rebuilds,
             )
         };
         // The timer task sleeps until the earliest deadline: wake it only
@@ -465,10 +471,10 @@ impl Tenant {
             let failure = match rx.await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
-                Err(_) => Some("the journal writer has stopped".into()),
+                Err(_) => Some(StoreError::Stopped),
             };
             if let Some(e) = failure {
-                self.resync(epoch);
+                self.resync(rebuilds);
                 return Err(ExecuteError::Storage(e));
             }
         }
@@ -481,13 +487,13 @@ impl Tenant {
     /// command runs on the lost state meanwhile. Rebuilding on failure
     /// keeps the usual path straight (lock → handle → journal → publish,
     /// no copy of the engine per command).
-    fn resync(&self, epoch: u64) {
+    fn resync(&self, rebuilds: u64) {
         let mut inner = lock(&self.inner);
-        if inner.epoch != epoch {
+        if inner.rebuilds != rebuilds {
             return;
         }
-        inner.epoch += 1;
-        let recovered = match self.journal.resync(self.key.clone()) {
+        inner.rebuilds += 1;
+        let recovered = match self.store.resync(&self.key) {
             Ok(r) => r,
             Err(e) => {
                 // The journal stays closed to this tenant: the next failed
@@ -509,13 +515,13 @@ impl Tenant {
 
     /// Make the journal's next commit fail (test hook behind `test_clock`).
     pub fn fail_next_commit(&self) {
-        self.journal.fail_next_commit();
+        self.store.fail_next_commit();
     }
 
     /// Expire due offers, end expired sessions and log out agents who are
     /// gone; returns once the events are journaled.
     pub async fn tick(&self) {
-        let (committed, epoch) = {
+        let (committed, rebuilds) = {
             let mut inner = lock(&self.inner);
             let now = self.clock.now();
             let gen = self.generation.load_full();
@@ -538,12 +544,12 @@ impl Tenant {
                 tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
                 self.journal_and_publish(&mut inner, &out)
             };
-            (committed, inner.epoch)
+            (committed, inner.rebuilds)
         };
         if let Some(rx) = committed {
             if let Ok(Err(e)) = rx.await {
                 tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
-                self.resync(epoch);
+                self.resync(rebuilds);
             }
         }
         self.sweep_agents().await;
@@ -651,7 +657,7 @@ impl Tenant {
         &self,
         inner: &mut Inner,
         out: &Output,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+    ) -> Option<crate::store::Committed> {
         if out.emitted.is_empty() && out.deliveries.is_empty() {
             return None;
         }
@@ -680,8 +686,9 @@ impl Tenant {
         let hub = self.hub.clone();
         let commit_seconds = self.metrics.family().commit_seconds.clone();
         let handed = std::time::Instant::now();
-        let rx = self.journal.append(
-            self.key.clone(),
+        let rx = self.store.append(
+            &self.key,
+            self.epoch,
             rows,
             Box::new(move || {
                 commit_seconds.observe(handed.elapsed().as_secs_f64());
@@ -704,8 +711,8 @@ impl Tenant {
             // A copy under the lock; encoded and stored off it.
             let snapshot = inner.engine.snapshot();
             drop(
-                self.journal
-                    .snapshot(self.key.clone(), inner.last_seq, snapshot),
+                self.store
+                    .snapshot(&self.key, self.epoch, inner.last_seq, snapshot),
             );
         }
         Some(rx)

@@ -45,7 +45,7 @@ pub struct Visitor {
 
 impl VisitorTokens {
     /// Load the server secret from the store (created on first start).
-    pub fn load(store: &Store) -> anyhow::Result<VisitorTokens> {
+    pub fn load(store: &dyn Store) -> anyhow::Result<VisitorTokens> {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);

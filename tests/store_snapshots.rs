@@ -3,8 +3,7 @@
 //! written as JSON text by an older version is still read.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use switchboard::store::{Row, Store, SyncMode, SNAPSHOTS_KEPT};
+use switchboard::store::{Row, SqliteStore, Store, SyncMode, SNAPSHOTS_KEPT};
 use switchboard_core::command::{Command, CustomerMessage};
 use switchboard_core::engine::{Engine, Extensions};
 use switchboard_core::masking::Masker;
@@ -60,8 +59,8 @@ fn customer(i: u64) -> Command {
 #[test]
 fn only_the_latest_two_snapshots_are_kept_and_recovery_starts_from_the_latest() {
     let dir = data_dir("kept");
-    let (store, journal) = Store::open(&dir, SyncMode::Normal).expect("store opens");
-    let tenant: Arc<str> = "acme".into();
+    let store = SqliteStore::open(&dir, SyncMode::Normal).expect("store opens");
+    let tenant = "acme";
     let mut e = engine();
     let mut seq = 0u64;
     for round in 0..12u64 {
@@ -80,15 +79,15 @@ fn only_the_latest_two_snapshots_are_kept_and_recovery_starts_from_the_latest() 
                 }
             })
             .collect();
-        let appended = journal.append(tenant.clone(), rows, Box::new(|| {}));
+        let appended = store.append(tenant, 0, rows, Box::new(|| {}));
         assert_eq!(appended.blocking_recv(), Ok(Ok(())));
-        let stored = journal.snapshot(tenant.clone(), seq, e.snapshot());
+        let stored = store.snapshot(tenant, 0, seq, e.snapshot());
         assert_eq!(stored.blocking_recv(), Ok(Ok(())));
-        let n = store.snapshot_count(&tenant).expect("counted");
+        let n = store.snapshot_count(tenant).expect("counted");
         assert!(n <= SNAPSHOTS_KEPT, "{n} snapshots after round {round}");
     }
-    assert_eq!(store.snapshot_count(&tenant).expect("counted"), 2);
-    let recovered = store.recover(&tenant).expect("recovers");
+    assert_eq!(store.snapshot_count(tenant).expect("counted"), 2);
+    let recovered = store.recover(tenant).expect("recovers");
     let snap = recovered.snapshot.expect("a snapshot");
     assert_eq!(snap.conversations.len(), 12);
     assert!(recovered.events.is_empty(), "nothing after the latest");
@@ -107,12 +106,11 @@ fn only_the_latest_two_snapshots_are_kept_and_recovery_starts_from_the_latest() 
 #[test]
 fn a_json_snapshot_of_an_older_version_is_still_read() {
     let dir = data_dir("json");
-    let (store, journal) = Store::open(&dir, SyncMode::Normal).expect("store opens");
+    let store = SqliteStore::open(&dir, SyncMode::Normal).expect("store opens");
     let mut e = engine();
     e.handle(customer(1), 1_000, &Extensions::builtin())
         .expect("accepted");
     let json = serde_json::to_string(&e.snapshot()).expect("serializes");
-    drop(journal);
     let conn = rusqlite::Connection::open(dir.join("switchboard.db")).expect("opens");
     conn.execute(
         "INSERT INTO snapshots (tenant, seq, body) VALUES ('acme', 3, ?1)",

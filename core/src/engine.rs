@@ -49,10 +49,9 @@ static BUILTIN_ROUTING: LongestIdle = LongestIdle;
 impl Extensions<'static> {
     /// The built-in policy and wrap-up list.
     pub fn builtin() -> Extensions<'static> {
-        static WRAPUP: std::sync::OnceLock<BuiltinWrapUp> = std::sync::OnceLock::new();
         Extensions {
             routing: &BUILTIN_ROUTING,
-            wrapup: WRAPUP.get_or_init(BuiltinWrapUp::default),
+            wrapup: BuiltinWrapUp::shared(),
             channels: &BuiltinChannels,
         }
     }

@@ -45,7 +45,7 @@ pub struct AppState {
     pub admin_token: String,
     pub clock: Arc<Clock>,
     pub test_clock: bool,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

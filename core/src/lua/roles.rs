@@ -15,10 +15,10 @@ use crate::channel::{
 };
 use crate::model::WrapUpReason;
 use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
-use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
+use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Longest ranked list a policy may return.
 const MAX_RANKED: usize = 1000;
@@ -279,21 +279,15 @@ impl RoutingPolicy for Generation {
     }
 }
 
-fn builtin_wrapup() -> &'static BuiltinWrapUp {
-    static B: OnceLock<BuiltinWrapUp> = OnceLock::new();
-    B.get_or_init(BuiltinWrapUp::default)
-}
-
 impl WrapUpReasons for Generation {
     fn reasons(&self, queue: &str) -> Arc<[WrapUpReason]> {
         self.wrapup_for(queue)
-            .unwrap_or_else(|| builtin_wrapup().reasons(queue))
+            .unwrap_or_else(|| BuiltinWrapUp::shared().reasons(queue))
     }
 }
 
 fn reason_list(t: &Table, what: &str) -> Result<Arc<[WrapUpReason]>, String> {
     let mut out = Vec::new();
-    let mut codes = HashSet::new();
     for (i, v) in t.sequence_values::<Value>().enumerate() {
         let Ok(Value::Table(r)) = v else {
             return Err(format!(
@@ -309,21 +303,9 @@ fn reason_list(t: &Table, what: &str) -> Result<Arc<[WrapUpReason]>, String> {
                 i + 1
             ));
         };
-        if code.trim().is_empty() || label.trim().is_empty() {
-            return Err(format!(
-                "{what}: entry {} has an empty code or label",
-                i + 1
-            ));
-        }
-        if !codes.insert(code.clone()) {
-            return Err(format!("{what}: code {code:?} appears twice"));
-        }
         out.push(WrapUpReason { code, label });
     }
-    if out.is_empty() {
-        return Err(format!("{what}: the list is empty"));
-    }
-    Ok(out.into())
+    check_reasons(out, what)
 }
 
 type Lists = (

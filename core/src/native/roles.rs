@@ -14,8 +14,8 @@ use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use switchboard_plugin::wire;
 
 /// Longest ranked list kept from a policy (as in the Lua host).
@@ -171,30 +171,15 @@ impl NativePlugin {
 
 fn check_reasons(bytes: &[u8]) -> Result<Arc<[WrapUpReason]>, CallFailure> {
     let answer: wire::WrapUpAnswer = parse("wrapup_reasons", bytes)?;
-    if answer.reasons.is_empty() {
-        return Err(CallFailure::shape("wrapup_reasons answered an empty list"));
-    }
-    let mut codes = HashSet::new();
-    let mut out = Vec::with_capacity(answer.reasons.len());
-    for (i, r) in answer.reasons.into_iter().enumerate() {
-        if r.code.trim().is_empty() || r.label.trim().is_empty() {
-            return Err(CallFailure::shape(format!(
-                "wrapup_reasons: entry {} has an empty code or label",
-                i + 1
-            )));
-        }
-        if !codes.insert(r.code.clone()) {
-            return Err(CallFailure::shape(format!(
-                "wrapup_reasons: code {:?} appears twice",
-                r.code
-            )));
-        }
-        out.push(WrapUpReason {
+    let reasons = answer
+        .reasons
+        .into_iter()
+        .map(|r| WrapUpReason {
             code: r.code,
             label: r.label,
-        });
-    }
-    Ok(out.into())
+        })
+        .collect();
+    crate::wrapup::check_reasons(reasons, "wrapup_reasons").map_err(CallFailure::shape)
 }
 
 impl RoutingPolicy for NativePlugin {
@@ -251,21 +236,16 @@ impl RoutingPolicy for NativePlugin {
     }
 }
 
-fn builtin_wrapup() -> &'static BuiltinWrapUp {
-    static B: OnceLock<BuiltinWrapUp> = OnceLock::new();
-    B.get_or_init(BuiltinWrapUp::default)
-}
-
 impl WrapUpReasons for NativePlugin {
     fn reasons(&self, queue: &str) -> Arc<[WrapUpReason]> {
         let Some(f) = self.vtable.wrapup_reasons else {
-            return builtin_wrapup().reasons(queue);
+            return BuiltinWrapUp::shared().reasons(queue);
         };
         let request = encode(&wire::WrapUpRequest {
             queue: queue.to_string(),
         });
         self.json_call(Role::Wrapup, f, request, check_reasons)
-            .unwrap_or_else(|_| builtin_wrapup().reasons(queue))
+            .unwrap_or_else(|_| BuiltinWrapUp::shared().reasons(queue))
     }
 }
 

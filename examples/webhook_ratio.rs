@@ -1,0 +1,253 @@
+//! Throughput of the Messenger webhook path against a bare axum server,
+//! side by side in one run on this machine with the same load.
+//!
+//! (a) `bare`: an axum server that only checks `X-Hub-Signature-256` and
+//!     parses the JSON body, then answers 200.
+//! (b) `switchboard`: the real router (`http::app`) of a server built as
+//!     `switchboard serve` builds it: signature, the Messenger adapter
+//!     script, masking, the engine, the SQLite journal with fsync per
+//!     commit (`journal_sync = "full"`), answered after the commit.
+//!
+//! Each server runs on its own tokio runtime in this process; the load is
+//! 64 keep-alive connections on loopback sending signed webhooks, each
+//! with a distinct message id, from 2,000 customers, as fast as answers
+//! come back. Prints both rates and their ratio.
+//!
+//! ```sh
+//! cargo run --release --example webhook_ratio
+//! cargo run --release --example webhook_ratio -- --seconds 10 --connections 64
+//! ```
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use clap::Parser;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_core::lua::sb::verify_sha256_signature;
+
+#[derive(Parser, Debug)]
+#[command(about = "Messenger webhook throughput: Switchboard vs a bare axum server")]
+struct Args {
+    /// Seconds measured per server (after one second of warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Distinct customers (PSIDs).
+    #[arg(long, default_value_t = 2000)]
+    customers: u64,
+    /// Worker threads of each server's runtime (default: the cores).
+    #[arg(long)]
+    server_threads: Option<usize>,
+}
+
+const SECRET: &str = "ratio-secret";
+const PAGE: &str = "4242";
+const PATH: &str = "/channels/messenger/load/webhook";
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn body(psid: u64, n: u64) -> String {
+    serde_json::json!({
+        "object": "page",
+        "entry": [{"id": PAGE, "time": 1_700_000_000_000u64 + n, "messaging": [{
+            "sender": {"id": format!("{}", 7_000_000_000u64 + psid)},
+            "recipient": {"id": PAGE},
+            "timestamp": 1_700_000_000_000u64 + n,
+            "message": {"mid": format!("m_{n}"), "text": format!("hello, my order {n} has not arrived")}
+        }]}]
+    })
+    .to_string()
+}
+
+/// (a): signature and JSON, nothing else.
+async fn bare(headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !verify_sha256_signature(SECRET.as_bytes(), &body, sig) {
+        return (StatusCode::UNAUTHORIZED, "bad signature");
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) if v.get("object").is_some() => (StatusCode::OK, "EVENT_RECEIVED"),
+        _ => (StatusCode::BAD_REQUEST, "bad body"),
+    }
+}
+
+fn config(dir: &std::path::Path) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = {data:?}
+admin_token = "ratio-admin"
+journal_sync = "full"
+
+[[tenants]]
+id = "load"
+mask = true
+default_queue = "support"
+
+[[tenants.queues]]
+id = "support"
+rona_timeout_ms = 600000
+
+[[tenants.agents]]
+id = "a0"
+password = "x"
+queues = ["support"]
+
+[tenants.messenger]
+verify_token = "ratio-verify"
+app_secret = "{SECRET}"
+page_id = "{PAGE}"
+page_name = "Load Page"
+access_token = "ratio-access"
+graph_api_base = "http://127.0.0.1:9"
+graph_api_version = "v21.0"
+queue = "support"
+"#,
+        data = dir.join("data"),
+    )
+}
+
+/// Serve the router `make` builds (inside the runtime: the real server
+/// spawns its timers and outbox there) on a runtime of its own; returns
+/// its address.
+fn serve(make: impl FnOnce() -> Router + Send + 'static, threads: Option<usize>) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = threads {
+            b.worker_threads(n);
+        }
+        let rt = b.enable_all().build().expect("server runtime");
+        rt.block_on(async move {
+            let router = make();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
+        });
+    });
+    rx.recv().expect("server address")
+}
+
+/// Send signed webhooks over `connections` keep-alive connections for
+/// warm-up + `seconds`; returns accepted webhooks per second measured.
+async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> f64 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    let url = format!("http://{addr}{PATH}");
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        let (counting, stop, ok, failed) =
+            (counting.clone(), stop.clone(), ok.clone(), failed.clone());
+        let customers = args.customers;
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let b = body(n % customers, n);
+                let sig = sign(b.as_bytes());
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(b)
+                    .send()
+                    .await;
+                let good = match r {
+                    Ok(r) => {
+                        let s = r.status();
+                        let _ = r.bytes().await;
+                        s.is_success()
+                    }
+                    Err(_) => false,
+                };
+                if counting.load(Ordering::Relaxed) {
+                    if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counting.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    counting.store(false, Ordering::SeqCst);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let failed = failed.load(Ordering::SeqCst);
+    if failed > 0 {
+        eprintln!("  {failed} requests failed");
+    }
+    ok.load(Ordering::SeqCst) as f64 / elapsed
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("switchboard-ratio-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let cfg = switchboard::config::Config::from_toml_str(&config(&dir))?;
+
+    let bare_addr = serve(
+        || Router::new().route(PATH, post(bare)),
+        args.server_threads,
+    );
+    // The real server, assembled as `switchboard serve` does it.
+    let real_addr = serve(
+        move || {
+            let state =
+                switchboard::server::build(&cfg, "ratio-admin".into()).expect("server builds");
+            switchboard::http::app(state)
+        },
+        args.server_threads,
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let next = Arc::new(AtomicU64::new(0));
+    println!(
+        "{} connections, {} s each, distinct message ids, {} customers, journal_sync = full",
+        args.connections, args.seconds, args.customers
+    );
+    let bare_rate = rt.block_on(load(bare_addr, &args, next.clone()));
+    println!("bare axum (signature + JSON):       {bare_rate:>9.0} webhooks/s");
+    let real_rate = rt.block_on(load(real_addr, &args, next));
+    println!("switchboard (adapter, engine, fsync): {real_rate:>7.0} webhooks/s");
+    println!("ratio: {:.3}", real_rate / bare_rate);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! What the server keeps durably, behind one trait: [`Store`]. The
+//! journal (every event of every tenant, appended in order under a tenant
+//! epoch, committed before anyone is told), snapshots for fast start-up,
+//! agent sessions and server secrets. [`SqliteStore`] is the first
+//! implementation; a store for a cluster (PostgreSQL) goes behind the same
+//! trait and must pass the same suite (`tests/store_contract.rs`).
+//!
+//! Deduplication of channel message ids and admin settings need nothing of
+//! their own here: both are events of the journal (`external_id` on a
+//! customer message, `settings_changed`), replayed like the rest.
+//!
+//! **Invariant:** a caller is answered (a webhook acknowledged, an agent's
+//! action confirmed) only after its events are committed; `after_commit`
+//! runs only after the commit too, in journal order.
+//! **Invariant:** after a failed commit, nothing more of that tenant is
+//! committed until it resynchronizes ([`Store::resync`]): the tenant
+//! rebuilds its engine from what the journal holds, so memory is never
+//! ahead of the journal and no later event builds on a lost one.
+//! **Invariant (fencing):** an append or snapshot carries the epoch under
+//! which its writer owns the tenant; one under any other epoch is refused
+//! and nothing of it is stored. Single-node stores keep every tenant at
+//! epoch 0 until [`Store::advance_epoch`] (a take-over) moves it on.
+//! **Boundary:** the store knows events as JSON; it does not interpret them
+//! (recovery deserializes them into core's `Event`).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use switchboard_core::engine::Snapshot;
+use switchboard_core::model::Millis;
+use switchboard_core::Event;
+
+/// Snapshots kept per tenant: the latest, and the one before in case the
+/// latest cannot be read.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// How hard SQLite syncs a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// fsync on every commit: nothing acknowledged is lost even on power loss.
+    #[default]
+    Full,
+    /// WAL without fsync per commit: survives a process crash (kill -9),
+    /// may lose the last commits on power loss.
+    Normal,
+}
+
+/// One event ready to be written.
+#[derive(Debug)]
+pub struct Row {
+    pub seq: u64,
+    pub kind: &'static str,
+    pub conversation: Option<u64>,
+    pub body: String,
+}
+
+/// What a tenant has in the journal: the latest readable snapshot and the
+/// events after it.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<Event>,
+    pub last_seq: u64,
+}
+
+/// A stored agent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// SHA-256 of the token (the session's id).
+    pub token_hash: String,
+    pub tenant: String,
+    pub agent: String,
+    pub expires_at: Millis,
+}
+
+/// Why the store did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The writer no longer owns the tenant (or never did under this epoch).
+    #[error("tenant {tenant}: epoch {epoch} is not the tenant's epoch ({current})")]
+    StaleEpoch {
+        tenant: String,
+        epoch: u64,
+        current: u64,
+    },
+    /// An earlier commit of the tenant failed and it has not resynced.
+    #[error("an earlier commit of this tenant failed")]
+    Closed,
+    /// The store cannot be used (its writer stopped).
+    #[error("the journal writer has stopped")]
+    Stopped,
+    /// The database failed (I/O, SQL, an unreadable row).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Failed(e.to_string())
+    }
+}
+
+/// Runs on the store's side right after the commit of its append (in
+/// journal order): publishing and handing replies out.
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+/// Answered once a job is committed (or refused).
+pub type Committed = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
+
+/// Everything the server keeps durably. Implementations are shared by
+/// every tenant and every request: cheap to call from async code (appends
+/// queue and answer later; reads are single statements).
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The tenant's current epoch (0 for a tenant never taken over).
+    fn epoch(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// Take the tenant over: its epoch moves on by one, and appends under
+    /// any earlier epoch are refused from now on. Returns the new epoch.
+    fn advance_epoch(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// Queue `rows` for the next commit under `epoch`; `after_commit` runs
+    /// right after it, then the answer is given. Refused (nothing stored,
+    /// `after_commit` not run) under a stale epoch or while the tenant is
+    /// closed by a failed commit.
+    fn append(&self, tenant: &str, epoch: u64, rows: Vec<Row>, after: AfterCommit) -> Committed;
+    /// Store a snapshot taken after event `seq` (the events up to `seq`
+    /// already appended), without making the caller wait for its encoding;
+    /// older snapshots beyond [`SNAPSHOTS_KEPT`] are pruned.
+    fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed;
+    /// Read the tenant's latest readable snapshot and the events after it.
+    fn recover(&self, tenant: &str) -> Result<Recovered, StoreError>;
+    /// After a failed commit: once every job queued before is settled, read
+    /// what the journal holds of the tenant (as [`Store::recover`]) and let
+    /// its appends through again. Blocks the calling thread.
+    fn resync(&self, tenant: &str) -> Result<Recovered, StoreError>;
+    /// How many snapshots of the tenant are stored.
+    fn snapshot_count(&self, tenant: &str) -> Result<usize, StoreError>;
+    /// The events of one conversation, in order (JSON bodies).
+    fn conversation_events(
+        &self,
+        tenant: &str,
+        conversation: u64,
+    ) -> Result<Vec<String>, StoreError>;
+    fn save_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Sessions still valid at `now` (expired ones are deleted).
+    fn live_sessions(&self, now: Millis) -> Result<Vec<StoredSession>, StoreError>;
+    /// The server secret `name`, created from `fresh` the first time (the
+    /// first writer wins, so every process sharing the store agrees).
+    fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Make the next commit fail (a test hook, behind `test_clock`).
+    fn fail_next_commit(&self);
+}
