@@ -12,6 +12,7 @@ pub mod http;
 pub mod mask_cmd;
 pub mod metrics;
 pub mod passwords;
+pub mod profiles;
 pub mod scripts;
 pub mod server;
 pub mod store;

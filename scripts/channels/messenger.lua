@@ -10,7 +10,8 @@ local HOUR = 3600 * 1000
 local DAY = 24 * HOUR
 
 -- Settings (from the tenant configuration): verify_token, page_id,
--- page_name, access_token, graph_api_base, graph_api_version.
+-- page_name, access_token, graph_api_base, graph_api_version, and
+-- appsecret_proof (computed by the host, which keeps the app secret).
 
 --- GET subscription handshake: hub.challenge when the token matches.
 ---@param request sb.Request
@@ -120,9 +121,14 @@ function M.outbound(message, ctx)
   else
     return { refuse = "the customer's last Messenger message is more than 7 days old: Meta no longer lets the page reply" }
   end
+  local target = s.graph_api_base .. "/" .. s.graph_api_version .. "/me/messages?access_token=" .. url.encode(s.access_token)
+  -- Meta's "Securing Graph API Requests": every call carries the proof.
+  if type(s.appsecret_proof) == "string" and s.appsecret_proof ~= "" then
+    target = target .. "&appsecret_proof=" .. url.encode(s.appsecret_proof)
+  end
   return {
     method = "POST",
-    url = s.graph_api_base .. "/" .. s.graph_api_version .. "/me/messages?access_token=" .. url.encode(s.access_token),
+    url = target,
     headers = { ["content-type"] = "application/json" },
     body = body,
   }
@@ -136,6 +142,9 @@ M.tests = {
     local r = M.outbound(m, ctx)
     assert(r.body.messaging_type == "RESPONSE", "within 24 h")
     assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b", r.url)
+    ctx.settings.appsecret_proof = "00ff"
+    r = M.outbound(m, ctx)
+    assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b&appsecret_proof=00ff", r.url)
     ctx.last_customer_message_at = ctx.now - 2 * DAY
     r = M.outbound(m, ctx)
     assert(r.body.messaging_type == "MESSAGE_TAG" and r.body.tag == "HUMAN_AGENT", "within 7 days")

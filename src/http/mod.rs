@@ -46,6 +46,8 @@ pub struct AppState {
     pub test_clock: bool,
     pub store: Arc<Store>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Messenger customers' profiles (User Profile API), cached.
+    pub profiles: Arc<crate::profiles::Profiles>,
 }
 
 pub type Shared = Arc<AppState>;
