@@ -147,3 +147,171 @@ async fn profile_names_are_masked_like_any_name() {
     let offer = alice.events.next_of("offer").await;
     assert_eq!(offer["customer_name"], "m******@gmail.com");
 }
+
+/// The demo tenant plus `acme`, whose agents must not see demo's files.
+fn two_tenants() -> String {
+    demo_config()
+        + r#"
+[[tenants]]
+id = "acme"
+default_queue = "sales"
+
+[[tenants.queues]]
+id = "sales"
+
+[[tenants.agents]]
+id = "zoe"
+password = "acme-pass"
+queues = ["sales"]
+"#
+}
+
+#[tokio::test]
+async fn messenger_attachments_of_every_kind_reach_the_agent_as_switchboard_urls() {
+    let (base, _g) = graph::start().await;
+    let server = Server::start_with_env(&two_tenants(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let cdn = |f: &str| format!("{base}/cdn/{f}");
+    let body = json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+        {"sender": {"id": "PSID-A"}, "recipient": {"id": "1000"}, "timestamp": 1,
+         "message": {"mid": "m.1", "text": "here", "attachments": [
+            {"type": "image", "payload": {"url": cdn("photo.png")}},
+            {"type": "file", "payload": {"url": cdn("doc.pdf")}},
+            {"type": "location", "title": "My place", "payload": {"coordinates": {"lat": 48.8566, "long": 2.3522}}},
+            {"type": "fallback", "title": "Write to melissa@gmail.com", "payload": {"url": "https://example.com/a"}},
+            {"type": "file", "payload": {"url": cdn("page.html")}},
+            {"type": "video", "payload": {"url": cdn("gone.mp4")}}
+         ]}},
+        {"sender": {"id": "PSID-A"}, "recipient": {"id": "1000"}, "timestamp": 2,
+         "message": {"mid": "m.2", "sticker_id": 369239263222822u64, "attachments": [
+            {"type": "image", "payload": {"url": cdn("sticker.png"), "sticker_id": 369239263222822u64}}]}},
+        {"sender": {"id": "PSID-A"}, "recipient": {"id": "1000"}, "timestamp": 3,
+         "message": {"mid": "m.3", "text": "Track my order", "quick_reply": {"payload": "TRACK"}}}
+    ]}]})
+    .to_string();
+    let sig = messenger_signature(&body, "demo-secret");
+    let resp = server
+        .http
+        .post(server.url("/channels/messenger/demo/webhook"))
+        .header("X-Hub-Signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status().as_u16(), 200);
+    let offer = alice.events.next_of("offer").await;
+    let id = offer["conversation"].as_u64().expect("id");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let started = alice.events.next_of("conversation_started").await;
+    let messages = started["messages"].as_array().expect("messages").clone();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(messages[2]["text"], "Track my order");
+    let a = messages[0]["attachments"]
+        .as_array()
+        .expect("attachments")
+        .clone();
+    assert_eq!(a.len(), 6, "{a:#?}");
+    let kinds: Vec<&str> = a.iter().filter_map(|x| x["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["image", "file", "location", "link", "file", "video"]
+    );
+    for x in &a {
+        let url = x["url"].as_str().expect("url");
+        assert!(url.starts_with("/api/attachments/"), "never the CDN: {x}");
+        assert!(!x.to_string().contains("/cdn/"), "{x}");
+    }
+    assert_eq!(a[0]["mime"], "image/png");
+    assert_eq!(a[0]["size"], graph::PNG.len());
+    assert_eq!(a[1]["name"], "doc.pdf");
+    assert_eq!(a[2]["latitude"], 48.8566);
+    assert_eq!(a[2]["longitude"], 2.3522);
+    assert_eq!(
+        a[3]["title"], "Write to m******@gmail.com",
+        "link titles are masked"
+    );
+    assert!(
+        a[4]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("type not allowed")),
+        "{}",
+        a[4]
+    );
+    assert!(
+        a[5]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Attachment unavailable")),
+        "{}",
+        a[5]
+    );
+    let sticker = &messages[1]["attachments"][0];
+    assert_eq!(sticker["type"], "sticker");
+
+    // The content, to the tenant's agents only.
+    let get = |url: &str, token: Option<&str>| {
+        let mut req = server.http.get(server.url(url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let image_url = a[0]["url"].as_str().expect("url");
+    let resp = get(image_url, Some(&alice.token)).await.expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert!(resp.headers()["content-disposition"]
+        .to_str()
+        .is_ok_and(|d| d.starts_with("inline")));
+    assert_eq!(resp.bytes().await.expect("bytes").as_ref(), graph::PNG);
+    let resp = get(a[1]["url"].as_str().expect("url"), Some(&alice.token))
+        .await
+        .expect("get");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"doc.pdf\""
+    );
+    assert_eq!(
+        get(image_url, None).await.expect("get").status().as_u16(),
+        401
+    );
+    let zoe = AgentClient::login_to(&server, "acme", "zoe", "acme-pass").await;
+    assert_eq!(
+        get(image_url, Some(&zoe.token))
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        404,
+        "another tenant's attachment is not found"
+    );
+    assert_eq!(
+        get(
+            "/api/attachments/..%2F..%2Fswitchboard.toml",
+            Some(&alice.token)
+        )
+        .await
+        .expect("get")
+        .status()
+        .as_u16(),
+        400,
+        "ids are checked before any path is built"
+    );
+
+    // Transcripts keep them.
+    let (_, transcript) = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/tenants/demo/conversations/{id}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        transcript[0]["attachments"].as_array().map(Vec::len),
+        Some(6),
+        "{transcript}"
+    );
+}

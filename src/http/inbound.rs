@@ -150,6 +150,12 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
             queue: entry.queue.clone(),
             cad: m.cad,
             external_id: m.external_id,
+            attachments: crate::attachments::store_inbound(
+                &t.config.data_dir,
+                t.id(),
+                std::mem::take(&mut m.attachments),
+            )
+            .await,
         });
         // Durable before the answer: channels redeliver what is not acknowledged.
         match t.execute(command).await {

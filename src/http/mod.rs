@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod attachments;
 pub mod inbound;
 pub mod messenger;
 pub mod plugin_channels;
@@ -65,6 +66,7 @@ pub fn app(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .merge(agent::routes())
+        .merge(attachments::routes())
         .merge(webchat::routes())
         .merge(messenger::routes())
         .merge(plugin_channels::routes())

@@ -108,12 +108,42 @@ async fn profile(
     }
 }
 
+/// A small PNG (1×1, transparent) the CDN serves.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// Meta's CDN: `photo.png`, `sticker.png`, `doc.pdf`, and `page.html`
+/// (a type Switchboard must refuse); anything else 404.
+async fn cdn(Path(file): Path<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match file.as_str() {
+        "photo.png" | "sticker.png" => ([("content-type", "image/png")], PNG).into_response(),
+        "doc.pdf" => (
+            [("content-type", "application/pdf")],
+            &b"%PDF-1.4 stand-in"[..],
+        )
+            .into_response(),
+        "page.html" => (
+            [("content-type", "text/html")],
+            &b"<script>alert(1)</script>"[..],
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// Start the stand-in; its base URL for `SWITCHBOARD_GRAPH_API_BASE`.
 pub async fn start() -> (String, Graph) {
     let g = Graph::default();
     let app = axum::Router::new()
         .route("/{version}/me/messages", post(send))
         .route("/{version}/{psid}", get(profile))
+        .route("/cdn/{file}", get(cdn))
         .with_state(g.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
