@@ -3,6 +3,7 @@
 //! The `switchboard` binary (src/main.rs) is a thin CLI over this library,
 //! so integration tests can build the same router.
 
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod mask_cmd;
 pub mod metrics;
 pub mod passwords;
+pub mod profiles;
 pub mod reports;
 pub mod scripts;
 pub mod server;

@@ -44,6 +44,12 @@ pub struct ChannelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub tenant: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
     pub tenant: String,
     pub queue: String,
@@ -77,6 +83,8 @@ pub struct Metrics {
     pub agent_sockets: Family<TenantLabels, Gauge>,
     /// Webhook events skipped because their shape is wrong.
     pub skipped_events: Family<ChannelLabels, Counter>,
+    /// Messenger User Profile lookups that gave no name, by reason.
+    pub profile_failures: Family<ReasonLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +108,7 @@ impl Default for Metrics {
             queue_depth: Family::default(),
             agent_sockets: Family::default(),
             skipped_events: Family::default(),
+            profile_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +161,11 @@ impl Default for Metrics {
             "channel_events_skipped",
             "Webhook events skipped (not stored) because their shape is wrong, by channel",
             m.skipped_events.clone(),
+        );
+        registry.register(
+            "profile_lookup_failures",
+            "Messenger User Profile lookups that gave no name (the customer stays \"Customer\"), by reason",
+            m.profile_failures.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -96,8 +96,11 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
                 script: "channels/messenger.lua".into(),
                 settings: BTreeMap::new(),
             });
-        // The app secret stays with the host, which checks signatures.
+        // The app secret stays with the host, which checks signatures;
+        // the script gets only the proof Graph API calls carry.
+        let proof = crate::profiles::appsecret_proof(&m.app_secret, &m.access_token);
         for (k, v) in [
+            ("appsecret_proof", proof.as_str()),
             ("verify_token", m.verify_token.as_str()),
             ("page_id", m.page_id.as_str()),
             ("page_name", m.page_name.as_str()),

@@ -72,6 +72,7 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         clock,
         test_clock: cfg.test_clock,
         store,
+        profiles: Arc::new(crate::profiles::Profiles::new(metrics.clone())),
         metrics,
     }))
 }

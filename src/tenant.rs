@@ -961,7 +961,11 @@ pub fn message_json(m: &switchboard_core::model::Message) -> Value {
         Party::Agent => "agent",
         Party::System => "system",
     };
-    json!({ "from": from, "author": m.author, "text": m.text, "at": rfc3339(m.at) })
+    let mut v = json!({ "from": from, "author": m.author, "text": m.text, "at": rfc3339(m.at) });
+    if !m.attachments.is_empty() {
+        v["attachments"] = json!(m.attachments);
+    }
+    v
 }
 
 /// What a web chat visitor is told of an event (agent messages go as

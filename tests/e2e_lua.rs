@@ -415,6 +415,12 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
             r.query.get("access_token").map(String::as_str),
             Some("demo-access")
         );
+        // HMAC-SHA256("demo-access") keyed by "demo-secret", hex.
+        assert_eq!(
+            r.query.get("appsecret_proof").map(String::len),
+            Some(64),
+            "every Graph API call carries appsecret_proof"
+        );
         assert_eq!(
             r.body,
             json!({"recipient": {"id": "PSID-42"}, "messaging_type": "RESPONSE", "message": {"text": "Je regarde"}})

@@ -95,6 +95,7 @@ fn customer(i: u64) -> Command {
         queue: "support".into(),
         cad: Cad::new(),
         external_id: None,
+        attachments: Vec::new(),
     })
 }
 

@@ -53,6 +53,7 @@ fn customer(i: u64) -> Command {
         queue: "support".into(),
         cad: Cad::new(),
         external_id: None,
+        attachments: Vec::new(),
     })
 }
 

@@ -70,6 +70,29 @@ pub struct InboundMessage {
     /// with the same id is stored once.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// What the customer attached, as the channel describes it: the host
+    /// fetches `url` (the channel's CDN address) when the message arrives.
+    #[serde(default)]
+    pub attachments: Vec<InboundAttachment>,
+}
+
+/// An attachment as a channel describes it, before the host stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InboundAttachment {
+    /// `image`, `video`, `audio`, `file`, `location`, `sticker`, `link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where the content is (none for a location).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub latitude: Option<crate::model::Degrees>,
+    #[serde(default)]
+    pub longitude: Option<crate::model::Degrees>,
 }
 
 /// What an inbound request means.

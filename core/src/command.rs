@@ -110,6 +110,9 @@ pub struct CustomerMessage {
     /// id was seen in the last [`crate::engine::DEDUP_WINDOW_MS`] is dropped.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// What the customer attached, already stored by the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::model::Attachment>,
 }
 
 /// Why a command was refused. Nothing changed.

@@ -901,6 +901,7 @@ impl Engine {
             text,
             at: now,
             external_id: None,
+            attachments: Vec::new(),
         };
         self.emit(out, ev, audience);
     }
@@ -926,9 +927,10 @@ impl Engine {
         if let Some(name) = &msg.customer_name {
             msg.customer_name = Some(strip_controls(name).into_owned());
         }
-        if is_blank(&msg.text) {
+        if is_blank(&msg.text) && msg.attachments.is_empty() {
             return Err(CommandError::Invalid("message is empty".into()));
         }
+        let attachments = self.mask_attachments(&msg.attachments);
         if let Some(x) = &msg.external_id {
             if self.recent_external.contains_key(x.as_str()) {
                 // A redelivery of a message already stored: nothing to do.
@@ -970,6 +972,7 @@ impl Engine {
                 text,
                 at: now,
                 external_id: msg.external_id,
+                attachments,
             };
             self.emit(out, ev, aud);
             return Ok(());
@@ -1045,6 +1048,7 @@ impl Engine {
             text,
             at: now,
             external_id: msg.external_id,
+            attachments: attachments.clone(),
         };
         self.emit(out, ev, nobody());
         self.emit(
@@ -1190,6 +1194,7 @@ impl Engine {
             text: self.mask_for_agents(&text),
             at: now,
             external_id: None,
+            attachments: Vec::new(),
         };
         self.emit(out, ev, aud);
         match carrier {
@@ -1956,6 +1961,7 @@ impl Engine {
                 text,
                 at,
                 external_id,
+                attachments,
             } => {
                 if let Some(x) = external_id {
                     self.remember_external(x, *at);
@@ -1973,6 +1979,7 @@ impl Engine {
                         author: author.clone(),
                         text: text.clone(),
                         at: *at,
+                        attachments: attachments.clone(),
                     });
                 }
             }
@@ -2304,12 +2311,14 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
                 author,
                 text,
                 at,
+                attachments,
                 ..
             } => out.push(Message {
                 from: *from,
                 author: author.clone(),
                 text: text.clone(),
                 at: *at,
+                attachments: attachments.clone(),
             }),
             Event::MessageRedacted { index, text, .. } => {
                 if let Some(m) = out.get_mut(*index) {
@@ -2331,5 +2340,24 @@ fn delivery_notice(reason: DeliveryFailure, at: Millis) -> Message {
         author: "system".into(),
         text: reason.notice().into(),
         at,
+        attachments: Vec::new(),
+    }
+}
+
+impl Engine {
+    /// A customer's attachments as agents see them: names and link titles
+    /// masked like any text, control characters stripped.
+    fn mask_attachments(&self, list: &[crate::model::Attachment]) -> Vec<crate::model::Attachment> {
+        let clean = |s: &Option<String>| {
+            s.as_deref()
+                .map(|v| self.mask_for_agents(&strip_controls(v)))
+        };
+        list.iter()
+            .map(|a| crate::model::Attachment {
+                name: clean(&a.name),
+                title: clean(&a.title),
+                ..a.clone()
+            })
+            .collect()
     }
 }

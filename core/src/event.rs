@@ -101,6 +101,9 @@ pub enum Event {
         /// drop redeliveries.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         external_id: Option<String>,
+        /// What the customer attached (stored by the server).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::model::Attachment>,
     },
     /// An earlier customer message, masked after the fact: the customer
     /// split a sensitive item over it and the next message (`4111 1111`,

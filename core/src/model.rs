@@ -233,6 +233,47 @@ pub struct Message {
     pub author: String,
     pub text: String,
     pub at: Millis,
+    /// What the customer attached (pictures, files, a location…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A degree of latitude or longitude, compared by its bits (so messages
+/// stay `Eq`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Degrees(pub f64);
+
+impl PartialEq for Degrees {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+impl Eq for Degrees {}
+
+/// Something a customer attached to a message, as agents see it: the
+/// content is Switchboard's copy at `url` (`/api/attachments/{id}`), never
+/// the channel's own address. `kind` is `image`, `video`, `audio`, `file`,
+/// `location`, `sticker` or `link`; `name` and `title` are masked like
+/// any text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<Degrees>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<Degrees>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// Why an agent's reply did not reach the customer.

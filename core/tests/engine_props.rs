@@ -13,6 +13,7 @@ use switchboard_core::Extensions;
 const AGENTS: [&str; 3] = ["alice", "bob", "carol"];
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // test data: a few hundred steps, size does not matter
 enum Step {
     Cmd(Command),
     Wait(u64),

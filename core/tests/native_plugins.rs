@@ -245,6 +245,7 @@ fn sms_adapter_reads_twilio_webhooks() {
             sent_at: None,
             cad,
             external_id: Some("SM1f0e8ae6ade43cb3c0ce4525424e404f".into()),
+            attachments: Vec::new(),
         })]
     );
     assert_eq!(

@@ -260,6 +260,7 @@ fn sms(text: &str) -> Command {
         queue: "support".into(),
         cad: Cad::new(),
         external_id: None,
+        attachments: Vec::new(),
     })
 }
 

@@ -10,7 +10,8 @@ local HOUR = 3600 * 1000
 local DAY = 24 * HOUR
 
 -- Settings (from the tenant configuration): verify_token, page_id,
--- page_name, access_token, graph_api_base, graph_api_version.
+-- page_name, access_token, graph_api_base, graph_api_version, and
+-- appsecret_proof (computed by the host, which keeps the app secret).
 
 --- GET subscription handshake: hub.challenge when the token matches.
 ---@param request sb.Request
@@ -47,6 +48,33 @@ local function text_of(message)
   return table.concat(parts, " ")
 end
 
+local function str(v) if type(v) == "string" and v ~= "" then return v end return nil end
+local function num(v) if type(v) == "number" then return v end return nil end
+
+--- Meta's attachment payloads as the host's attachments: media and files
+--- by `payload.url` (the host fetches them), stickers, `fallback` links
+--- with their title, shared locations with their coordinates.
+local function attachments_of(message)
+  local out = {}
+  if type(message.attachments) ~= "table" then return out end
+  for _, a in ipairs(message.attachments) do
+    if type(a) == "table" and #out < 10 then
+      local p = type(a.payload) == "table" and a.payload or {}
+      local kind = a.type
+      if kind == "image" and (p.sticker_id ~= nil or message.sticker_id ~= nil) then kind = "sticker" end
+      if kind == "image" or kind == "video" or kind == "audio" or kind == "file" or kind == "sticker" then
+        out[#out + 1] = { type = kind, url = str(p.url), title = str(a.title) }
+      elseif kind == "location" then
+        local c = type(p.coordinates) == "table" and p.coordinates or {}
+        out[#out + 1] = { type = "location", latitude = num(c.lat), longitude = num(c.long), title = str(a.title) }
+      elseif kind == "fallback" then
+        out[#out + 1] = { type = "link", url = str(p.url) or str(a.url) or str(a.URL), title = str(a.title) or str(p.title) }
+      end
+    end
+  end
+  return out
+end
+
 --- Webhook POST: one customer message per messaging event; echoes,
 --- deliveries, reads and reactions are ignored.
 ---@param request sb.Request
@@ -71,12 +99,15 @@ function M.inbound(request, ctx)
       for _, ev in ipairs(messaging) do
         local sender = type(ev) == "table" and type(ev.sender) == "table" and ev.sender.id or nil
         if type(sender) ~= "string" or sender == "" then sender = nil end
-        local text, mid
+        local text, mid, attachments, quick_reply
         if sender == nil then
           -- wrong shape: skipped
         elseif type(ev.message) == "table" and not ev.message.is_echo then
           text = text_of(ev.message)
           mid = ev.message.mid
+          attachments = attachments_of(ev.message)
+          -- A quick-reply tap: the text is shown, the payload kept for routing.
+          if type(ev.message.quick_reply) == "table" then quick_reply = str(ev.message.quick_reply.payload) end
         elseif type(ev.postback) == "table" then
           local p = ev.postback
           text = type(p.title) == "string" and p.title or (type(p.payload) == "string" and p.payload or nil)
@@ -91,7 +122,8 @@ function M.inbound(request, ctx)
             text = text,
             entry_point = page,
             sent_at = type(ev.timestamp) == "number" and ev.timestamp or nil,
-            cad = { messenger_page = ctx.settings.page_name, messenger_psid = sender },
+            cad = { messenger_page = ctx.settings.page_name, messenger_psid = sender, messenger_quick_reply = quick_reply },
+            attachments = attachments,
           }
         end
       end
@@ -120,9 +152,14 @@ function M.outbound(message, ctx)
   else
     return { refuse = "the customer's last Messenger message is more than 7 days old: Meta no longer lets the page reply" }
   end
+  local target = s.graph_api_base .. "/" .. s.graph_api_version .. "/me/messages?access_token=" .. url.encode(s.access_token)
+  -- Meta's "Securing Graph API Requests": every call carries the proof.
+  if type(s.appsecret_proof) == "string" and s.appsecret_proof ~= "" then
+    target = target .. "&appsecret_proof=" .. url.encode(s.appsecret_proof)
+  end
   return {
     method = "POST",
-    url = s.graph_api_base .. "/" .. s.graph_api_version .. "/me/messages?access_token=" .. url.encode(s.access_token),
+    url = target,
     headers = { ["content-type"] = "application/json" },
     body = body,
   }
@@ -136,6 +173,9 @@ M.tests = {
     local r = M.outbound(m, ctx)
     assert(r.body.messaging_type == "RESPONSE", "within 24 h")
     assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b", r.url)
+    ctx.settings.appsecret_proof = "00ff"
+    r = M.outbound(m, ctx)
+    assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b&appsecret_proof=00ff", r.url)
     ctx.last_customer_message_at = ctx.now - 2 * DAY
     r = M.outbound(m, ctx)
     assert(r.body.messaging_type == "MESSAGE_TAG" and r.body.tag == "HUMAN_AGENT", "within 7 days")
@@ -156,6 +196,21 @@ M.tests = {
     assert(#r.events == 1 and r.events[1].customer == "9", "only the good event")
     r = M.inbound({ body = [[{"object":"page","entry":{"id":1}}]] }, ctx)
     assert(#r.events == 0 and r.response.status == 200, "entry not a list")
+  end,
+  attachment_shapes = function()
+    local list = attachments_of({ sticker_id = 369239263222822, attachments = {
+      { type = "image", payload = { url = "https://cdn/s.png", sticker_id = 369239263222822 } },
+      { type = "location", title = "Home", payload = { coordinates = { lat = 48.8566, long = 2.3522 } } },
+      { type = "fallback", title = "A page", payload = { url = "https://example.com/a" } },
+      { type = "fallback", title = "Old shape", URL = "https://example.com/b", payload = nil },
+      { type = "file", payload = { url = "https://cdn/f.pdf" } },
+    } })
+    assert(#list == 5)
+    assert(list[1].type == "sticker" and list[1].url == "https://cdn/s.png")
+    assert(list[2].type == "location" and list[2].latitude == 48.8566 and list[2].longitude == 2.3522)
+    assert(list[3].type == "link" and list[3].title == "A page" and list[3].url == "https://example.com/a")
+    assert(list[4].url == "https://example.com/b")
+    assert(list[5].type == "file")
   end,
   attachments = function()
     assert(text_of({ attachments = { { type = "image" } } }) == "[image]")

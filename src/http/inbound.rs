@@ -25,6 +25,16 @@ pub struct Entry {
     /// Shown as the offer's source (the page name, `SMS`…).
     pub source: String,
     pub queue: String,
+    /// Where customers' names come from when the adapter gives none
+    /// (Messenger: the User Profile API).
+    pub names: Option<Names>,
+}
+
+/// The Messenger profile lookup, for a channel whose messages carry no name.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub profiles: std::sync::Arc<crate::profiles::Profiles>,
+    pub messenger: crate::config::MessengerConfig,
 }
 
 /// The request as adapters see it (header names in lower case).
@@ -123,7 +133,14 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
             ));
         }
     };
-    for ChannelEvent::Message(m) in inbound.events {
+    for ChannelEvent::Message(mut m) in inbound.events {
+        if let (None, Some(names)) = (&m.customer_name, &entry.names) {
+            // At most profiles::LOOKUP_TIMEOUT; cached after the first.
+            m.customer_name = names
+                .profiles
+                .name_of(t.id(), &names.messenger, &m.customer)
+                .await;
+        }
         let command = Command::CustomerMessage(CustomerMessage {
             channel: entry.channel.clone(),
             customer: m.customer,
@@ -133,6 +150,12 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
             queue: entry.queue.clone(),
             cad: m.cad,
             external_id: m.external_id,
+            attachments: crate::attachments::store_inbound(
+                &t.config.data_dir,
+                t.id(),
+                std::mem::take(&mut m.attachments),
+            )
+            .await,
         });
         // Durable before the answer: channels redeliver what is not acknowledged.
         match t.execute(command).await {

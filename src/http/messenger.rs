@@ -121,6 +121,10 @@ async fn webhook(
         channel: CHANNEL.into(),
         source: cfg.page_name.clone(),
         queue: cfg.queue.clone(),
+        names: Some(super::inbound::Names {
+            profiles: state.profiles.clone(),
+            messenger: cfg.clone(),
+        }),
     };
     super::inbound::handle_all(t, entry, requests).await
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod attachments;
 pub mod inbound;
 pub mod messenger;
 pub mod plugin_channels;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub test_clock: bool,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Messenger customers' profiles (User Profile API), cached.
+    pub profiles: Arc<crate::profiles::Profiles>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -64,6 +67,7 @@ pub fn app(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .merge(agent::routes())
+        .merge(attachments::routes())
         .merge(webchat::routes())
         .merge(messenger::routes())
         .merge(plugin_channels::routes())

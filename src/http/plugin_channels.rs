@@ -63,6 +63,7 @@ async fn webhook(
             .unwrap_or_else(|| t.config.default_queue.clone()),
         source: entry.source.clone().unwrap_or_else(|| channel.clone()),
         channel,
+        names: None,
     };
     super::inbound::handle(t, entry, req).await
 }

@@ -151,6 +151,7 @@ async fn post_message(
             queue: webchat.queue.clone(),
             cad,
             external_id: None,
+            attachments: Vec::new(),
         }))
         .await?;
     let conversation = out

@@ -467,7 +467,57 @@ fn message_of(t: &Table) -> Result<InboundMessage, CallError> {
         sent_at,
         cad,
         external_id: string_field(t, "id")?.filter(|id| !id.is_empty()),
+        attachments: attachments_of(t)?,
     })
+}
+
+/// Most attachments taken from one message (Messenger sends up to 10).
+pub const MAX_ATTACHMENTS: usize = 10;
+
+fn degrees(t: &Table, k: &str) -> Result<Option<crate::model::Degrees>, CallError> {
+    Ok(match t.get::<Value>(k)? {
+        Value::Integer(i) => Some(crate::model::Degrees(i as f64)),
+        Value::Number(n) if n.is_finite() => Some(crate::model::Degrees(n)),
+        _ => None,
+    })
+}
+
+/// A message event's `attachments`: a list of `{type, url?, title?,
+/// name?, latitude?, longitude?}`.
+fn attachments_of(t: &Table) -> Result<Vec<crate::channel::InboundAttachment>, CallError> {
+    const KINDS: &[&str] = &[
+        "image", "video", "audio", "file", "location", "sticker", "link",
+    ];
+    let Value::Table(list) = t.get::<Value>("attachments")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in list.sequence_values::<Value>() {
+        let Value::Table(a) = item? else {
+            return Err(CallError::Shape("an attachment must be a table".into()));
+        };
+        let kind = string_field(&a, "type")?.unwrap_or_default();
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(CallError::Shape(format!(
+                "attachment type must be one of {}",
+                KINDS.join(", ")
+            )));
+        }
+        if out.len() == MAX_ATTACHMENTS {
+            return Err(CallError::Shape(format!(
+                "at most {MAX_ATTACHMENTS} attachments per message"
+            )));
+        }
+        out.push(crate::channel::InboundAttachment {
+            kind,
+            url: string_field(&a, "url")?,
+            title: string_field(&a, "title")?,
+            name: string_field(&a, "name")?,
+            latitude: degrees(&a, "latitude")?,
+            longitude: degrees(&a, "longitude")?,
+        });
+    }
+    Ok(out)
 }
 
 impl LuaChannel<'_> {

@@ -356,6 +356,7 @@ impl ChannelAdapter for NativeChannel<'_> {
                         sent_at: m.sent_at,
                         cad: m.cad,
                         external_id: m.id.filter(|id| !id.is_empty()),
+                        attachments: Vec::new(),
                     }));
                 }
                 Ok(Inbound {

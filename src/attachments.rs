@@ -1,0 +1,299 @@
+//! Customers' attachments: fetched from the channel (Meta's CDN) when the
+//! message arrives, stored under `<data_dir>/attachments/<tenant>/`, and
+//! served to the tenant's agents at `/api/attachments/{id}`.
+//!
+//! **Invariant:** agents never get the channel's own address: every
+//! attachment's `url` is Switchboard's copy. A fetch that fails (too
+//! large, a type not allowed, unreachable) leaves a clear placeholder —
+//! the attachment keeps its type, gets the title "Attachment unavailable
+//! (…)" and its content is a short text saying so.
+//! **Invariant:** the content is served with `Content-Disposition` and
+//! `X-Content-Type-Options: nosniff`, and only to agents of the tenant
+//! that received it (another tenant's id answers 404, like an unknown one).
+//! **Invariant:** neither the channel's URL (it may carry a signature) nor
+//! the content is logged.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use switchboard_core::channel::InboundAttachment;
+use switchboard_core::model::Attachment;
+
+/// Largest attachment fetched from a channel (Meta's limit is 25 MB).
+pub const MAX_FETCH_BYTES: u64 = 25 * 1024 * 1024;
+/// Longest wait for one attachment's content.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Content types accepted from a channel, by prefix.
+const ALLOWED: &[&str] = &[
+    "image/",
+    "video/",
+    "audio/",
+    "application/pdf",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.",
+    "application/vnd.ms-excel",
+    "application/zip",
+    "application/octet-stream",
+];
+
+/// Whether a content type may be stored.
+pub fn allowed(mime: &str) -> bool {
+    let m = mime.trim().to_ascii_lowercase();
+    // No active content, even from a channel.
+    if m.starts_with("image/svg") || m.contains("html") || m.contains("javascript") {
+        return false;
+    }
+    ALLOWED.iter().any(|p| m.starts_with(p))
+}
+
+/// What is kept next to the content.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    pub mime: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub size: u64,
+}
+
+/// A tenant's attachment folder.
+pub fn folder(data_dir: &Path, tenant: &str) -> PathBuf {
+    data_dir.join("attachments").join(tenant)
+}
+
+/// Ids are 32 lower-case hex digits: anything else is refused before a
+/// path is built from it.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Store `content` for `tenant`; the new id.
+pub fn save(data_dir: &Path, tenant: &str, content: &[u8], meta: &Meta) -> std::io::Result<String> {
+    let dir = folder(data_dir, tenant);
+    std::fs::create_dir_all(&dir)?;
+    let id = new_id();
+    std::fs::write(dir.join(&id), content)?;
+    let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(format!("{id}.json")), json)?;
+    Ok(id)
+}
+
+/// The stored content and its description.
+pub fn load(data_dir: &Path, tenant: &str, id: &str) -> Option<(Meta, Vec<u8>)> {
+    if !valid_id(id) {
+        return None;
+    }
+    let dir = folder(data_dir, tenant);
+    let meta: Meta =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).ok()?).ok()?;
+    let content = std::fs::read(dir.join(id)).ok()?;
+    Some((meta, content))
+}
+
+/// Switchboard's address of an attachment.
+pub fn url_of(id: &str) -> String {
+    format!("/api/attachments/{id}")
+}
+
+/// The file name a URL path ends with, if it looks like one.
+fn name_from_url(url: &reqwest::Url) -> Option<String> {
+    let last = url.path_segments()?.next_back()?.to_string();
+    (!last.is_empty() && last.contains('.') && last.len() <= 200).then_some(last)
+}
+
+/// Why a fetch gave no content.
+fn fetch_failure(reason: &str) -> String {
+    format!("Attachment unavailable ({reason})")
+}
+
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(Vec<u8>, String, Option<String>), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "invalid address".to_string())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("invalid address".into());
+    }
+    let mut resp = client
+        .get(parsed.clone())
+        .send()
+        .await
+        .map_err(|_| "the channel could not be reached".to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the channel answered {}", resp.status().as_u16()));
+    }
+    if resp.content_length().is_some_and(|n| n > MAX_FETCH_BYTES) {
+        return Err("too large".into());
+    }
+    let mime = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".into());
+    if !allowed(&mime) {
+        return Err("type not allowed".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| "the transfer failed".to_string())?
+    {
+        if body.len() as u64 + chunk.len() as u64 > MAX_FETCH_BYTES {
+            return Err("too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, mime, name_from_url(&parsed)))
+}
+
+/// Store what a channel message carries: content fetched, locations and
+/// links kept as text. Never fails: a fetch that fails becomes a
+/// placeholder.
+pub async fn store_inbound(
+    data_dir: &Path,
+    tenant: &str,
+    list: Vec<InboundAttachment>,
+) -> Vec<Attachment> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let client = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(list.len());
+    for a in list {
+        let mut title = a.title.clone();
+        let (content, meta) = match a.kind.as_str() {
+            "location" => {
+                let text = match (a.latitude, a.longitude) {
+                    (Some(la), Some(lo)) => format!("geo:{},{}", la.0, lo.0),
+                    _ => "geo:".into(),
+                };
+                (
+                    text.into_bytes(),
+                    Meta {
+                        mime: "text/plain".into(),
+                        name: Some("location.txt".into()),
+                        size: 0,
+                    },
+                )
+            }
+            "link" => {
+                let text = a.url.clone().unwrap_or_default();
+                (
+                    text.into_bytes(),
+                    Meta {
+                        mime: "text/plain".into(),
+                        name: Some("link.txt".into()),
+                        size: 0,
+                    },
+                )
+            }
+            _ => match a.url.as_deref() {
+                None => {
+                    title = Some(fetch_failure("no address"));
+                    (
+                        b"The attachment could not be fetched from the channel.".to_vec(),
+                        Meta {
+                            mime: "text/plain".into(),
+                            name: None,
+                            size: 0,
+                        },
+                    )
+                }
+                Some(url) => match fetch(&client, url).await {
+                    Ok((body, mime, name)) => (
+                        body,
+                        Meta {
+                            mime,
+                            name: a.name.clone().or(name),
+                            size: 0,
+                        },
+                    ),
+                    Err(reason) => {
+                        tracing::info!(tenant = %tenant, kind = %a.kind, reason = %reason, "attachment not fetched");
+                        title = Some(fetch_failure(&reason));
+                        (
+                            b"The attachment could not be fetched from the channel.".to_vec(),
+                            Meta {
+                                mime: "text/plain".into(),
+                                name: None,
+                                size: 0,
+                            },
+                        )
+                    }
+                },
+            },
+        };
+        let meta = Meta {
+            size: content.len() as u64,
+            ..meta
+        };
+        let id = match save(data_dir, tenant, &content, &meta) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "attachment not stored");
+                title = Some(fetch_failure("not stored"));
+                String::new()
+            }
+        };
+        let fetched = title
+            .as_deref()
+            .is_none_or(|t| !t.starts_with("Attachment unavailable"));
+        out.push(Attachment {
+            url: if id.is_empty() {
+                String::new()
+            } else {
+                url_of(&id)
+            },
+            id,
+            kind: a.kind,
+            name: meta.name.clone(),
+            mime: fetched.then(|| meta.mime.clone()),
+            size: fetched.then_some(meta.size),
+            latitude: a.latitude,
+            longitude: a.longitude,
+            title,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_content_is_never_allowed() {
+        assert!(allowed("image/jpeg"));
+        assert!(allowed("application/pdf"));
+        assert!(!allowed("image/svg+xml"));
+        assert!(!allowed("text/html"));
+        assert!(!allowed("application/javascript"));
+    }
+
+    #[test]
+    fn ids_are_checked_before_any_path_is_built() {
+        assert!(valid_id("0123456789abcdef0123456789abcdef"));
+        assert!(!valid_id("../../../../etc/passwd"));
+        assert!(!valid_id("0123456789ABCDEF0123456789ABCDEF"));
+    }
+}

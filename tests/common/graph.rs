@@ -1,0 +1,156 @@
+//! A stand-in for Meta's Graph API on loopback (the only thing the tests
+//! replace): the Send API, the User Profile API and a CDN for attachment
+//! content. Every call must carry the demo tenant's `access_token` and
+//! `appsecret_proof`; a call without them is refused as Meta does and
+//! recorded in `bad_proofs`.
+#![allow(dead_code)] // each test file uses a different part of the stand-in
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+pub const ACCESS_TOKEN: &str = "demo-access";
+pub const APP_SECRET: &str = "demo-secret";
+
+/// `appsecret_proof` as Meta computes it.
+pub fn proof(secret: &str, token: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(token.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Clone, Default)]
+pub struct Graph {
+    pub sent: Arc<Mutex<Vec<Call>>>,
+    pub profile_calls: Arc<Mutex<Vec<Call>>>,
+    /// Calls refused for a missing or wrong token or proof.
+    pub bad_proofs: Arc<Mutex<Vec<String>>>,
+    /// PSID → (first_name, last_name).
+    pub profiles: Arc<Mutex<HashMap<String, (String, String)>>>,
+    /// PSIDs whose profile request is never answered.
+    pub hang: Arc<Mutex<Vec<String>>>,
+}
+
+fn authorized(g: &Graph, path: &str, q: &BTreeMap<String, String>) -> bool {
+    let ok = q.get("access_token").map(String::as_str) == Some(ACCESS_TOKEN)
+        && q.get("appsecret_proof") == Some(&proof(APP_SECRET, ACCESS_TOKEN));
+    if !ok {
+        g.bad_proofs.lock().expect("lock").push(path.to_string());
+    }
+    ok
+}
+
+fn oauth_error(message: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"message": message, "type": "OAuthException", "code": 100}})),
+    )
+}
+
+async fn send(
+    State(g): State<Graph>,
+    uri: axum::http::Uri,
+    Query(query): Query<BTreeMap<String, String>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if !authorized(&g, uri.path(), &query) {
+        return oauth_error("Invalid appsecret_proof provided in the API argument");
+    }
+    g.sent.lock().expect("lock").push(Call {
+        path: uri.path().to_string(),
+        query,
+        body: body.clone(),
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"recipient_id": body["recipient"]["id"], "message_id": "m_stand_in"})),
+    )
+}
+
+async fn profile(
+    State(g): State<Graph>,
+    Path((_version, psid)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    g.profile_calls.lock().expect("lock").push(Call {
+        path: uri.path().to_string(),
+        query: query.clone(),
+        body: Value::Null,
+    });
+    if !authorized(&g, uri.path(), &query) {
+        return oauth_error("Invalid appsecret_proof provided in the API argument");
+    }
+    if g.hang.lock().expect("lock").contains(&psid) {
+        // Never answers: the server's own deadline must end the wait.
+        std::future::pending::<()>().await;
+    }
+    let known = g.profiles.lock().expect("lock").get(&psid).cloned();
+    match known {
+        Some((first, last)) => (
+            StatusCode::OK,
+            Json(json!({"first_name": first, "last_name": last,
+                        "profile_pic": "https://cdn.example.invalid/p.jpg", "id": psid})),
+        ),
+        None => oauth_error("(#100) No profile available for that user"),
+    }
+}
+
+/// A small PNG (1×1, transparent) the CDN serves.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// Meta's CDN: `photo.png`, `sticker.png`, `doc.pdf`, and `page.html`
+/// (a type Switchboard must refuse); anything else 404.
+async fn cdn(Path(file): Path<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match file.as_str() {
+        "photo.png" | "sticker.png" => ([("content-type", "image/png")], PNG).into_response(),
+        "doc.pdf" => (
+            [("content-type", "application/pdf")],
+            &b"%PDF-1.4 stand-in"[..],
+        )
+            .into_response(),
+        "page.html" => (
+            [("content-type", "text/html")],
+            &b"<script>alert(1)</script>"[..],
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Start the stand-in; its base URL for `SWITCHBOARD_GRAPH_API_BASE`.
+pub async fn start() -> (String, Graph) {
+    let g = Graph::default();
+    let app = axum::Router::new()
+        .route("/{version}/me/messages", post(send))
+        .route("/{version}/{psid}", get(profile))
+        .route("/cdn/{file}", get(cdn))
+        .with_state(g.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), g)
+}
