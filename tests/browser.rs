@@ -879,3 +879,45 @@ async fn a_messenger_customers_picture_is_shown_inline_and_a_location_with_its_c
     alice.screenshot("attachments").await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_in_the_composer_inserts_a_canned_response() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-canned").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let id = server.customer_says("v-canned", "Jeanne", "hi").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "hi")
+        .await;
+    alice.type_in("#compose", "/greet").await;
+    alice
+        .shown_with_text("#canned .canned-item", "Greeting")
+        .await;
+    alice.screenshot("canned").await;
+    alice.type_in("#compose", ENTER).await;
+    let want = "Hello Jeanne, this is Alice Martin from Support. How can I help you today?";
+    alice
+        .until_js(
+            "the response inserted",
+            &format!("document.getElementById('compose').value === {want:?}"),
+        )
+        .await;
+    assert!(
+        alice
+            .js("return document.getElementById('canned').hidden")
+            .await
+            == serde_json::Value::Bool(true)
+    );
+    // Still editable, then sent as edited.
+    alice.type_in("#compose", " :)").await;
+    alice.type_in("#compose", ENTER).await;
+    alice
+        .shown_with_text("#messages .msg-agent .text", &format!("{want} :)"))
+        .await;
+    alice.close().await;
+}

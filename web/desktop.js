@@ -41,7 +41,8 @@
     names: new Map(),     // agent id -> display name
     directory: { queues: [], agents: [] },
     rendered: { conv: null, count: 0 },
-    blobs: new Map(),     // attachment url -> Promise of its blob: URL
+    blobs: new Map(),
+    canned: { open: false, items: [], active: 0 }, // the `/` list of the composer     // attachment url -> Promise of its blob: URL
     loginMessage: null    // i18n key of the message shown in the login dialog
   };
 
@@ -818,6 +819,7 @@
   function select(id, focusComposer) {
     var c = S.convs.get(id);
     if (!c) return;
+    if (S.selected !== id) closeCanned();
     S.selected = id;
     c.unread = 0;
     renderAll();
@@ -1067,9 +1069,92 @@
     counter.setAttribute('aria-label', t('counterLabel', { n: n, max: MAX_CHARS }));
   }
 
+  // ---- Canned responses: `/` in an empty composer opens the list ---------
+
+  function cannedQuery() {
+    var m = /^\/([^\n]*)$/.exec($('compose').value);
+    return m ? m[1].trim().toLowerCase() : null;
+  }
+
+  function closeCanned() {
+    S.canned.open = false;
+    $('canned').hidden = true;
+    clear($('canned'));
+  }
+
+  function updateCanned() {
+    var c = S.selected !== null ? S.convs.get(S.selected) : null;
+    var q = c && isMine(c) ? cannedQuery() : null;
+    if (q === null) { closeCanned(); return; }
+    if (!c.responses) {
+      if (!c.responsesLoading) {
+        c.responsesLoading = true;
+        api('GET', '/api/responses?conversation=' + c.id).then(function (r) {
+          c.responsesLoading = false;
+          c.responses = r.status === 200 && r.body && Array.isArray(r.body.responses) ? r.body.responses : [];
+          if (S.selected === c.id) updateCanned();
+        });
+      }
+      return;
+    }
+    var shown = c.responses.filter(function (r) {
+      var hay = (String(r.title) + ' ' + String(r.code) + ' ' + String(r.text)).toLowerCase();
+      return !q || hay.indexOf(q) >= 0;
+    });
+    S.canned = { open: true, items: shown, active: Math.min(S.canned.active || 0, Math.max(shown.length - 1, 0)) };
+    var list = $('canned');
+    clear(list);
+    if (!shown.length) {
+      list.appendChild(el('li', { cls: 'canned-empty', text: t('noCanned') }));
+    }
+    shown.forEach(function (r, i) {
+      var li = el('li', { cls: 'canned-item' + (i === S.canned.active ? ' active' : ''), attrs: { role: 'option', 'aria-selected': i === S.canned.active ? 'true' : 'false', 'data-code': r.code } }, [
+        el('span', { cls: 'canned-title', text: r.title }),
+        el('span', { cls: 'canned-text', text: r.text })
+      ]);
+      li.addEventListener('mousedown', function (ev) { ev.preventDefault(); chooseCanned(i); });
+      list.appendChild(li);
+    });
+    list.hidden = false;
+  }
+
+  function chooseCanned(i) {
+    var r = S.canned.items[i];
+    if (!r) return;
+    var box = $('compose');
+    box.value = String(r.text);
+    closeCanned();
+    onComposeInput();
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  function cannedKey(ev) {
+    if (!S.canned.open) return false;
+    var n = S.canned.items.length;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      if (n) S.canned.active = (S.canned.active + (ev.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      updateCanned();
+      return true;
+    }
+    if ((ev.key === 'Enter' || ev.key === 'Tab') && n && !ev.isComposing) {
+      ev.preventDefault();
+      chooseCanned(S.canned.active);
+      return true;
+    }
+    if (ev.key === 'Escape') {
+      ev.preventDefault();
+      closeCanned();
+      return true;
+    }
+    return false;
+  }
+
   function onComposeInput() {
     var c = S.convs.get(S.selected);
     var text = $('compose').value;
+    if (!S.canned.open) S.canned.active = 0;
     if (c) {
       c.draft = text;
       var n = charCount(text);
@@ -1080,9 +1165,11 @@
       $('compose-error').textContent = c.error;
     }
     updateCounter();
+    updateCanned();
   }
 
   function onComposeKey(ev) {
+    if (cannedKey(ev)) return;
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       send();
@@ -1334,6 +1421,7 @@
     $('composer').addEventListener('submit', send);
     $('compose').addEventListener('input', onComposeInput);
     $('compose').addEventListener('keydown', onComposeKey);
+    $('compose').addEventListener('blur', closeCanned);
 
     $('btn-transfer').addEventListener('click', function () { openPicker('transfer'); });
     $('btn-conference').addEventListener('click', function () { openPicker('conference'); });
