@@ -86,6 +86,9 @@ pub struct TenantConfig {
     /// Wrap-up list scripts for some queues (queue id → script).
     #[serde(default)]
     pub wrapup_queues: BTreeMap<String, String>,
+    /// Canned responses script, e.g. `responses/en.lua`; unset: none.
+    #[serde(default)]
+    pub responses: Option<String>,
     /// Channel adapter scripts (channel → script). A configured
     /// `[messenger]` without one uses `channels/messenger.lua`.
     #[serde(default)]

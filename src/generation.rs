@@ -190,6 +190,13 @@ impl RoutingPolicy for TenantGeneration {
     }
 }
 
+impl TenantGeneration {
+    /// The tenant's canned responses (its `responses` script; none without).
+    pub fn responses(&self) -> Arc<[switchboard_core::responses::CannedResponse]> {
+        self.lua.responses()
+    }
+}
+
 impl WrapUpReasons for TenantGeneration {
     fn reasons(&self, queue: &str) -> Arc<[WrapUpReason]> {
         match self.wrapup {

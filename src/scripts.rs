@@ -41,6 +41,14 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("wrapup/en.lua", include_str!("../scripts/wrapup/en.lua")),
     ("wrapup/fr.lua", include_str!("../scripts/wrapup/fr.lua")),
     (
+        "responses/en.lua",
+        include_str!("../scripts/responses/en.lua"),
+    ),
+    (
+        "responses/fr.lua",
+        include_str!("../scripts/responses/fr.lua"),
+    ),
+    (
         "channels/messenger.lua",
         include_str!("../scripts/channels/messenger.lua"),
     ),
@@ -117,6 +125,7 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
         routing: t.routing.clone(),
         wrapup: t.wrapup.clone(),
         wrapup_queues: t.wrapup_queues.clone(),
+        responses: t.responses.clone(),
         channels,
         queues: t.queues.iter().map(|q| q.id.clone()).collect(),
         masker,

@@ -10,6 +10,8 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/graph.rs"]
+mod graph;
 use browser::*;
 use common::*;
 use reqwest::Method;
@@ -814,4 +816,108 @@ async fn pages_are_served_with_a_strict_content_security_policy() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messenger_customers_picture_is_shown_inline_and_a_location_with_its_coordinates() {
+    let (graph_base, _graph) = graph::start().await;
+    let server = Server::start_with_env(
+        &demo_config(),
+        &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
+    );
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-attachments").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let body = serde_json::json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+        {"sender": {"id": "PSID-PIC"}, "recipient": {"id": "1000"}, "timestamp": 1,
+         "message": {"mid": "m.pic", "text": "look", "attachments": [
+            {"type": "image", "payload": {"url": format!("{graph_base}/cdn/photo.png")}},
+            {"type": "file", "payload": {"url": format!("{graph_base}/cdn/doc.pdf")}},
+            {"type": "location", "title": "Home", "payload": {"coordinates": {"lat": 48.8566, "long": 2.3522}}}
+         ]}}
+    ]}]})
+    .to_string();
+    let resp = server
+        .http
+        .post(server.url("/channels/messenger/demo/webhook"))
+        .header(
+            "X-Hub-Signature-256",
+            messenger_signature(&body, "demo-secret"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status().as_u16(), 200);
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "look")
+        .await;
+    // The picture is fetched with the agent's token and shown from a blob:
+    // URL, decoded (a broken image has no natural width).
+    alice
+        .until_js(
+            "the picture shown inline",
+            "(function () { var i = document.querySelector('#messages .msg-customer img.att-thumb'); \
+             return i && i.src.indexOf('blob:') === 0 && i.complete && i.naturalWidth > 0 \
+             && i.parentElement.getAttribute('href') === i.src; })()",
+        )
+        .await;
+    alice
+        .shown_with_text("#messages .att-file .att-download", "doc.pdf")
+        .await;
+    alice
+        .shown_with_text("#messages .att-location .att-coords", "48.85660, 2.35220")
+        .await;
+    alice
+        .shown_with_text("#messages .att-location", "Home")
+        .await;
+    alice.screenshot("attachments").await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_in_the_composer_inserts_a_canned_response() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-canned").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let id = server.customer_says("v-canned", "Jeanne", "hi").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "hi")
+        .await;
+    alice.type_in("#compose", "/greet").await;
+    alice
+        .shown_with_text("#canned .canned-item", "Greeting")
+        .await;
+    alice.screenshot("canned").await;
+    alice.type_in("#compose", ENTER).await;
+    let want = "Hello Jeanne, this is Alice Martin from Support. How can I help you today?";
+    alice
+        .until_js(
+            "the response inserted",
+            &format!("document.getElementById('compose').value === {want:?}"),
+        )
+        .await;
+    assert!(
+        alice
+            .js("return document.getElementById('canned').hidden")
+            .await
+            == serde_json::Value::Bool(true)
+    );
+    // Still editable, then sent as edited.
+    alice.type_in("#compose", " :)").await;
+    alice.type_in("#compose", ENTER).await;
+    alice
+        .shown_with_text("#messages .msg-agent .text", &format!("{want} :)"))
+        .await;
+    alice.close().await;
 }

@@ -535,3 +535,95 @@ fn scripts_check_reports_every_problem_with_tenant_file_and_line() {
         ]
     );
 }
+
+#[tokio::test]
+async fn canned_responses_are_served_per_conversation_and_reloaded_with_the_generation() {
+    let (config, dir) = tenant_with_policy(&prefer("alice"), "responses");
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let bob = AgentClient::login(&server, "bob").await;
+    let id = server
+        .customer_says("v-canned", "melissa@gmail.com", "hello")
+        .await;
+    let offer = alice.events.next_of("offer").await;
+    assert_eq!(offer["conversation"].as_u64(), Some(id));
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+
+    let path = format!("/api/responses?conversation={id}");
+    let (status, v) = alice.call(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{v}");
+    let list = v["responses"].as_array().expect("responses").clone();
+    let greeting = list
+        .iter()
+        .find(|r| r["code"] == "greeting")
+        .expect("greeting");
+    assert_eq!(greeting["title"], "Greeting");
+    // The customer's name as agents see it: masked.
+    assert_eq!(
+        greeting["text"],
+        "Hello m******@gmail.com, this is Alice Martin from Support. How can I help you today?"
+    );
+    assert!(
+        list.iter().all(|r| r["code"] != "refund_time"),
+        "a billing-only response is not offered in support: {v}"
+    );
+    assert!(!v.to_string().contains("melissa@"));
+
+    // Only for a conversation the agent takes part in; the query is checked.
+    let (status, _) = bob.call(Method::GET, &path, None).await;
+    assert_eq!(status, 404);
+    let (status, v) = alice.call(Method::GET, "/api/responses", None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].is_string());
+    let (status, _) = alice
+        .call(Method::GET, "/api/responses?conversation=abc", None)
+        .await;
+    assert_eq!(status, 400);
+    let resp = server
+        .http
+        .get(server.url(&path))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 401);
+
+    // A broken list is refused at reload and the old one keeps serving.
+    let file = dir.join("responses/en.lua");
+    std::fs::write(
+        &file,
+        "return { { code = 'a', title = 'A', text = 'x' }, { code = 'a', title = 'B', text = 'y' } }",
+    )
+    .expect("edit");
+    let (status, v) = server
+        .admin(Method::POST, "/admin/tenants/demo/reload", None)
+        .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["errors"][0]["file"], "responses/en.lua");
+    assert!(v["errors"][0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("appears twice")));
+    let (_, v) = alice.call(Method::GET, &path, None).await;
+    assert!(v["responses"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|r| r["code"] == "greeting")));
+
+    // A valid edit is served from the next generation.
+    std::fs::write(
+        &file,
+        "return { { code = 'queue', title = 'Queue', text = '{agent_name} in {queue} for {customer_name} {other}' } }",
+    )
+    .expect("edit");
+    let (status, v) = server
+        .admin(Method::POST, "/admin/tenants/demo/reload", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = alice.call(Method::GET, &path, None).await;
+    assert_eq!(
+        v["responses"],
+        json!([{"code": "queue", "title": "Queue", "language": null,
+                "text": "Alice Martin in Support for m******@gmail.com {other}"}])
+    );
+}

@@ -41,6 +41,8 @@
     names: new Map(),     // agent id -> display name
     directory: { queues: [], agents: [] },
     rendered: { conv: null, count: 0 },
+    blobs: new Map(),
+    canned: { open: false, items: [], active: 0 }, // the `/` list of the composer     // attachment url -> Promise of its blob: URL
     loginMessage: null    // i18n key of the message shown in the login dialog
   };
 
@@ -250,6 +252,7 @@
   }
 
   function resetScreen() {
+    dropBlobs();
     S.convs = new Map();
     S.order = [];
     S.selected = null;
@@ -410,7 +413,7 @@
     if (d.queue_name) c.queueName = d.queue_name;
     if (Array.isArray(d.messages)) {
       c.messages = d.messages.map(function (m) {
-        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0 };
+        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m) };
       });
       if (S.rendered.conv === c.id) S.rendered.count = -1; // redraw
     }
@@ -445,7 +448,7 @@
   }
 
   function appendMessage(c, m) {
-    var msg = { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0 };
+    var msg = { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m) };
     // The same message can come twice (action answer and WebSocket, or a
     // resync overlapping the socket): keep one.
     var tail = c.messages.slice(-20);
@@ -816,6 +819,7 @@
   function select(id, focusComposer) {
     var c = S.convs.get(id);
     if (!c) return;
+    if (S.selected !== id) closeCanned();
     S.selected = id;
     c.unread = 0;
     renderAll();
@@ -896,7 +900,11 @@
       el('span', { cls: 'author', text: author }),
       el('time', { text: fmtTime(m.at) })
     ]);
-    var parts = [meta, el('p', { cls: 'text', text: m.text })];
+    var parts = [meta];
+    if (m.text || !(m.attachments && m.attachments.length)) parts.push(el('p', { cls: 'text', text: m.text }));
+    if (m.attachments && m.attachments.length) {
+      parts.push(el('ul', { cls: 'attachments' }, m.attachments.map(attachmentItem)));
+    }
     if (m.failed) parts.push(el('p', { cls: 'delivery-failed', text: t('notDelivered'), attrs: { role: 'status' } }));
     var bubble = el('div', { cls: 'bubble' }, parts);
     var children = customer
@@ -904,6 +912,105 @@
       : [bubble];
     var cls = 'msg ' + (customer ? 'msg-customer' : 'msg-agent') + (m.failed ? ' msg-failed' : '');
     return el('li', { cls: cls }, children);
+  }
+
+  // ---- Attachments -------------------------------------------------------
+
+  // Only the fields the page uses, as plain values (the server's own
+  // `/api/attachments/{id}` URLs; anything else is not fetched).
+  function attachmentsOf(m) {
+    if (!m || !Array.isArray(m.attachments)) return [];
+    return m.attachments.filter(function (a) { return a && typeof a === 'object'; }).map(function (a) {
+      var str = function (v) { return typeof v === 'string' ? v : null; };
+      var num = function (v) { return typeof v === 'number' && isFinite(v) ? v : null; };
+      return {
+        id: str(a.id), type: str(a.type) || 'file', url: str(a.url), name: str(a.name), mime: str(a.mime),
+        size: num(a.size), latitude: num(a.latitude), longitude: num(a.longitude), title: str(a.title)
+      };
+    });
+  }
+
+  function ownUrl(url) { return typeof url === 'string' && url.indexOf('/api/attachments/') === 0; }
+
+  // The content of an attachment as a blob: URL, fetched once with the
+  // agent's token (an <img src> could not carry it).
+  function attachmentBlob(a) {
+    if (!ownUrl(a.url) || !S.session) return Promise.reject(new Error('no url'));
+    var key = a.url;
+    if (S.blobs.has(key)) return S.blobs.get(key);
+    var p = fetch(a.url, { headers: { 'Authorization': 'Bearer ' + S.session.token }, cache: 'no-store' }).then(function (resp) {
+      if (resp.status === 401) sessionExpired();
+      if (!resp.ok) throw new Error('status ' + resp.status);
+      return resp.blob();
+    }).then(function (blob) { return URL.createObjectURL(blob); });
+    p.catch(function () { S.blobs.delete(key); });
+    S.blobs.set(key, p);
+    return p;
+  }
+
+  function dropBlobs() {
+    S.blobs.forEach(function (p) { p.then(function (u) { URL.revokeObjectURL(u); }, function () {}); });
+    S.blobs = new Map();
+  }
+
+  function fmtSize(n) {
+    if (n === null || n === undefined) return '';
+    if (n < 1024) return n + ' B';
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
+    return (n / (1024 * 1024)).toFixed(1) + ' MB';
+  }
+
+  function fmtCoord(v) { return v === null ? '?' : v.toFixed(5); }
+
+  function isPicture(a) {
+    return (a.type === 'image' || a.type === 'sticker') && (!a.mime || a.mime.indexOf('image/') === 0);
+  }
+
+  function attachmentItem(a) {
+    if (a.type === 'location') {
+      var coords = fmtCoord(a.latitude) + ', ' + fmtCoord(a.longitude);
+      return el('li', { cls: 'att att-location' }, [
+        el('span', { cls: 'att-kind', text: t('attLocation') }),
+        a.title ? el('span', { cls: 'att-title', text: a.title }) : null,
+        el('span', { cls: 'att-coords', text: coords })
+      ]);
+    }
+    if (a.type === 'link') {
+      return el('li', { cls: 'att att-link' }, [
+        el('span', { cls: 'att-kind', text: t('attLink') }),
+        el('span', { cls: 'att-title', text: a.title || a.name || '' })
+      ]);
+    }
+    var label = a.name || a.title || t('attFile');
+    if (isPicture(a)) {
+      var img = el('img', { cls: 'att-thumb', attrs: { alt: label } });
+      var open = el('a', { cls: 'att-open', attrs: { href: '#', target: '_blank', rel: 'noopener', title: t('attOpen') } }, [img]);
+      open.addEventListener('click', function (ev) { if (open.getAttribute('href') === '#') ev.preventDefault(); });
+      attachmentBlob(a).then(function (u) {
+        img.src = u;
+        open.href = u;
+      }, function () {
+        img.alt = t('attUnavailable') + ': ' + label;
+      });
+      return el('li', { cls: 'att att-image' }, [open]);
+    }
+    var size = fmtSize(a.size);
+    var link = el('a', { cls: 'att-download', text: label, attrs: { href: '#', title: t('attDownload') } });
+    link.addEventListener('click', function (ev) {
+      if (link.dataset.ready) return; // the blob URL is set: the browser downloads it
+      ev.preventDefault();
+      attachmentBlob(a).then(function (u) {
+        link.href = u;
+        link.download = a.name || 'attachment';
+        link.dataset.ready = '1';
+        link.click();
+      }, function () { toast(t('attUnavailable'), 'warn'); });
+    });
+    return el('li', { cls: 'att att-file' }, [
+      el('span', { cls: 'att-kind', text: t(a.type === 'video' ? 'attVideo' : a.type === 'audio' ? 'attAudio' : 'attFile') }),
+      link,
+      size ? el('span', { cls: 'att-size', text: size }) : null
+    ]);
   }
 
   function renderDetails() {
@@ -962,9 +1069,92 @@
     counter.setAttribute('aria-label', t('counterLabel', { n: n, max: MAX_CHARS }));
   }
 
+  // ---- Canned responses: `/` in an empty composer opens the list ---------
+
+  function cannedQuery() {
+    var m = /^\/([^\n]*)$/.exec($('compose').value);
+    return m ? m[1].trim().toLowerCase() : null;
+  }
+
+  function closeCanned() {
+    S.canned.open = false;
+    $('canned').hidden = true;
+    clear($('canned'));
+  }
+
+  function updateCanned() {
+    var c = S.selected !== null ? S.convs.get(S.selected) : null;
+    var q = c && isMine(c) ? cannedQuery() : null;
+    if (q === null) { closeCanned(); return; }
+    if (!c.responses) {
+      if (!c.responsesLoading) {
+        c.responsesLoading = true;
+        api('GET', '/api/responses?conversation=' + c.id).then(function (r) {
+          c.responsesLoading = false;
+          c.responses = r.status === 200 && r.body && Array.isArray(r.body.responses) ? r.body.responses : [];
+          if (S.selected === c.id) updateCanned();
+        });
+      }
+      return;
+    }
+    var shown = c.responses.filter(function (r) {
+      var hay = (String(r.title) + ' ' + String(r.code) + ' ' + String(r.text)).toLowerCase();
+      return !q || hay.indexOf(q) >= 0;
+    });
+    S.canned = { open: true, items: shown, active: Math.min(S.canned.active || 0, Math.max(shown.length - 1, 0)) };
+    var list = $('canned');
+    clear(list);
+    if (!shown.length) {
+      list.appendChild(el('li', { cls: 'canned-empty', text: t('noCanned') }));
+    }
+    shown.forEach(function (r, i) {
+      var li = el('li', { cls: 'canned-item' + (i === S.canned.active ? ' active' : ''), attrs: { role: 'option', 'aria-selected': i === S.canned.active ? 'true' : 'false', 'data-code': r.code } }, [
+        el('span', { cls: 'canned-title', text: r.title }),
+        el('span', { cls: 'canned-text', text: r.text })
+      ]);
+      li.addEventListener('mousedown', function (ev) { ev.preventDefault(); chooseCanned(i); });
+      list.appendChild(li);
+    });
+    list.hidden = false;
+  }
+
+  function chooseCanned(i) {
+    var r = S.canned.items[i];
+    if (!r) return;
+    var box = $('compose');
+    box.value = String(r.text);
+    closeCanned();
+    onComposeInput();
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  function cannedKey(ev) {
+    if (!S.canned.open) return false;
+    var n = S.canned.items.length;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      if (n) S.canned.active = (S.canned.active + (ev.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      updateCanned();
+      return true;
+    }
+    if ((ev.key === 'Enter' || ev.key === 'Tab') && n && !ev.isComposing) {
+      ev.preventDefault();
+      chooseCanned(S.canned.active);
+      return true;
+    }
+    if (ev.key === 'Escape') {
+      ev.preventDefault();
+      closeCanned();
+      return true;
+    }
+    return false;
+  }
+
   function onComposeInput() {
     var c = S.convs.get(S.selected);
     var text = $('compose').value;
+    if (!S.canned.open) S.canned.active = 0;
     if (c) {
       c.draft = text;
       var n = charCount(text);
@@ -975,9 +1165,11 @@
       $('compose-error').textContent = c.error;
     }
     updateCounter();
+    updateCanned();
   }
 
   function onComposeKey(ev) {
+    if (cannedKey(ev)) return;
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       send();
@@ -1229,6 +1421,7 @@
     $('composer').addEventListener('submit', send);
     $('compose').addEventListener('input', onComposeInput);
     $('compose').addEventListener('keydown', onComposeKey);
+    $('compose').addEventListener('blur', closeCanned);
 
     $('btn-transfer').addEventListener('click', function () { openPicker('transfer'); });
     $('btn-conference').addEventListener('click', function () { openPicker('conference'); });

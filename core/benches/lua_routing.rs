@@ -26,6 +26,7 @@ fn spec(routing: &str) -> ScriptSpec {
         routing: Some(routing.into()),
         wrapup: None,
         wrapup_queues: BTreeMap::new(),
+        responses: None,
         channels: BTreeMap::new(),
         queues: vec!["support".into(), "billing".into()],
         masker: Masker::default(),

@@ -24,6 +24,7 @@ fn lua() -> Generation {
         routing: Some("routing/skills.lua".into()),
         wrapup: None,
         wrapup_queues: BTreeMap::new(),
+        responses: None,
         channels: BTreeMap::new(),
         queues: vec!["support".into(), "billing".into()],
         masker: Masker::default(),

@@ -14,6 +14,7 @@ pub mod lua;
 pub mod masking;
 pub mod model;
 pub mod native;
+pub mod responses;
 pub mod routing;
 pub mod wrapup;
 

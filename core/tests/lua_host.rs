@@ -30,6 +30,7 @@ fn spec(files: ScriptFiles, routing: Option<&str>) -> ScriptSpec {
         routing: routing.map(str::to_string),
         wrapup: None,
         wrapup_queues: BTreeMap::new(),
+        responses: None,
         channels: BTreeMap::new(),
         queues: vec!["support".into(), "billing".into()],
         masker: Masker::default(),
@@ -245,6 +246,71 @@ fn wrapup_lists_are_validated() {
     assert!(check("return { reasons = { { code = 'a', label = 'A' } }, queues = { nope = { { code = 'b', label = 'B' } } } }")
         .expect_err("refused")
         .contains("unknown queue"));
+}
+
+#[test]
+fn canned_responses_are_validated() {
+    let check = |src: &str| {
+        let mut files = bundled();
+        files.0.insert("responses/x.lua".into(), src.into());
+        let mut s = spec(files, None);
+        s.responses = Some("responses/x.lua".into());
+        Generation::load(&s, 1, 0)
+            .map(|g| g.responses())
+            .map_err(|e| (e[0].file.clone(), e[0].message.clone()))
+    };
+    let ok = check(
+        "return { { code = 'hi', title = 'Hi', text = 'Hello {customer_name}', queues = { 'billing' }, language = 'en' } }",
+    )
+    .expect("valid");
+    assert_eq!(ok.len(), 1);
+    assert!(ok[0].applies_to("billing", Some("en")));
+    assert!(!ok[0].applies_to("support", None));
+    assert!(!ok[0].applies_to("billing", Some("fr")));
+    assert_eq!(ok[0].fill("Ann", "Bo", "Billing"), "Hello Ann");
+    assert!(check("return { responses = { { code = 'a', title = 'A', text = 'x' } } }").is_ok());
+    let err = |src: &str| check(src).expect_err("refused");
+    assert_eq!(err("return {}").0, "responses/x.lua");
+    assert!(err("return {}").1.contains("list of"));
+    assert!(err("return { { code = 'a', title = 'A', text = 'x' }, { code = 'a', title = 'B', text = 'y' } }")
+        .1
+        .contains("appears twice"));
+    assert!(err("return { { code = 'a', title = 'A' } }")
+        .1
+        .contains("code, title and text"));
+    assert!(err("return { { code = 'a', title = ' ', text = 'x' } }")
+        .1
+        .contains("empty"));
+    assert!(
+        err("return { { code = 'a', title = 'A', text = 'x', queues = { 'nope' } } }")
+            .1
+            .contains("unknown queue")
+    );
+    assert!(
+        err("return { { code = 'a', title = 'A', text = 'x', queues = 'billing' } }")
+            .1
+            .contains("list of queue ids")
+    );
+    assert!(err("return { { code = 'a', title = 'A', text = 7 } }")
+        .1
+        .contains("must be a string"));
+    let long = format!(
+        "return {{ {{ code = 'a', title = 'A', text = string.rep('é', {}) }} }}",
+        1001
+    );
+    assert!(err(&long).1.contains("over 1000 characters"));
+    let fits = format!(
+        "return {{ {{ code = 'a', title = 'A', text = string.rep('é', {}) }} }}",
+        1000
+    );
+    assert!(check(&fits).is_ok());
+    // The bundled lists load.
+    for f in ["responses/en.lua", "responses/fr.lua"] {
+        let mut s = spec(bundled(), None);
+        s.responses = Some(f.into());
+        let g = Generation::load(&s, 1, 0).expect(f);
+        assert!(g.responses().len() >= 5, "{f}");
+    }
 }
 
 fn hostile_files() -> Vec<(String, String)> {

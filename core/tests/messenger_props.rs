@@ -38,6 +38,7 @@ fn messenger() -> Generation {
         routing: None,
         wrapup: None,
         wrapup_queues: BTreeMap::new(),
+        responses: None,
         channels,
         queues: vec!["support".into()],
         masker: Masker::default(),

@@ -40,6 +40,7 @@ fn lua_skills() -> Generation {
         routing: Some("routing/skills.lua".into()),
         wrapup: None,
         wrapup_queues: BTreeMap::new(),
+        responses: None,
         channels: BTreeMap::new(),
         queues: vec!["support".into(), "billing".into()],
         masker: Masker::default(),

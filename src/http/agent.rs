@@ -29,6 +29,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/agent/events", get(events))
         .route("/api/agent/state", put(set_state))
         .route("/api/directory", get(directory))
+        .route("/api/responses", get(responses))
         .route("/api/conversations/{id}", get(conversation))
         .route("/api/conversations/{id}/accept", post(accept))
         .route("/api/conversations/{id}/messages", post(send_message))
@@ -386,6 +387,49 @@ async fn set_state(a: Agent, JsonBody(body): JsonBody<StateBody>) -> Result<Json
             .map(|ag| json!({"state": ag.state.name(), "reason": ag.state.reason()}))
     });
     Ok(Json(v.unwrap_or(Value::Null)))
+}
+
+#[derive(Deserialize)]
+struct ResponsesQuery {
+    conversation: ConversationId,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+/// The tenant's canned responses offered in a conversation's queue (and
+/// language, when asked), placeholders filled: the customer's name as the
+/// agent sees it (masked when the tenant masks), the agent's name, the
+/// queue's name. Only for a conversation the agent takes part in.
+async fn responses(a: Agent, Query(q): Query<ResponsesQuery>) -> Result<Json<Value>, AppError> {
+    let generation = a.tenant.generation();
+    let list = generation.responses();
+    a.tenant.read(|e| {
+        let c = e
+            .conversation(q.conversation)
+            .filter(|c| c.concerns(&a.agent))
+            .ok_or(AppError::NotFound("conversation"))?;
+        let agent_name = e
+            .agent(&a.agent)
+            .map(|ag| ag.config.name.clone())
+            .unwrap_or_else(|| a.agent.clone());
+        let queue_name = e
+            .queue(&c.queue)
+            .map(|qc| qc.name.clone())
+            .unwrap_or_else(|| c.queue.clone());
+        let items: Vec<Value> = list
+            .iter()
+            .filter(|r| r.applies_to(&c.queue, q.language.as_deref()))
+            .map(|r| {
+                json!({
+                    "code": r.code,
+                    "title": r.title,
+                    "text": r.fill(&c.customer_name, &agent_name, &queue_name),
+                    "language": r.language,
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "conversation": c.id, "responses": items })))
+    })
 }
 
 #[derive(Deserialize)]

@@ -133,7 +133,7 @@ fn content_security_policy(headers: &HeaderMap) -> String {
         None => "'self'".to_string(),
     };
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
          connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )

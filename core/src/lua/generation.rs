@@ -13,6 +13,7 @@ use super::sb::{self, SbContext};
 use super::{describe, ScriptError, ScriptFiles};
 use crate::masking::Masker;
 use crate::model::{Millis, WrapUpReason};
+use crate::responses::CannedResponse;
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -33,6 +34,8 @@ pub struct ScriptSpec {
     pub wrapup: Option<String>,
     /// Wrap-up lists for some queues.
     pub wrapup_queues: BTreeMap<String, String>,
+    /// Canned responses, e.g. `responses/en.lua`.
+    pub responses: Option<String>,
     /// Channel adapters by channel name (`messenger`).
     pub channels: BTreeMap<String, ChannelSpec>,
     /// The tenant's queues (to check wrap-up lists and entry answers against).
@@ -139,6 +142,7 @@ pub struct Generation {
     pub(crate) channel_files: BTreeMap<String, String>,
     wrapup_default: Option<Arc<[WrapUpReason]>>,
     wrapup_queues: HashMap<String, Arc<[WrapUpReason]>>,
+    responses: Arc<[CannedResponse]>,
     pub(crate) queues: Vec<String>,
     stats: ScriptStats,
     now: Arc<AtomicU64>,
@@ -274,6 +278,18 @@ impl Generation {
             self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
         }
 
+        let mut responses: Arc<[CannedResponse]> = Arc::from(Vec::new());
+        if let Some(file) = &spec.responses {
+            stats.add(file, "responses");
+            if let Some(m) = run(file, &mut errors) {
+                match roles::responses_list(&m, &spec.queues) {
+                    Ok(list) => responses = list,
+                    Err(message) => errors.push(ScriptError::new(file, None, message)),
+                }
+                self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
+            }
+        }
+
         let mut channels = HashMap::new();
         let mut channel_files = BTreeMap::new();
         for (name, ch) in &spec.channels {
@@ -319,6 +335,7 @@ impl Generation {
             channel_files,
             wrapup_default,
             wrapup_queues,
+            responses,
             queues: spec.queues.clone(),
             stats,
             now: now_cell,
@@ -349,6 +366,11 @@ impl Generation {
             .get(queue)
             .or(self.wrapup_default.as_ref())
             .cloned()
+    }
+
+    /// The tenant's canned responses (empty without a `responses` script).
+    pub fn responses(&self) -> Arc<[CannedResponse]> {
+        self.responses.clone()
     }
 
     /// Whether a channel adapter script is loaded for `channel`.

@@ -47,7 +47,7 @@ impl ScriptError {
 }
 
 /// Folders of a tenant's script directory that scripts may come from.
-pub const SCRIPT_FOLDERS: [&str; 4] = ["lib", "routing", "wrapup", "channels"];
+pub const SCRIPT_FOLDERS: [&str; 5] = ["lib", "routing", "wrapup", "channels", "responses"];
 /// Most script files read for one tenant.
 pub const MAX_FILES: usize = 1000;
 /// Largest script file, in bytes.

@@ -14,6 +14,7 @@ use crate::channel::{
     Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
 };
 use crate::model::WrapUpReason;
+use crate::responses::{check_responses, CannedResponse};
 use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
@@ -337,6 +338,86 @@ pub(crate) fn wrapup_lists(module: &Table, queues: &[String]) -> Result<Lists, S
         return Err("a wrap-up script must return a non-empty list of {code, label}".into());
     }
     Ok((default, per_queue))
+}
+
+/// A responses script's list: `{ {code, title, text, queues?, language?}, … }`
+/// or `{ responses = { … } }`.
+pub(crate) fn responses_list(
+    module: &Table,
+    queues: &[String],
+) -> Result<Arc<[CannedResponse]>, String> {
+    const SHAPE: &str =
+        "a responses script must return a list of {code, title, text, queues?, language?}";
+    let list = match module
+        .get::<Value>("responses")
+        .map_err(|e| e.to_string())?
+    {
+        Value::Table(t) => t,
+        Value::Nil => module.clone(),
+        _ => return Err(SHAPE.into()),
+    };
+    let mut out = Vec::new();
+    for (i, v) in list.sequence_values::<Value>().enumerate() {
+        let n = i + 1;
+        let Ok(Value::Table(r)) = v else {
+            return Err(format!("responses: entry {n} is not a table"));
+        };
+        let text_of = |key: &str| -> Result<Option<String>, String> {
+            match r.get::<Value>(key) {
+                Ok(Value::Nil) => Ok(None),
+                Ok(Value::String(s)) => s
+                    .to_str()
+                    .map(|s| Some(s.to_string()))
+                    .map_err(|_| format!("responses: entry {n}: {key} is not UTF-8")),
+                _ => Err(format!("responses: entry {n}: {key} must be a string")),
+            }
+        };
+        let (Some(code), Some(title), Some(text)) =
+            (text_of("code")?, text_of("title")?, text_of("text")?)
+        else {
+            return Err(format!(
+                "responses: entry {n} needs a string code, title and text"
+            ));
+        };
+        let language = text_of("language")?;
+        let mut qs = Vec::new();
+        match r.get::<Value>("queues") {
+            Ok(Value::Nil) => {}
+            Ok(Value::Table(t)) => {
+                for q in t.sequence_values::<Value>() {
+                    match q {
+                        Ok(Value::String(s)) => match s.to_str() {
+                            Ok(s) => qs.push(s.to_string()),
+                            Err(_) => {
+                                return Err(format!("responses: entry {n}: a queue is not UTF-8"))
+                            }
+                        },
+                        _ => {
+                            return Err(format!(
+                                "responses: entry {n}: queues must be a list of queue ids"
+                            ))
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "responses: entry {n}: queues must be a list of queue ids"
+                ))
+            }
+        }
+        out.push(CannedResponse {
+            code,
+            title,
+            text,
+            queues: qs,
+            language,
+        });
+    }
+    if out.is_empty() {
+        return Err(SHAPE.into());
+    }
+    check_responses(out, queues, "responses")
 }
 
 /// A loaded channel adapter.
