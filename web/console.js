@@ -85,6 +85,7 @@
     var b = document.createElement('button');
     b.type = 'button';
     b.className = 'btn ' + cls;
+    b.dataset.action = label;
     b.textContent = t(label);
     b.addEventListener('click', onClick);
     return b;
@@ -183,10 +184,13 @@
     tbody.appendChild(tr);
   }
 
-  function fill(id, rows) {
+  function fill(id, rows, keys) {
     var tbody = $(id).querySelector('tbody');
     tbody.replaceChildren();
-    rows.forEach(function (r) { row(tbody, r); });
+    rows.forEach(function (r, i) {
+      row(tbody, r);
+      if (keys) tbody.lastChild.dataset.id = String(keys[i]);
+    });
   }
 
   function render() {
@@ -204,7 +208,7 @@
         button('forceLogout', 'btn-danger', function () { setState(a.id, 'logged_out'); })
       ];
       return [a.name, state, since(a.since), a.load + '/' + a.capacity, a.conversations.join(', '), actions];
-    }));
+    }), last.agents.map(function (a) { return a.id; }));
     fill('convs', last.conversations.map(function (c) {
       var actions = [button('monitor', 'btn-quiet', function () { startMonitor(c.id); })];
       if (c.state === 'queued' || c.state === 'offered') {
@@ -212,7 +216,7 @@
       }
       actions.push(button('close', 'btn-danger', function () { showForm('close-form', c.id); }));
       return [c.id, c.state, c.queue, c.agent || '', since(c.since), actions];
-    }));
+    }), last.conversations.map(function (c) { return c.id; }));
   }
 
   function connect() {
