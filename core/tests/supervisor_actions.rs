@@ -211,3 +211,49 @@ fn closing_a_waiting_conversation_drops_it_and_the_reason_is_masked() {
     let blank = w.try_run(close(1, " \u{200b} "));
     assert!(matches!(blank, Err(CommandError::Invalid(_))), "{blank:?}");
 }
+
+#[test]
+fn the_audit_trail_survives_the_journal_and_replay() {
+    let mut w = world();
+    w.available(&["alice"]);
+    w.customer("v1", "hello");
+    w.run(accept("alice", 1));
+    w.run(close(1, "stuck"));
+    w.run(wrapup("alice", 1, "resolved"));
+    w.run(set_state("alice", "logged_out", None));
+    let audits: Vec<serde_json::Value> = w
+        .journal
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("event to JSON"))
+        .filter(|v| v["type"] == "supervisor_action")
+        .collect();
+    assert_eq!(
+        audits,
+        [
+            serde_json::json!({"type": "supervisor_action", "supervisor": "sam",
+                "action": "close", "conversation": 1, "reason": "stuck", "at": w.now}),
+            serde_json::json!({"type": "supervisor_action", "supervisor": "sam",
+                "action": "set_state", "agent": "alice", "state": "logged_out", "at": w.now}),
+        ]
+    );
+    // Read back from JSON, the journal rebuilds the same state.
+    let text: Vec<String> = w
+        .journal
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("encode"))
+        .collect();
+    let back: Vec<switchboard_core::Event> = text
+        .iter()
+        .map(|t| serde_json::from_str(t).expect("decode"))
+        .collect();
+    assert_eq!(back, w.journal);
+    let replayed = w.replay();
+    assert_eq!(
+        replayed.agent("alice").map(|a| a.state.clone()),
+        Some(AgentState::LoggedOut)
+    );
+    assert_eq!(
+        replayed.conversation(1).map(|c| c.state),
+        Some(ConversationState::WrappedUp)
+    );
+}
