@@ -28,7 +28,9 @@ use switchboard_core::channel::{
 };
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::{AgentState, DeliveryFailure, Millis, Party, DISCONNECTED_REASON};
+use switchboard_core::model::{
+    AgentState, ConversationId, DeliveryFailure, Millis, Party, DISCONNECTED_REASON,
+};
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Carrier, Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
@@ -56,6 +58,8 @@ pub struct Hub {
     agents_away: Mutex<HashMap<String, Millis>>,
     /// What supervisors' consoles read (`crate::console`).
     pub console: crate::console::Feed,
+    /// Supervisors' consoles monitoring a conversation, by conversation id.
+    monitors: Mutex<HashMap<String, Vec<Subscriber>>>,
 }
 
 /// A subscription; dropping it does not unsubscribe (call `Hub::leave_*`).
@@ -177,6 +181,27 @@ impl Hub {
         Self::send(&self.visitors, visitor, frame)
     }
 
+    /// A supervisor's console starts monitoring `conversation`: it gets
+    /// the agents' frame of each of its events (but its creation, which
+    /// holds the customer's raw id).
+    pub fn join_monitor(&self, conversation: ConversationId) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Self::join(&self.monitors, &conversation.to_string(), id, None)
+    }
+
+    pub fn leave_monitor(&self, conversation: ConversationId, id: u64) {
+        Self::leave(&self.monitors, &conversation.to_string(), id);
+    }
+
+    fn is_monitored(&self, conversation: ConversationId) -> bool {
+        let m = lock(&self.monitors);
+        !m.is_empty() && m.contains_key(&conversation.to_string())
+    }
+
+    fn to_monitors(&self, conversation: ConversationId, frame: &Arc<str>) {
+        Self::send(&self.monitors, &conversation.to_string(), frame)
+    }
+
     /// Number of open agent connections.
     pub fn agent_connections(&self) -> usize {
         lock(&self.agents).values().map(Vec::len).sum()
@@ -188,6 +213,7 @@ impl Hub {
 enum Target {
     Agent(String),
     Visitor(String),
+    Monitor(ConversationId),
 }
 
 /// Events since the last snapshot after which a new one is taken.
@@ -672,7 +698,17 @@ impl Tenant {
             });
         }
         self.metrics.record(&inner.engine, out);
-        let frames = frames(&inner.engine, out, self.clock.now());
+        let mut frames = frames(&inner.engine, out, self.clock.now());
+        for e in &out.emitted {
+            let Some(id) = e.event.conversation() else {
+                continue;
+            };
+            if !matches!(e.event, Event::ConversationCreated { .. }) && self.hub.is_monitored(id) {
+                let frame =
+                    json!({"type": "monitor", "event": agent_frame(&inner.engine, &e.event)});
+                frames.push((Target::Monitor(id), frame.to_string().into()));
+            }
+        }
         let outgoing = channel_requests(out);
         // The console and reports need no transcript texts.
         let console: Vec<Event> = out
@@ -696,6 +732,7 @@ impl Tenant {
                     match target {
                         Target::Agent(a) => hub.to_agent(a, frame),
                         Target::Visitor(v) => hub.to_visitor(v, frame),
+                        Target::Monitor(c) => hub.to_monitors(*c, frame),
                     }
                 }
                 hub.console.record(&console, now);
@@ -849,6 +886,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::AgentGone { .. } => "agent_gone",
         Command::ChangeSettings { .. } => "change_settings",
         Command::DeliveryFailed { .. } => "delivery_failed",
+        Command::SupervisorSetState { .. } => "supervisor_set_state",
+        Command::MoveConversation { .. } => "move_conversation",
+        Command::CloseConversation { .. } => "close_conversation",
     }
 }
 

@@ -921,3 +921,58 @@ async fn a_slash_in_the_composer_inserts_a_canned_response() {
         .await;
     alice.close().await;
 }
+
+/// The demo tenant with a supervisor, `sam` (password `demo`).
+fn config_with_supervisor() -> String {
+    demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        "[[tenants.agents]]\nid = \"sam\"\nname = \"Sam Super\"\npassword = \"demo\"\nqueues = []\nrole = \"supervisor\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_monitors_closes_and_logs_out_from_the_console_and_the_desktop_follows() {
+    let server = Server::start(&config_with_supervisor());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-supervised").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let id = server
+        .customer_says("v-sup", "Ana Gomez", "card 4111 1111 1111 1111")
+        .await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice.shown("#btn-end").await;
+
+    let sam = driver.open("sam-console").await;
+    sam.login(&server.base, "sam").await;
+    sam.goto(&format!("{}/console", server.base)).await;
+    let row = format!("#convs tr[data-id=\"{id}\"]");
+    sam.click(&format!("{row} button[data-action=\"monitor\"]"))
+        .await;
+    sam.shown_with_text("#monitor-log", "************1111")
+        .await;
+    assert!(!sam.text("#monitor-log").await.contains("4111 1111"));
+
+    sam.click(&format!("{row} button[data-action=\"close\"]"))
+        .await;
+    sam.type_in("#close-reason", "Customer left hours ago")
+        .await;
+    sam.click("#close-form button[type=\"submit\"]").await;
+    alice
+        .shown_with_text("#messages", "Closed by Sam Super: Customer left hours ago")
+        .await;
+    alice.shown("#wrapup-dialog").await;
+    alice
+        .click("#wrapup-list .pick-item[data-id=\"other\"]")
+        .await;
+    alice.click("#wrapup-submit").await;
+    sam.screenshot("console-actions").await;
+
+    sam.click("#agents tr[data-id=\"alice\"] button[data-action=\"forceLogout\"]")
+        .await;
+    alice.shown("#login-dialog").await;
+    sam.close().await;
+    alice.close().await;
+}

@@ -364,3 +364,244 @@ fn about(v: &Value, expected: u64) {
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+async fn call(
+    server: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let resp = server
+        .http
+        .request(method, server.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The supervisor actions: (method, path, body) on the demo tenant's
+/// agent `alice` and conversation `id`.
+fn actions(id: u64) -> [(reqwest::Method, String, Value); 4] {
+    [
+        (
+            reqwest::Method::PUT,
+            "/api/supervisor/agents/alice/state".into(),
+            json!({"state": "idle", "reason": "Break"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/supervisor/conversations/{id}/move"),
+            json!({"queue": "billing"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/supervisor/conversations/{id}/close"),
+            json!({"reason": "stuck"}),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/supervisor/conversations/{id}"),
+            Value::Null,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn supervisor_actions_are_refused_to_agents_and_to_other_tenants() {
+    let server = Server::start(&config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v1", "Val", "hello").await;
+    alice.events.next_of("offer").await;
+    let agent = login(&server, "demo", "bob", "demo").await;
+    let other = login(&server, "acme", "zed", "acme-pass").await;
+    for (method, path, body) in actions(id) {
+        let (status, v) = call(&server, &agent, method.clone(), &path, body.clone()).await;
+        assert_eq!(status, 403, "agent {method} {path}: {v}");
+        let (status, v) = call(&server, &other, method.clone(), &path, body).await;
+        assert_eq!(status, 404, "other tenant {method} {path}: {v}");
+    }
+    // Nothing changed: alice is still available with her offer.
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::GET,
+        &format!("/api/supervisor/conversations/{id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "offered");
+    assert_eq!(v["queue"], "support");
+    // Bad requests from a supervisor.
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::PUT,
+        "/api/supervisor/agents/alice/state",
+        json!({"state": "asleep"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{id}/move"),
+        json!({"queue": "nowhere"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{id}/close"),
+        json!({"reason": "   "}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+}
+
+#[tokio::test]
+async fn a_supervisor_logs_out_an_agent_and_its_desktop_follows() {
+    let server = Server::start(&config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let mut bob = AgentClient::login(&server, "bob").await;
+    bob.available().await;
+    let id = server.customer_says("v1", "Val", "hello").await;
+    let offer = alice.events.next_of("offer").await;
+    assert_eq!(offer["conversation"], id);
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::PUT,
+        "/api/supervisor/agents/alice/state",
+        json!({"state": "logged_out"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "logged_out");
+    let rescinded = alice.events.next_of("offer_rescinded").await;
+    assert_eq!(rescinded["conversation"], id);
+    let state = alice.events.next_of("agent_state").await;
+    assert_eq!(state["state"], "logged_out");
+    // The offer went back to the queue and on to bob.
+    let offer = bob.events.next_of("offer").await;
+    assert_eq!(offer["conversation"], id);
+    // Her session ended with her login.
+    assert_eq!(alice.events.closed_by_server().await, Some(4001));
+    let (status, _) = alice.call(reqwest::Method::GET, "/api/me", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_supervisor_moves_monitors_and_closes_a_conversation_with_a_reason() {
+    let server = Server::start(&config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let first = server.customer_says("v1", "Val", "hello").await;
+    let id = server
+        .customer_says("v2", "Vic", "my card is 4111 1111 1111 1111")
+        .await;
+    // Waiting (nobody available): moved to billing, keeping its place.
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{id}/move"),
+        json!({"queue": "billing"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["queue"], "billing");
+    assert_eq!(v["state"], "queued");
+    let (status, o) = get(&server, &sam, "/api/supervisor/overview").await;
+    assert_eq!(status, 200);
+    let o: Value = serde_json::from_str(&o).expect("json");
+    let queue_of = |c: u64| {
+        o["conversations"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|x| x["id"] == c))
+            .map(|x| x["queue"].clone())
+    };
+    assert_eq!(queue_of(id), Some(json!("billing")));
+    assert_eq!(queue_of(first), Some(json!("support")));
+
+    // Monitored on the console socket: masked transcript, then live events.
+    let mut feed =
+        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={sam}"))).await;
+    feed.send(&json!({"type": "monitor", "conversation": id}))
+        .await;
+    let started = feed.next_of("monitor_started").await;
+    let text = started["conversation"]["messages"].to_string();
+    assert!(text.contains("************1111"), "{text}");
+    assert!(!text.contains("4111 1111"), "{text}");
+
+    alice.available().await;
+    let offer = alice.events.next_of("offer").await;
+    assert_eq!(offer["conversation"], first, "the oldest first");
+    alice
+        .ok(&format!("/api/conversations/{first}/accept"), json!({}))
+        .await;
+    let offer = alice.events.next_of("offer").await;
+    assert_eq!(offer["conversation"], id);
+    assert_eq!(offer["queue"], "billing");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    feed.next_where("monitor", |v| v["event"]["type"] == "conversation_started")
+        .await;
+    server.customer_says("v2", "Vic", "anyone there?").await;
+    let m = feed
+        .next_where("monitor", |v| v["event"]["type"] == "message")
+        .await;
+    assert_eq!(m["event"]["text"], "anyone there?");
+
+    // Closed with a reason the agent sees; wrap-up as for an end.
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{id}/close"),
+        json!({"reason": "Customer left hours ago"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "ended");
+    let notice = alice
+        .events
+        .next_where("message", |m| {
+            m["conversation"] == id && m["from"] == "system"
+        })
+        .await;
+    assert_eq!(
+        notice["text"],
+        "Closed by Sam Super: Customer left hours ago"
+    );
+    let ended = alice.events.next_of("conversation_ended").await;
+    assert_eq!(ended["conversation"], id);
+    assert_eq!(ended["by"], "sam");
+    let wrapup = alice.events.next_of("wrapup_required").await;
+    assert_eq!(wrapup["conversation"], id);
+    feed.next_where("monitor", |v| v["event"]["type"] == "conversation_ended")
+        .await;
+    // Closed already: a conflict.
+    let (status, _) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{id}/close"),
+        json!({"reason": "again"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+}

@@ -16,7 +16,13 @@
       transferred: 'Transferred', waitAvg: 'Wait (avg)', waitP90: 'Wait (p90)',
       handleAvg: 'Handle (avg)', handled: 'Handled', handleTime: 'Handle time',
       noSession: 'Log in on the desktop first.', forbidden: 'The console is for supervisors and admins.',
-      connected: 'Connected', offline: 'Offline'
+      connected: 'Connected', offline: 'Offline',
+      actions: 'Actions', setAvailable: 'Available', setIdle: 'Idle', forceLogout: 'Log out',
+      monitor: 'Monitor', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
+      closeReason: 'Reason shown to the agent', stopMonitoring: 'Stop monitoring',
+      monitoring: 'Monitoring conversation #{id} (read only)', moveTitle: 'Conversation #{id}',
+      closeTitle: 'Close conversation #{id}', done: 'Done.', ended: 'The conversation ended.',
+      customer: 'Customer', system: 'System'
     },
     fr: {
       backToDesktop: 'Poste agent', queues: 'Files', queue: 'File', waiting: 'En attente',
@@ -27,7 +33,13 @@
       transferred: 'Transférées', waitAvg: 'Attente (moy.)', waitP90: 'Attente (p90)',
       handleAvg: 'Traitement (moy.)', handled: 'Traitées', handleTime: 'Temps de traitement',
       noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
-      connected: 'Connecté', offline: 'Hors ligne'
+      connected: 'Connecté', offline: 'Hors ligne',
+      actions: 'Actions', setAvailable: 'Disponible', setIdle: 'En pause', forceLogout: 'Déconnecter',
+      monitor: 'Écouter', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
+      closeReason: 'Motif montré à l’agent', stopMonitoring: 'Arrêter l’écoute',
+      monitoring: 'Écoute de la conversation n° {id} (lecture seule)', moveTitle: 'Conversation n° {id}',
+      closeTitle: 'Clore la conversation n° {id}', done: 'C’est fait.', ended: 'La conversation est terminée.',
+      customer: 'Client', system: 'Système'
     }
   });
   var t = I18N.t;
@@ -35,6 +47,9 @@
   var session = null;
   try { session = JSON.parse(sessionStorage.getItem('switchboard.session') || 'null'); } catch (e) { session = null; }
   var last = null;       // the last overview
+  var socket = null;     // the console socket
+  var monitored = null;  // the conversation monitored
+  var target = null;     // the conversation of the move or close form
   var lastAt = 0;        // when it arrived (local ms), to age the durations
 
   function fail(key) {
@@ -43,8 +58,108 @@
     b.hidden = false;
   }
 
-  function api(method, path) {
-    return fetch(path, { method: method, headers: { Authorization: 'Bearer ' + session.token } });
+  function api(method, path, body) {
+    var init = { method: method, headers: { Authorization: 'Bearer ' + session.token } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init);
+  }
+
+  function fmt(key, id) { return t(key).replace('{id}', String(id)); }
+
+  // A supervisor action: the server's answer, or its error, in the status line.
+  function act(method, path, body) {
+    var status = $('action-status');
+    status.textContent = '';
+    return api(method, path, body).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        status.textContent = r.ok ? t('done') : (b.error || String(r.status));
+        return r.ok;
+      });
+    });
+  }
+
+  function button(label, cls, onClick) {
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'btn ' + cls;
+    b.dataset.action = label;
+    b.textContent = t(label);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  function setState(agent, state) {
+    act('PUT', '/api/supervisor/agents/' + encodeURIComponent(agent) + '/state', { state: state });
+  }
+
+  function showForm(form, id) {
+    target = id;
+    $('move-form').hidden = form !== 'move-form';
+    $('close-form').hidden = form !== 'close-form';
+    $('move-title').textContent = fmt('moveTitle', id);
+    $('close-title').textContent = fmt('closeTitle', id);
+    if (form === 'move-form') {
+      var select = $('move-queue');
+      select.replaceChildren();
+      (last ? last.queues : []).forEach(function (q) {
+        var o = document.createElement('option');
+        o.value = q.id;
+        o.textContent = q.name;
+        select.appendChild(o);
+      });
+    } else {
+      $('close-reason').value = '';
+      $('close-reason').focus();
+    }
+  }
+
+  function hideForms() {
+    target = null;
+    $('move-form').hidden = true;
+    $('close-form').hidden = true;
+  }
+
+  function monitorLine(m) {
+    var li = document.createElement('li');
+    var from = document.createElement('span');
+    from.className = 'from';
+    from.textContent = m.from === 'agent' ? (m.author_name || m.author) : t(m.from === 'customer' ? 'customer' : 'system');
+    var text = document.createElement('span');
+    text.textContent = m.text;
+    li.appendChild(from);
+    li.appendChild(text);
+    $('monitor-log').appendChild(li);
+  }
+
+  function startMonitor(id) {
+    monitored = id;
+    $('monitor-title').textContent = fmt('monitoring', id);
+    $('monitor-log').replaceChildren();
+    $('monitor').hidden = false;
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify({ type: 'monitor', conversation: id }));
+  }
+
+  function stopMonitor() {
+    monitored = null;
+    $('monitor').hidden = true;
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify({ type: 'unmonitor' }));
+  }
+
+  function onMonitor(ev) {
+    if (ev.type === 'monitor_started') {
+      $('monitor-log').replaceChildren();
+      (ev.conversation.messages || []).forEach(monitorLine);
+    } else if (ev.event.type === 'message') {
+      monitorLine(ev.event);
+    } else if (ev.event.type === 'message_redacted' && ev.event.messages) {
+      $('monitor-log').replaceChildren();
+      ev.event.messages.forEach(monitorLine);
+    } else if (ev.event.type === 'conversation_ended' || ev.event.type === 'conversation_dropped') {
+      monitorLine({ from: 'system', text: t('ended') });
+    }
   }
 
   function duration(ms) {
@@ -62,16 +177,20 @@
     var tr = document.createElement('tr');
     cells.forEach(function (c) {
       var td = document.createElement('td');
-      td.textContent = c === null || c === undefined ? '' : String(c);
+      if (Array.isArray(c)) c.forEach(function (n) { td.appendChild(n); });
+      else td.textContent = c === null || c === undefined ? '' : String(c);
       tr.appendChild(td);
     });
     tbody.appendChild(tr);
   }
 
-  function fill(id, rows) {
+  function fill(id, rows, keys) {
     var tbody = $(id).querySelector('tbody');
     tbody.replaceChildren();
-    rows.forEach(function (r) { row(tbody, r); });
+    rows.forEach(function (r, i) {
+      row(tbody, r);
+      if (keys) tbody.lastChild.dataset.id = String(keys[i]);
+    });
   }
 
   function render() {
@@ -83,22 +202,39 @@
     fill('agents', last.agents.map(function (a) {
       var state = I18N.has(a.state) ? t(a.state) : a.state;
       if (a.reason) state += ' (' + a.reason + ')';
-      return [a.name, state, since(a.since), a.load + '/' + a.capacity, a.conversations.join(', ')];
-    }));
+      var actions = [
+        button('setAvailable', 'btn-quiet', function () { setState(a.id, 'available'); }),
+        button('setIdle', 'btn-quiet', function () { setState(a.id, 'idle'); }),
+        button('forceLogout', 'btn-danger', function () { setState(a.id, 'logged_out'); })
+      ];
+      return [a.name, state, since(a.since), a.load + '/' + a.capacity, a.conversations.join(', '), actions];
+    }), last.agents.map(function (a) { return a.id; }));
     fill('convs', last.conversations.map(function (c) {
-      return [c.id, c.state, c.queue, c.agent || '', since(c.since)];
-    }));
+      var actions = [button('monitor', 'btn-quiet', function () { startMonitor(c.id); })];
+      if (c.state === 'queued' || c.state === 'offered') {
+        actions.push(button('move', 'btn-quiet', function () { showForm('move-form', c.id); }));
+      }
+      actions.push(button('close', 'btn-danger', function () { showForm('close-form', c.id); }));
+      return [c.id, c.state, c.queue, c.agent || '', since(c.since), actions];
+    }), last.conversations.map(function (c) { return c.id; }));
   }
 
   function connect() {
     api('POST', '/api/agent/events/ticket').then(function (r) { return r.json(); }).then(function (b) {
       var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
       var ws = new WebSocket(proto + '//' + location.host + '/api/supervisor/events?ticket=' + encodeURIComponent(b.ticket));
-      ws.onopen = function () { $('conn').dataset.state = 'online'; $('conn').textContent = t('connected'); };
+      socket = ws;
+      ws.onopen = function () {
+        $('conn').dataset.state = 'online';
+        $('conn').textContent = t('connected');
+        if (monitored !== null) ws.send(JSON.stringify({ type: 'monitor', conversation: monitored }));
+      };
       ws.onmessage = function (m) {
         var ev;
         try { ev = JSON.parse(m.data); } catch (e) { return; }
         if (ev.type === 'overview') { last = ev.overview; lastAt = Date.now(); render(); }
+        if (ev.type === 'monitor_started' || ev.type === 'monitor') onMonitor(ev);
+        if (ev.type === 'error') $('action-status').textContent = ev.error;
       };
       ws.onclose = function (e) {
         $('conn').dataset.state = 'offline';
@@ -188,5 +324,19 @@
     $('report-form').addEventListener('submit', function (e) { e.preventDefault(); loadReports(); });
     $('csv-queues').addEventListener('click', function () { download('queues'); });
     $('csv-agents').addEventListener('click', function () { download('agents'); });
+    $('move-form').addEventListener('submit', function (e) {
+      e.preventDefault();
+      if (target === null) return;
+      act('POST', '/api/supervisor/conversations/' + target + '/move', { queue: $('move-queue').value })
+        .then(function (ok) { if (ok) hideForms(); });
+    });
+    $('close-form').addEventListener('submit', function (e) {
+      e.preventDefault();
+      if (target === null) return;
+      act('POST', '/api/supervisor/conversations/' + target + '/close', { reason: $('close-reason').value })
+        .then(function (ok) { if (ok) hideForms(); });
+    });
+    document.querySelectorAll('.action-cancel').forEach(function (b) { b.addEventListener('click', hideForms); });
+    $('monitor-stop').addEventListener('click', stopMonitor);
   });
 })();

@@ -86,6 +86,34 @@ pub enum Command {
         message: usize,
         reason: DeliveryFailure,
     },
+    /// A supervisor forces an agent's state: `available`, `idle` (with a
+    /// reason, as [`Command::SetIdle`]) or `logged_out` (its offers go back
+    /// to their queues; refused while it holds conversations or owes
+    /// wrap-ups). Audited by an [`crate::Event::SupervisorAction`].
+    SupervisorSetState {
+        supervisor: AgentId,
+        agent: AgentId,
+        state: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// A supervisor moves a waiting conversation (queued, or offered from
+    /// its queue: the offer is withdrawn) to another queue, where it keeps
+    /// its place by arrival time. Audited.
+    MoveConversation {
+        supervisor: AgentId,
+        conversation: ConversationId,
+        queue: QueueId,
+    },
+    /// A supervisor closes a stuck conversation with a reason: a waiting
+    /// one is dropped; one with agents ends as if its owner ended it (each
+    /// participant owes a wrap-up), after a system message with the reason.
+    /// Audited.
+    CloseConversation {
+        supervisor: AgentId,
+        conversation: ConversationId,
+        reason: String,
+    },
 }
 
 /// A customer's message as a channel adapter normalized it.

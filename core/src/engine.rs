@@ -841,6 +841,22 @@ impl Engine {
                 self.emit(out, ev, aud);
                 Ok(())
             }
+            Command::SupervisorSetState {
+                supervisor,
+                agent,
+                state,
+                reason,
+            } => self.supervisor_set_state(&supervisor, &agent, &state, reason, now, ext, out),
+            Command::MoveConversation {
+                supervisor,
+                conversation,
+                queue,
+            } => self.move_conversation(&supervisor, conversation, &queue, now, out),
+            Command::CloseConversation {
+                supervisor,
+                conversation,
+                reason,
+            } => self.close_conversation(&supervisor, conversation, &reason, now, ext, out),
         }
     }
 
@@ -2143,6 +2159,8 @@ impl Engine {
             Event::SettingsChanged { mask, .. } => {
                 self.settings.mask = *mask;
             }
+            // The audit trail: the events the action caused change the state.
+            Event::SupervisorAction { .. } => {}
             Event::DeliveryFailed {
                 conversation,
                 reason,
@@ -2359,5 +2377,228 @@ impl Engine {
                 ..a.clone()
             })
             .collect()
+    }
+}
+
+/// Supervisors' actions (see [`Command::SupervisorSetState`],
+/// [`Command::MoveConversation`], [`Command::CloseConversation`]): each
+/// writes a [`Event::SupervisorAction`] first, then what it caused. The
+/// server checks the role; the engine checks the supervisor is one of the
+/// tenant's agents.
+impl Engine {
+    fn audit(
+        &mut self,
+        out: &mut Output,
+        supervisor: &str,
+        action: &str,
+        on: (Option<AgentId>, Option<ConversationId>, Option<QueueId>),
+        (state, reason): (Option<String>, Option<String>),
+        now: Millis,
+    ) {
+        let ev = Event::SupervisorAction {
+            supervisor: supervisor.to_string(),
+            action: action.to_string(),
+            agent: on.0,
+            conversation: on.1,
+            queue: on.2,
+            state,
+            reason,
+            at: now,
+        };
+        self.emit(out, ev, nobody());
+    }
+
+    #[allow(clippy::too_many_arguments)] // the command's fields, the clock and the output
+    fn supervisor_set_state(
+        &mut self,
+        supervisor: &str,
+        agent: &str,
+        state: &str,
+        reason: Option<String>,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        self.agent_mut_checked(supervisor)?;
+        let a = self.agent_mut_checked(agent)?;
+        let inner = match state {
+            "available" => Command::SetAvailable {
+                agent: agent.to_string(),
+            },
+            "idle" => Command::SetIdle {
+                agent: agent.to_string(),
+                reason: reason.unwrap_or_default(),
+            },
+            "logged_out" => {
+                if !a.conversations.is_empty() || !a.wrapups.is_empty() {
+                    return Err(CommandError::Conflict(
+                        "the agent still has conversations or wrap-ups: close them first".into(),
+                    ));
+                }
+                Command::Logout {
+                    agent: agent.to_string(),
+                }
+            }
+            other => {
+                return Err(CommandError::Invalid(format!(
+                    "state must be \"available\", \"idle\" or \"logged_out\", not {other:?}"
+                )))
+            }
+        };
+        if a.state == AgentState::LoggedOut && state != "logged_out" {
+            return Err(CommandError::Conflict("the agent is logged out".into()));
+        }
+        let mut caused = Output::default();
+        self.decide(inner, now, ext, &mut caused)?;
+        let reason = self
+            .agent(agent)
+            .and_then(|a| a.state.reason().map(str::to_owned));
+        self.audit(
+            out,
+            supervisor,
+            "set_state",
+            (Some(agent.to_string()), None, None),
+            (Some(state.to_string()), reason.filter(|_| state == "idle")),
+            now,
+        );
+        out.emitted.extend(caused.emitted);
+        out.deliveries.extend(caused.deliveries);
+        Ok(())
+    }
+
+    fn move_conversation(
+        &mut self,
+        supervisor: &str,
+        id: ConversationId,
+        queue: &str,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        self.agent_mut_checked(supervisor)?;
+        let c = self
+            .conversations
+            .get(&id)
+            .ok_or(CommandError::NotFound("conversation"))?;
+        if !self.queues.contains_key(queue) {
+            return Err(CommandError::NotFound("queue"));
+        }
+        let waiting = match (&c.state, &c.offer) {
+            (ConversationState::Queued, None) => true,
+            (ConversationState::Offered, Some(o)) => o.kind == OfferKind::Queue,
+            _ => false,
+        };
+        if !waiting {
+            return Err(CommandError::Conflict(
+                "only a conversation waiting in a queue can be moved".into(),
+            ));
+        }
+        if c.queue == queue {
+            return Err(CommandError::Conflict(
+                "the conversation is already in that queue".into(),
+            ));
+        }
+        let (offer, received_at) = (c.offer.clone(), c.received_at);
+        self.audit(
+            out,
+            supervisor,
+            "move",
+            (None, Some(id), Some(queue.to_string())),
+            (None, None),
+            now,
+        );
+        if let Some(o) = offer {
+            let ev = Event::OfferRescinded {
+                conversation: id,
+                agent: o.agent.clone(),
+                reason: "cancelled".into(),
+            };
+            self.emit(out, ev, one(&o.agent));
+        }
+        // Its place in the new queue is its arrival: the customer has
+        // waited already.
+        let ev = Event::Queued {
+            conversation: id,
+            queue: queue.to_string(),
+            at: received_at,
+        };
+        self.emit(out, ev, nobody());
+        Ok(())
+    }
+
+    fn close_conversation(
+        &mut self,
+        supervisor: &str,
+        id: ConversationId,
+        reason: &str,
+        now: Millis,
+        ext: &Extensions<'_>,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        self.agent_mut_checked(supervisor)?;
+        let reason = strip_controls(reason).trim().to_owned();
+        if is_blank(&reason) {
+            return Err(CommandError::Invalid("a reason is required".into()));
+        }
+        if reason.chars().count() > 200 {
+            return Err(CommandError::Invalid(
+                "the reason is longer than 200 characters".into(),
+            ));
+        }
+        let reason = self.mask_for_agents(&reason);
+        let c = self
+            .conversations
+            .get(&id)
+            .ok_or(CommandError::NotFound("conversation"))?;
+        let state = c.state;
+        if !state.is_open() && state != ConversationState::Interrupted {
+            return Err(CommandError::Conflict("conversation already ended".into()));
+        }
+        let offer = c.offer.clone();
+        let participants = c.participants();
+        self.audit(
+            out,
+            supervisor,
+            "close",
+            (None, Some(id), None),
+            (None, Some(reason.clone())),
+            now,
+        );
+        match state {
+            ConversationState::Queued | ConversationState::Offered => {
+                if let Some(o) = offer {
+                    let ev = Event::OfferRescinded {
+                        conversation: id,
+                        agent: o.agent.clone(),
+                        reason: "ended".into(),
+                    };
+                    self.emit(out, ev, one(&o.agent));
+                }
+                let ev = Event::ConversationDropped {
+                    conversation: id,
+                    reason: "closed_by_supervisor".into(),
+                    at: now,
+                };
+                self.emit(
+                    out,
+                    ev,
+                    Audience {
+                        agents: vec![],
+                        customer: true,
+                    },
+                );
+            }
+            _ => {
+                let name = self.display_name(supervisor);
+                self.system_message(
+                    id,
+                    format!("Closed by {name}: {reason}"),
+                    now,
+                    agents_aud(participants),
+                    out,
+                );
+                self.end_conversation(id, supervisor, now, ext, out);
+            }
+        }
+        Ok(())
     }
 }

@@ -204,6 +204,24 @@ pub enum Event {
         reason: DeliveryFailure,
         at: Millis,
     },
+    /// The audit trail of a supervisor's action (who, what, when): written
+    /// before the events the action caused. `action` is `set_state`,
+    /// `move` or `close`; the other fields say on what.
+    SupervisorAction {
+        supervisor: AgentId,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<QueueId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -212,7 +230,8 @@ impl Event {
         match self {
             Event::AgentState { .. }
             | Event::QueueDeleted { .. }
-            | Event::SettingsChanged { .. } => None,
+            | Event::SettingsChanged { .. }
+            | Event::SupervisorAction { .. } => None,
             Event::ConversationArchived { conversation, .. } => Some(*conversation),
             Event::ConversationCreated { conversation, .. }
             | Event::Queued { conversation, .. }
@@ -262,6 +281,7 @@ impl Event {
             Event::ConversationArchived { .. } => "conversation_archived",
             Event::SettingsChanged { .. } => "settings_changed",
             Event::DeliveryFailed { .. } => "delivery_failed",
+            Event::SupervisorAction { .. } => "supervisor_action",
         }
     }
 }

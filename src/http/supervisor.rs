@@ -4,27 +4,38 @@
 //! tenant: the session names it, no route takes a tenant.
 
 use super::agent::{Agent, SocketAgent};
-use super::{AppError, Shared};
+use super::{AppError, JsonBody, Shared};
 use crate::config::Role;
 use crate::console::COALESCE_MS;
-use crate::tenant::Tenant;
+use crate::tenant::{add_conversation_details, Subscription, Tenant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::model::Millis;
+use switchboard_core::model::{ConversationId, Millis};
+use switchboard_core::Command;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/supervisor/overview", get(overview))
         .route("/api/supervisor/events", get(events))
+        .route("/api/supervisor/agents/{id}/state", put(set_agent_state))
+        .route("/api/supervisor/conversations/{id}", get(conversation))
+        .route(
+            "/api/supervisor/conversations/{id}/move",
+            post(move_conversation),
+        )
+        .route(
+            "/api/supervisor/conversations/{id}/close",
+            post(close_conversation),
+        )
         .route("/api/reports/queues", get(report_queues))
         .route("/api/reports/agents", get(report_agents))
 }
@@ -72,6 +83,106 @@ impl FromRequestParts<Shared> for Supervisor {
     }
 }
 
+#[derive(Deserialize)]
+struct StateBody {
+    state: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `PUT /api/supervisor/agents/{id}/state` `{"state", "reason"?}`: force
+/// an agent's state (`available`, `idle`, `logged_out`). A logged-out
+/// agent's sessions end, as when it logs out itself.
+async fn set_agent_state(
+    State(state): State<Shared>,
+    s: Supervisor,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<StateBody>,
+) -> Result<Json<Value>, AppError> {
+    s.tenant
+        .execute(Command::SupervisorSetState {
+            supervisor: s.agent.clone(),
+            agent: id.clone(),
+            state: body.state,
+            reason: body.reason,
+        })
+        .await?;
+    let v = s.tenant.read(|e| {
+        e.agent(&id)
+            .map(|ag| json!({"agent": id, "state": ag.state.name(), "reason": ag.state.reason()}))
+    });
+    if v.as_ref().and_then(|v| v["state"].as_str()) == Some("logged_out") {
+        for session in state.sessions.revoke_agent(s.tenant.id(), &id) {
+            s.tenant.hub.close_session(&session.agent, &session.id);
+        }
+    }
+    v.map(Json).ok_or(AppError::NotFound("agent"))
+}
+
+/// The conversation as an agent sees it (masked transcript, participants),
+/// for any conversation of the supervisor's tenant.
+fn conversation_view(tenant: &Tenant, id: ConversationId) -> Result<Value, AppError> {
+    tenant.read(|e| match e.conversation(id) {
+        Some(c) => {
+            let mut map = Map::new();
+            map.insert("conversation".into(), json!(c.id));
+            add_conversation_details(e, c, &mut map);
+            Ok(Value::Object(map))
+        }
+        None => Err(AppError::NotFound("conversation")),
+    })
+}
+
+/// `GET /api/supervisor/conversations/{id}`: monitor (read only).
+async fn conversation(
+    s: Supervisor,
+    Path(id): Path<ConversationId>,
+) -> Result<Json<Value>, AppError> {
+    conversation_view(&s.tenant, id).map(Json)
+}
+
+#[derive(Deserialize)]
+struct MoveBody {
+    queue: String,
+}
+
+/// `POST /api/supervisor/conversations/{id}/move` `{"queue"}`.
+async fn move_conversation(
+    s: Supervisor,
+    Path(id): Path<ConversationId>,
+    JsonBody(body): JsonBody<MoveBody>,
+) -> Result<Json<Value>, AppError> {
+    s.tenant
+        .execute(Command::MoveConversation {
+            supervisor: s.agent.clone(),
+            conversation: id,
+            queue: body.queue,
+        })
+        .await?;
+    conversation_view(&s.tenant, id).map(Json)
+}
+
+#[derive(Deserialize)]
+struct CloseBody {
+    reason: String,
+}
+
+/// `POST /api/supervisor/conversations/{id}/close` `{"reason"}`.
+async fn close_conversation(
+    s: Supervisor,
+    Path(id): Path<ConversationId>,
+    JsonBody(body): JsonBody<CloseBody>,
+) -> Result<Json<Value>, AppError> {
+    s.tenant
+        .execute(Command::CloseConversation {
+            supervisor: s.agent.clone(),
+            conversation: id,
+            reason: body.reason,
+        })
+        .await?;
+    conversation_view(&s.tenant, id).map(Json)
+}
+
 async fn overview(s: Supervisor) -> Json<Value> {
     Json(s.tenant.hub.console.build(&s.tenant))
 }
@@ -102,8 +213,18 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
     let mut changes = s.tenant.hub.console.subscribe();
     changes.mark_changed();
     let mut ended = false;
+    let mut monitor: Option<(ConversationId, Subscription)> = None;
     loop {
         tokio::select! {
+            frame = next_monitored(&mut monitor) => match frame {
+                Some(frame) => {
+                    if socket.send(WsMessage::Text(frame.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                // Too slow: cut off; the page asks again.
+                None => stop_monitor(&s.tenant, &mut monitor),
+            },
             changed = changes.changed() => {
                 if changed.is_err() {
                     break;
@@ -124,10 +245,19 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(WsMessage::Text(text))) => {
+                    let answer = console_request(&s.tenant, &text, &mut monitor);
+                    if let Some(answer) = answer {
+                        if socket.send(WsMessage::Text(answer.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 Some(Ok(_)) => {}
             },
         }
     }
+    stop_monitor(&s.tenant, &mut monitor);
     s.tenant.hub.leave_agent(&s.agent, sub.id, s.tenant.now());
     s.tenant.timer.notify_one();
     if ended || !state.sessions.is_live(&session, state.clock.now()) {
@@ -136,6 +266,64 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
             reason: "session ended".into(),
         };
         let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    }
+}
+
+/// The next frame of the monitored conversation; never, when none is.
+async fn next_monitored(monitor: &mut Option<(ConversationId, Subscription)>) -> Option<Arc<str>> {
+    match monitor {
+        Some((_, sub)) => sub.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn stop_monitor(tenant: &Tenant, monitor: &mut Option<(ConversationId, Subscription)>) {
+    if let Some((id, sub)) = monitor.take() {
+        tenant.hub.leave_monitor(id, sub.id);
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ConsoleRequest {
+    /// Follow one conversation: `monitor_started` with its transcript,
+    /// then `{"type":"monitor","event":…}` for each of its events.
+    Monitor {
+        conversation: ConversationId,
+    },
+    Unmonitor,
+}
+
+/// A frame the console sent: start or stop monitoring. The answer to send
+/// back, if any.
+fn console_request(
+    tenant: &Tenant,
+    text: &str,
+    monitor: &mut Option<(ConversationId, Subscription)>,
+) -> Option<Value> {
+    let request = match serde_json::from_str::<ConsoleRequest>(text) {
+        Ok(r) => r,
+        Err(_) => {
+            return Some(json!({"type": "error", "error": "unknown request"}));
+        }
+    };
+    stop_monitor(tenant, monitor);
+    match request {
+        ConsoleRequest::Unmonitor => None,
+        ConsoleRequest::Monitor { conversation } => {
+            // Subscribed before the transcript is read: nothing is missed.
+            let sub = tenant.hub.join_monitor(conversation);
+            match conversation_view(tenant, conversation) {
+                Ok(view) => {
+                    *monitor = Some((conversation, sub));
+                    Some(json!({"type": "monitor_started", "conversation": view}))
+                }
+                Err(_) => {
+                    tenant.hub.leave_monitor(conversation, sub.id);
+                    Some(json!({"type": "error", "error": "conversation not found"}))
+                }
+            }
+        }
     }
 }
 

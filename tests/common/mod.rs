@@ -310,6 +310,15 @@ impl Events {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Send a JSON frame (the console's requests).
+    pub async fn send(&mut self, v: &Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send on the socket");
+    }
 }
 
 /// A logged-in agent with its event socket.

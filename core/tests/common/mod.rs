@@ -286,6 +286,32 @@ pub fn line(e: &Emitted) -> String {
             "delivery_failed #{conversation} [{message}] {}",
             reason.name()
         ),
+        Event::SupervisorAction {
+            supervisor,
+            action,
+            agent,
+            conversation,
+            queue,
+            state,
+            reason,
+            ..
+        } => {
+            let mut s = format!("supervisor_action {supervisor} {action}");
+            for part in [
+                agent.clone(),
+                conversation.map(|c| format!("#{c}")),
+                queue.clone(),
+                state.clone(),
+                reason.as_ref().map(|r| format!("({r})")),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                s.push(' ');
+                s.push_str(&part);
+            }
+            s
+        }
     };
     let mut aud = e.audience.agents.join(",");
     if e.audience.customer {
