@@ -4,16 +4,15 @@
 //! opener; SQLite is the only store today, a PostgreSQL store runs the same
 //! checks by adding its opener to `stores()`.
 
+mod store_support;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use store_support::{customer, engine};
 use switchboard::store::{
     Row, SqliteStore, Store, StoreError, StoredSession, SyncMode, SNAPSHOTS_KEPT,
 };
-use switchboard_core::command::{Command, CustomerMessage};
 use switchboard_core::engine::{Engine, Extensions};
-use switchboard_core::masking::Masker;
-use switchboard_core::model::{AgentConfig, Cad, QueueConfig, TenantSettings, TransferNotAccepted};
 use switchboard_core::Event;
 
 /// A fresh, empty store and what to clean up after it.
@@ -58,45 +57,6 @@ fn for_each_store(tag: &str, check: impl Fn(&dyn Store)) {
         let opened = open(&format!("{name}-{tag}"));
         check(&*opened.store);
     }
-}
-
-fn engine() -> Engine {
-    Engine::new(
-        TenantSettings {
-            mask: true,
-            transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
-            default_queue: "support".into(),
-            archive_after_ms: 600_000,
-            idle_reasons: vec![],
-        },
-        Masker::default(),
-        vec![QueueConfig {
-            id: "support".into(),
-            name: "Support".into(),
-            rona_timeout_ms: 30_000,
-        }],
-        vec![AgentConfig {
-            id: "alice".into(),
-            name: "Alice".into(),
-            capacity: 2,
-            queues: vec!["support".into()],
-            skills: vec![],
-        }],
-    )
-}
-
-fn customer(i: u64) -> Command {
-    Command::CustomerMessage(CustomerMessage {
-        channel: "webchat".into(),
-        customer: format!("visitor-{i}"),
-        customer_name: None,
-        text: format!("hello {i}"),
-        source: "Web site".into(),
-        queue: "support".into(),
-        cad: Cad::new(),
-        external_id: None,
-        attachments: Vec::new(),
-    })
 }
 
 /// The events of customer `i`'s first message to `e`, as rows numbered

@@ -2,12 +2,11 @@
 //! many are taken, the latest is what recovery starts from, and a snapshot
 //! written as JSON text by an older version is still read.
 
+mod store_support;
 use std::path::PathBuf;
+use store_support::{customer, engine};
 use switchboard::store::{Row, SqliteStore, Store, SyncMode, SNAPSHOTS_KEPT};
-use switchboard_core::command::{Command, CustomerMessage};
-use switchboard_core::engine::{Engine, Extensions};
-use switchboard_core::masking::Masker;
-use switchboard_core::model::{AgentConfig, Cad, QueueConfig, TenantSettings, TransferNotAccepted};
+use switchboard_core::engine::Extensions;
 
 fn data_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -16,45 +15,6 @@ fn data_dir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-fn engine() -> Engine {
-    Engine::new(
-        TenantSettings {
-            mask: true,
-            transfer_not_accepted: TransferNotAccepted::ReturnToQueue,
-            default_queue: "support".into(),
-            archive_after_ms: 600_000,
-            idle_reasons: vec![],
-        },
-        Masker::default(),
-        vec![QueueConfig {
-            id: "support".into(),
-            name: "Support".into(),
-            rona_timeout_ms: 30_000,
-        }],
-        vec![AgentConfig {
-            id: "alice".into(),
-            name: "Alice".into(),
-            capacity: 2,
-            queues: vec!["support".into()],
-            skills: vec![],
-        }],
-    )
-}
-
-fn customer(i: u64) -> Command {
-    Command::CustomerMessage(CustomerMessage {
-        channel: "webchat".into(),
-        customer: format!("visitor-{i}"),
-        customer_name: None,
-        text: format!("hello {i}"),
-        source: "Web site".into(),
-        queue: "support".into(),
-        cad: Cad::new(),
-        external_id: None,
-        attachments: Vec::new(),
-    })
 }
 
 #[test]
