@@ -57,11 +57,16 @@ impl Drop for Server {
 }
 
 fn unique_dir(tag: &str) -> PathBuf {
+    // The clock alone is not enough: two tests of one process starting in
+    // the same tick got the same folder, and two servers one database.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("switchboard-{tag}-{}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("switchboard-{tag}-{}-{k}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
