@@ -161,17 +161,9 @@ async fn a_refused_reply_is_journaled_shown_to_the_agent_and_kept_in_the_transcr
     let mut server = Server::start_in(dir.clone(), &config, &env);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    let (body, sig) = messenger_webhook("PSID-9", "m.1", "where is my order?");
-    let resp = server
-        .http
-        .post(server.url("/channels/messenger/demo/webhook"))
-        .header("content-type", "application/json")
-        .header("X-Hub-Signature-256", sig)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(resp.status().as_u16(), 200);
+    server
+        .messenger_says("PSID-9", "m.1", "where is my order?")
+        .await;
     let id = alice.events.next_of("offer").await["conversation"]
         .as_u64()
         .expect("id");

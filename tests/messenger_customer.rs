@@ -13,17 +13,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn post_webhook(server: &Server, psid: &str, mid: &str, text: &str) {
-    let (body, sig) = messenger_webhook(psid, mid, text);
-    let resp = server
-        .http
-        .post(server.url("/channels/messenger/demo/webhook"))
-        .header("content-type", "application/json")
-        .header("X-Hub-Signature-256", sig)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(resp.status().as_u16(), 200);
+    server.messenger_says(psid, mid, text).await;
 }
 
 async fn metric(server: &Server, name: &str, reason: &str) -> u64 {
@@ -190,16 +180,8 @@ async fn messenger_attachments_of_every_kind_reach_the_agent_as_switchboard_urls
          "message": {"mid": "m.3", "text": "Track my order", "quick_reply": {"payload": "TRACK"}}}
     ]}]})
     .to_string();
-    let sig = messenger_signature(&body, "demo-secret");
-    let resp = server
-        .http
-        .post(server.url("/channels/messenger/demo/webhook"))
-        .header("X-Hub-Signature-256", sig)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(resp.status().as_u16(), 200);
+    let (status, answer) = server.messenger_deliver(&body).await;
+    assert_eq!(status, 200, "{answer}");
     let offer = alice.events.next_of("offer").await;
     let id = offer["conversation"].as_u64().expect("id");
     alice

@@ -11,20 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn deliver(server: &Server, body: &str) -> (u16, String) {
-    let resp = server
-        .http
-        .post(server.url("/channels/messenger/demo/webhook"))
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            messenger_signature(body, "demo-secret"),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("webhook");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    server.messenger_deliver(body).await
 }
 
 fn page(messaging: Vec<Value>) -> String {

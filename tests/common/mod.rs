@@ -198,6 +198,32 @@ impl Server {
         v["conversation"].as_u64().expect("conversation id")
     }
 
+    /// A Messenger webhook body, signed with the demo tenant's app secret,
+    /// posted to its webhook: (status, body of the answer).
+    pub async fn messenger_deliver(&self, body: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .post(self.url("/channels/messenger/demo/webhook"))
+            .header("content-type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                messenger_signature(body, "demo-secret"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("webhook");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// A Messenger customer's text message, delivered and acknowledged (200).
+    pub async fn messenger_says(&self, psid: &str, mid: &str, text: &str) {
+        let (body, _) = messenger_webhook(psid, mid, text);
+        let (status, answer) = self.messenger_deliver(&body).await;
+        assert_eq!(status, 200, "webhook acknowledged: {answer}");
+    }
+
     /// Like [`Server::customer_says`], for any answer: (status, body).
     pub async fn webchat_post(&self, visitor: &str, name: &str, text: &str) -> (u16, Value) {
         let token = self.visitor_token(visitor);
