@@ -295,10 +295,10 @@ impl Masker {
 /// Could a built-in detector match in `text`? False only when no ASCII
 /// digit, `@`, nor anything the normalized view turns into one is there.
 fn builtin_may_match(text: &str) -> bool {
-    match normalize::View::of(text) {
-        Some(view) => !scan::nothing_to_scan(view.text.as_bytes()),
-        None => !scan::nothing_to_scan(text.as_bytes()),
+    if text.is_ascii() {
+        return !scan::nothing_to_scan(text.as_bytes());
     }
+    text.chars().any(normalize::starts_items)
 }
 
 /// Keeps a non-overlapping subset of the candidates, sorted by start.

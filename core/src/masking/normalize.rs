@@ -124,6 +124,14 @@ pub fn is_at_sign(c: char) -> bool {
     matches!(c, '@' | '\u{FF20}' | '\u{FE6B}')
 }
 
+/// Does `c` fold to an ASCII digit or `@` (where every built-in item
+/// starts)?
+pub(crate) fn starts_items(c: char) -> bool {
+    c.is_ascii_digit()
+        || c == '@'
+        || (!c.is_ascii() && matches!(fold(c), Fold::Ascii(b) if b.is_ascii_digit() || b == b'@'))
+}
+
 /// ASCII control characters that are white space (tab, new line, …).
 #[inline]
 fn is_space_control(c: u8) -> bool {
@@ -132,9 +140,9 @@ fn is_space_control(c: u8) -> bool {
 
 fn fold(c: char) -> Fold {
     let cp = u32::from(c);
-    // Latin letters with accents and the typographic apostrophe and
-    // quotes, the most frequent non-ASCII characters of chat text.
-    if (0xC0..=0x24F).contains(&cp) || (0x2018..=0x201F).contains(&cp) {
+    // The typographic apostrophe and quotes, frequent in chat text. (Latin
+    // letters with accents never get here: `next_odd` skips them.)
+    if (0x2018..=0x201F).contains(&cp) {
         return Fold::Keep;
     }
     if c.is_whitespace() {
