@@ -150,3 +150,57 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Make the next commit fail (a test hook, behind `test_clock`).
     fn fail_next_commit(&self);
 }
+
+/// A member of a cluster, as the shared store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeRow {
+    pub id: String,
+    /// How the other nodes reach this one (`advertise_url`).
+    pub url: String,
+    /// Milliseconds since the Unix epoch, by the database's clock.
+    pub heartbeat_at: Millis,
+}
+
+/// Who owns a tenant, as the shared store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseRow {
+    pub tenant: String,
+    /// The node holding (or last holding) the lease; `None` once released
+    /// or never taken.
+    pub owner: Option<String>,
+    pub epoch: u64,
+    /// When the current owner took the tenant (ms since the Unix epoch).
+    pub since: Millis,
+    /// Until when the lease holds (database clock, ms since the Unix epoch).
+    pub until: Millis,
+}
+
+/// Membership and tenant leases, kept in the store that the nodes of a
+/// cluster share (PostgreSQL). Times are the database's: no two nodes
+/// compare their own clocks. Every method is one short transaction.
+///
+/// **Invariant:** [`ClusterStore::acquire`] moves the tenant's epoch on (the
+/// same epoch [`Store::append`] is fenced by), so once it returns, nothing
+/// appended under an earlier epoch can commit.
+pub trait ClusterStore: Send + Sync + std::fmt::Debug {
+    /// Record that `node` (reachable at `url`) is alive now.
+    fn heartbeat(&self, node: &str, url: &str) -> Result<(), StoreError>;
+    /// Nodes whose last heartbeat is at most `lease_ms` old, by id.
+    fn live_nodes(&self, lease_ms: u64) -> Result<Vec<NodeRow>, StoreError>;
+    /// `node` leaves: its row is removed and every lease it holds is
+    /// released at once (a drain).
+    fn leave(&self, node: &str) -> Result<(), StoreError>;
+    /// Every tenant's lease, by tenant id.
+    fn leases(&self) -> Result<Vec<LeaseRow>, StoreError>;
+    /// Take `tenant` for `node` for `lease_ms` if nobody else holds a lease
+    /// that is still running: the epoch moves on by one and is returned.
+    /// `None` when another node holds it.
+    fn acquire(&self, tenant: &str, node: &str, lease_ms: u64) -> Result<Option<u64>, StoreError>;
+    /// Extend `node`'s lease on `tenant` under `epoch` by `lease_ms` from
+    /// now. `false` when the lease is no longer `node`'s under `epoch`
+    /// (taken over, or released).
+    fn renew(&self, tenant: &str, node: &str, epoch: u64, lease_ms: u64) -> Result<bool, StoreError>;
+    /// Give `tenant` up at once (hand-over) if `node` still holds it
+    /// under `epoch`; another node may acquire it right away.
+    fn release(&self, tenant: &str, node: &str, epoch: u64) -> Result<(), StoreError>;
+}
