@@ -17,7 +17,7 @@ use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
     ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
-    StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    StateName, StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
     DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
@@ -80,7 +80,9 @@ impl Agent {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    fn can_take_more(&self) -> bool {
+    /// Available and under capacity: the one rule for "can be offered
+    /// more work", used by routing and shown on every screen.
+    pub fn can_take_more(&self) -> bool {
         self.state == AgentState::Available && self.load() < self.config.capacity
     }
 }
@@ -603,7 +605,7 @@ impl Engine {
                 if a.state == AgentState::LoggedOut {
                     let ev = Event::AgentState {
                         agent: agent.clone(),
-                        state: "idle".into(),
+                        state: StateName::Idle,
                         reason: Some(DEFAULT_IDLE_REASON.into()),
                         at: now,
                     };
@@ -622,7 +624,7 @@ impl Engine {
                     self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
                     let ev = Event::AgentState {
                         agent: agent.clone(),
-                        state: "logged_out".into(),
+                        state: StateName::LoggedOut,
                         reason: None,
                         at: now,
                     };
@@ -638,7 +640,7 @@ impl Engine {
                     AgentState::Idle { .. } | AgentState::Rona => {
                         let ev = Event::AgentState {
                             agent: agent.clone(),
-                            state: "available".into(),
+                            state: StateName::Available,
                             reason: None,
                             at: now,
                         };
@@ -677,7 +679,7 @@ impl Engine {
                 self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
                 let ev = Event::AgentState {
                     agent: agent.clone(),
-                    state: "idle".into(),
+                    state: StateName::Idle,
                     reason: Some(reason.to_string()),
                     at: now,
                 };
@@ -870,9 +872,12 @@ impl Engine {
         let a = self.agent_mut_checked(agent)?;
         let busy = !a.conversations.is_empty() || !a.wrapups.is_empty();
         let (state, reason) = if busy {
-            ("idle", Some(crate::model::DISCONNECTED_REASON.to_string()))
+            (
+                StateName::Idle,
+                Some(crate::model::DISCONNECTED_REASON.to_string()),
+            )
         } else {
-            ("logged_out", None)
+            (StateName::LoggedOut, None)
         };
         let already = match &a.state {
             AgentState::LoggedOut => true,
@@ -886,7 +891,7 @@ impl Engine {
         if !already {
             let ev = Event::AgentState {
                 agent: agent.to_string(),
-                state: state.into(),
+                state,
                 reason,
                 at: now,
             };
@@ -1639,7 +1644,7 @@ impl Engine {
         if is_available {
             let ev = Event::AgentState {
                 agent: agent.clone(),
-                state: "rona".into(),
+                state: StateName::Rona,
                 reason: None,
                 at: now,
             };
@@ -1850,14 +1855,7 @@ impl Engine {
                 at,
             } => {
                 if let Some(a) = self.agents.get_mut(agent) {
-                    a.state = match state.as_str() {
-                        "available" => AgentState::Available,
-                        "idle" => AgentState::Idle {
-                            reason: reason.clone().unwrap_or_default(),
-                        },
-                        "rona" => AgentState::Rona,
-                        _ => AgentState::LoggedOut,
-                    };
+                    a.state = AgentState::from_event(*state, reason.as_deref());
                     if a.state == AgentState::Available {
                         a.idle_since = *at;
                     }

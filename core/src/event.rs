@@ -8,7 +8,7 @@
 
 use crate::channel::OutgoingRequest;
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId, StateName,
     TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ pub enum Event {
     /// An agent's state changed (`state` is `available`, `idle`, `rona`, `logged_out`).
     AgentState {
         agent: AgentId,
-        state: String,
+        state: StateName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         at: Millis,
@@ -327,4 +327,21 @@ pub enum Carrier {
     Request(OutgoingRequest),
     /// Push the text on the customer's own connection (web chat).
     Push,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_state_names_read_back_and_an_unknown_one_is_refused() {
+        for name in ["available", "idle", "rona", "logged_out"] {
+            let json = format!(r#"{{"type":"agent_state","agent":"a","state":"{name}","at":1}}"#);
+            let ev: Event = serde_json::from_str(&json).expect("a known state reads");
+            assert_eq!(serde_json::to_string(&ev).expect("serializes"), json);
+        }
+        // Before, any other name replayed as "logged_out" without a word.
+        let busy = r#"{"type":"agent_state","agent":"a","state":"busy","at":1}"#;
+        assert!(serde_json::from_str::<Event>(busy).is_err());
+    }
 }

@@ -467,7 +467,7 @@ async fn directory(a: Agent, Query(q): Query<SearchQuery>) -> Json<Value> {
                     "reason": ag.state.reason(),
                     "load": ag.load(),
                     "capacity": ag.config.capacity,
-                    "available": ag.state.name() == "available" && ag.load() < ag.config.capacity,
+                    "available": ag.can_take_more(),
                 })
             })
             .collect();
