@@ -129,7 +129,28 @@ pub struct Conversation {
     /// start of its archive countdown.
     #[serde(default)]
     pub closed_at: Option<Millis>,
+    /// The wrap-up reasons submitted for it, in order.
+    #[serde(default)]
+    pub wrapup_reasons: Vec<String>,
 }
+
+/// One earlier conversation of a customer, as its history shows it
+/// ([`Engine::history_of`]): no text, ids and times only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastConversation {
+    pub conversation: ConversationId,
+    pub opened_at: Millis,
+    pub closed_at: Option<Millis>,
+    pub queue: QueueId,
+    /// The agent who last owned it (none if it was never accepted).
+    pub agent: Option<AgentId>,
+    pub wrapup_reasons: Vec<String>,
+    /// Why it was interrupted, if it was.
+    pub interrupted_reason: Option<String>,
+}
+
+/// Earlier conversations kept per customer identity (the most recent).
+pub const HISTORY_KEPT: usize = 20;
 
 impl Conversation {
     /// Agents taking part (owner, then guest).
@@ -194,6 +215,9 @@ pub struct Engine {
     conversations: BTreeMap<ConversationId, Box<Conversation>>,
     open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
+    /// Each customer identity's archived conversations, oldest first, at
+    /// most [`HISTORY_KEPT`].
+    history: HashMap<(String, String), VecDeque<PastConversation>>,
     /// Queued conversations of each queue, first to serve first.
     waiting: BTreeMap<QueueId, BTreeSet<(Millis, ConversationId)>>,
     /// Queues `dispatch` must look at: a conversation joined it, one of
@@ -226,6 +250,9 @@ pub struct Snapshot {
     pub agents: Vec<AgentSnapshot>,
     pub conversations: Vec<Conversation>,
     pub last_agent: Vec<(String, String, AgentId)>,
+    /// Customers' earlier conversations; absent in older snapshots.
+    #[serde(default)]
+    pub history: Vec<(String, String, Vec<PastConversation>)>,
     pub deleted_queues: Vec<QueueId>,
     pub recent_external: Vec<(Millis, String)>,
     pub next_id: ConversationId,
@@ -319,6 +346,7 @@ impl Engine {
             conversations: BTreeMap::new(),
             open_by_customer: HashMap::new(),
             last_agent: HashMap::new(),
+            history: HashMap::new(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
             by_agent: HashMap::new(),
@@ -352,6 +380,18 @@ impl Engine {
                 .iter()
                 .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
                 .collect(),
+            history: {
+                // Sorted: the same state gives the same snapshot bytes.
+                let mut h: Vec<_> = self
+                    .history
+                    .iter()
+                    .map(|((ch, cu), h)| (ch.clone(), cu.clone(), h.iter().cloned().collect()))
+                    .collect();
+                h.sort_by(|a: &(String, String, Vec<PastConversation>), b| {
+                    (&a.0, &a.1).cmp(&(&b.0, &b.1))
+                });
+                h
+            },
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
             recent_external: self
                 .recent_order
@@ -412,6 +452,11 @@ impl Engine {
             .into_iter()
             .map(|(ch, cu, a)| ((ch, cu), a))
             .collect();
+        self.history = snap
+            .history
+            .into_iter()
+            .map(|(ch, cu, h)| ((ch, cu), h.into()))
+            .collect();
         for (at, id) in snap.recent_external {
             let id: Arc<str> = id.into();
             self.recent_external.insert(id.clone(), at);
@@ -446,6 +491,18 @@ impl Engine {
 
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
         self.conversations.values().map(|c| &**c)
+    }
+
+    /// The earlier (archived) conversations of the customer of
+    /// conversation `id`, on the same channel identity, most recent first.
+    pub fn history_of(&self, id: ConversationId) -> Vec<PastConversation> {
+        let Some(c) = self.conversations.get(&id) else {
+            return Vec::new();
+        };
+        self.history
+            .get(&(c.channel.clone(), c.customer.clone()))
+            .map(|h| h.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
@@ -1898,6 +1955,7 @@ impl Engine {
                         pending_wrapups: BTreeSet::new(),
                         interrupted_reason: None,
                         closed_at: None,
+                        wrapup_reasons: Vec::new(),
                     }),
                 );
                 self.open_by_customer
@@ -2123,9 +2181,12 @@ impl Engine {
             Event::WrapupSubmitted {
                 conversation,
                 agent,
+                reason,
                 at,
-                ..
             } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.wrapup_reasons.push(reason.clone());
+                }
                 if let Some(a) = self.agents.get_mut(agent) {
                     a.wrapups.remove(conversation);
                     a.idle_since = *at;
@@ -2142,9 +2203,22 @@ impl Engine {
                 self.closing.retain(|(_, id)| id != conversation);
                 if let Some(c) = self.conversations.remove(conversation) {
                     dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
-                    if let Some(o) = c.offer {
+                    if let Some(o) = &c.offer {
                         self.deadlines.remove(&(o.expires_at, *conversation));
                     }
+                    let past = self.history.entry((c.channel, c.customer)).or_default();
+                    if past.len() >= HISTORY_KEPT {
+                        past.pop_front();
+                    }
+                    past.push_back(PastConversation {
+                        conversation: c.id,
+                        opened_at: c.received_at,
+                        closed_at: c.closed_at,
+                        queue: c.queue,
+                        agent: c.owner,
+                        wrapup_reasons: c.wrapup_reasons,
+                        interrupted_reason: c.interrupted_reason,
+                    });
                 }
             }
             Event::QueueDeleted { queue, .. } => {
