@@ -976,3 +976,65 @@ async fn a_supervisor_monitors_closes_and_logs_out_from_the_console_and_the_desk
     sam.close().await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_customers_history_is_shown_with_its_transcript_masked() {
+    let server = Server::start(&demo_config());
+    // A first conversation, handled to the end over the API.
+    let mut api = AgentClient::login(&server, "alice").await;
+    api.available().await;
+    let first = server
+        .customer_says("v-back", "Jeanne", "my card 4111 1111 1111 1111")
+        .await;
+    api.events.next_of("offer").await;
+    api.ok(
+        &format!("/api/conversations/{first}/accept"),
+        serde_json::json!({}),
+    )
+    .await;
+    api.ok(
+        &format!("/api/conversations/{first}/end"),
+        serde_json::json!({}),
+    )
+    .await;
+    let w = api.events.next_of("wrapup_required").await;
+    let label = w["reasons"][0]["label"]
+        .as_str()
+        .expect("label")
+        .to_string();
+    api.ok(
+        &format!("/api/conversations/{first}/wrapup"),
+        serde_json::json!({"reason": w["reasons"][0]["code"]}),
+    )
+    .await;
+    server.advance(3_600_001).await; // archived
+
+    // She comes back: the desktop shows her history.
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-history").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let again = server
+        .customer_says("v-back", "Jeanne", "hello again")
+        .await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(again)))
+        .await;
+    alice
+        .shown_with_text("#history .history-summary", "Alice Martin")
+        .await;
+    alice
+        .shown_with_text("#history .history-summary", &label)
+        .await;
+    alice.click("#history .history-item button").await;
+    alice
+        .shown_with_text("#history .history-transcript", "my card ************1111")
+        .await;
+    let html = alice.html().await;
+    assert!(
+        !html.contains("4111 1111 1111 1111"),
+        "raw card on the page"
+    );
+    alice.screenshot("history").await;
+    alice.close().await;
+}

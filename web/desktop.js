@@ -1049,6 +1049,52 @@
       var label = I18N.has('cad_' + k) ? t('cad_' + k) : k;
       row(cad, label, c.cad[k]);
     });
+    renderHistory(c);
+  }
+
+  // The customer's earlier conversations (fetched once per conversation;
+  // a transcript on demand, shown under its entry).
+  function renderHistory(c) {
+    var list = $('history');
+    clear(list);
+    if (!c) return;
+    if (c.history === undefined) {
+      c.history = null;
+      api('GET', '/api/conversations/' + c.id + '/history').then(function (r) {
+        c.history = r.status === 200 && r.body && Array.isArray(r.body.conversations) ? r.body.conversations : [];
+        if (S.selected === c.id) renderHistory(c);
+      });
+    }
+    if (!c.history) return;
+    if (c.history.length === 0) {
+      list.appendChild(el('li', { cls: 'muted', text: t('noHistory') }));
+      return;
+    }
+    c.history.forEach(function (p) {
+      var when = p.opened_at ? new Date(p.opened_at - S.skew).toLocaleString(I18N.lang(), { dateStyle: 'short', timeStyle: 'short' }) : '';
+      var who = p.agent_name || p.agent || t('noAgent');
+      var reasons = (p.wrapup_reasons || []).join(', ');
+      var line = [when, p.queue_name || p.queue, who].concat(reasons ? [reasons] : []).join(' · ');
+      var show = el('button', { cls: 'btn btn-small', text: t('showTranscript'), attrs: { type: 'button' } });
+      var body = el('ol', { cls: 'history-transcript' });
+      body.hidden = true;
+      show.addEventListener('click', function () {
+        if (!body.hidden) { body.hidden = true; return; }
+        api('GET', '/api/conversations/' + c.id + '/history/' + p.conversation).then(function (r) {
+          if (r.status !== 200 || !r.body || !Array.isArray(r.body.messages)) { toast(errorText(r), 'warn'); return; }
+          clear(body);
+          r.body.messages.forEach(function (m) {
+            var from = m.from === 'system' ? '' : (m.author || (m.from === 'agent' ? t('agent') : t('customer')));
+            body.appendChild(el('li', { cls: 'history-line ' + (m.from || ''), text: (from ? from + ': ' : '') + (m.text || '') }));
+          });
+          body.hidden = false;
+        });
+      });
+      var li = el('li', { cls: 'history-item', attrs: { 'data-conversation': String(p.conversation) } }, [
+        el('span', { cls: 'history-summary', text: line }), show, body
+      ]);
+      list.appendChild(li);
+    });
   }
 
   function tick() {
