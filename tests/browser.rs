@@ -1038,3 +1038,50 @@ async fn a_returning_customers_history_is_shown_with_its_transcript_masked() {
     alice.screenshot("history").await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_shows_why_and_retry_sends_it() {
+    let (graph_base, graph) = graph::start().await;
+    *graph.refuse_sends.lock().expect("lock") = 1;
+    let server = Server::start_with_env(
+        &demo_config(),
+        &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
+    );
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-retry").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    server
+        .messenger_says("PSID-RETRY", "m.retry", "where is my parcel?")
+        .await;
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .type_in("#compose", &format!("It left this morning{ENTER}"))
+        .await;
+    // Meta refuses it: the bubble says so, with why, and offers Retry.
+    alice
+        .shown_with_text(
+            "#messages .msg-failed .delivery-failed",
+            "the channel refused it",
+        )
+        .await;
+    assert!(graph.sent.lock().expect("lock").is_empty());
+    alice.click("#messages .msg-failed .retry").await;
+    alice
+        .until("the retried reply to reach Messenger", || async {
+            graph
+                .sent
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|c| c.body["message"]["text"] == "It left this morning")
+                .then_some(())
+        })
+        .await;
+    alice.gone("#messages .msg-failed .retry").await;
+    alice.screenshot("retry").await;
+    alice.close().await;
+}

@@ -413,7 +413,7 @@
     if (d.queue_name) c.queueName = d.queue_name;
     if (Array.isArray(d.messages)) {
       c.messages = d.messages.map(function (m) {
-        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m) };
+        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m), failed: typeof m.failed === 'string' ? m.failed : undefined };
       });
       if (S.rendered.conv === c.id) S.rendered.count = -1; // redraw
     }
@@ -905,7 +905,17 @@
     if (m.attachments && m.attachments.length) {
       parts.push(el('ul', { cls: 'attachments' }, m.attachments.map(attachmentItem)));
     }
-    if (m.failed) parts.push(el('p', { cls: 'delivery-failed', text: t('notDelivered'), attrs: { role: 'status' } }));
+    if (m.failed) {
+      var why = I18N.has('failed_' + m.failed) ? t('failed_' + m.failed) : m.failed;
+      var failedLine = el('p', { cls: 'delivery-failed', text: t('notDelivered') + ' — ' + why, attrs: { role: 'status' } });
+      if (!customer && m.author === S.session.agent && !m.retried && isMine(c) && c.state === 'active') {
+        var retry = el('button', { cls: 'btn btn-small retry', text: t('retry'), attrs: { type: 'button' } });
+        retry.addEventListener('click', function () { retrySend(c, m, retry); });
+        failedLine.appendChild(document.createTextNode(' '));
+        failedLine.appendChild(retry);
+      }
+      parts.push(failedLine);
+    }
     var bubble = el('div', { cls: 'bubble' }, parts);
     var children = customer
       ? [el('span', { cls: 'avatar', text: initials(m.author || c.customerName), attrs: { 'aria-hidden': 'true' } }), bubble]
@@ -1222,6 +1232,40 @@
     }
   }
 
+  // Send an undelivered reply again: the text as the agent typed it when
+  // this page sent it (the bubble may show it masked); otherwise it goes
+  // back to the composer for the agent to check and send.
+  function retrySend(c, m, button) {
+    var raw = c.rawSent && c.rawSent.get(m.text);
+    if (raw === undefined) {
+      select(c.id, true);
+      $('compose').value = m.text;
+      onComposeInput();
+      return;
+    }
+    button.disabled = true;
+    api('POST', '/api/conversations/' + c.id + '/messages', { text: raw }).then(function (r) {
+      if (r.status === 200) {
+        m.retried = true;
+        applyEvents(r);
+        rememberSent(c, r, raw);
+        if (S.rendered.conv === c.id) S.rendered.count = -1;
+      } else {
+        button.disabled = false;
+        toast(errorText(r), 'error');
+      }
+      renderAll();
+    });
+  }
+
+  // What the agent typed, by the text its message event shows, for Retry.
+  function rememberSent(c, r, raw) {
+    if (!c.rawSent) c.rawSent = new Map();
+    ((r.body && r.body.events) || []).forEach(function (ev) {
+      if (ev && ev.type === 'message' && ev.from === 'agent' && typeof ev.text === 'string') c.rawSent.set(ev.text, raw);
+    });
+  }
+
   function send(ev) {
     if (ev) ev.preventDefault();
     var id = S.selected;
@@ -1236,6 +1280,7 @@
         c.error = '';
         if (S.selected === id) $('compose').value = '';
         applyEvents(r);
+        rememberSent(c, r, text);
       } else {
         // The server's words, e.g. "message is longer than 1000 characters (1001)".
         c.error = errorText(r);

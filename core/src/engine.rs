@@ -2052,6 +2052,7 @@ impl Engine {
                         text: text.clone(),
                         at: *at,
                         attachments: attachments.clone(),
+                        failed: None,
                     });
                 }
             }
@@ -2235,11 +2236,13 @@ impl Engine {
             Event::SupervisorAction { .. } => {}
             Event::DeliveryFailed {
                 conversation,
+                message,
                 reason,
                 at,
                 ..
             } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
+                    mark_failed(&mut c.messages, *message, *reason);
                     c.messages.push(delivery_notice(*reason, *at));
                 }
             }
@@ -2409,13 +2412,22 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
                 text: text.clone(),
                 at: *at,
                 attachments: attachments.clone(),
+                failed: None,
             }),
             Event::MessageRedacted { index, text, .. } => {
                 if let Some(m) = out.get_mut(*index) {
                     m.text = text.clone();
                 }
             }
-            Event::DeliveryFailed { reason, at, .. } => out.push(delivery_notice(*reason, *at)),
+            Event::DeliveryFailed {
+                message,
+                reason,
+                at,
+                ..
+            } => {
+                mark_failed(&mut out, *message, *reason);
+                out.push(delivery_notice(*reason, *at));
+            }
             _ => {}
         }
     }
@@ -2431,6 +2443,15 @@ fn delivery_notice(reason: DeliveryFailure, at: Millis) -> Message {
         text: reason.notice().into(),
         at,
         attachments: Vec::new(),
+        failed: None,
+    }
+}
+
+/// Mark the agent's reply at `index` as not delivered (other entries are
+/// left alone: the index comes from the journal).
+fn mark_failed(messages: &mut [Message], index: usize, reason: DeliveryFailure) {
+    if let Some(m) = messages.get_mut(index).filter(|m| m.from == Party::Agent) {
+        m.failed = Some(reason);
     }
 }
 

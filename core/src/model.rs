@@ -281,6 +281,10 @@ pub struct Message {
     /// What the customer attached (pictures, files, a location…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// An agent's reply the channel did not take, and why
+    /// ([`crate::Event::DeliveryFailed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<DeliveryFailure>,
 }
 
 /// A degree of latitude or longitude, compared by its bits (so messages
