@@ -1085,3 +1085,45 @@ async fn a_refused_reply_shows_why_and_retry_sends_it() {
     alice.screenshot("retry").await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-notify").await;
+    alice.login(&server.base, "alice").await;
+    alice.js(RECORD_NOTIFICATIONS).await;
+    alice.set_available().await;
+    let first = server.customer_says("v-n1", "Paul", "hello").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(first)))
+        .await;
+    let second = server.customer_says("v-n2", "Anna", "bonjour").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(second)))
+        .await;
+    // Back to the first one; the second customer writes.
+    alice
+        .click(&format!(
+            "#conv-list li[data-conversation=\"{first}\"] button"
+        ))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "hello")
+        .await;
+    alice.js("window.__notes = []; return true;").await;
+    server
+        .customer_says("v-n2", "Anna", "my card 4111 1111 1111 1111")
+        .await;
+    alice
+        .until_js(
+            "a notification of Anna's message",
+            "window.__notes.some(function (n) { return n.title === 'New message from Anna'; })",
+        )
+        .await;
+    let body = alice
+        .js("return window.__notes.find(function (n) { return n.title === 'New message from Anna'; }).body")
+        .await;
+    assert_eq!(body, "my card ************1111", "masked like the bubble");
+    alice.close().await;
+}

@@ -510,7 +510,11 @@
       }
       case 'message': {
         if (!c) break;
-        if (appendMessage(c, ev) && S.selected !== id) c.unread++;
+        var added = appendMessage(c, ev);
+        if (added && S.selected !== id) c.unread++;
+        // A customer writing in a conversation the agent is not looking at
+        // (another one selected, or the page hidden) is notified too.
+        if (added && ev.from === 'customer' && isMine(c) && S.synced && (S.selected !== id || document.hidden)) notifyMessage(c, ev);
         renderAll();
         break;
       }
@@ -633,6 +637,21 @@
         window.focus();
         var b = document.querySelector('.offer[data-conversation="' + c.id + '"] .offer-accept');
         if (b) b.focus();
+        n.close();
+      };
+    } catch (e) { /* notifications unsupported here */ }
+  }
+
+  function notifyMessage(c, ev) {
+    if (!('Notification' in window) || Notification.permission !== 'granted') return;
+    try {
+      // The text is the server's, masked when the tenant says so.
+      var n = new Notification(t('newMessageFrom', { name: c.customerName || t('customer') }), {
+        body: String(ev.text || ''), tag: 'switchboard-message-' + c.id
+      });
+      n.onclick = function () {
+        window.focus();
+        select(c.id, true);
         n.close();
       };
     } catch (e) { /* notifications unsupported here */ }
