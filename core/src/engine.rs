@@ -132,6 +132,10 @@ pub struct Conversation {
     /// The wrap-up reasons submitted for it, in order.
     #[serde(default)]
     pub wrapup_reasons: Vec<String>,
+    /// When the customer last wrote, by the channel's clock when it gave
+    /// a plausible one (else by arrival): where reply windows start.
+    #[serde(default)]
+    pub customer_wrote_at: Option<Millis>,
 }
 
 /// One earlier conversation of a customer, as its history shows it
@@ -147,6 +151,18 @@ pub struct PastConversation {
     pub wrapup_reasons: Vec<String>,
     /// Why it was interrupted, if it was.
     pub interrupted_reason: Option<String>,
+}
+
+/// How far before its arrival a channel's send time is believed: Meta
+/// redelivers a webhook for hours, not for a week. A time outside
+/// `[arrival - 7 days, arrival]` (a skewed clock, a made-up value) is
+/// dropped and the arrival time stands in for it.
+pub const SENT_AT_TRUSTED_MS: Millis = 7 * 24 * 3600 * 1000;
+
+/// The channel's send time of a message arriving at `arrival`, when
+/// plausible (see [`SENT_AT_TRUSTED_MS`]).
+pub fn plausible_sent_at(sent_at: Option<Millis>, arrival: Millis) -> Option<Millis> {
+    sent_at.filter(|&t| t <= arrival && arrival - t <= SENT_AT_TRUSTED_MS)
 }
 
 /// Earlier conversations kept per customer identity (the most recent).
@@ -980,6 +996,7 @@ impl Engine {
             at: now,
             external_id: None,
             attachments: Vec::new(),
+            sent_at: None,
         };
         self.emit(out, ev, audience);
     }
@@ -1051,6 +1068,7 @@ impl Engine {
                 at: now,
                 external_id: msg.external_id,
                 attachments,
+                sent_at: plausible_sent_at(msg.sent_at, now),
             };
             self.emit(out, ev, aud);
             return Ok(());
@@ -1127,6 +1145,7 @@ impl Engine {
             at: now,
             external_id: msg.external_id,
             attachments: attachments.clone(),
+            sent_at: plausible_sent_at(msg.sent_at, now),
         };
         self.emit(out, ev, nobody());
         self.emit(
@@ -1234,12 +1253,7 @@ impl Engine {
         };
         let ctx = OutboundContext {
             now,
-            last_customer_message_at: c
-                .messages
-                .iter()
-                .rev()
-                .find(|m| m.from == Party::Customer)
-                .map(|m| m.at),
+            last_customer_message_at: c.customer_wrote_at,
         };
         let carrier = match ext.channels.outbound(&c.channel, &message, &ctx) {
             Some(Ok(Outbound::Refuse(reason))) => return Err(CommandError::Conflict(reason)),
@@ -1273,6 +1287,7 @@ impl Engine {
             at: now,
             external_id: None,
             attachments: Vec::new(),
+            sent_at: None,
         };
         self.emit(out, ev, aud);
         match carrier {
@@ -1956,6 +1971,7 @@ impl Engine {
                         interrupted_reason: None,
                         closed_at: None,
                         wrapup_reasons: Vec::new(),
+                        customer_wrote_at: None,
                     }),
                 );
                 self.open_by_customer
@@ -2034,11 +2050,19 @@ impl Engine {
                 at,
                 external_id,
                 attachments,
+                sent_at,
             } => {
                 if let Some(x) = external_id {
                     self.remember_external(x, *at);
                 }
                 if let Some(c) = self.conversations.get_mut(conversation) {
+                    if *from == Party::Customer {
+                        // The latest the customer wrote: an older message
+                        // arriving late does not move it back or forward.
+                        let wrote = sent_at.unwrap_or(*at);
+                        c.customer_wrote_at =
+                            Some(c.customer_wrote_at.map_or(wrote, |w| w.max(wrote)));
+                    }
                     if c.preview.is_empty() && *from == Party::Customer {
                         c.preview = preview_of(text);
                     }

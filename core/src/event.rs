@@ -104,6 +104,11 @@ pub enum Event {
         /// What the customer attached (stored by the server).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<crate::model::Attachment>,
+        /// When the customer sent it by the channel's clock (Messenger's
+        /// `timestamp`), when the channel says and it is plausible (see
+        /// [`crate::engine::plausible_sent_at`]). Reply windows start here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_at: Option<Millis>,
     },
     /// An earlier customer message, masked after the fact: the customer
     /// split a sensitive item over it and the next message (`4111 1111`,
