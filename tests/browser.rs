@@ -1127,3 +1127,44 @@ async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked()
     assert_eq!(body, "my card ************1111", "masked like the bubble");
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-upload").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let customer = driver.open("visitor-upload").await;
+    customer.goto(&server.url("/chat/demo")).await;
+    customer.shown("#chat-attach").await;
+    // The visitor picks a picture (a file chooser cannot be driven
+    // headless: the same File goes in through the input's own API).
+    let png: Vec<String> = graph::PNG.iter().map(|b| b.to_string()).collect();
+    customer
+        .js(&format!(
+            "var dt = new DataTransfer(); \
+             dt.items.add(new File([new Uint8Array([{}])], 'photo.png', {{type: 'image/png'}})); \
+             var i = document.getElementById('chat-file'); i.files = dt.files; \
+             i.dispatchEvent(new Event('change')); return true;",
+            png.join(",")
+        ))
+        .await;
+    customer
+        .shown_with_text("#chat-log .msg-mine .att-file", "photo.png")
+        .await;
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .until_js(
+            "the visitor's picture shown inline",
+            "(function () { var i = document.querySelector('#messages .msg-customer img.att-thumb'); \
+             return i && i.src.indexOf('blob:') === 0 && i.complete && i.naturalWidth > 0; })()",
+        )
+        .await;
+    alice.screenshot("webchat-upload").await;
+    customer.close().await;
+    alice.close().await;
+}

@@ -13,6 +13,7 @@
   var HISTORY_MAX = 200;
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 10000;
+  var MAX_UPLOAD = 10 * 1024 * 1024; // the server's limit, checked again there
 
   function $(id) { return document.getElementById(id); }
 
@@ -87,7 +88,8 @@
     meta.appendChild(el('span', 'author', mine ? t('you') : entry.author));
     meta.appendChild(el('time', null, fmtTime(entry.at)));
     bubble.appendChild(meta);
-    bubble.appendChild(el('p', 'text', entry.text));
+    if (entry.text) bubble.appendChild(el('p', 'text', entry.text));
+    if (entry.file) bubble.appendChild(el('p', 'att-file', '📎 ' + entry.file));
     row.appendChild(bubble);
     return row;
   }
@@ -219,12 +221,56 @@
     });
   }
 
+  // Attach a picture or a PDF: upload it (the server checks what it is,
+  // by its content, and its size), then send it as a message of its own.
+  function attach() {
+    var input = $('chat-file');
+    var file = input.files && input.files[0];
+    input.value = '';
+    if (!file) return;
+    $('chat-error').textContent = '';
+    if (file.size > MAX_UPLOAD) { $('chat-error').textContent = t('fileTooLarge'); return; }
+    var headers = { 'Content-Type': 'application/octet-stream', 'Accept': 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    $('chat-send').disabled = true;
+    fetch(base + '/attachments?name=' + encodeURIComponent(file.name), { method: 'POST', headers: headers, body: file })
+      .then(function (resp) {
+        return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+      }, function () { return { status: 0, body: null }; })
+      .then(function (r) {
+        if (r.status !== 201 || !r.body || typeof r.body.id !== 'string') {
+          $('chat-send').disabled = false;
+          $('chat-error').textContent = r.status === 0 ? t('networkError')
+            : (r.body && r.body.error) || t('httpError', { status: r.status });
+          return;
+        }
+        if (typeof r.body.visitor_token === 'string') {
+          token = r.body.visitor_token;
+          storeIn('sessionStorage', keys.token, token);
+        }
+        var body = { attachments: [r.body.id] };
+        var name = $('chat-name').value.trim();
+        if (name) body.name = name;
+        post(body).then(function (m) {
+          $('chat-send').disabled = false;
+          if (m.status === 202) {
+            add({ kind: 'me', text: '', file: r.body.name || file.name, at: Date.now() });
+            connect();
+          } else {
+            $('chat-error').textContent = m.status === 0 ? t('networkError')
+              : (m.body && m.body.error) || t('httpError', { status: m.status });
+          }
+        });
+      });
+  }
+
   function init() {
     $('lang').value = I18N.lang();
     I18N.apply(document);
     document.title = t('chatTitle');
     $('chat-name').value = loadFrom('localStorage', keys.name) || '';
     $('chat-form').addEventListener('submit', send);
+    $('chat-file').addEventListener('change', attach);
     $('chat-input').addEventListener('keydown', function (ev) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
     });
