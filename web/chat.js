@@ -14,6 +14,10 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 10000;
   var MAX_UPLOAD = 10 * 1024 * 1024; // the server's limit, checked again there
+  var TYPING_EVERY_MS = 3000;  // how often the visitor's typing is signalled
+  var TYPING_SHOWN_MS = 6000;  // how long an agent's typing signal is shown
+  var typingTimer = null;
+  var typingSentAt = 0;
 
   function $(id) { return document.getElementById(id); }
 
@@ -134,7 +138,13 @@
       var now = Date.now();
       switch (f.type) {
         case 'message':
-          if (f.from === 'agent') add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+          if (f.from === 'agent') {
+            showTyping(null);
+            add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+          }
+          break;
+        case 'typing':
+          showTyping(typeof f.agent === 'string' ? f.agent : t('agent'));
           break;
         case 'agent_joined':
           add({ kind: 'notice', key: 'agentJoined', vars: { name: f.agent }, at: now });
@@ -153,6 +163,25 @@
       }
     };
     ws.onclose = function () { ws = null; retry(); };
+  }
+
+  // "Alice is typing…" for a few seconds (repeated while the agent types);
+  // `null` hides it.
+  function showTyping(name) {
+    var p = $('chat-typing');
+    if (typingTimer) { clearTimeout(typingTimer); typingTimer = null; }
+    p.hidden = !name;
+    p.textContent = name ? t('agentTyping', { name: name }) : '';
+    if (name) typingTimer = setTimeout(function () { showTyping(null); }, TYPING_SHOWN_MS);
+  }
+
+  // Tell the agent the visitor is typing, at most every few seconds.
+  function signalTyping() {
+    if (!ws || ws.readyState !== 1 || !$('chat-input').value.trim()) return;
+    var now = Date.now();
+    if (now - typingSentAt < TYPING_EVERY_MS) return;
+    typingSentAt = now;
+    try { ws.send(JSON.stringify({ type: 'typing' })); } catch (e) { /* closed meanwhile */ }
   }
 
   function retry() {
@@ -271,6 +300,7 @@
     $('chat-name').value = loadFrom('localStorage', keys.name) || '';
     $('chat-form').addEventListener('submit', send);
     $('chat-file').addEventListener('change', attach);
+    $('chat-input').addEventListener('input', signalTyping);
     $('chat-input').addEventListener('keydown', function (ev) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
     });

@@ -509,6 +509,14 @@ impl Engine {
         self.conversations.values().map(|c| &**c)
     }
 
+    /// The customer's open conversation on `channel`, if any.
+    pub fn open_conversation_of(&self, channel: &str, customer: &str) -> Option<&Conversation> {
+        let id = self
+            .open_by_customer
+            .get(&(channel.to_string(), customer.to_string()))?;
+        self.conversations.get(id).map(|c| &**c)
+    }
+
     /// The earlier (archived) conversations of the customer of
     /// conversation `id`, on the same channel identity, most recent first.
     pub fn history_of(&self, id: ConversationId) -> Vec<PastConversation> {

@@ -356,8 +356,38 @@ async fn events(
         .on_upgrade(move |socket| visitor_socket(socket, t, visitor.customer)))
 }
 
+/// Least time between two typing signals of one visitor passed on to the
+/// agents (the page sends one every few seconds while the visitor types).
+pub const TYPING_EVERY_MS: u64 = 2_000;
+
 async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, visitor: String) {
     let mut sub = t.hub.join_visitor(&visitor);
-    super::pump(&mut socket, &mut sub.rx).await;
+    let mut last_typing: Option<u64> = None;
+    let tenant = t.clone();
+    let customer = visitor.clone();
+    super::pump_with(&mut socket, &mut sub.rx, move |text| {
+        // `{"type":"typing"}`: the visitor is typing. Anything else a
+        // visitor sends on its socket is ignored.
+        let typing =
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "typing");
+        let now = tenant.now();
+        if !typing || last_typing.is_some_and(|at| now.saturating_sub(at) < TYPING_EVERY_MS) {
+            return;
+        }
+        last_typing = Some(now);
+        let told = tenant.read(|e| {
+            e.open_conversation_of(switchboard_core::channel::WEBCHAT, &customer)
+                .map(|c| (c.id, c.participants()))
+        });
+        if let Some((conversation, agents)) = told {
+            let frame: Arc<str> = json!({"type": "customer_typing", "conversation": conversation})
+                .to_string()
+                .into();
+            for agent in agents {
+                tenant.hub.to_agent(&agent, &frame);
+            }
+        }
+    })
+    .await;
     t.hub.leave_visitor(&visitor, sub.id);
 }
