@@ -77,7 +77,26 @@ pub struct QueueFigures {
     pub wait_p90_ms: u64,
     pub handle_avg_ms: u64,
     pub wrapup_reasons: BTreeMap<String, u64>,
+    /// Each hour of the period with something offered or accepted, in
+    /// order (for the volume and wait charts).
+    pub hours: Vec<HourFigures>,
 }
+
+/// One hour of a queue's period.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HourFigures {
+    /// The hour's start (ms since the Unix epoch, UTC).
+    pub start: Millis,
+    pub offered: u64,
+    pub accepted: u64,
+    /// Average wait of the conversations accepted in that hour.
+    pub wait_avg_ms: u64,
+}
+
+const HOUR_MS: Millis = 3_600_000;
+
+/// `(offered, accepted, total wait)` per hour start.
+type Hours = BTreeMap<Millis, (u64, u64, u64)>;
 
 /// Figures of one agent for a period.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -240,11 +259,12 @@ impl Reports {
     /// Figures per queue for `[from, to)`, for the queues given (in that
     /// order) and any other queue that has facts.
     pub fn queues(&self, from: Millis, to: Millis, queues: &[String]) -> Vec<QueueFigures> {
-        let mut by: BTreeMap<String, (QueueFigures, Vec<Millis>, Vec<Millis>)> = BTreeMap::new();
+        let mut by: BTreeMap<String, (QueueFigures, Vec<Millis>, Vec<Millis>, Hours)> =
+            BTreeMap::new();
         for q in queues {
             by.entry(q.clone()).or_default();
         }
-        for (_, fact) in self.window(from, to) {
+        for (at, fact) in self.window(from, to) {
             let queue = match fact {
                 Fact::Offered { queue }
                 | Fact::Accepted { queue, .. }
@@ -254,12 +274,19 @@ impl Reports {
                 | Fact::Handled { queue, .. }
                 | Fact::Wrapup { queue, .. } => queue,
             };
-            let (f, waits, handles) = by.entry(queue.clone()).or_default();
+            let (f, waits, handles, hours) = by.entry(queue.clone()).or_default();
+            let hour = at - at % HOUR_MS;
             match fact {
-                Fact::Offered { .. } => f.offered += 1,
+                Fact::Offered { .. } => {
+                    f.offered += 1;
+                    hours.entry(hour).or_default().0 += 1;
+                }
                 Fact::Accepted { wait_ms, .. } => {
                     f.accepted += 1;
                     waits.push(*wait_ms);
+                    let h = hours.entry(hour).or_default();
+                    h.1 += 1;
+                    h.2 += wait_ms;
                 }
                 Fact::Dropped { .. } => f.dropped += 1,
                 Fact::Rona { .. } => f.rona += 1,
@@ -273,8 +300,17 @@ impl Reports {
         let order = |q: &String| queues.iter().position(|x| x == q).unwrap_or(usize::MAX);
         let mut out: Vec<QueueFigures> = by
             .into_iter()
-            .map(|(queue, (mut f, mut waits, handles))| {
+            .map(|(queue, (mut f, mut waits, handles, hours))| {
                 f.queue = queue;
+                f.hours = hours
+                    .into_iter()
+                    .map(|(start, (offered, accepted, wait))| HourFigures {
+                        start,
+                        offered,
+                        accepted,
+                        wait_avg_ms: wait.checked_div(accepted).unwrap_or(0),
+                    })
+                    .collect();
                 f.wait_avg_ms = average(&waits);
                 f.wait_p90_ms = p90(&mut waits);
                 f.handle_avg_ms = average(&handles);

@@ -1204,3 +1204,24 @@ async fn the_visitor_sees_the_agent_typing_and_the_agent_sees_the_visitor_typing
     customer.close().await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_charts_the_days_volume_per_hour() {
+    let server = Server::start(&config_with_supervisor());
+    server.customer_says("v-h1", "One", "hello").await;
+    server.customer_says("v-h2", "Two", "hello").await;
+    let driver = Driver::start().await;
+    let sam = driver.open("sam-reports").await;
+    sam.login(&server.base, "sam").await;
+    sam.goto(&format!("{}/console", server.base)).await;
+    // Today's report (UTC day): the two conversations in the hourly bars.
+    sam.click("#report-form button[type=\"submit\"]").await;
+    sam.until_js(
+        "two offered in the hourly bars",
+        "Array.from(document.querySelectorAll('#report-hours rect')) \
+         .reduce(function (n, r) { return n + Number(r.dataset.offered || 0); }, 0) === 2",
+    )
+    .await;
+    sam.screenshot("console-hours").await;
+    sam.close().await;
+}

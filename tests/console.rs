@@ -296,6 +296,20 @@ async fn report_figures_match_a_scripted_day() {
     about(&support["wait_p90_ms"], 35_000);
     about(&support["handle_avg_ms"], (60_000 + 30_000) / 2);
     assert_eq!(support["wrapup_reasons"][&reason], 2);
+    // Per hour (the charts): the same volume, hours on the hour, and the
+    // waits add up.
+    let hours = support["hours"].as_array().expect("hours");
+    let sum = |k: &str| hours.iter().filter_map(|h| h[k].as_u64()).sum::<u64>();
+    assert_eq!((sum("offered"), sum("accepted")), (2, 2), "{support}");
+    assert!(hours
+        .iter()
+        .all(|h| h["start"].as_u64().is_some_and(|s| s % 3_600_000 == 0)));
+    let waited: u64 = hours
+        .iter()
+        .map(|h| h["wait_avg_ms"].as_u64().unwrap_or(0) * h["accepted"].as_u64().unwrap_or(0))
+        .sum();
+    // (each hour's average is rounded down: at most 1 ms per hour lost)
+    about(&json!(waited + hours.len() as u64), 45_000);
 
     let (status, body) = get(&server, &token, &format!("/api/reports/agents?{period}")).await;
     assert_eq!(status, 200, "{body}");

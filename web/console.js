@@ -11,7 +11,7 @@
       backToDesktop: 'Desktop', queues: 'Queues', queue: 'Queue', waiting: 'Waiting',
       longestWait: 'Longest wait', offeredNow: 'Offered', agentsAvailable: 'Available',
       agentsBusy: 'Busy', agents: 'Agents', agent: 'Agent', inStateFor: 'For', load: 'Load',
-      reports: 'Reports', day: 'Day', show: 'Show', csvQueues: 'CSV (queues)',
+      reports: 'Reports', perHour: 'Offered per hour (UTC)', day: 'Day', show: 'Show', csvQueues: 'CSV (queues)',
       csvAgents: 'CSV (agents)', offered: 'Offered', accepted: 'Accepted', dropped: 'Dropped',
       transferred: 'Transferred', waitAvg: 'Wait (avg)', waitP90: 'Wait (p90)',
       handleAvg: 'Handle (avg)', handled: 'Handled', handleTime: 'Handle time',
@@ -28,7 +28,7 @@
       backToDesktop: 'Poste agent', queues: 'Files', queue: 'File', waiting: 'En attente',
       longestWait: 'Attente max.', offeredNow: 'Proposées', agentsAvailable: 'Disponibles',
       agentsBusy: 'Occupés', agents: 'Agents', agent: 'Agent', inStateFor: 'Depuis', load: 'Charge',
-      reports: 'Rapports', day: 'Jour', show: 'Afficher', csvQueues: 'CSV (files)',
+      reports: 'Rapports', perHour: 'Demandes par heure (UTC)', day: 'Jour', show: 'Afficher', csvQueues: 'CSV (files)',
       csvAgents: 'CSV (agents)', offered: 'Proposées', accepted: 'Acceptées', dropped: 'Abandonnées',
       transferred: 'Transférées', waitAvg: 'Attente (moy.)', waitP90: 'Attente (p90)',
       handleAvg: 'Traitement (moy.)', handled: 'Traitées', handleTime: 'Temps de traitement',
@@ -281,6 +281,45 @@
     $('report-chart').replaceChildren(root);
   }
 
+  // Volume (offered, bars) and average wait (labels) per hour of the day,
+  // all queues together.
+  function hourlyChart(queues) {
+    var hours = [];
+    for (var i = 0; i < 24; i++) hours.push({ offered: 0, accepted: 0, wait: 0 });
+    queues.forEach(function (q) {
+      (q.hours || []).forEach(function (h) {
+        var i = new Date(h.start).getUTCHours();
+        hours[i].offered += h.offered;
+        hours[i].accepted += h.accepted;
+        hours[i].wait += h.wait_avg_ms * h.accepted;
+      });
+    });
+    var max = Math.max.apply(null, [1].concat(hours.map(function (h) { return h.offered; })));
+    var w = 24 * 28, top = 18, height = 120;
+    var root = svg('svg', { viewBox: '0 0 ' + w + ' ' + (height + top + 20), role: 'img', 'aria-label': t('perHour') });
+    hours.forEach(function (h, i) {
+      var len = Math.round(height * h.offered / max);
+      var x = i * 28 + 4;
+      var bar = svg('rect', { 'class': 'bar', x: x, y: top + height - len, width: 20, height: len, 'data-hour': i, 'data-offered': h.offered });
+      var tip = svg('title', {});
+      tip.textContent = String(i).padStart(2, '0') + ':00 — ' + t('offered') + ' ' + h.offered +
+        (h.accepted ? ', ' + t('waitAvg') + ' ' + duration(Math.round(h.wait / h.accepted)) : '');
+      bar.appendChild(tip);
+      root.appendChild(bar);
+      if (h.offered) {
+        var n = svg('text', { x: x + 2, y: top + height - len - 4, 'class': 'bar-value' });
+        n.textContent = String(h.offered);
+        root.appendChild(n);
+      }
+      if (i % 3 === 0) {
+        var label = svg('text', { x: x, y: top + height + 14 });
+        label.textContent = String(i).padStart(2, '0') + 'h';
+        root.appendChild(label);
+      }
+    });
+    $('report-hours').replaceChildren(root);
+  }
+
   function loadReports() {
     var p = period();
     api('GET', '/api/reports/queues?' + p).then(function (r) { return r.json(); }).then(function (b) {
@@ -289,6 +328,7 @@
           duration(q.wait_avg_ms), duration(q.wait_p90_ms), duration(q.handle_avg_ms)];
       }));
       chart(b.queues);
+      hourlyChart(b.queues);
     });
     api('GET', '/api/reports/agents?' + p).then(function (r) { return r.json(); }).then(function (b) {
       fill('report-agents', b.agents.map(function (a) {
