@@ -889,6 +889,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::SupervisorSetState { .. } => "supervisor_set_state",
         Command::MoveConversation { .. } => "move_conversation",
         Command::CloseConversation { .. } => "close_conversation",
+        Command::JoinConversation { .. } => "join_conversation",
     }
 }
 

@@ -619,3 +619,69 @@ async fn a_supervisor_moves_monitors_and_closes_a_conversation_with_a_reason() {
     .await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test]
+async fn a_supervisor_joins_a_conversation_as_its_third_participant() {
+    let server = Server::start(&config());
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v-join", "Ana", "help please").await;
+    let mut visitor = server.visitor_events("v-join").await;
+    alice.events.next_of("offer").await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let join = format!("/api/supervisor/conversations/{id}/join");
+
+    // An agent may not; another tenant's supervisor finds nothing.
+    let (status, _) = alice.post(&join, json!({})).await;
+    assert_eq!(status, 403);
+    let zed = login(&server, "acme", "zed", "acme-pass").await;
+    let resp = server
+        .http
+        .post(server.url(&join))
+        .bearer_auth(&zed)
+        .send()
+        .await
+        .expect("join");
+    assert_eq!(resp.status().as_u16(), 404);
+
+    // Sam joins (logged in on the desktop), writes, and the customer and
+    // alice see it; the audit trail keeps who did it.
+    let mut sam = AgentClient::login(&server, "sam").await;
+    let (status, view) = sam.post(&join, json!({})).await;
+    assert_eq!(status, 200, "{view}");
+    let started = alice.events.next_of("conference_started").await;
+    assert_eq!(started["agent"], "sam");
+    sam.events.next_of("conference_started").await;
+    sam.ok(
+        &format!("/api/conversations/{id}/messages"),
+        json!({"text": "A supervisor here: we will sort it out"}),
+    )
+    .await;
+    let m = visitor
+        .next_where("message", |m| m["from"] == "agent")
+        .await;
+    assert_eq!(m["text"], "A supervisor here: we will sort it out");
+    let (status, _) = sam.post(&join, json!({})).await;
+    assert_eq!(status, 409, "already in");
+    sam.ok(
+        &format!("/api/conversations/{id}/conference/leave"),
+        json!({}),
+    )
+    .await;
+    alice.events.next_of("participant_left").await;
+    let (_, transcript) = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/tenants/demo/conversations/{id}/messages"),
+            None,
+        )
+        .await;
+    let texts = transcript.to_string();
+    assert!(
+        texts.contains("Sam Super joined the conversation"),
+        "{texts}"
+    );
+    assert!(texts.contains("Sam Super left the conversation"), "{texts}");
+}

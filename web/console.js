@@ -18,7 +18,7 @@
       noSession: 'Log in on the desktop first.', forbidden: 'The console is for supervisors and admins.',
       connected: 'Connected', offline: 'Offline',
       actions: 'Actions', setAvailable: 'Available', setIdle: 'Idle', forceLogout: 'Log out',
-      monitor: 'Monitor', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
+      monitor: 'Monitor', join: 'Join', joined: 'Joined: write from the agent desktop (it shows the conversation).', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
       closeReason: 'Reason shown to the agent', stopMonitoring: 'Stop monitoring',
       monitoring: 'Monitoring conversation #{id} (read only)', moveTitle: 'Conversation #{id}',
       closeTitle: 'Close conversation #{id}', done: 'Done.', ended: 'The conversation ended.',
@@ -35,7 +35,7 @@
       noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
       connected: 'Connecté', offline: 'Hors ligne',
       actions: 'Actions', setAvailable: 'Disponible', setIdle: 'En pause', forceLogout: 'Déconnecter',
-      monitor: 'Écouter', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
+      monitor: 'Écouter', join: 'Rejoindre', joined: 'Conversation rejointe : écrivez depuis le poste agent (elle y apparaît).', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
       closeReason: 'Motif montré à l’agent', stopMonitoring: 'Arrêter l’écoute',
       monitoring: 'Écoute de la conversation n° {id} (lecture seule)', moveTitle: 'Conversation n° {id}',
       closeTitle: 'Clore la conversation n° {id}', done: 'C’est fait.', ended: 'La conversation est terminée.',
@@ -213,6 +213,15 @@
       var actions = [button('monitor', 'btn-quiet', function () { startMonitor(c.id); })];
       if (c.state === 'queued' || c.state === 'offered') {
         actions.push(button('move', 'btn-quiet', function () { showForm('move-form', c.id); }));
+      }
+      if (c.state === 'active' && c.agent !== session.agent) {
+        // Joining makes the supervisor the third participant: they write
+        // from the desktop, where the conversation appears.
+        actions.push(button('join', 'btn-quiet', function () {
+          act('POST', '/api/supervisor/conversations/' + c.id + '/join', {}).then(function (ok) {
+            if (ok) $('action-status').textContent = t('joined');
+          });
+        }));
       }
       actions.push(button('close', 'btn-danger', function () { showForm('close-form', c.id); }));
       return [c.id, c.state, c.queue, c.agent || '', since(c.since), actions];

@@ -114,6 +114,14 @@ pub enum Command {
         conversation: ConversationId,
         reason: String,
     },
+    /// A supervisor joins an active conversation as its third participant
+    /// (the conference guest, without an invitation): the agent and the
+    /// customer see them join; they write and leave as a guest does.
+    /// The supervisor must be logged in. Audited.
+    JoinConversation {
+        supervisor: AgentId,
+        conversation: ConversationId,
+    },
 }
 
 /// A customer's message as a channel adapter normalized it.

@@ -941,6 +941,10 @@ impl Engine {
                 conversation,
                 reason,
             } => self.close_conversation(&supervisor, conversation, &reason, now, ext, out),
+            Command::JoinConversation {
+                supervisor,
+                conversation,
+            } => self.join_conversation(&supervisor, conversation, now, out),
         }
     }
 
@@ -2656,6 +2660,68 @@ impl Engine {
             at: received_at,
         };
         self.emit(out, ev, nobody());
+        Ok(())
+    }
+
+    fn join_conversation(
+        &mut self,
+        supervisor: &str,
+        id: ConversationId,
+        now: Millis,
+        out: &mut Output,
+    ) -> Result<(), CommandError> {
+        let s = self.agent_mut_checked(supervisor)?;
+        if s.state == AgentState::LoggedOut {
+            return Err(CommandError::Conflict(
+                "log in on the desktop first: that is where you write".into(),
+            ));
+        }
+        let c = self
+            .conversations
+            .get(&id)
+            .ok_or(CommandError::NotFound("conversation"))?;
+        match c.state {
+            ConversationState::Active => {}
+            ConversationState::ConferenceRequested | ConversationState::Conference => {
+                return Err(CommandError::Conflict(
+                    "the conversation already has (or is inviting) a third participant".into(),
+                ))
+            }
+            _ => {
+                return Err(CommandError::Conflict(
+                    "only an active conversation can be joined".into(),
+                ))
+            }
+        }
+        if c.owner.as_deref() == Some(supervisor) {
+            return Err(CommandError::Conflict("you already handle it".into()));
+        }
+        let mut aud = c.participants();
+        aud.push(supervisor.to_string());
+        // As when an invited agent accepts a conference.
+        let aud = agents_aud(aud);
+        self.audit(
+            out,
+            supervisor,
+            "join",
+            (None, Some(id), None),
+            (None, None),
+            now,
+        );
+        let ev = Event::ConferenceStarted {
+            conversation: id,
+            agent: supervisor.to_string(),
+            at: now,
+        };
+        self.emit(out, ev, aud.clone());
+        let name = self.display_name(supervisor);
+        self.system_message(
+            id,
+            text::joined(self.settings.language, &name),
+            now,
+            aud,
+            out,
+        );
         Ok(())
     }
 

@@ -257,3 +257,59 @@ fn the_audit_trail_survives_the_journal_and_replay() {
         Some(ConversationState::WrappedUp)
     );
 }
+
+fn join(c: ConversationId) -> Command {
+    Command::JoinConversation {
+        supervisor: "sam".into(),
+        conversation: c,
+    }
+}
+
+#[test]
+fn a_supervisor_joins_an_active_conversation_writes_and_leaves() {
+    let mut w = world();
+    w.available(&["alice"]);
+    w.customer("v1", "hello");
+    // Not while it waits, nor logged out.
+    assert!(matches!(w.try_run(join(1)), Err(CommandError::Conflict(_))));
+    w.run(accept("alice", 1));
+    assert!(
+        matches!(w.try_run(join(1)), Err(CommandError::Conflict(_))),
+        "sam is logged out"
+    );
+    w.run(Command::Login {
+        agent: "sam".into(),
+    });
+    assert_eq!(
+        w.run(join(1)),
+        [
+            "supervisor_action sam join #1 []",
+            "conference_started #1 sam [alice,sam]",
+            "message #1 System: sam joined the conversation [alice,sam]",
+        ]
+    );
+    assert_eq!(
+        w.run(say("sam", 1, "I am here to help")),
+        ["message #1 Agent: I am here to help [alice,sam,customer]"]
+    );
+    // Only one third participant.
+    assert!(matches!(w.try_run(join(1)), Err(CommandError::Conflict(_))));
+    let left = w.run(Command::LeaveConference {
+        agent: "sam".into(),
+        conversation: 1,
+    });
+    assert_eq!(
+        left,
+        [
+            "participant_left #1 sam [alice,sam]",
+            "message #1 System: sam left the conversation [alice,sam]",
+        ]
+    );
+    let c = w.replay();
+    let c = c.conversation(1).expect("still open");
+    assert_eq!(c.state, ConversationState::Active);
+    assert_eq!(
+        (c.owner.as_deref(), c.guest.as_deref()),
+        (Some("alice"), None)
+    );
+}

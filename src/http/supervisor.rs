@@ -36,6 +36,10 @@ pub fn routes() -> Router<Shared> {
             "/api/supervisor/conversations/{id}/close",
             post(close_conversation),
         )
+        .route(
+            "/api/supervisor/conversations/{id}/join",
+            post(join_conversation),
+        )
         .route("/api/reports/queues", get(report_queues))
         .route("/api/reports/agents", get(report_agents))
 }
@@ -178,6 +182,22 @@ async fn close_conversation(
             supervisor: s.agent.clone(),
             conversation: id,
             reason: body.reason,
+        })
+        .await?;
+    conversation_view(&s.tenant, id).map(Json)
+}
+
+/// `POST /api/supervisor/conversations/{id}/join`: the supervisor joins
+/// an active conversation as its third participant, and writes in it from
+/// the desktop.
+async fn join_conversation(
+    s: Supervisor,
+    Path(id): Path<ConversationId>,
+) -> Result<Json<Value>, AppError> {
+    s.tenant
+        .execute(Command::JoinConversation {
+            supervisor: s.agent.clone(),
+            conversation: id,
         })
         .await?;
     conversation_view(&s.tenant, id).map(Json)
