@@ -1225,3 +1225,25 @@ async fn the_console_charts_the_days_volume_per_hour() {
     sam.screenshot("console-hours").await;
     sam.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_reads_and_reloads_the_scripts_from_the_console() {
+    let config = demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        "[[tenants.agents]]\nid = \"ada\"\nname = \"Ada Admin\"\npassword = \"demo\"\nqueues = []\nrole = \"admin\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
+    );
+    let server = Server::start(&config);
+    let driver = Driver::start().await;
+    let ada = driver.open("ada-scripts").await;
+    ada.login(&server.base, "ada").await;
+    ada.goto(&format!("{}/console", server.base)).await;
+    ada.shown_with_text("#scripts", "routing/longest_idle.lua")
+        .await;
+    ada.click("#scripts tr[data-id=\"routing/longest_idle.lua\"] button")
+        .await;
+    ada.shown_with_text("#script-source", "function").await;
+    ada.click("#scripts-reload").await;
+    ada.shown_with_text("#action-status", "generation 2").await;
+    ada.screenshot("console-scripts").await;
+    ada.close().await;
+}

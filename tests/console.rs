@@ -685,3 +685,82 @@ async fn a_supervisor_joins_a_conversation_as_its_third_participant() {
     );
     assert!(texts.contains("Sam Super left the conversation"), "{texts}");
 }
+
+#[tokio::test]
+async fn a_tenant_admin_sees_and_reloads_its_scripts_and_nobody_elses() {
+    let server = Server::start(&config());
+    let ada = login(&server, "demo", "ada", "demo").await;
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let alice = login(&server, "demo", "alice", "demo").await;
+
+    // The scripts of the live generation, with their calls and errors.
+    let (status, body) = get(&server, &ada, "/admin/tenants/demo/scripts").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let routing = v["scripts"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["role"] == "routing"))
+        .expect("a routing script")["file"]
+        .as_str()
+        .expect("file")
+        .to_string();
+    // Its source, read-only; nothing outside the generation.
+    let (status, body) = get(
+        &server,
+        &ada,
+        &format!(
+            "/admin/tenants/demo/scripts/source?file={}",
+            urlencode(&routing)
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let src: Value = serde_json::from_str(&body).expect("json");
+    assert!(
+        src["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("function")),
+        "{src}"
+    );
+    for file in ["../../../../etc/passwd", "routing/nope.lua", "/etc/passwd"] {
+        let (status, _) = get(
+            &server,
+            &ada,
+            &format!(
+                "/admin/tenants/demo/scripts/source?file={}",
+                urlencode(file)
+            ),
+        )
+        .await;
+        assert_eq!(status, 404, "{file}");
+    }
+    // A reload from the console.
+    let resp = server
+        .http
+        .post(server.url("/admin/tenants/demo/reload"))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // A supervisor, an agent, or the admin of another tenant: 403.
+    for (who, token, path) in [
+        ("sam", &sam, "/admin/tenants/demo/scripts"),
+        ("alice", &alice, "/admin/tenants/demo/scripts"),
+        ("ada elsewhere", &ada, "/admin/tenants/acme/scripts"),
+    ] {
+        let (status, body) = get(&server, token, path).await;
+        assert_eq!(status, 403, "{who}: {body}");
+    }
+    // Platform routes stay the platform admin's.
+    let resp = server
+        .http
+        .post(server.url("/admin/clock/advance"))
+        .bearer_auth(&ada)
+        .json(&json!({"ms": 1}))
+        .send()
+        .await
+        .expect("advance");
+    assert_eq!(resp.status().as_u16(), 401);
+}

@@ -326,7 +326,7 @@ async fn the_router_and_the_channels_refuse_in_json() {
             Some(&alice),
         ))
         .await;
-    json_error("an agent token is not the admin token", &a, 401);
+    json_error("an agent is not a tenant admin", &a, 403);
 
     // A test clock step that would overflow time arithmetic is refused
     // (found by the API fuzzer's kind of input), and the clock still moves.

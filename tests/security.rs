@@ -125,7 +125,8 @@ async fn an_agent_cannot_reach_another_tenants_data() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status().as_u16(), 401);
+    // Known, but not an admin of that tenant (nor of any).
+    assert_eq!(resp.status().as_u16(), 403);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
       noSession: 'Log in on the desktop first.', forbidden: 'The console is for supervisors and admins.',
       connected: 'Connected', offline: 'Offline',
       actions: 'Actions', setAvailable: 'Available', setIdle: 'Idle', forceLogout: 'Log out',
+      scripts: 'Scripts', generation: 'Generation', reload: 'Reload', file: 'File', role: 'Role', calls: 'Calls', errors: 'Errors', lastError: 'Last error', viewSource: 'Source', reloaded: 'Reloaded: generation {id}.', reloadRefused: 'Reload refused: the previous generation keeps serving.',
       monitor: 'Monitor', join: 'Join', joined: 'Joined: write from the agent desktop (it shows the conversation).', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
       closeReason: 'Reason shown to the agent', stopMonitoring: 'Stop monitoring',
       monitoring: 'Monitoring conversation #{id} (read only)', moveTitle: 'Conversation #{id}',
@@ -35,6 +36,7 @@
       noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
       connected: 'Connecté', offline: 'Hors ligne',
       actions: 'Actions', setAvailable: 'Disponible', setIdle: 'En pause', forceLogout: 'Déconnecter',
+      scripts: 'Scripts', generation: 'Génération', reload: 'Recharger', file: 'Fichier', role: 'Rôle', calls: 'Appels', errors: 'Erreurs', lastError: 'Dernière erreur', viewSource: 'Source', reloaded: 'Rechargé : génération {id}.', reloadRefused: 'Rechargement refusé : la génération précédente reste en service.',
       monitor: 'Écouter', join: 'Rejoindre', joined: 'Conversation rejointe : écrivez depuis le poste agent (elle y apparaît).', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
       closeReason: 'Motif montré à l’agent', stopMonitoring: 'Arrêter l’écoute',
       monitoring: 'Écoute de la conversation n° {id} (lecture seule)', moveTitle: 'Conversation n° {id}',
@@ -358,6 +360,67 @@
     });
   }
 
+  // ---- scripts (tenant admins) -------------------------------------------
+
+  function tenantPath(rest) {
+    return '/admin/tenants/' + encodeURIComponent(session.tenant) + rest;
+  }
+
+  function errorLine(e) {
+    return (e.file || '?') + (e.line ? ':' + e.line : '') + ': ' + (e.message || '');
+  }
+
+  // The live generation's scripts with their calls and errors; shown only
+  // when the server lets this session administer the tenant.
+  function loadScripts() {
+    api('GET', tenantPath('/scripts')).then(function (r) {
+      if (r.status !== 200) { $('scripts-section').hidden = true; return null; }
+      return r.json();
+    }).then(function (b) {
+      if (!b) return;
+      $('scripts-section').hidden = false;
+      $('scripts-generation').textContent = String(b.generation);
+      fill('scripts', b.scripts.map(function (sc) {
+        var last = sc.last_errors && sc.last_errors.length ? errorLine(sc.last_errors[sc.last_errors.length - 1]) : '';
+        var view = button('viewSource', 'btn-quiet', function () { showSource(sc.file); });
+        return [sc.file, sc.role, sc.calls, sc.errors, last, [view]];
+      }), b.scripts.map(function (sc) { return sc.file; }));
+    });
+  }
+
+  function showSource(file) {
+    api('GET', tenantPath('/scripts/source?file=' + encodeURIComponent(file))).then(function (r) {
+      return r.json().then(function (b) { return { ok: r.ok, b: b }; });
+    }).then(function (x) {
+      $('source-title').hidden = false;
+      $('source-title').textContent = file;
+      $('script-source').hidden = false;
+      $('script-source').textContent = x.ok ? x.b.source : (x.b.error || '');
+    });
+  }
+
+  // Reload: the new generation's number, or the refused reload's errors
+  // (file:line: message) with the old generation still serving.
+  function reloadScripts() {
+    var list = $('reload-errors');
+    list.replaceChildren();
+    api('POST', tenantPath('/reload')).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) { return { status: r.status, b: b }; });
+    }).then(function (x) {
+      if (x.status === 200) {
+        $('action-status').textContent = fmt('reloaded', x.b.generation);
+      } else {
+        $('action-status').textContent = t('reloadRefused');
+        (x.b.errors || [{ message: x.b.error || String(x.status) }]).forEach(function (e) {
+          var li = document.createElement('li');
+          li.textContent = errorLine(e);
+          list.appendChild(li);
+        });
+      }
+      loadScripts();
+    });
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     $('lang').value = I18N.lang();
     $('lang').addEventListener('change', function () { I18N.setLang($('lang').value); render(); });
@@ -368,6 +431,7 @@
       if (r.status !== 200) { fail('noSession'); return; }
       connect();
       loadReports();
+      loadScripts();
       setInterval(render, 1000);
     });
     $('report-form').addEventListener('submit', function (e) { e.preventDefault(); loadReports(); });
@@ -387,5 +451,6 @@
     });
     document.querySelectorAll('.action-cancel').forEach(function (b) { b.addEventListener('click', hideForms); });
     $('monitor-stop').addEventListener('click', stopMonitor);
+    $('scripts-reload').addEventListener('click', reloadScripts);
   });
 })();

@@ -1,6 +1,7 @@
 //! The admin API, behind the admin bearer token (CONTRACT.md "Admin API").
 
 use super::{bearer, same_secret, AppError, JsonBody, Shared};
+use crate::config::Role;
 use crate::tenant::message_json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -27,11 +28,15 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/tenants/{tenant}/settings", put(settings))
         .route("/admin/tenants/{tenant}/reload", post(reload))
         .route("/admin/tenants/{tenant}/scripts", get(scripts))
+        .route("/admin/tenants/{tenant}/scripts/source", get(script_source))
         .route("/admin/clock/advance", post(advance_clock))
         .route("/admin/journal/fail-next", post(fail_next_commit))
 }
 
-/// Proof of the admin token.
+/// Proof of the right to administer: the platform's admin token (every
+/// route), or, on a tenant's own routes (`/admin/tenants/{tenant}/…`), the
+/// session of one of that tenant's agents with the `admin` role (the
+/// console). Anyone else's session is refused with 403.
 #[derive(Debug)]
 pub struct Admin;
 
@@ -39,9 +44,26 @@ impl FromRequestParts<Shared> for Admin {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
-        match bearer(parts) {
-            Some(t) if same_secret(&t, &state.admin_token) => Ok(Admin),
-            _ => Err(AppError::Unauthorized),
+        if bearer(parts).is_some_and(|t| same_secret(&t, &state.admin_token)) {
+            return Ok(Admin);
+        }
+        let Some(tenant) = parts
+            .uri
+            .path()
+            .strip_prefix("/admin/tenants/")
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned)
+        else {
+            return Err(AppError::Unauthorized);
+        };
+        let agent = super::agent::Agent::from_request_parts(parts, state).await?;
+        if agent.tenant.id() == tenant && agent.tenant.role_of(&agent.agent) >= Role::Admin {
+            Ok(Admin)
+        } else {
+            Err(AppError::Status(
+                StatusCode::FORBIDDEN,
+                "this needs the admin role in this tenant".into(),
+            ))
         }
     }
 }
@@ -226,6 +248,39 @@ async fn scripts(
     Ok(Json(
         json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts, "plugins": plugins }),
     ))
+}
+
+#[derive(Deserialize)]
+struct SourceQuery {
+    file: String,
+}
+
+/// `GET /admin/tenants/{tenant}/scripts/source?file=F`: the text of one
+/// script of the live generation (`file` as `scripts` lists it), as its
+/// folder (or the bundled set) holds it now, read-only. Any other name,
+/// a path outside the folder included, answers 404.
+async fn script_source(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SourceQuery>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?.clone();
+    let live = t.generation().report().iter().any(|r| r.file == q.file);
+    if !live {
+        return Err(AppError::NotFound("script"));
+    }
+    let config = t.config.clone();
+    let file = q.file.clone();
+    let source = tokio::task::spawn_blocking(move || {
+        crate::scripts::spec_of(&config)
+            .ok()
+            .and_then(|spec| spec.files.0.get(&file).cloned())
+    })
+    .await
+    .map_err(|_| AppError::Unavailable)?
+    .ok_or(AppError::NotFound("script"))?;
+    Ok(Json(json!({ "file": q.file, "source": source })))
 }
 
 /// Largest step of the test clock: time arithmetic stays far from overflow.
