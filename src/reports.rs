@@ -127,7 +127,7 @@ impl Reports {
         // Facts stay in time order: an event dated earlier than the last
         // (a conversation put back in its queue keeps its first queueing
         // time) counts at the time it happened.
-        let at = event_at(ev).unwrap_or(now).max(self.last_at);
+        let at = ev.at().unwrap_or(now).max(self.last_at);
         self.last_at = at;
         match ev {
             Event::Queued {
@@ -396,12 +396,6 @@ fn p90(v: &mut [Millis]) -> Millis {
     v.sort_unstable();
     let rank = (v.len() * 9).div_ceil(10);
     v.get(rank.saturating_sub(1)).copied().unwrap_or(0)
-}
-
-/// The time an event carries, if any.
-fn event_at(ev: &Event) -> Option<Millis> {
-    let v = serde_json::to_value(ev).ok()?;
-    v.get("at").and_then(serde_json::Value::as_u64)
 }
 
 /// CSV of queue figures, header row first.

@@ -260,6 +260,36 @@ impl Event {
         }
     }
 
+    /// When it happened, for the events that carry their time (`at`).
+    pub fn at(&self) -> Option<Millis> {
+        match self {
+            Event::AgentState { at, .. }
+            | Event::Queued { at, .. }
+            | Event::Offer { at, .. }
+            | Event::ConversationStarted { at, .. }
+            | Event::Message { at, .. }
+            | Event::MessageRedacted { at, .. }
+            | Event::Transferred { at, .. }
+            | Event::ConferenceRequested { at, .. }
+            | Event::ConferenceCancelled { at, .. }
+            | Event::ConferenceStarted { at, .. }
+            | Event::ConferenceEnded { at, .. }
+            | Event::ParticipantLeft { at, .. }
+            | Event::ConversationInterrupted { at, .. }
+            | Event::ConversationEnded { at, .. }
+            | Event::ConversationDropped { at, .. }
+            | Event::WrapupSubmitted { at, .. }
+            | Event::QueueDeleted { at, .. }
+            | Event::ConversationArchived { at, .. }
+            | Event::SettingsChanged { at, .. }
+            | Event::DeliveryFailed { at, .. }
+            | Event::SupervisorAction { at, .. } => Some(*at),
+            Event::ConversationCreated { .. }
+            | Event::OfferRescinded { .. }
+            | Event::WrapupRequired { .. } => None,
+        }
+    }
+
     /// The `"type"` name of this event on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -122,6 +122,11 @@ proptest! {
                 prop_assert!(c.offer.is_none());
             }
         }
+        // Each event's time is the `at` it carries on the wire.
+        for e in &journal {
+            let wire = serde_json::to_value(e).expect("serializes")["at"].as_u64();
+            prop_assert_eq!(e.at(), wire, "{}", e.type_name());
+        }
         // Replay gives the same state.
         let mut fresh = World::new(&[("alice", 2), ("bob", 1), ("carol", 3)]);
         for e in &journal { fresh.engine.apply(e); }
