@@ -208,14 +208,28 @@ impl Masker {
     /// follows the number rule (white space dropped, all but its last four
     /// characters starred). `None` when no item crosses.
     pub fn mask_across(&self, prev: &str, next: &str) -> Option<(String, String)> {
+        // Only the end of one and the start of the other can hold an item
+        // that spans both: look at a window of each, not at two whole
+        // messages, for every message of a conversation.
+        let tail_from = floor_char_boundary(prev, prev.len().saturating_sub(ACROSS_WINDOW));
+        let head_to = ceil_char_boundary(next, ACROSS_WINDOW.min(next.len()));
+        let (tail, head) = (prev.get(tail_from..)?, next.get(..head_to)?);
         // A new line between them: white space for every number detector,
         // and no e-mail address spans it.
-        let joined = format!("{prev}\n{next}");
-        let cut = prev.len();
-        let found = self.candidates(&joined);
+        let window = format!("{tail}\n{head}");
+        let cut = tail.len();
+        let found = self.candidates(&window);
         let cross = found
             .iter()
             .find(|c| c.det.is_number_rule() && c.start < cut && c.end > cut + 1)?;
+        // The same item in the two messages joined whole.
+        let joined = format!("{prev}\n{next}");
+        let cross = Cand {
+            start: cross.start + tail_from,
+            end: cross.end + tail_from,
+            ..*cross
+        };
+        let cut = prev.len();
         let item = joined.get(cross.start..cross.end)?;
         let shown = item.chars().filter(|&c| rendered(c)).count();
         let keep_from = shown.saturating_sub(4);
@@ -398,6 +412,27 @@ fn render_email(out: &mut String, item: &str) {
     out.push_str(domain);
 }
 
+/// Bytes of each message [`Masker::mask_across`] looks at around their
+/// meeting point: far more than the longest item, even written with
+/// separators and invisible characters between its digits.
+const ACROSS_WINDOW: usize = 1024;
+
+/// The largest char boundary of `s` at or below `i`.
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest char boundary of `s` at or above `i` (`i <= s.len()`).
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +459,15 @@ mod tests {
         assert_eq!(m.mask_across("ma carte 4111", "merci"), None);
         assert_eq!(m.mask_across("le 12", "à 14h30"), None);
         assert_eq!(m.mask_across("", "4111 1111 1111 1111"), None);
+        // Long messages: only their meeting point is read, and the rest of
+        // each is kept (the new one masked as usual).
+        let long_prev = format!("{}ma carte 4111 1111", "é blabla ".repeat(2_000));
+        let long_next = format!("1111 1111 merci {}", "et encore 4111111111111111 ".repeat(200));
+        let (before, after) = m.mask_across(&long_prev, &long_next).expect("found across");
+        assert!(before.starts_with(&"é blabla ".repeat(2_000)));
+        assert!(before.ends_with("blabla ma carte ********"));
+        assert!(after.starts_with("****1111 merci et encore ************1111"), "{after:.60}");
+        assert!(!after.contains("4111111111111111"));
     }
 
     #[test]
