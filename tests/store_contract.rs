@@ -4,6 +4,7 @@
 //! opener; SQLite is the only store today, a PostgreSQL store runs the same
 //! checks by adding its opener to `stores()`.
 
+mod pg_support;
 mod store_support;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -294,4 +295,33 @@ fn a_secret_is_created_once_and_the_first_writer_wins() {
             vec![3; 32]
         );
     });
+}
+
+/// The test database helper itself: a fresh database is empty and usable,
+/// and gone once its guard is dropped.
+#[test]
+fn a_fresh_test_database_is_created_and_dropped_again() {
+    let Some(db) = pg_support::fresh_database("helper") else {
+        return;
+    };
+    let name = db.name.clone();
+    let url = db.url.clone();
+    let admin = pg_support::with_database(&url, "postgres");
+    let count = move |url: String, name: String| {
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+            let row = c
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .expect("counted");
+            row.get::<_, i64>(0)
+        })
+        .join()
+        .expect("no panic")
+    };
+    assert_eq!(count(url.clone(), name.clone()), 1);
+    drop(db);
+    assert_eq!(count(admin, name), 0);
 }
