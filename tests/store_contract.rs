@@ -1,8 +1,9 @@
 //! What every `Store` must do, written against the trait only: the journal
 //! (order, fencing by epoch, nothing after a failed commit until resync),
 //! snapshots, sessions and secrets. Each check takes a fresh store from an
-//! opener; SQLite is the only store today, a PostgreSQL store runs the same
-//! checks by adding its opener to `stores()`.
+//! opener and runs against SQLite and PostgreSQL (when a server answers,
+//! see `pg_support`). Then the cluster part of the PostgreSQL store
+//! (`ClusterStore`): membership, leases, fencing across nodes, migrations.
 
 mod pg_support;
 mod store_support;
@@ -11,15 +12,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use store_support::{customer, engine};
 use switchboard::store::{
-    Row, SqliteStore, Store, StoreError, StoredSession, SyncMode, SNAPSHOTS_KEPT,
+    PgStore, Row, SqliteStore, Store, StoreError, StoredSession, SyncMode, SNAPSHOTS_KEPT,
 };
 use switchboard_core::engine::{Engine, Extensions};
 use switchboard_core::Event;
 
-/// A fresh, empty store and what to clean up after it.
+/// A fresh, empty store and what to clean up after it (the store is
+/// dropped first).
 struct Opened {
     store: Arc<dyn Store>,
     dir: Option<PathBuf>,
+    _db: Option<pg_support::PgDb>,
 }
 
 impl Drop for Opened {
@@ -30,9 +33,10 @@ impl Drop for Opened {
     }
 }
 
-type Opener = fn(&str) -> Opened;
+/// A fresh store, or `None` when its server is not there (PostgreSQL).
+type Opener = fn(&str) -> Option<Opened>;
 
-fn sqlite(tag: &str) -> Opened {
+fn sqlite(tag: &str) -> Option<Opened> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "switchboard-store-{tag}-{}-{}",
@@ -41,22 +45,34 @@ fn sqlite(tag: &str) -> Opened {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open(&dir, SyncMode::Normal).expect("the store opens");
-    Opened {
+    Some(Opened {
         store: Arc::new(store),
         dir: Some(dir),
-    }
+        _db: None,
+    })
+}
+
+fn postgres(tag: &str) -> Option<Opened> {
+    let db = pg_support::fresh_database(tag)?;
+    let store = PgStore::open(&db.url).expect("the PostgreSQL store opens");
+    Some(Opened {
+        store: Arc::new(store),
+        dir: None,
+        _db: Some(db),
+    })
 }
 
 /// Every store implementation, by name.
 fn stores() -> Vec<(&'static str, Opener)> {
-    vec![("sqlite", sqlite)]
+    vec![("sqlite", sqlite), ("postgres", postgres)]
 }
 
 /// Run `check` against a fresh store of every implementation.
 fn for_each_store(tag: &str, check: impl Fn(&dyn Store)) {
     for (name, open) in stores() {
-        let opened = open(&format!("{name}-{tag}"));
-        check(&*opened.store);
+        if let Some(opened) = open(&format!("{name}-{tag}")) {
+            check(&*opened.store);
+        }
     }
 }
 
