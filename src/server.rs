@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
-use crate::store::{ClusterStore, SqliteStore, Store};
+use crate::store::{ClusterStore, PgStore, SqliteStore, Store};
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use std::sync::Arc;
@@ -37,7 +37,10 @@ fn open_store(cfg: &Config) -> Result<Opened> {
             Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?),
             None,
         )),
-        Some(_url) => anyhow::bail!("PostgreSQL store: not merged yet"),
+        Some(url) => {
+            let pg = Arc::new(PgStore::open(url).context("opening the PostgreSQL store")?);
+            Ok((pg.clone(), Some(pg)))
+        }
     }
 }
 

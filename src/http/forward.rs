@@ -37,6 +37,9 @@ use tokio_tungstenite::tungstenite;
 /// node's id).
 pub const FORWARDED: &str = "x-switchboard-forwarded";
 
+/// Longest wait for the owner's answer to a forwarded request.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Headers that belong to one connection, never forwarded.
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -151,6 +154,9 @@ async fn forward_http(state: &Shared, parts: Parts, body: Body, url: &str) -> Re
     }
     let answer = req
         .header(FORWARDED, state.node.id.as_str())
+        // An owner that stopped (paused, cut off) loses the tenant within
+        // a lease: do not hold the client longer than that.
+        .timeout(FORWARD_TIMEOUT)
         .body(bytes)
         .send()
         .await;

@@ -23,8 +23,10 @@
 //! **Boundary:** the store knows events as JSON; it does not interpret them
 //! (recovery deserializes them into core's `Event`).
 
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 
 use switchboard_core::engine::Snapshot;
