@@ -650,8 +650,15 @@ async fn killing_a_busy_owner_loses_nothing_acknowledged() {
         mine.contains(&accepted),
         "the accepted conversation is back: {me}"
     );
+    let psid = c
+        .conversations(&t)
+        .await
+        .into_iter()
+        .find(|(_, id)| *id == accepted)
+        .map(|(psid, _)| psid)
+        .expect("the accepted conversation's customer");
     assert!(
-        c.messenger(0, &t, "busy-0", "after-kill", "after the kill")
+        c.messenger(0, &t, &psid, "after-kill", "after the kill")
             .await
     );
     events
@@ -746,6 +753,15 @@ async fn a_stopped_owner_is_fenced_and_commits_nothing() {
     assert!(offers.contains_key(&first));
     let view = c.settle(3).await;
     println!("after SIGCONT: {}", view["tenants"]);
+    // It fenced itself (its lease had run out by its own clock) or was
+    // told by the database that another node has the tenant.
+    let logs = c.node(stopped).logs();
+    assert!(
+        logs.contains("lease lost")
+            || logs.contains("lease taken over")
+            || logs.contains("stale epoch"),
+        "the paused node dropped the tenant"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
