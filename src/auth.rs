@@ -154,20 +154,21 @@ impl Sessions {
 
     /// Take the sessions of `tenant` from the store (this node now serves
     /// it: they were created on the node that served it before).
+    /// What memory held of the tenant is replaced: a session revoked on
+    /// another node since this one last saw it must not come back.
     pub fn load_tenant(&self, tenant: &str, now: Millis) -> anyhow::Result<usize> {
         let stored = self.store.live_sessions(now)?;
+        self.forget_tenant(tenant);
         let mut map = lock(&self.map);
         let mut n = 0;
         for s in stored.into_iter().filter(|s| s.tenant == tenant) {
-            if !map.by_id.contains_key(&s.token_hash) {
-                map.insert(Session {
-                    id: s.token_hash,
-                    tenant: s.tenant,
-                    agent: s.agent,
-                    expires_at: s.expires_at,
-                });
-                n += 1;
-            }
+            map.insert(Session {
+                id: s.token_hash,
+                tenant: s.tenant,
+                agent: s.agent,
+                expires_at: s.expires_at,
+            });
+            n += 1;
         }
         Ok(n)
     }

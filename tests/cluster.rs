@@ -578,15 +578,27 @@ async fn killing_a_busy_owner_loses_nothing_acknowledged() {
     let Some(mut c) = Cluster::start("kill9", 3).await else {
         return;
     };
-    let t = tenant(0);
+    // Three seeds: three tenants, three owners killed in turn (each
+    // restarted before the next round).
+    for seed in 0..3 {
+        let dead = kill_round(&mut c, seed).await;
+        c.start_node(dead);
+        c.settle(3).await;
+    }
+}
+
+/// Kill -9 the owner of a busy tenant under load; check everything
+/// acknowledged and the agent's conversation. The index of the killed node.
+async fn kill_round(c: &mut Cluster, seed: usize) -> usize {
+    let t = tenant(seed * 2 % TENANTS);
     let owner = c.owner(&t).await.expect("owner");
     let dead = Cluster::index_of(&owner);
     let other = (dead + 1) % 3;
     // The agent logs in and connects through a node that survives.
-    let token = login(&c, other, &t, "ann").await;
-    let mut events = agent_socket(&c, other, &token).await;
+    let token = login(c, other, &t, "ann").await;
+    let mut events = agent_socket(c, other, &token).await;
     agent_call(
-        &c,
+        c,
         other,
         &token,
         reqwest::Method::PUT,
@@ -596,14 +608,19 @@ async fn killing_a_busy_owner_loses_nothing_acknowledged() {
     .await;
     let stop = Arc::new(AtomicBool::new(false));
     let customers: Vec<(String, String)> = (0..4)
-        .map(|k| (t.clone(), format!("busy-{k}")))
-        .chain((1..TENANTS).map(|i| (tenant(i), "side".to_string())))
+        .map(|k| (t.clone(), format!("busy-{seed}-{k}")))
+        .chain(
+            (0..TENANTS)
+                .map(tenant)
+                .filter(|x| *x != t)
+                .map(|x| (x, format!("side-{seed}"))),
+        )
         .collect();
-    let (task, acked) = load(&c, customers, stop.clone());
+    let (task, acked) = load(c, customers, stop.clone());
     let offer = events.next_of("offer").await;
     let accepted = offer["conversation"].as_u64().expect("conversation");
     agent_call(
-        &c,
+        c,
         other,
         &token,
         reqwest::Method::POST,
@@ -630,9 +647,9 @@ async fn killing_a_busy_owner_loses_nothing_acknowledged() {
 
     // The agent's desktop reconnects (through a surviving node) and gets
     // its conversation back.
-    let mut events = agent_socket(&c, other, &token).await;
+    let mut events = agent_socket(c, other, &token).await;
     let me = agent_call(
-        &c,
+        c,
         other,
         &token,
         reqwest::Method::GET,
@@ -657,13 +674,12 @@ async fn killing_a_busy_owner_loses_nothing_acknowledged() {
         .find(|(_, id)| *id == accepted)
         .map(|(psid, _)| psid)
         .expect("the accepted conversation's customer");
-    assert!(
-        c.messenger(0, &t, &psid, "after-kill", "after the kill")
-            .await
-    );
+    let mid = format!("after-kill-{seed}");
+    assert!(c.messenger(0, &t, &psid, &mid, "after the kill").await);
     events
         .next_where("message", |m| m["text"] == "after the kill")
         .await;
+    dead
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -131,10 +131,11 @@ struct LoginBody {
 async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<Value>, AppError> {
     let now = state.clock.now();
-    let addr = peer.ip().to_string();
+    let addr = super::forward::client_addr(&state, &headers, peer);
     // Names typed by the client are logged escaped: no forged log lines.
     let (t, ag) = (body.tenant.escape_debug(), body.agent.escape_debug());
     let attempt = match state

@@ -37,6 +37,42 @@ use tokio_tungstenite::tungstenite;
 /// node's id).
 pub const FORWARDED: &str = "x-switchboard-forwarded";
 
+/// The client's address, as the forwarding node saw it.
+pub const CLIENT: &str = "x-switchboard-client";
+/// Proof that [`CLIENT`] was set by a node of the cluster: HMAC-SHA256,
+/// keyed by the admin token every node shares, of `{node}|{address}`.
+pub const PROOF: &str = "x-switchboard-proof";
+
+fn proof(state: &Shared, node: &str, addr: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(state.admin_token.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(node.as_bytes());
+    mac.update(b"|");
+    mac.update(addr.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The address of the client a request comes from: the peer, or, for a
+/// request another node forwarded with a valid proof, the client that
+/// node saw (so login limits per address count the real client, not the
+/// forwarding node).
+pub fn client_addr(
+    state: &Shared,
+    headers: &axum::http::HeaderMap,
+    peer: std::net::SocketAddr,
+) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let (Some(node), Some(addr), Some(sent)) = (get(FORWARDED), get(CLIENT), get(PROOF)) {
+        if super::same_secret(&proof(state, node, addr), sent) {
+            return addr.to_string();
+        }
+    }
+    peer.ip().to_string()
+}
+
 /// Longest wait for the owner's answer to a forwarded request.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -148,9 +184,18 @@ async fn forward_http(state: &Shared, parts: Parts, body: Body, url: &str) -> Re
     );
     let mut req = state.forwarder.request(parts.method.clone(), target);
     for (k, v) in &parts.headers {
-        if !hop_by_hop(k) {
+        if !hop_by_hop(k) && k != CLIENT && k != PROOF {
             req = req.header(k, v);
         }
+    }
+    if let Some(peer) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        let addr = peer.0.ip().to_string();
+        req = req
+            .header(PROOF, proof(state, &state.node.id, &addr))
+            .header(CLIENT, addr);
     }
     let answer = req
         .header(FORWARDED, state.node.id.as_str())
