@@ -567,6 +567,49 @@ async fn any_node_serves_any_request() {
                 .expect("transcript");
             assert_eq!(r.status(), 200);
         }
+        // A web chat visitor writes through node 1 and listens on node 2;
+        // the agent's reply (sent through node 0) reaches its socket.
+        let r = c
+            .http
+            .post(c.node(1).url(&format!("/channels/webchat/{t}/messages")))
+            .json(&json!({"visitor": "web", "text": "from the web", "name": "Web"}))
+            .send()
+            .await
+            .expect("web chat message");
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.expect("json");
+        let visitor = v["visitor_token"].as_str().expect("visitor token");
+        let web = v["conversation"].as_u64().expect("conversation");
+        let mut chat = Events::connect(&c.node(2).ws_url(&format!(
+            "/channels/webchat/{t}/events?visitor_token={visitor}"
+        )))
+        .await;
+        events
+            .next_where("offer", |o| o["conversation"] == web)
+            .await;
+        agent_call(
+            &c,
+            0,
+            &token,
+            reqwest::Method::POST,
+            &format!("/api/conversations/{web}/accept"),
+            json!({}),
+        )
+        .await;
+        agent_call(
+            &c,
+            0,
+            &token,
+            reqwest::Method::POST,
+            &format!("/api/conversations/{web}/messages"),
+            json!({"text": "hello visitor"}),
+        )
+        .await;
+        let reply = chat
+            .next_where("message", |m| m["text"] == "hello visitor")
+            .await;
+        assert_eq!(reply["from"], "agent");
+        chat.close().await;
         events.close().await;
     }
     let v = c.view().await.expect("view");
