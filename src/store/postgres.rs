@@ -22,7 +22,7 @@ use super::{
     AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, Recovered, Row, Store, StoreError,
     StoredSession, SNAPSHOTS_KEPT,
 };
-use ::postgres::{Client, Config, IsolationLevel, NoTls};
+use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -156,6 +156,9 @@ fn signed(v: u64) -> i64 {
 struct Connection {
     config: Config,
     client: Option<Client>,
+    /// Counts connections made, so what was prepared on an earlier one is
+    /// prepared again.
+    generation: u64,
 }
 
 impl Connection {
@@ -164,6 +167,7 @@ impl Connection {
         Ok(Connection {
             config,
             client: Some(client),
+            generation: 0,
         })
     }
 
@@ -171,6 +175,7 @@ impl Connection {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.client = Some(connect(&self.config).map_err(failed)?);
+            self.generation += 1;
         }
         self.client
             .as_mut()
@@ -784,9 +789,51 @@ impl ClusterStore for PgStore {
     }
 }
 
+/// The writer's statements, prepared once per connection (each would
+/// otherwise cost a round trip more per group).
+#[derive(Clone)]
+struct Prepared {
+    make_tenants: Statement,
+    lock_tenants: Statement,
+    append: Statement,
+    store_snapshot: Statement,
+    prune_snapshots: Statement,
+}
+
+impl Prepared {
+    fn new(client: &mut Client) -> Result<Prepared, ::postgres::Error> {
+        Ok(Prepared {
+            make_tenants: client.prepare(
+                "INSERT INTO sb_tenants (tenant) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            )?,
+            // Locked in tenant order (the same order everywhere: no
+            // deadlock); an epoch change waits for the transaction to end.
+            lock_tenants: client.prepare(
+                "SELECT tenant, epoch FROM sb_tenants WHERE tenant = ANY($1::text[])
+                 ORDER BY tenant FOR SHARE",
+            )?,
+            append: client.prepare(
+                "INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[],
+                                      $5::text[], $6::int8[])",
+            )?,
+            store_snapshot: client.prepare(
+                "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, seq) DO UPDATE SET body = excluded.body",
+            )?,
+            prune_snapshots: client.prepare(
+                "DELETE FROM sb_snapshots WHERE tenant = $1 AND seq NOT IN
+                     (SELECT seq FROM sb_snapshots WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)",
+            )?,
+        })
+    }
+}
+
 /// What the writer thread keeps between groups.
 struct Writer {
     conn: Connection,
+    /// The statements, and the connection they were prepared on.
+    prepared: Option<(u64, Prepared)>,
     /// Tenants whose last commit failed: their jobs are refused until they
     /// resync.
     failed: HashSet<Arc<str>>,
@@ -796,9 +843,32 @@ struct Writer {
     fail_next: Arc<AtomicBool>,
 }
 
+impl Writer {
+    /// The connection (made again if it broke) and its statements.
+    fn ready(&mut self) -> Result<(&mut Client, Prepared), StoreError> {
+        self.conn.client()?;
+        let generation = self.conn.generation;
+        let client = self
+            .conn
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Failed("no connection to PostgreSQL".into()))?;
+        let prepared = match &self.prepared {
+            Some((g, p)) if *g == generation => p.clone(),
+            _ => {
+                let p = Prepared::new(client).map_err(sql)?;
+                self.prepared = Some((generation, p.clone()));
+                p
+            }
+        };
+        Ok((client, prepared))
+    }
+}
+
 fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBool>) {
     let mut w = Writer {
         conn,
+        prepared: None,
         failed: HashSet::new(),
         known: HashSet::new(),
         fail_next,
@@ -862,14 +932,21 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
         return;
     }
     let fail = w.fail_next.swap(false, Ordering::SeqCst);
-    let result = w
-        .conn
-        .client()
-        .and_then(|c| commit(c, &open, &w.known, fail).map_err(failed));
+    // Tenants whose row may not exist yet (made in the same transaction).
+    let new: BTreeSet<Arc<str>> = open
+        .iter()
+        .map(Job::tenant)
+        .filter(|t| !w.known.contains(*t))
+        .cloned()
+        .collect();
+    let result = match w.ready() {
+        Ok((client, prepared)) => commit(client, &prepared, &open, &new, fail).map_err(failed),
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(group) => {
-            w.known.extend(group.made);
-            for (job, refusal) in open.into_iter().zip(group.refusals) {
+        Ok(refusals) => {
+            w.known.extend(new);
+            for (job, refusal) in open.into_iter().zip(refusals) {
                 match (job, refusal) {
                     (job, Some(e)) => job.answer(Err(e)),
                     (
@@ -895,48 +972,28 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
     }
 }
 
-/// What a committed group did.
-struct Group {
-    /// Per job, in order: why it was refused (nothing of it stored).
-    refusals: Vec<Option<StoreError>>,
-    /// Tenants whose row this group made.
-    made: Vec<Arc<str>>,
-}
-
-/// One transaction for a group: the tenants' rows are locked (made first
-/// if new) and their epochs read; the jobs under the right epoch are
-/// written with one statement for all their events.
+/// One transaction for a group: the tenants' rows are locked (the `new`
+/// ones made first) and their epochs read; the jobs under the right epoch
+/// are written with one statement for all their events. Per job, in
+/// order: why it was refused (nothing of it stored).
 fn commit(
     client: &mut Client,
+    st: &Prepared,
     jobs: &[Job],
-    known: &HashSet<Arc<str>>,
+    new: &BTreeSet<Arc<str>>,
     fail: bool,
-) -> Result<Group> {
+) -> Result<Vec<Option<StoreError>>> {
     let group: BTreeSet<&Arc<str>> = jobs.iter().map(Job::tenant).collect();
     let names: Vec<&str> = group.iter().map(|t| t.as_ref()).collect();
-    let made: Vec<Arc<str>> = group
-        .iter()
-        .filter(|t| !known.contains(**t))
-        .map(|t| (*t).clone())
-        .collect();
 
     let mut tx = client.transaction()?;
-    if !made.is_empty() {
-        let new: Vec<&str> = made.iter().map(|t| t.as_ref()).collect();
-        tx.execute(
-            "INSERT INTO sb_tenants (tenant) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            &[&new],
-        )
-        .context("making the tenants' rows")?;
+    if !new.is_empty() {
+        let new: Vec<&str> = new.iter().map(|t| t.as_ref()).collect();
+        tx.execute(&st.make_tenants, &[&new])
+            .context("making the tenants' rows")?;
     }
-    // Locked in tenant order (the same order everywhere: no deadlock); an
-    // epoch change waits for this transaction to end.
     let epochs: HashMap<String, u64> = tx
-        .query(
-            "SELECT tenant, epoch FROM sb_tenants WHERE tenant = ANY($1)
-             ORDER BY tenant FOR SHARE",
-            &[&names],
-        )
+        .query(&st.lock_tenants, &[&names])
         .context("locking the tenants")?
         .iter()
         .map(|r| Ok((r.try_get(0)?, unsigned(r.try_get(1)?))))
@@ -985,31 +1042,21 @@ fn commit(
     }
     if !tenants.is_empty() {
         tx.execute(
-            "INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[],
-                                  $5::text[], $6::int8[])",
+            &st.append,
             &[&tenants, &seqs, &kinds, &convs, &bodies, &epochs_of],
         )
         .context("appending to the journal")?;
     }
     for (tenant, seq, body) in snapshots {
-        tx.execute(
-            "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, seq) DO UPDATE SET body = excluded.body",
-            &[&tenant, &seq, body],
-        )
-        .context("storing a snapshot")?;
-        tx.execute(
-            "DELETE FROM sb_snapshots WHERE tenant = $1 AND seq NOT IN
-                 (SELECT seq FROM sb_snapshots WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)",
-            &[&tenant, &(SNAPSHOTS_KEPT as i64)],
-        )
-        .context("pruning snapshots")?;
+        tx.execute(&st.store_snapshot, &[&tenant, &seq, body])
+            .context("storing a snapshot")?;
+        tx.execute(&st.prune_snapshots, &[&tenant, &(SNAPSHOTS_KEPT as i64)])
+            .context("pruning snapshots")?;
     }
     if fail {
         // Rolled back when `tx` is dropped.
         bail!("commit failed (test hook)");
     }
     tx.commit().context("committing")?;
-    Ok(Group { refusals, made })
+    Ok(refusals)
 }
