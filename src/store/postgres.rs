@@ -8,8 +8,10 @@
 //! The client is the synchronous one, which runs a runtime of its own: it
 //! is driven only from this store's threads, never from the caller's (often
 //! a tokio worker). One writer thread does group commit of the queued
-//! appends and snapshots (as the SQLite store does); a small fixed set of
-//! threads serves the other calls, each caller waiting for its reply.
+//! appends and snapshots (as the SQLite store does); two threads serve the
+//! reads, sessions and secrets, and one more the cluster calls (so lease
+//! renewals never wait behind a tenant's recovery); each caller waits for
+//! its reply.
 //!
 //! **Invariant (fencing):** an append commits in the same transaction that
 //! holds its tenant's row (`FOR SHARE`) and finds the epoch it was made
@@ -36,9 +38,13 @@ use switchboard_core::Event;
 const MAX_GROUP: usize = 1024;
 /// Jobs waiting for the writer before submitters wait (back-pressure).
 const QUEUE_DEPTH: usize = 16 * 1024;
-/// Threads (each with its connection) serving reads, sessions, secrets and
-/// the cluster calls.
+/// Threads (each with its connection) serving reads, sessions and secrets.
 const READERS: usize = 2;
+/// Threads serving the cluster calls (heartbeats, leases).
+const CLUSTER_READERS: usize = 1;
+/// The longest lease or heartbeat age asked about (a century): longer
+/// ones are taken as this, so adding it to a time stays in range.
+const LONGEST_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// How long connecting may take before it counts as a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The advisory lock key migrations run under ("sb_schema" in ASCII).
@@ -257,6 +263,7 @@ type Call = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
 pub struct PgStore {
     tx: mpsc::SyncSender<Job>,
     calls: mpsc::Sender<Call>,
+    cluster: mpsc::Sender<Call>,
     /// Test hook (`test_clock` servers only): fail the next commit.
     fail_next: Arc<AtomicBool>,
 }
@@ -279,7 +286,9 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        config.application_name("switchboard");
+        if config.get_application_name().is_none() {
+            config.application_name("switchboard");
+        }
 
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let fail_next = Arc::new(AtomicBool::new(false));
@@ -287,7 +296,6 @@ impl PgStore {
         {
             let config = config.clone();
             let fail = fail_next.clone();
-            let ready = ready.clone();
             std::thread::Builder::new()
                 .name("pg-journal-writer".into())
                 .spawn(move || {
@@ -313,33 +321,12 @@ impl PgStore {
             .recv()
             .context("the journal writer stopped while starting")??;
 
-        let (calls, queue) = mpsc::channel::<Call>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..READERS {
-            let config = config.clone();
-            let queue = queue.clone();
-            let ready = ready.clone();
-            std::thread::Builder::new()
-                .name(format!("pg-reader-{i}"))
-                .spawn(move || match Connection::open(config) {
-                    Ok(conn) => {
-                        let _ = ready.send(Ok(()));
-                        read_loop(conn, &queue);
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                    }
-                })
-                .context("starting a PostgreSQL reader")?;
-        }
-        for _ in 0..READERS {
-            started
-                .recv()
-                .context("a PostgreSQL reader stopped while starting")??;
-        }
+        let calls = readers("pg-reader", READERS, &config)?;
+        let cluster = readers("pg-cluster", CLUSTER_READERS, &config)?;
         Ok(PgStore {
             tx,
             calls,
+            cluster,
             fail_next,
         })
     }
@@ -356,13 +343,64 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = mpsc::channel();
-        let call: Call = Box::new(move |client| {
-            let _ = reply.send(client.and_then(f));
-        });
-        self.calls.send(call).map_err(|_| StoreError::Stopped)?;
-        answer.recv().map_err(|_| StoreError::Stopped)?
+        ask(&self.calls, f)
     }
+
+    /// Run `f` on the cluster thread's connection and wait for its answer.
+    fn cluster_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        ask(&self.cluster, f)
+    }
+}
+
+fn ask<T: Send + 'static>(
+    threads: &mpsc::Sender<Call>,
+    f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (reply, answer) = mpsc::channel();
+    let call: Call = Box::new(move |client| {
+        let _ = reply.send(client.and_then(f));
+    });
+    threads.send(call).map_err(|_| StoreError::Stopped)?;
+    answer.recv().map_err(|_| StoreError::Stopped)?
+}
+
+/// Start `n` threads, each with its connection, serving calls from one
+/// queue; returns once each is connected.
+fn readers(name: &str, n: usize, config: &Config) -> Result<mpsc::Sender<Call>> {
+    let (calls, queue) = mpsc::channel::<Call>();
+    let queue = Arc::new(Mutex::new(queue));
+    let (ready, started) = mpsc::channel::<Result<()>>();
+    // Only the threads hold a sender: one dying unannounced ends the wait.
+    for i in 0..n {
+        let (config, queue, ready) = (config.clone(), queue.clone(), ready.clone());
+        std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || match Connection::open(config) {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    read_loop(conn, &queue);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            })
+            .with_context(|| format!("starting {name}-{i}"))?;
+    }
+    drop(ready);
+    for _ in 0..n {
+        started
+            .recv()
+            .with_context(|| format!("a {name} thread stopped while starting"))??;
+    }
+    Ok(calls)
+}
+
+/// A lease length or heartbeat age for a `bigint` sum with a time.
+fn span(ms: u64) -> i64 {
+    signed(ms.min(LONGEST_MS))
 }
 
 fn read_loop(mut conn: Connection, queue: &Mutex<mpsc::Receiver<Call>>) {
@@ -652,7 +690,7 @@ impl Store for PgStore {
 impl ClusterStore for PgStore {
     fn heartbeat(&self, node: &str, url: &str) -> Result<(), StoreError> {
         let (node, url) = (node.to_string(), url.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             c.execute(
                 "INSERT INTO sb_nodes (id, url, heartbeat_at) VALUES ($1, $2, sb_now_ms())
                  ON CONFLICT (id) DO UPDATE
@@ -665,12 +703,12 @@ impl ClusterStore for PgStore {
     }
 
     fn live_nodes(&self, lease_ms: u64) -> Result<Vec<NodeRow>, StoreError> {
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let rows = c
                 .query(
                     "SELECT id, url, heartbeat_at FROM sb_nodes
                      WHERE heartbeat_at >= sb_now_ms() - $1 ORDER BY id",
-                    &[&signed(lease_ms)],
+                    &[&span(lease_ms)],
                 )
                 .map_err(sql)?;
             rows.iter()
@@ -688,7 +726,7 @@ impl ClusterStore for PgStore {
 
     fn leave(&self, node: &str) -> Result<(), StoreError> {
         let node = node.to_string();
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let mut tx = c.transaction().map_err(sql)?;
             tx.execute("DELETE FROM sb_nodes WHERE id = $1", &[&node])
                 .map_err(sql)?;
@@ -705,7 +743,7 @@ impl ClusterStore for PgStore {
     }
 
     fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let rows = c
                 .query(
                     "SELECT tenant, owner, epoch, since, lease_until FROM sb_tenants
@@ -730,7 +768,7 @@ impl ClusterStore for PgStore {
 
     fn acquire(&self, tenant: &str, node: &str, lease_ms: u64) -> Result<Option<u64>, StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             // One statement: the row is made or locked, and taken only if
             // nobody else's lease still runs (checked again on the latest
             // row after waiting for a concurrent taker).
@@ -745,7 +783,7 @@ impl ClusterStore for PgStore {
                          WHERE t.owner IS NULL OR t.owner = excluded.owner
                              OR t.lease_until <= excluded.since
                      RETURNING t.epoch",
-                    &[&tenant, &node, &signed(lease_ms)],
+                    &[&tenant, &node, &span(lease_ms)],
                 )
                 .map_err(sql)?;
             match row {
@@ -763,12 +801,12 @@ impl ClusterStore for PgStore {
         lease_ms: u64,
     ) -> Result<bool, StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let n = c
                 .execute(
                     "UPDATE sb_tenants SET lease_until = sb_now_ms() + $4
                      WHERE tenant = $1 AND owner = $2 AND epoch = $3",
-                    &[&tenant, &node, &signed(epoch), &signed(lease_ms)],
+                    &[&tenant, &node, &signed(epoch), &span(lease_ms)],
                 )
                 .map_err(sql)?;
             Ok(n == 1)
@@ -777,7 +815,7 @@ impl ClusterStore for PgStore {
 
     fn release(&self, tenant: &str, node: &str, epoch: u64) -> Result<(), StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             c.execute(
                 "UPDATE sb_tenants SET owner = NULL, lease_until = sb_now_ms()
                  WHERE tenant = $1 AND owner = $2 AND epoch = $3",
