@@ -550,6 +550,54 @@ fn after_another_node_acquires_an_append_under_the_old_epoch_stores_nothing() {
     assert_eq!(a.recover("acme").expect("recovers").last_seq, seq);
 }
 
+/// Appends keep coming from node a while node b takes the tenant over:
+/// once `acquire` has returned, nothing more of a's commits, and everything
+/// a was told is committed is there.
+#[test]
+fn an_acquire_fences_the_appends_another_node_has_in_flight() {
+    let Some((_db, a, b)) = two_nodes("in-flight") else {
+        return;
+    };
+    let a = Arc::new(a);
+    let epoch = a.acquire("acme", "a", 0).expect("asked").expect("taken");
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (a, acked) = (a.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut e = engine();
+            let mut seq = 0;
+            for i in 0..100_000 {
+                let (rows, _) = rows_of(&mut e, i, &mut seq);
+                match append(&*a, "acme", epoch, rows) {
+                    Ok(()) => acked.store(seq, Ordering::SeqCst),
+                    Err(StoreError::StaleEpoch { .. }) => return,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            panic!("never fenced");
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 20 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        b.acquire("acme", "b", RUNNING).expect("asked"),
+        Some(epoch + 1)
+    );
+    let at_take_over = b.recover("acme").expect("recovers").last_seq;
+    writer.join().expect("a was fenced");
+    assert_eq!(
+        b.recover("acme").expect("recovers").last_seq,
+        at_take_over,
+        "nothing of a's committed after the take-over"
+    );
+    assert_eq!(
+        acked.load(Ordering::SeqCst),
+        at_take_over,
+        "all a was told is there"
+    );
+}
+
 #[test]
 fn two_nodes_racing_to_acquire_a_tenant_one_wins() {
     let Some((_db, a, b)) = two_nodes("race") else {
