@@ -47,6 +47,9 @@ const CLUSTER_READERS: usize = 1;
 const LONGEST_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// How long connecting may take before it counts as a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to answer an empty query after a
+/// failure before it counts as broken.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The advisory lock key migrations run under ("sb_schema" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73625f736368656d;
 
@@ -177,6 +180,20 @@ impl Connection {
         })
     }
 
+    /// After a failed use: whether the connection broke (a database
+    /// restart, a failover, a dropped socket). A broken one is let go, and
+    /// the next use makes a new one.
+    fn lost(&mut self) -> bool {
+        let alive = self
+            .client
+            .as_mut()
+            .is_some_and(|c| !c.is_closed() && c.is_valid(PROBE_TIMEOUT).is_ok());
+        if !alive {
+            self.client = None;
+        }
+        !alive
+    }
+
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
@@ -256,7 +273,7 @@ impl Job {
 
 /// A call for a reader thread: it runs on the thread's connection and
 /// answers through its own channel.
-type Call = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
+type Call = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The PostgreSQL store. Cheap to share; every database call runs on the
 /// store's own threads.
@@ -341,7 +358,7 @@ impl PgStore {
     /// Run `f` on a reader's connection and wait for its answer.
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         ask(&self.calls, f)
     }
@@ -349,7 +366,7 @@ impl PgStore {
     /// Run `f` on the cluster thread's connection and wait for its answer.
     fn cluster_call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         ask(&self.cluster, f)
     }
@@ -357,11 +374,19 @@ impl PgStore {
 
 fn ask<T: Send + 'static>(
     threads: &mpsc::Sender<Call>,
-    f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     let (reply, answer) = mpsc::channel();
-    let call: Call = Box::new(move |client| {
-        let _ = reply.send(client.and_then(f));
+    let call: Call = Box::new(move |conn| {
+        let mut result = conn.client().and_then(&f);
+        // The connection was lost (a database restart, a failover): once
+        // more on a new one. Every call is safe to repeat (reads, upserts,
+        // deletes; an `acquire` repeated after all took effect finds the
+        // tenant its own and moves the epoch on once more).
+        if result.is_err() && conn.lost() {
+            result = conn.client().and_then(&f);
+        }
+        let _ = reply.send(result);
     });
     threads.send(call).map_err(|_| StoreError::Stopped)?;
     answer.recv().map_err(|_| StoreError::Stopped)?
@@ -411,7 +436,7 @@ fn read_loop(mut conn: Connection, queue: &Mutex<mpsc::Receiver<Call>>) {
         let Ok(call) = next else {
             return; // the store is gone
         };
-        call(conn.client());
+        call(&mut conn);
     }
 }
 
@@ -926,10 +951,16 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBo
             match job {
                 Job::Resync { tenant, reply } => {
                     settle(&mut w, std::mem::take(&mut batch));
-                    let read = w
+                    let mut read = w
                         .conn
                         .client()
                         .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                    if read.is_err() && w.conn.lost() {
+                        read = w
+                            .conn
+                            .client()
+                            .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                    }
                     if read.is_ok() {
                         w.failed.remove(&tenant);
                     }
@@ -1002,6 +1033,8 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
         }
         Err(e) => {
             tracing::error!(error = %e, jobs = open.len(), "journal commit failed");
+            // A broken connection is let go: the next group makes a new one.
+            w.conn.lost();
             w.failed.extend(open.iter().map(|j| j.tenant().clone()));
             for job in open {
                 job.answer(Err(e.clone()));
