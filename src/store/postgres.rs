@@ -7,8 +7,10 @@
 //!
 //! The client is the synchronous one, which runs a runtime of its own: it
 //! is driven only from this store's threads, never from the caller's (often
-//! a tokio worker). One writer thread does group commit of the queued
-//! appends and snapshots (as the SQLite store does); two threads serve the
+//! a tokio worker). Writer threads do group commit of the queued appends
+//! and snapshots (as the SQLite store does), each for its share of the
+//! tenants (a tenant always on the same one: its jobs commit in the order
+//! queued), so that commits overlap; two threads serve the
 //! reads, sessions and secrets, and one more the cluster calls (so lease
 //! renewals never wait behind a tenant's recovery); each caller waits for
 //! its reply.
@@ -38,6 +40,10 @@ use switchboard_core::Event;
 const MAX_GROUP: usize = 1024;
 /// Jobs waiting for the writer before submitters wait (back-pressure).
 const QUEUE_DEPTH: usize = 16 * 1024;
+/// Journal writers, each with its connection and group commit; tenants
+/// are spread over them, so the commits of different tenants overlap (the
+/// database flushes concurrent commits together).
+const WRITERS: usize = 4;
 /// Threads (each with its connection) serving reads, sessions and secrets.
 const READERS: usize = 2;
 /// Threads serving the cluster calls (heartbeats, leases).
@@ -278,7 +284,8 @@ type Call = Box<dyn FnOnce(&mut Connection) + Send>;
 /// The PostgreSQL store. Cheap to share; every database call runs on the
 /// store's own threads.
 pub struct PgStore {
-    tx: mpsc::SyncSender<Job>,
+    /// The journal writers; a tenant's jobs all go to one of them.
+    writers: Arc<[mpsc::SyncSender<Job>]>,
     calls: mpsc::Sender<Call>,
     cluster: mpsc::Sender<Call>,
     /// Test hook (`test_clock` servers only): fail the next commit.
@@ -307,52 +314,27 @@ impl PgStore {
             config.application_name("switchboard");
         }
 
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let fail_next = Arc::new(AtomicBool::new(false));
-        let (ready, started) = mpsc::channel::<Result<()>>();
-        {
-            let config = config.clone();
-            let fail = fail_next.clone();
-            std::thread::Builder::new()
-                .name("pg-journal-writer".into())
-                .spawn(move || {
-                    let conn = Connection::open(config).and_then(|mut c| {
-                        let client = c.client().map_err(anyhow::Error::new)?;
-                        migrate(client).context("migrating the PostgreSQL schema")?;
-                        Ok(c)
-                    });
-                    match conn {
-                        Ok(conn) => {
-                            let _ = ready.send(Ok(()));
-                            write_loop(conn, rx, fail);
-                        }
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                        }
-                    }
-                })
-                .context("starting the journal writer")?;
+        // The first writer migrates: the others and the readers start on
+        // the migrated schema.
+        let mut writers = Vec::with_capacity(WRITERS);
+        for i in 0..WRITERS {
+            writers.push(writer(i, &config, i == 0, &fail_next)?);
         }
-        // The writer migrates first: readers start on the migrated schema.
-        started
-            .recv()
-            .context("the journal writer stopped while starting")??;
-
         let calls = readers("pg-reader", READERS, &config)?;
         let cluster = readers("pg-cluster", CLUSTER_READERS, &config)?;
         Ok(PgStore {
-            tx,
+            writers: writers.into(),
             calls,
             cluster,
             fail_next,
         })
     }
 
-    /// Queue `job`; a stopped writer answers at once.
+    /// Queue `job` for its tenant's writer; a stopped writer answers at
+    /// once.
     fn submit(&self, job: Job) {
-        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            job.answer(Err(StoreError::Stopped));
-        }
+        submit_to(&self.writers, job);
     }
 
     /// Run `f` on a reader's connection and wait for its answer.
@@ -370,6 +352,60 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         ask(&self.cluster, f)
     }
+}
+
+/// Queue `job` for the writer of its tenant (always the same one, so a
+/// tenant's jobs commit in the order queued); a stopped writer answers at
+/// once.
+fn submit_to(writers: &[mpsc::SyncSender<Job>], job: Job) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    job.tenant().hash(&mut h);
+    let Some(writer) = writers.get(h.finish() as usize % writers.len().max(1)) else {
+        job.answer(Err(StoreError::Stopped));
+        return;
+    };
+    if let Err(mpsc::SendError(job)) = writer.send(job) {
+        job.answer(Err(StoreError::Stopped));
+    }
+}
+
+/// Start journal writer `i` on a connection of its own (migrating the
+/// schema first if `migrate`); returns once it is connected.
+fn writer(
+    i: usize,
+    config: &Config,
+    migrate_first: bool,
+    fail_next: &Arc<AtomicBool>,
+) -> Result<mpsc::SyncSender<Job>> {
+    let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+    let (ready, started) = mpsc::channel::<Result<()>>();
+    let (config, fail) = (config.clone(), fail_next.clone());
+    std::thread::Builder::new()
+        .name(format!("pg-journal-writer-{i}"))
+        .spawn(move || {
+            let conn = Connection::open(config).and_then(|mut c| {
+                if migrate_first {
+                    let client = c.client().map_err(anyhow::Error::new)?;
+                    migrate(client).context("migrating the PostgreSQL schema")?;
+                }
+                Ok(c)
+            });
+            match conn {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    write_loop(conn, rx, fail);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        })
+        .context("starting a journal writer")?;
+    started
+        .recv()
+        .context("a journal writer stopped while starting")??;
+    Ok(tx)
 }
 
 fn ask<T: Send + 'static>(
@@ -554,7 +590,7 @@ impl Store for PgStore {
 
     fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed {
         let (done, rx) = tokio::sync::oneshot::channel();
-        let tx = self.tx.clone();
+        let writers = self.writers.clone();
         let tenant: Arc<str> = tenant.into();
         // Encoded on a thread of its own, so neither the caller (holding
         // the engine lock) nor the writer waits for that.
@@ -577,9 +613,7 @@ impl Store for PgStore {
                     body,
                     done,
                 };
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
-                    job.answer(Err(StoreError::Stopped));
-                }
+                submit_to(&writers, job);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the snapshot encoder");
