@@ -56,7 +56,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may take to answer an empty query after a
 /// failure before it counts as broken.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The advisory lock key migrations run under ("sb_schema" in ASCII).
+/// The advisory lock key migrations run under ("sb_schem" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73625f736368656d;
 
 /// The schema, one step per version (version = index + 1). A step is
