@@ -550,6 +550,98 @@ fn after_another_node_acquires_an_append_under_the_old_epoch_stores_nothing() {
     assert_eq!(a.recover("acme").expect("recovers").last_seq, seq);
 }
 
+/// Appends keep coming from node a while node b takes the tenant over:
+/// once `acquire` has returned, nothing more of a's commits, and everything
+/// a was told is committed is there.
+#[test]
+fn an_acquire_fences_the_appends_another_node_has_in_flight() {
+    let Some((_db, a, b)) = two_nodes("in-flight") else {
+        return;
+    };
+    let a = Arc::new(a);
+    let epoch = a.acquire("acme", "a", 0).expect("asked").expect("taken");
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (a, acked) = (a.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut e = engine();
+            let mut seq = 0;
+            for i in 0..100_000 {
+                let (rows, _) = rows_of(&mut e, i, &mut seq);
+                match append(&*a, "acme", epoch, rows) {
+                    Ok(()) => acked.store(seq, Ordering::SeqCst),
+                    Err(StoreError::StaleEpoch { .. }) => return,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            panic!("never fenced");
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 20 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        b.acquire("acme", "b", RUNNING).expect("asked"),
+        Some(epoch + 1)
+    );
+    let at_take_over = b.recover("acme").expect("recovers").last_seq;
+    writer.join().expect("a was fenced");
+    assert_eq!(
+        b.recover("acme").expect("recovers").last_seq,
+        at_take_over,
+        "nothing of a's committed after the take-over"
+    );
+    assert_eq!(
+        acked.load(Ordering::SeqCst),
+        at_take_over,
+        "all a was told is there"
+    );
+}
+
+/// The database drops the store's connections (a restart, a failover):
+/// the commit in flight fails and closes the tenant as any failed commit
+/// does; the store connects again, and after its resync the tenant writes
+/// on.
+#[test]
+fn lost_connections_are_made_again() {
+    let Some(db) = pg_support::fresh_database("reconnect") else {
+        return;
+    };
+    let store = PgStore::open(&db.url).expect("opens");
+    let mut e = engine();
+    let mut seq = 0;
+    let (rows, _) = rows_of(&mut e, 1, &mut seq);
+    append(&store, "acme", 0, rows).expect("committed");
+    let kept = seq;
+    raw(
+        &db.url,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let (rows, _) = rows_of(&mut e, 2, &mut seq);
+    match append(&store, "acme", 0, rows) {
+        Ok(()) => {}
+        Err(StoreError::Failed(_)) => {
+            let back = store.resync("acme").expect("resyncs on a new connection");
+            assert_eq!(back.last_seq, kept);
+            seq = kept;
+        }
+        Err(other) => panic!("{other}"),
+    }
+    let mut e = engine();
+    let (rows, _) = rows_of(&mut e, 3, &mut seq);
+    append(&store, "acme", 0, rows).expect("commits again");
+    // A reader whose connection was lost fails once at most.
+    let read = store.recover("acme").or_else(|_| store.recover("acme"));
+    assert_eq!(read.expect("reads again").last_seq, seq);
+    let secret = store.secret("k", &[1]).or_else(|_| store.secret("k", &[1]));
+    assert_eq!(secret.expect("reads again"), vec![1]);
+    let beat = store
+        .heartbeat("a", "u")
+        .or_else(|_| store.heartbeat("a", "u"));
+    beat.expect("the cluster thread connects again");
+}
+
 #[test]
 fn two_nodes_racing_to_acquire_a_tenant_one_wins() {
     let Some((_db, a, b)) = two_nodes("race") else {

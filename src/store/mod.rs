@@ -1,9 +1,10 @@
 //! What the server keeps durably, behind one trait: [`Store`]. The
 //! journal (every event of every tenant, appended in order under a tenant
 //! epoch, committed before anyone is told), snapshots for fast start-up,
-//! agent sessions and server secrets. [`SqliteStore`] is the first
-//! implementation; a store for a cluster (PostgreSQL) goes behind the same
-//! trait and must pass the same suite (`tests/store_contract.rs`).
+//! agent sessions and server secrets. [`SqliteStore`] keeps them for one
+//! node; [`PgStore`] (PostgreSQL) for the nodes of a cluster, which also
+//! share membership and tenant leases through it ([`ClusterStore`]). Both
+//! pass the same suite (`tests/store_contract.rs`).
 //!
 //! Deduplication of channel message ids and admin settings need nothing of
 //! their own here: both are events of the journal (`external_id` on a

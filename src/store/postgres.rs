@@ -7,9 +7,13 @@
 //!
 //! The client is the synchronous one, which runs a runtime of its own: it
 //! is driven only from this store's threads, never from the caller's (often
-//! a tokio worker). One writer thread does group commit of the queued
-//! appends and snapshots (as the SQLite store does); a small fixed set of
-//! threads serves the other calls, each caller waiting for its reply.
+//! a tokio worker). Writer threads do group commit of the queued appends
+//! and snapshots (as the SQLite store does), each for its share of the
+//! tenants (a tenant always on the same one: its jobs commit in the order
+//! queued), so that commits overlap; two threads serve the
+//! reads, sessions and secrets, and one more the cluster calls (so lease
+//! renewals never wait behind a tenant's recovery); each caller waits for
+//! its reply.
 //!
 //! **Invariant (fencing):** an append commits in the same transaction that
 //! holds its tenant's row (`FOR SHARE`) and finds the epoch it was made
@@ -22,7 +26,7 @@ use super::{
     AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, Recovered, Row, Store, StoreError,
     StoredSession, SNAPSHOTS_KEPT,
 };
-use ::postgres::{Client, Config, IsolationLevel, NoTls};
+use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +40,23 @@ use switchboard_core::Event;
 const MAX_GROUP: usize = 1024;
 /// Jobs waiting for the writer before submitters wait (back-pressure).
 const QUEUE_DEPTH: usize = 16 * 1024;
-/// Threads (each with its connection) serving reads, sessions, secrets and
-/// the cluster calls.
+/// Journal writers, each with its connection and group commit; tenants
+/// are spread over them, so the commits of different tenants overlap (the
+/// database flushes concurrent commits together).
+const WRITERS: usize = 4;
+/// Threads (each with its connection) serving reads, sessions and secrets.
 const READERS: usize = 2;
+/// Threads serving the cluster calls (heartbeats, leases).
+const CLUSTER_READERS: usize = 1;
+/// The longest lease or heartbeat age asked about (a century): longer
+/// ones are taken as this, so adding it to a time stays in range.
+const LONGEST_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// How long connecting may take before it counts as a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The advisory lock key migrations run under ("sb_schema" in ASCII).
+/// How long a connection may take to answer an empty query after a
+/// failure before it counts as broken.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The advisory lock key migrations run under ("sb_schem" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73625f736368656d;
 
 /// The schema, one step per version (version = index + 1). A step is
@@ -156,6 +171,9 @@ fn signed(v: u64) -> i64 {
 struct Connection {
     config: Config,
     client: Option<Client>,
+    /// Counts connections made, so what was prepared on an earlier one is
+    /// prepared again.
+    generation: u64,
 }
 
 impl Connection {
@@ -164,13 +182,29 @@ impl Connection {
         Ok(Connection {
             config,
             client: Some(client),
+            generation: 0,
         })
+    }
+
+    /// After a failed use: whether the connection broke (a database
+    /// restart, a failover, a dropped socket). A broken one is let go, and
+    /// the next use makes a new one.
+    fn lost(&mut self) -> bool {
+        let alive = self
+            .client
+            .as_mut()
+            .is_some_and(|c| !c.is_closed() && c.is_valid(PROBE_TIMEOUT).is_ok());
+        if !alive {
+            self.client = None;
+        }
+        !alive
     }
 
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.client = Some(connect(&self.config).map_err(failed)?);
+            self.generation += 1;
         }
         self.client
             .as_mut()
@@ -245,13 +279,15 @@ impl Job {
 
 /// A call for a reader thread: it runs on the thread's connection and
 /// answers through its own channel.
-type Call = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
+type Call = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The PostgreSQL store. Cheap to share; every database call runs on the
 /// store's own threads.
 pub struct PgStore {
-    tx: mpsc::SyncSender<Job>,
+    /// The journal writers; a tenant's jobs all go to one of them.
+    writers: Arc<[mpsc::SyncSender<Job>]>,
     calls: mpsc::Sender<Call>,
+    cluster: mpsc::Sender<Call>,
     /// Test hook (`test_clock` servers only): fail the next commit.
     fail_next: Arc<AtomicBool>,
 }
@@ -274,90 +310,158 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        config.application_name("switchboard");
+        if config.get_application_name().is_none() {
+            config.application_name("switchboard");
+        }
 
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let fail_next = Arc::new(AtomicBool::new(false));
-        let (ready, started) = mpsc::channel::<Result<()>>();
-        {
-            let config = config.clone();
-            let fail = fail_next.clone();
-            let ready = ready.clone();
-            std::thread::Builder::new()
-                .name("pg-journal-writer".into())
-                .spawn(move || {
-                    let conn = Connection::open(config).and_then(|mut c| {
-                        let client = c.client().map_err(anyhow::Error::new)?;
-                        migrate(client).context("migrating the PostgreSQL schema")?;
-                        Ok(c)
-                    });
-                    match conn {
-                        Ok(conn) => {
-                            let _ = ready.send(Ok(()));
-                            write_loop(conn, rx, fail);
-                        }
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                        }
-                    }
-                })
-                .context("starting the journal writer")?;
+        // The first writer migrates: the others and the readers start on
+        // the migrated schema.
+        let mut writers = Vec::with_capacity(WRITERS);
+        for i in 0..WRITERS {
+            writers.push(writer(i, &config, i == 0, &fail_next)?);
         }
-        // The writer migrates first: readers start on the migrated schema.
-        started
-            .recv()
-            .context("the journal writer stopped while starting")??;
-
-        let (calls, queue) = mpsc::channel::<Call>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..READERS {
-            let config = config.clone();
-            let queue = queue.clone();
-            let ready = ready.clone();
-            std::thread::Builder::new()
-                .name(format!("pg-reader-{i}"))
-                .spawn(move || match Connection::open(config) {
-                    Ok(conn) => {
-                        let _ = ready.send(Ok(()));
-                        read_loop(conn, &queue);
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                    }
-                })
-                .context("starting a PostgreSQL reader")?;
-        }
-        for _ in 0..READERS {
-            started
-                .recv()
-                .context("a PostgreSQL reader stopped while starting")??;
-        }
+        let calls = readers("pg-reader", READERS, &config)?;
+        let cluster = readers("pg-cluster", CLUSTER_READERS, &config)?;
         Ok(PgStore {
-            tx,
+            writers: writers.into(),
             calls,
+            cluster,
             fail_next,
         })
     }
 
-    /// Queue `job`; a stopped writer answers at once.
+    /// Queue `job` for its tenant's writer; a stopped writer answers at
+    /// once.
     fn submit(&self, job: Job) {
-        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            job.answer(Err(StoreError::Stopped));
-        }
+        submit_to(&self.writers, job);
     }
 
     /// Run `f` on a reader's connection and wait for its answer.
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = mpsc::channel();
-        let call: Call = Box::new(move |client| {
-            let _ = reply.send(client.and_then(f));
-        });
-        self.calls.send(call).map_err(|_| StoreError::Stopped)?;
-        answer.recv().map_err(|_| StoreError::Stopped)?
+        ask(&self.calls, f)
     }
+
+    /// Run `f` on the cluster thread's connection and wait for its answer.
+    fn cluster_call<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        ask(&self.cluster, f)
+    }
+}
+
+/// Queue `job` for the writer of its tenant (always the same one, so a
+/// tenant's jobs commit in the order queued); a stopped writer answers at
+/// once.
+fn submit_to(writers: &[mpsc::SyncSender<Job>], job: Job) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    job.tenant().hash(&mut h);
+    let Some(writer) = writers.get(h.finish() as usize % writers.len().max(1)) else {
+        job.answer(Err(StoreError::Stopped));
+        return;
+    };
+    if let Err(mpsc::SendError(job)) = writer.send(job) {
+        job.answer(Err(StoreError::Stopped));
+    }
+}
+
+/// Start journal writer `i` on a connection of its own (migrating the
+/// schema first if `migrate`); returns once it is connected.
+fn writer(
+    i: usize,
+    config: &Config,
+    migrate_first: bool,
+    fail_next: &Arc<AtomicBool>,
+) -> Result<mpsc::SyncSender<Job>> {
+    let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+    let (ready, started) = mpsc::channel::<Result<()>>();
+    let (config, fail) = (config.clone(), fail_next.clone());
+    std::thread::Builder::new()
+        .name(format!("pg-journal-writer-{i}"))
+        .spawn(move || {
+            let conn = Connection::open(config).and_then(|mut c| {
+                if migrate_first {
+                    let client = c.client().map_err(anyhow::Error::new)?;
+                    migrate(client).context("migrating the PostgreSQL schema")?;
+                }
+                Ok(c)
+            });
+            match conn {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    write_loop(conn, rx, fail);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        })
+        .context("starting a journal writer")?;
+    started
+        .recv()
+        .context("a journal writer stopped while starting")??;
+    Ok(tx)
+}
+
+fn ask<T: Send + 'static>(
+    threads: &mpsc::Sender<Call>,
+    f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (reply, answer) = mpsc::channel();
+    let call: Call = Box::new(move |conn| {
+        let mut result = conn.client().and_then(&f);
+        // The connection was lost (a database restart, a failover): once
+        // more on a new one. Every call is safe to repeat (reads, upserts,
+        // deletes; an `acquire` repeated after all took effect finds the
+        // tenant its own and moves the epoch on once more).
+        if result.is_err() && conn.lost() {
+            result = conn.client().and_then(&f);
+        }
+        let _ = reply.send(result);
+    });
+    threads.send(call).map_err(|_| StoreError::Stopped)?;
+    answer.recv().map_err(|_| StoreError::Stopped)?
+}
+
+/// Start `n` threads, each with its connection, serving calls from one
+/// queue; returns once each is connected.
+fn readers(name: &str, n: usize, config: &Config) -> Result<mpsc::Sender<Call>> {
+    let (calls, queue) = mpsc::channel::<Call>();
+    let queue = Arc::new(Mutex::new(queue));
+    let (ready, started) = mpsc::channel::<Result<()>>();
+    // Only the threads hold a sender: one dying unannounced ends the wait.
+    for i in 0..n {
+        let (config, queue, ready) = (config.clone(), queue.clone(), ready.clone());
+        std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || match Connection::open(config) {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    read_loop(conn, &queue);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            })
+            .with_context(|| format!("starting {name}-{i}"))?;
+    }
+    drop(ready);
+    for _ in 0..n {
+        started
+            .recv()
+            .with_context(|| format!("a {name} thread stopped while starting"))??;
+    }
+    Ok(calls)
+}
+
+/// A lease length or heartbeat age for a `bigint` sum with a time.
+fn span(ms: u64) -> i64 {
+    signed(ms.min(LONGEST_MS))
 }
 
 fn read_loop(mut conn: Connection, queue: &Mutex<mpsc::Receiver<Call>>) {
@@ -368,7 +472,7 @@ fn read_loop(mut conn: Connection, queue: &Mutex<mpsc::Receiver<Call>>) {
         let Ok(call) = next else {
             return; // the store is gone
         };
-        call(conn.client());
+        call(&mut conn);
     }
 }
 
@@ -486,7 +590,7 @@ impl Store for PgStore {
 
     fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed {
         let (done, rx) = tokio::sync::oneshot::channel();
-        let tx = self.tx.clone();
+        let writers = self.writers.clone();
         let tenant: Arc<str> = tenant.into();
         // Encoded on a thread of its own, so neither the caller (holding
         // the engine lock) nor the writer waits for that.
@@ -509,9 +613,7 @@ impl Store for PgStore {
                     body,
                     done,
                 };
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
-                    job.answer(Err(StoreError::Stopped));
-                }
+                submit_to(&writers, job);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the snapshot encoder");
@@ -647,7 +749,7 @@ impl Store for PgStore {
 impl ClusterStore for PgStore {
     fn heartbeat(&self, node: &str, url: &str) -> Result<(), StoreError> {
         let (node, url) = (node.to_string(), url.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             c.execute(
                 "INSERT INTO sb_nodes (id, url, heartbeat_at) VALUES ($1, $2, sb_now_ms())
                  ON CONFLICT (id) DO UPDATE
@@ -660,12 +762,12 @@ impl ClusterStore for PgStore {
     }
 
     fn live_nodes(&self, lease_ms: u64) -> Result<Vec<NodeRow>, StoreError> {
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let rows = c
                 .query(
                     "SELECT id, url, heartbeat_at FROM sb_nodes
                      WHERE heartbeat_at >= sb_now_ms() - $1 ORDER BY id",
-                    &[&signed(lease_ms)],
+                    &[&span(lease_ms)],
                 )
                 .map_err(sql)?;
             rows.iter()
@@ -683,7 +785,7 @@ impl ClusterStore for PgStore {
 
     fn leave(&self, node: &str) -> Result<(), StoreError> {
         let node = node.to_string();
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let mut tx = c.transaction().map_err(sql)?;
             tx.execute("DELETE FROM sb_nodes WHERE id = $1", &[&node])
                 .map_err(sql)?;
@@ -700,7 +802,7 @@ impl ClusterStore for PgStore {
     }
 
     fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let rows = c
                 .query(
                     "SELECT tenant, owner, epoch, since, lease_until FROM sb_tenants
@@ -725,7 +827,7 @@ impl ClusterStore for PgStore {
 
     fn acquire(&self, tenant: &str, node: &str, lease_ms: u64) -> Result<Option<u64>, StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             // One statement: the row is made or locked, and taken only if
             // nobody else's lease still runs (checked again on the latest
             // row after waiting for a concurrent taker).
@@ -740,7 +842,7 @@ impl ClusterStore for PgStore {
                          WHERE t.owner IS NULL OR t.owner = excluded.owner
                              OR t.lease_until <= excluded.since
                      RETURNING t.epoch",
-                    &[&tenant, &node, &signed(lease_ms)],
+                    &[&tenant, &node, &span(lease_ms)],
                 )
                 .map_err(sql)?;
             match row {
@@ -758,12 +860,12 @@ impl ClusterStore for PgStore {
         lease_ms: u64,
     ) -> Result<bool, StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             let n = c
                 .execute(
                     "UPDATE sb_tenants SET lease_until = sb_now_ms() + $4
                      WHERE tenant = $1 AND owner = $2 AND epoch = $3",
-                    &[&tenant, &node, &signed(epoch), &signed(lease_ms)],
+                    &[&tenant, &node, &signed(epoch), &span(lease_ms)],
                 )
                 .map_err(sql)?;
             Ok(n == 1)
@@ -772,7 +874,7 @@ impl ClusterStore for PgStore {
 
     fn release(&self, tenant: &str, node: &str, epoch: u64) -> Result<(), StoreError> {
         let (tenant, node) = (tenant.to_string(), node.to_string());
-        self.call(move |c| {
+        self.cluster_call(move |c| {
             c.execute(
                 "UPDATE sb_tenants SET owner = NULL, lease_until = sb_now_ms()
                  WHERE tenant = $1 AND owner = $2 AND epoch = $3",
@@ -784,9 +886,51 @@ impl ClusterStore for PgStore {
     }
 }
 
+/// The writer's statements, prepared once per connection (each would
+/// otherwise cost a round trip more per group).
+#[derive(Clone)]
+struct Prepared {
+    make_tenants: Statement,
+    lock_tenants: Statement,
+    append: Statement,
+    store_snapshot: Statement,
+    prune_snapshots: Statement,
+}
+
+impl Prepared {
+    fn new(client: &mut Client) -> Result<Prepared, ::postgres::Error> {
+        Ok(Prepared {
+            make_tenants: client.prepare(
+                "INSERT INTO sb_tenants (tenant) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            )?,
+            // Locked in tenant order (the same order everywhere: no
+            // deadlock); an epoch change waits for the transaction to end.
+            lock_tenants: client.prepare(
+                "SELECT tenant, epoch FROM sb_tenants WHERE tenant = ANY($1::text[])
+                 ORDER BY tenant FOR SHARE",
+            )?,
+            append: client.prepare(
+                "INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[],
+                                      $5::text[], $6::int8[])",
+            )?,
+            store_snapshot: client.prepare(
+                "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, seq) DO UPDATE SET body = excluded.body",
+            )?,
+            prune_snapshots: client.prepare(
+                "DELETE FROM sb_snapshots WHERE tenant = $1 AND seq NOT IN
+                     (SELECT seq FROM sb_snapshots WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)",
+            )?,
+        })
+    }
+}
+
 /// What the writer thread keeps between groups.
 struct Writer {
     conn: Connection,
+    /// The statements, and the connection they were prepared on.
+    prepared: Option<(u64, Prepared)>,
     /// Tenants whose last commit failed: their jobs are refused until they
     /// resync.
     failed: HashSet<Arc<str>>,
@@ -796,9 +940,32 @@ struct Writer {
     fail_next: Arc<AtomicBool>,
 }
 
+impl Writer {
+    /// The connection (made again if it broke) and its statements.
+    fn ready(&mut self) -> Result<(&mut Client, Prepared), StoreError> {
+        self.conn.client()?;
+        let generation = self.conn.generation;
+        let client = self
+            .conn
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Failed("no connection to PostgreSQL".into()))?;
+        let prepared = match &self.prepared {
+            Some((g, p)) if *g == generation => p.clone(),
+            _ => {
+                let p = Prepared::new(client).map_err(sql)?;
+                self.prepared = Some((generation, p.clone()));
+                p
+            }
+        };
+        Ok((client, prepared))
+    }
+}
+
 fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBool>) {
     let mut w = Writer {
         conn,
+        prepared: None,
         failed: HashSet::new(),
         known: HashSet::new(),
         fail_next,
@@ -818,10 +985,16 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBo
             match job {
                 Job::Resync { tenant, reply } => {
                     settle(&mut w, std::mem::take(&mut batch));
-                    let read = w
+                    let mut read = w
                         .conn
                         .client()
                         .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                    if read.is_err() && w.conn.lost() {
+                        read = w
+                            .conn
+                            .client()
+                            .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                    }
                     if read.is_ok() {
                         w.failed.remove(&tenant);
                     }
@@ -862,14 +1035,21 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
         return;
     }
     let fail = w.fail_next.swap(false, Ordering::SeqCst);
-    let result = w
-        .conn
-        .client()
-        .and_then(|c| commit(c, &open, &w.known, fail).map_err(failed));
+    // Tenants whose row may not exist yet (made in the same transaction).
+    let new: BTreeSet<Arc<str>> = open
+        .iter()
+        .map(Job::tenant)
+        .filter(|t| !w.known.contains(*t))
+        .cloned()
+        .collect();
+    let result = match w.ready() {
+        Ok((client, prepared)) => commit(client, &prepared, &open, &new, fail).map_err(failed),
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(group) => {
-            w.known.extend(group.made);
-            for (job, refusal) in open.into_iter().zip(group.refusals) {
+        Ok(refusals) => {
+            w.known.extend(new);
+            for (job, refusal) in open.into_iter().zip(refusals) {
                 match (job, refusal) {
                     (job, Some(e)) => job.answer(Err(e)),
                     (
@@ -887,6 +1067,8 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
         }
         Err(e) => {
             tracing::error!(error = %e, jobs = open.len(), "journal commit failed");
+            // A broken connection is let go: the next group makes a new one.
+            w.conn.lost();
             w.failed.extend(open.iter().map(|j| j.tenant().clone()));
             for job in open {
                 job.answer(Err(e.clone()));
@@ -895,48 +1077,28 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
     }
 }
 
-/// What a committed group did.
-struct Group {
-    /// Per job, in order: why it was refused (nothing of it stored).
-    refusals: Vec<Option<StoreError>>,
-    /// Tenants whose row this group made.
-    made: Vec<Arc<str>>,
-}
-
-/// One transaction for a group: the tenants' rows are locked (made first
-/// if new) and their epochs read; the jobs under the right epoch are
-/// written with one statement for all their events.
+/// One transaction for a group: the tenants' rows are locked (the `new`
+/// ones made first) and their epochs read; the jobs under the right epoch
+/// are written with one statement for all their events. Per job, in
+/// order: why it was refused (nothing of it stored).
 fn commit(
     client: &mut Client,
+    st: &Prepared,
     jobs: &[Job],
-    known: &HashSet<Arc<str>>,
+    new: &BTreeSet<Arc<str>>,
     fail: bool,
-) -> Result<Group> {
+) -> Result<Vec<Option<StoreError>>> {
     let group: BTreeSet<&Arc<str>> = jobs.iter().map(Job::tenant).collect();
     let names: Vec<&str> = group.iter().map(|t| t.as_ref()).collect();
-    let made: Vec<Arc<str>> = group
-        .iter()
-        .filter(|t| !known.contains(**t))
-        .map(|t| (*t).clone())
-        .collect();
 
     let mut tx = client.transaction()?;
-    if !made.is_empty() {
-        let new: Vec<&str> = made.iter().map(|t| t.as_ref()).collect();
-        tx.execute(
-            "INSERT INTO sb_tenants (tenant) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            &[&new],
-        )
-        .context("making the tenants' rows")?;
+    if !new.is_empty() {
+        let new: Vec<&str> = new.iter().map(|t| t.as_ref()).collect();
+        tx.execute(&st.make_tenants, &[&new])
+            .context("making the tenants' rows")?;
     }
-    // Locked in tenant order (the same order everywhere: no deadlock); an
-    // epoch change waits for this transaction to end.
     let epochs: HashMap<String, u64> = tx
-        .query(
-            "SELECT tenant, epoch FROM sb_tenants WHERE tenant = ANY($1)
-             ORDER BY tenant FOR SHARE",
-            &[&names],
-        )
+        .query(&st.lock_tenants, &[&names])
         .context("locking the tenants")?
         .iter()
         .map(|r| Ok((r.try_get(0)?, unsigned(r.try_get(1)?))))
@@ -985,31 +1147,21 @@ fn commit(
     }
     if !tenants.is_empty() {
         tx.execute(
-            "INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[],
-                                  $5::text[], $6::int8[])",
+            &st.append,
             &[&tenants, &seqs, &kinds, &convs, &bodies, &epochs_of],
         )
         .context("appending to the journal")?;
     }
     for (tenant, seq, body) in snapshots {
-        tx.execute(
-            "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, seq) DO UPDATE SET body = excluded.body",
-            &[&tenant, &seq, body],
-        )
-        .context("storing a snapshot")?;
-        tx.execute(
-            "DELETE FROM sb_snapshots WHERE tenant = $1 AND seq NOT IN
-                 (SELECT seq FROM sb_snapshots WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)",
-            &[&tenant, &(SNAPSHOTS_KEPT as i64)],
-        )
-        .context("pruning snapshots")?;
+        tx.execute(&st.store_snapshot, &[&tenant, &seq, body])
+            .context("storing a snapshot")?;
+        tx.execute(&st.prune_snapshots, &[&tenant, &(SNAPSHOTS_KEPT as i64)])
+            .context("pruning snapshots")?;
     }
     if fail {
         // Rolled back when `tx` is dropped.
         bail!("commit failed (test hook)");
     }
     tx.commit().context("committing")?;
-    Ok(Group { refusals, made })
+    Ok(refusals)
 }
