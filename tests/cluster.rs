@@ -614,6 +614,72 @@ async fn any_node_serves_any_request() {
     }
     let v = c.view().await.expect("view");
     println!("placement over 3 nodes: {}", v["tenants"]);
+    // A request already forwarded once is never forwarded again: a node
+    // that does not own the tenant answers 503 with Retry-After.
+    let t = tenant(0);
+    let owner = c.owner(&t).await.expect("owner");
+    let not_owner = (Cluster::index_of(&owner) + 1) % 3;
+    let r = c
+        .http
+        .get(
+            c.node(not_owner)
+                .url(&format!("/admin/tenants/{t}/conversations")),
+        )
+        .bearer_auth(ADMIN)
+        .header("x-switchboard-forwarded", "elsewhere")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = r.json().await.expect("JSON error");
+    assert!(body["error"].is_string(), "{body}");
+}
+
+/// Without `database_url`: one node of one, ready once it serves, listing
+/// itself and its tenants; SIGTERM drains it and it exits.
+#[tokio::test]
+async fn a_server_alone_is_a_ready_node_of_one() {
+    let mut server = Server::start(&demo_config());
+    let r = server
+        .http
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 200);
+    let (status, v) = server
+        .admin(reqwest::Method::GET, "/admin/cluster", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["nodes"][0]["tenants"], json!(["demo"]));
+    assert_eq!(v["nodes"][0]["url"], server.base.as_str());
+    assert_eq!(v["tenants"][0]["id"], "demo");
+    assert_eq!(v["tenants"][0]["owner"], v["nodes"][0]["id"]);
+    assert_eq!(v["tenants"][0]["epoch"], 0);
+    let anonymous = server
+        .http
+        .get(server.url("/admin/cluster"))
+        .send()
+        .await
+        .expect("cluster");
+    assert_eq!(anonymous.status(), 401);
+    // Logged-in agents' tokens name their tenant.
+    let (status, login) = try_login(&server, "demo", "alice", "demo").await;
+    assert_eq!(status, 200);
+    assert!(login["token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("demo.")));
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(30)),
+        "drained and exited"
+    );
+    assert!(server.logs().contains("draining"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
