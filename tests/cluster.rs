@@ -840,6 +840,24 @@ async fn a_stopped_owner_is_fenced_and_commits_nothing() {
     wait_count(&acked, 20).await;
 
     c.node(stopped).signal("CONT");
+    // Straight away, a message to the old owner itself: whatever it
+    // answers, it must not write it as the owner. Answered 200 (forwarded
+    // to the new owner), it is stored once; refused, it is not stored.
+    let (body, _) = messenger_webhook("before", "after-cont", "straight after SIGCONT");
+    let straight = c
+        .http
+        .post(
+            c.node(stopped)
+                .url(&format!("/channels/messenger/{t}/webhook")),
+        )
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", messenger_signature(&body, SECRET))
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    println!("the old owner answered {straight} right after SIGCONT");
     // Its sockets of the tenant are closed; nothing it held is written.
     direct.closed_by_server().await;
     c.refresh_live();
@@ -847,13 +865,23 @@ async fn a_stopped_owner_is_fenced_and_commits_nothing() {
     wait_count(&acked, before + 20).await;
     stop.store(true, Ordering::SeqCst);
     let _ = task.await;
-    acked
-        .lock()
-        .expect("acked")
-        .entry((t.clone(), "before".into()))
-        .or_default()
-        .insert(0, "before the stop".into());
+    {
+        let mut all = acked.lock().expect("acked");
+        let before = all.entry((t.clone(), "before".into())).or_default();
+        before.insert(0, "before the stop".into());
+        if straight == 200 {
+            before.insert(1, "straight after SIGCONT".into());
+        }
+    }
     c.check_acknowledged(&acked).await;
+    if straight != 200 {
+        let id = c.conversations(&t).await["before"];
+        let texts = c.customer_texts(&t, id).await;
+        assert!(
+            !texts.iter().any(|x| x == "straight after SIGCONT"),
+            "a refused message was stored: {texts:?}"
+        );
+    }
     // No conversation was offered twice, on any socket of the agent.
     let mut offers: HashMap<u64, usize> = HashMap::new();
     let seen: Vec<Value> = direct
