@@ -247,6 +247,11 @@ pub struct MessengerConfig {
     #[serde(default = "default_graph_version")]
     pub graph_api_version: String,
     pub queue: String,
+    /// Whether Meta's App Review granted the page the HUMAN_AGENT tag:
+    /// with it, agents may reply for 7 days after the customer's last
+    /// message; without it, for 24 hours.
+    #[serde(default)]
+    pub human_agent_tag: bool,
 }
 
 fn yes() -> bool {

@@ -15,7 +15,7 @@ use crate::tenant::Tenant;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_core::model::{ConversationId, ConversationState, Millis};
+use switchboard_core::model::{AgentState, ConversationId, ConversationState, Millis};
 use switchboard_core::Event;
 use tokio::sync::watch;
 
@@ -124,13 +124,9 @@ impl Feed {
                 }
                 let (mut available, mut busy) = (0u64, 0u64);
                 for a in e.agents().filter(|a| a.config.queues.contains(&q.id)) {
-                    if a.state.name() == "available" {
-                        if a.load() < a.config.capacity {
-                            available += 1;
-                        } else {
-                            busy += 1;
-                        }
-                    } else if a.load() > 0 && a.state.name() != "logged_out" {
+                    if a.can_take_more() {
+                        available += 1;
+                    } else if a.load() > 0 && a.state != AgentState::LoggedOut {
                         busy += 1;
                     }
                 }

@@ -288,7 +288,9 @@ impl TenantMetrics {
                 Event::Offer { .. } => {
                     self.offers.inc();
                 }
-                Event::AgentState { state, .. } if state == "rona" => {
+                Event::AgentState { state, .. }
+                    if *state == switchboard_core::model::StateName::Rona =>
+                {
                     self.rona.inc();
                 }
                 _ => {}

@@ -199,7 +199,7 @@ impl Reports {
                 self.states
                     .entry(agent.clone())
                     .or_default()
-                    .push((at, state.clone()));
+                    .push((at, state.as_str().to_string()));
             }
             _ => {}
         }

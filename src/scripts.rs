@@ -115,6 +115,10 @@ pub fn spec_of(t: &TenantConfig) -> Result<ScriptSpec, ScriptError> {
             ("access_token", m.access_token.as_str()),
             ("graph_api_base", m.graph_api_base()),
             ("graph_api_version", m.graph_api_version.as_str()),
+            (
+                "human_agent_tag",
+                if m.human_agent_tag { "true" } else { "false" },
+            ),
         ] {
             ch.settings.insert(k.into(), v.into());
         }

@@ -1161,6 +1161,9 @@ pub fn message_json(m: &switchboard_core::model::Message) -> Value {
     if !m.attachments.is_empty() {
         v["attachments"] = json!(m.attachments);
     }
+    if let Some(reason) = m.failed {
+        v["failed"] = json!(reason.name());
+    }
     v
 }
 

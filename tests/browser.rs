@@ -976,3 +976,154 @@ async fn a_supervisor_monitors_closes_and_logs_out_from_the_console_and_the_desk
     sam.close().await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_customers_history_is_shown_with_its_transcript_masked() {
+    let server = Server::start(&demo_config());
+    // A first conversation, handled to the end over the API.
+    let mut api = AgentClient::login(&server, "alice").await;
+    api.available().await;
+    let first = server
+        .customer_says("v-back", "Jeanne", "my card 4111 1111 1111 1111")
+        .await;
+    api.events.next_of("offer").await;
+    api.ok(
+        &format!("/api/conversations/{first}/accept"),
+        serde_json::json!({}),
+    )
+    .await;
+    api.ok(
+        &format!("/api/conversations/{first}/end"),
+        serde_json::json!({}),
+    )
+    .await;
+    let w = api.events.next_of("wrapup_required").await;
+    let label = w["reasons"][0]["label"]
+        .as_str()
+        .expect("label")
+        .to_string();
+    api.ok(
+        &format!("/api/conversations/{first}/wrapup"),
+        serde_json::json!({"reason": w["reasons"][0]["code"]}),
+    )
+    .await;
+    server.advance(3_600_001).await; // archived
+
+    // She comes back: the desktop shows her history.
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-history").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let again = server
+        .customer_says("v-back", "Jeanne", "hello again")
+        .await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(again)))
+        .await;
+    alice
+        .shown_with_text("#history .history-summary", "Alice Martin")
+        .await;
+    alice
+        .shown_with_text("#history .history-summary", &label)
+        .await;
+    alice.click("#history .history-item button").await;
+    alice
+        .shown_with_text("#history .history-transcript", "my card ************1111")
+        .await;
+    let html = alice.html().await;
+    assert!(
+        !html.contains("4111 1111 1111 1111"),
+        "raw card on the page"
+    );
+    alice.screenshot("history").await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_shows_why_and_retry_sends_it() {
+    let (graph_base, graph) = graph::start().await;
+    *graph.refuse_sends.lock().expect("lock") = 1;
+    let server = Server::start_with_env(
+        &demo_config(),
+        &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
+    );
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-retry").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    server
+        .messenger_says("PSID-RETRY", "m.retry", "where is my parcel?")
+        .await;
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .type_in("#compose", &format!("It left this morning{ENTER}"))
+        .await;
+    // Meta refuses it: the bubble says so, with why, and offers Retry.
+    alice
+        .shown_with_text(
+            "#messages .msg-failed .delivery-failed",
+            "the channel refused it",
+        )
+        .await;
+    assert!(graph.sent.lock().expect("lock").is_empty());
+    alice.click("#messages .msg-failed .retry").await;
+    alice
+        .until("the retried reply to reach Messenger", || async {
+            graph
+                .sent
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|c| c.body["message"]["text"] == "It left this morning")
+                .then_some(())
+        })
+        .await;
+    alice.gone("#messages .msg-failed .retry").await;
+    alice.screenshot("retry").await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-notify").await;
+    alice.login(&server.base, "alice").await;
+    alice.js(RECORD_NOTIFICATIONS).await;
+    alice.set_available().await;
+    let first = server.customer_says("v-n1", "Paul", "hello").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(first)))
+        .await;
+    let second = server.customer_says("v-n2", "Anna", "bonjour").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(second)))
+        .await;
+    // Back to the first one; the second customer writes.
+    alice
+        .click(&format!(
+            "#conv-list li[data-conversation=\"{first}\"] button"
+        ))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-customer .text", "hello")
+        .await;
+    alice.js("window.__notes = []; return true;").await;
+    server
+        .customer_says("v-n2", "Anna", "my card 4111 1111 1111 1111")
+        .await;
+    alice
+        .until_js(
+            "a notification of Anna's message",
+            "window.__notes.some(function (n) { return n.title === 'New message from Anna'; })",
+        )
+        .await;
+    let body = alice
+        .js("return window.__notes.find(function (n) { return n.title === 'New message from Anna'; }).body")
+        .await;
+    assert_eq!(body, "my card ************1111", "masked like the bubble");
+    alice.close().await;
+}

@@ -194,4 +194,15 @@ async fn a_refused_reply_is_journaled_shown_to_the_agent_and_kept_in_the_transcr
     let t = transcript(&server, id).await;
     assert_eq!(texts(&t), expected, "still there after a restart");
     assert_eq!(t[2]["from"], "system");
+    // The reply itself stays marked, with why: the desktop's bubble after
+    // a reload, and the admin transcript.
+    assert_eq!(t[1]["failed"], "rejected", "{t}");
+    assert!(t[0].get("failed").is_none(), "{t}");
+    let alice = AgentClient::login(&server, "alice").await;
+    let (_, me) = alice.call(reqwest::Method::GET, "/api/me", None).await;
+    let conv = me["conversations"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["conversation"] == id))
+        .expect("the conversation is the agent's");
+    assert_eq!(conv["messages"][1]["failed"], "rejected", "{conv}");
 }

@@ -297,3 +297,102 @@ async fn messenger_attachments_of_every_kind_reach_the_agent_as_switchboard_urls
         "{transcript}"
     );
 }
+
+/// A one-message webhook whose Meta `timestamp` is `age_ms` before now.
+async fn says_sent_ago(server: &Server, psid: &str, mid: &str, text: &str, age_ms: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let body = json!({"object": "page", "entry": [{"id": "1000", "time": now, "messaging": [
+        {"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": now - age_ms,
+         "message": {"mid": mid, "text": text}}
+    ]}]})
+    .to_string();
+    let (status, answer) = server.messenger_deliver(&body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The Send API calls once there are `n` (the outbox sends after the
+/// commit, so a reply's answer comes before its call).
+async fn sent(g: &graph::Graph, n: usize) -> Vec<graph::Call> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let calls = g.sent.lock().expect("lock").clone();
+        if calls.len() >= n || Instant::now() > deadline {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Accept the first offer; reply `text`; the status of the reply.
+async fn accept_and_reply(alice: &mut AgentClient, text: &str) -> (u16, serde_json::Value) {
+    let id = alice.events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("id");
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    alice
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": text}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn reply_windows_start_at_metas_timestamp_not_at_arrival() {
+    const HOUR: u64 = 3_600_000;
+    let (base, g) = graph::start().await;
+    let env = [("SWITCHBOARD_GRAPH_API_BASE", base.as_str())];
+
+    // With the HUMAN_AGENT tag (the demo page has it): a message Meta
+    // timestamps 30 hours ago, delivered only now, is past the 24-hour
+    // window: the reply carries the tag.
+    let server = Server::start_with_env(&demo_config(), &env);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    says_sent_ago(&server, "PSID-LATE", "m.late", "still waiting", 30 * HOUR).await;
+    let (status, v) = accept_and_reply(&mut alice, "Sorry for the wait").await;
+    assert_eq!(status, 200, "{v}");
+    let calls = sent(&g, 1).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(calls[0].body["tag"], "HUMAN_AGENT");
+
+    // A newer message, then an older one arriving late: the window runs
+    // from the newer (a late delivery neither extends nor shortens it).
+    says_sent_ago(&server, "PSID-LATE", "m.new", "any news?", HOUR).await;
+    says_sent_ago(&server, "PSID-LATE", "m.old", "hello?", 40 * HOUR).await;
+    let id = v["events"][0]["conversation"]
+        .as_u64()
+        .expect("conversation");
+    alice
+        .ok(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"text": "Yes!"}),
+        )
+        .await;
+    let calls = sent(&g, 2).await;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].body["messaging_type"], "RESPONSE");
+    drop(server);
+
+    // Without the tag, the same late message cannot be answered: 409,
+    // nothing sent.
+    let no_tag = demo_config().replace("human_agent_tag = true", "human_agent_tag = false");
+    assert_ne!(no_tag, demo_config(), "the demo sets the tag");
+    let server = Server::start_with_env(&no_tag, &env);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    says_sent_ago(&server, "PSID-LATE2", "m.late2", "still waiting", 30 * HOUR).await;
+    let (status, v) = accept_and_reply(&mut alice, "Sorry for the wait").await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("24 hours")),
+        "{v}"
+    );
+    assert_eq!(g.sent.lock().expect("lock").len(), 2, "nothing more sent");
+}

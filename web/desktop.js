@@ -413,7 +413,7 @@
     if (d.queue_name) c.queueName = d.queue_name;
     if (Array.isArray(d.messages)) {
       c.messages = d.messages.map(function (m) {
-        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m) };
+        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m), failed: typeof m.failed === 'string' ? m.failed : undefined };
       });
       if (S.rendered.conv === c.id) S.rendered.count = -1; // redraw
     }
@@ -510,7 +510,11 @@
       }
       case 'message': {
         if (!c) break;
-        if (appendMessage(c, ev) && S.selected !== id) c.unread++;
+        var added = appendMessage(c, ev);
+        if (added && S.selected !== id) c.unread++;
+        // A customer writing in a conversation the agent is not looking at
+        // (another one selected, or the page hidden) is notified too.
+        if (added && ev.from === 'customer' && isMine(c) && S.synced && (S.selected !== id || document.hidden)) notifyMessage(c, ev);
         renderAll();
         break;
       }
@@ -633,6 +637,21 @@
         window.focus();
         var b = document.querySelector('.offer[data-conversation="' + c.id + '"] .offer-accept');
         if (b) b.focus();
+        n.close();
+      };
+    } catch (e) { /* notifications unsupported here */ }
+  }
+
+  function notifyMessage(c, ev) {
+    if (!('Notification' in window) || Notification.permission !== 'granted') return;
+    try {
+      // The text is the server's, masked when the tenant says so.
+      var n = new Notification(t('newMessageFrom', { name: c.customerName || t('customer') }), {
+        body: String(ev.text || ''), tag: 'switchboard-message-' + c.id
+      });
+      n.onclick = function () {
+        window.focus();
+        select(c.id, true);
         n.close();
       };
     } catch (e) { /* notifications unsupported here */ }
@@ -905,7 +924,17 @@
     if (m.attachments && m.attachments.length) {
       parts.push(el('ul', { cls: 'attachments' }, m.attachments.map(attachmentItem)));
     }
-    if (m.failed) parts.push(el('p', { cls: 'delivery-failed', text: t('notDelivered'), attrs: { role: 'status' } }));
+    if (m.failed) {
+      var why = I18N.has('failed_' + m.failed) ? t('failed_' + m.failed) : m.failed;
+      var failedLine = el('p', { cls: 'delivery-failed', text: t('notDelivered') + ' — ' + why, attrs: { role: 'status' } });
+      if (!customer && m.author === S.session.agent && !m.retried && isMine(c) && c.state === 'active') {
+        var retry = el('button', { cls: 'btn btn-small retry', text: t('retry'), attrs: { type: 'button' } });
+        retry.addEventListener('click', function () { retrySend(c, m, retry); });
+        failedLine.appendChild(document.createTextNode(' '));
+        failedLine.appendChild(retry);
+      }
+      parts.push(failedLine);
+    }
     var bubble = el('div', { cls: 'bubble' }, parts);
     var children = customer
       ? [el('span', { cls: 'avatar', text: initials(m.author || c.customerName), attrs: { 'aria-hidden': 'true' } }), bubble]
@@ -1049,6 +1078,52 @@
       var label = I18N.has('cad_' + k) ? t('cad_' + k) : k;
       row(cad, label, c.cad[k]);
     });
+    renderHistory(c);
+  }
+
+  // The customer's earlier conversations (fetched once per conversation;
+  // a transcript on demand, shown under its entry).
+  function renderHistory(c) {
+    var list = $('history');
+    clear(list);
+    if (!c) return;
+    if (c.history === undefined) {
+      c.history = null;
+      api('GET', '/api/conversations/' + c.id + '/history').then(function (r) {
+        c.history = r.status === 200 && r.body && Array.isArray(r.body.conversations) ? r.body.conversations : [];
+        if (S.selected === c.id) renderHistory(c);
+      });
+    }
+    if (!c.history) return;
+    if (c.history.length === 0) {
+      list.appendChild(el('li', { cls: 'muted', text: t('noHistory') }));
+      return;
+    }
+    c.history.forEach(function (p) {
+      var when = p.opened_at ? new Date(p.opened_at - S.skew).toLocaleString(I18N.lang(), { dateStyle: 'short', timeStyle: 'short' }) : '';
+      var who = p.agent_name || p.agent || t('noAgent');
+      var reasons = (p.wrapup_reasons || []).join(', ');
+      var line = [when, p.queue_name || p.queue, who].concat(reasons ? [reasons] : []).join(' · ');
+      var show = el('button', { cls: 'btn btn-small', text: t('showTranscript'), attrs: { type: 'button' } });
+      var body = el('ol', { cls: 'history-transcript' });
+      body.hidden = true;
+      show.addEventListener('click', function () {
+        if (!body.hidden) { body.hidden = true; return; }
+        api('GET', '/api/conversations/' + c.id + '/history/' + p.conversation).then(function (r) {
+          if (r.status !== 200 || !r.body || !Array.isArray(r.body.messages)) { toast(errorText(r), 'warn'); return; }
+          clear(body);
+          r.body.messages.forEach(function (m) {
+            var from = m.from === 'system' ? '' : (m.author || (m.from === 'agent' ? t('agent') : t('customer')));
+            body.appendChild(el('li', { cls: 'history-line ' + (m.from || ''), text: (from ? from + ': ' : '') + (m.text || '') }));
+          });
+          body.hidden = false;
+        });
+      });
+      var li = el('li', { cls: 'history-item', attrs: { 'data-conversation': String(p.conversation) } }, [
+        el('span', { cls: 'history-summary', text: line }), show, body
+      ]);
+      list.appendChild(li);
+    });
   }
 
   function tick() {
@@ -1176,6 +1251,40 @@
     }
   }
 
+  // Send an undelivered reply again: the text as the agent typed it when
+  // this page sent it (the bubble may show it masked); otherwise it goes
+  // back to the composer for the agent to check and send.
+  function retrySend(c, m, button) {
+    var raw = c.rawSent && c.rawSent.get(m.text);
+    if (raw === undefined) {
+      select(c.id, true);
+      $('compose').value = m.text;
+      onComposeInput();
+      return;
+    }
+    button.disabled = true;
+    api('POST', '/api/conversations/' + c.id + '/messages', { text: raw }).then(function (r) {
+      if (r.status === 200) {
+        m.retried = true;
+        applyEvents(r);
+        rememberSent(c, r, raw);
+        if (S.rendered.conv === c.id) S.rendered.count = -1;
+      } else {
+        button.disabled = false;
+        toast(errorText(r), 'error');
+      }
+      renderAll();
+    });
+  }
+
+  // What the agent typed, by the text its message event shows, for Retry.
+  function rememberSent(c, r, raw) {
+    if (!c.rawSent) c.rawSent = new Map();
+    ((r.body && r.body.events) || []).forEach(function (ev) {
+      if (ev && ev.type === 'message' && ev.from === 'agent' && typeof ev.text === 'string') c.rawSent.set(ev.text, raw);
+    });
+  }
+
   function send(ev) {
     if (ev) ev.preventDefault();
     var id = S.selected;
@@ -1190,6 +1299,7 @@
         c.error = '';
         if (S.selected === id) $('compose').value = '';
         applyEvents(r);
+        rememberSent(c, r, text);
       } else {
         // The server's words, e.g. "message is longer than 1000 characters (1001)".
         c.error = errorText(r);

@@ -141,6 +141,10 @@ pub struct CustomerMessage {
     /// What the customer attached, already stored by the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::model::Attachment>,
+    /// When the customer sent it by the channel's clock (Messenger's
+    /// `timestamp`, ms), if the channel says.
+    #[serde(default)]
+    pub sent_at: Option<crate::model::Millis>,
 }
 
 /// Why a command was refused. Nothing changed.

@@ -17,7 +17,7 @@ use crate::masking::Masker;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
     ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
-    StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
+    StateName, StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
     DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
@@ -80,7 +80,9 @@ impl Agent {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    fn can_take_more(&self) -> bool {
+    /// Available and under capacity: the one rule for "can be offered
+    /// more work", used by routing and shown on every screen.
+    pub fn can_take_more(&self) -> bool {
         self.state == AgentState::Available && self.load() < self.config.capacity
     }
 }
@@ -127,7 +129,44 @@ pub struct Conversation {
     /// start of its archive countdown.
     #[serde(default)]
     pub closed_at: Option<Millis>,
+    /// The wrap-up reasons submitted for it, in order.
+    #[serde(default)]
+    pub wrapup_reasons: Vec<String>,
+    /// When the customer last wrote, by the channel's clock when it gave
+    /// a plausible one (else by arrival): where reply windows start.
+    #[serde(default)]
+    pub customer_wrote_at: Option<Millis>,
 }
+
+/// One earlier conversation of a customer, as its history shows it
+/// ([`Engine::history_of`]): no text, ids and times only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastConversation {
+    pub conversation: ConversationId,
+    pub opened_at: Millis,
+    pub closed_at: Option<Millis>,
+    pub queue: QueueId,
+    /// The agent who last owned it (none if it was never accepted).
+    pub agent: Option<AgentId>,
+    pub wrapup_reasons: Vec<String>,
+    /// Why it was interrupted, if it was.
+    pub interrupted_reason: Option<String>,
+}
+
+/// How far before its arrival a channel's send time is believed: Meta
+/// redelivers a webhook for hours, not for a week. A time outside
+/// `[arrival - 7 days, arrival]` (a skewed clock, a made-up value) is
+/// dropped and the arrival time stands in for it.
+pub const SENT_AT_TRUSTED_MS: Millis = 7 * 24 * 3600 * 1000;
+
+/// The channel's send time of a message arriving at `arrival`, when
+/// plausible (see [`SENT_AT_TRUSTED_MS`]).
+pub fn plausible_sent_at(sent_at: Option<Millis>, arrival: Millis) -> Option<Millis> {
+    sent_at.filter(|&t| t <= arrival && arrival - t <= SENT_AT_TRUSTED_MS)
+}
+
+/// Earlier conversations kept per customer identity (the most recent).
+pub const HISTORY_KEPT: usize = 20;
 
 impl Conversation {
     /// Agents taking part (owner, then guest).
@@ -192,6 +231,9 @@ pub struct Engine {
     conversations: BTreeMap<ConversationId, Box<Conversation>>,
     open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
+    /// Each customer identity's archived conversations, oldest first, at
+    /// most [`HISTORY_KEPT`].
+    history: HashMap<(String, String), VecDeque<PastConversation>>,
     /// Queued conversations of each queue, first to serve first.
     waiting: BTreeMap<QueueId, BTreeSet<(Millis, ConversationId)>>,
     /// Queues `dispatch` must look at: a conversation joined it, one of
@@ -224,6 +266,9 @@ pub struct Snapshot {
     pub agents: Vec<AgentSnapshot>,
     pub conversations: Vec<Conversation>,
     pub last_agent: Vec<(String, String, AgentId)>,
+    /// Customers' earlier conversations; absent in older snapshots.
+    #[serde(default)]
+    pub history: Vec<(String, String, Vec<PastConversation>)>,
     pub deleted_queues: Vec<QueueId>,
     pub recent_external: Vec<(Millis, String)>,
     pub next_id: ConversationId,
@@ -317,6 +362,7 @@ impl Engine {
             conversations: BTreeMap::new(),
             open_by_customer: HashMap::new(),
             last_agent: HashMap::new(),
+            history: HashMap::new(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
             by_agent: HashMap::new(),
@@ -350,6 +396,18 @@ impl Engine {
                 .iter()
                 .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
                 .collect(),
+            history: {
+                // Sorted: the same state gives the same snapshot bytes.
+                let mut h: Vec<_> = self
+                    .history
+                    .iter()
+                    .map(|((ch, cu), h)| (ch.clone(), cu.clone(), h.iter().cloned().collect()))
+                    .collect();
+                h.sort_by(|a: &(String, String, Vec<PastConversation>), b| {
+                    (&a.0, &a.1).cmp(&(&b.0, &b.1))
+                });
+                h
+            },
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
             recent_external: self
                 .recent_order
@@ -410,6 +468,11 @@ impl Engine {
             .into_iter()
             .map(|(ch, cu, a)| ((ch, cu), a))
             .collect();
+        self.history = snap
+            .history
+            .into_iter()
+            .map(|(ch, cu, h)| ((ch, cu), h.into()))
+            .collect();
         for (at, id) in snap.recent_external {
             let id: Arc<str> = id.into();
             self.recent_external.insert(id.clone(), at);
@@ -444,6 +507,18 @@ impl Engine {
 
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
         self.conversations.values().map(|c| &**c)
+    }
+
+    /// The earlier (archived) conversations of the customer of
+    /// conversation `id`, on the same channel identity, most recent first.
+    pub fn history_of(&self, id: ConversationId) -> Vec<PastConversation> {
+        let Some(c) = self.conversations.get(&id) else {
+            return Vec::new();
+        };
+        self.history
+            .get(&(c.channel.clone(), c.customer.clone()))
+            .map(|h| h.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
@@ -603,7 +678,7 @@ impl Engine {
                 if a.state == AgentState::LoggedOut {
                     let ev = Event::AgentState {
                         agent: agent.clone(),
-                        state: "idle".into(),
+                        state: StateName::Idle,
                         reason: Some(DEFAULT_IDLE_REASON.into()),
                         at: now,
                     };
@@ -622,7 +697,7 @@ impl Engine {
                     self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
                     let ev = Event::AgentState {
                         agent: agent.clone(),
-                        state: "logged_out".into(),
+                        state: StateName::LoggedOut,
                         reason: None,
                         at: now,
                     };
@@ -638,7 +713,7 @@ impl Engine {
                     AgentState::Idle { .. } | AgentState::Rona => {
                         let ev = Event::AgentState {
                             agent: agent.clone(),
-                            state: "available".into(),
+                            state: StateName::Available,
                             reason: None,
                             at: now,
                         };
@@ -677,7 +752,7 @@ impl Engine {
                 self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
                 let ev = Event::AgentState {
                     agent: agent.clone(),
-                    state: "idle".into(),
+                    state: StateName::Idle,
                     reason: Some(reason.to_string()),
                     at: now,
                 };
@@ -870,9 +945,12 @@ impl Engine {
         let a = self.agent_mut_checked(agent)?;
         let busy = !a.conversations.is_empty() || !a.wrapups.is_empty();
         let (state, reason) = if busy {
-            ("idle", Some(crate::model::DISCONNECTED_REASON.to_string()))
+            (
+                StateName::Idle,
+                Some(crate::model::DISCONNECTED_REASON.to_string()),
+            )
         } else {
-            ("logged_out", None)
+            (StateName::LoggedOut, None)
         };
         let already = match &a.state {
             AgentState::LoggedOut => true,
@@ -886,7 +964,7 @@ impl Engine {
         if !already {
             let ev = Event::AgentState {
                 agent: agent.to_string(),
-                state: state.into(),
+                state,
                 reason,
                 at: now,
             };
@@ -918,6 +996,7 @@ impl Engine {
             at: now,
             external_id: None,
             attachments: Vec::new(),
+            sent_at: None,
         };
         self.emit(out, ev, audience);
     }
@@ -989,6 +1068,7 @@ impl Engine {
                 at: now,
                 external_id: msg.external_id,
                 attachments,
+                sent_at: plausible_sent_at(msg.sent_at, now),
             };
             self.emit(out, ev, aud);
             return Ok(());
@@ -1065,6 +1145,7 @@ impl Engine {
             at: now,
             external_id: msg.external_id,
             attachments: attachments.clone(),
+            sent_at: plausible_sent_at(msg.sent_at, now),
         };
         self.emit(out, ev, nobody());
         self.emit(
@@ -1172,12 +1253,7 @@ impl Engine {
         };
         let ctx = OutboundContext {
             now,
-            last_customer_message_at: c
-                .messages
-                .iter()
-                .rev()
-                .find(|m| m.from == Party::Customer)
-                .map(|m| m.at),
+            last_customer_message_at: c.customer_wrote_at,
         };
         let carrier = match ext.channels.outbound(&c.channel, &message, &ctx) {
             Some(Ok(Outbound::Refuse(reason))) => return Err(CommandError::Conflict(reason)),
@@ -1211,6 +1287,7 @@ impl Engine {
             at: now,
             external_id: None,
             attachments: Vec::new(),
+            sent_at: None,
         };
         self.emit(out, ev, aud);
         match carrier {
@@ -1639,7 +1716,7 @@ impl Engine {
         if is_available {
             let ev = Event::AgentState {
                 agent: agent.clone(),
-                state: "rona".into(),
+                state: StateName::Rona,
                 reason: None,
                 at: now,
             };
@@ -1850,14 +1927,7 @@ impl Engine {
                 at,
             } => {
                 if let Some(a) = self.agents.get_mut(agent) {
-                    a.state = match state.as_str() {
-                        "available" => AgentState::Available,
-                        "idle" => AgentState::Idle {
-                            reason: reason.clone().unwrap_or_default(),
-                        },
-                        "rona" => AgentState::Rona,
-                        _ => AgentState::LoggedOut,
-                    };
+                    a.state = AgentState::from_event(*state, reason.as_deref());
                     if a.state == AgentState::Available {
                         a.idle_since = *at;
                     }
@@ -1900,6 +1970,8 @@ impl Engine {
                         pending_wrapups: BTreeSet::new(),
                         interrupted_reason: None,
                         closed_at: None,
+                        wrapup_reasons: Vec::new(),
+                        customer_wrote_at: None,
                     }),
                 );
                 self.open_by_customer
@@ -1978,11 +2050,19 @@ impl Engine {
                 at,
                 external_id,
                 attachments,
+                sent_at,
             } => {
                 if let Some(x) = external_id {
                     self.remember_external(x, *at);
                 }
                 if let Some(c) = self.conversations.get_mut(conversation) {
+                    if *from == Party::Customer {
+                        // The latest the customer wrote: an older message
+                        // arriving late does not move it back or forward.
+                        let wrote = sent_at.unwrap_or(*at);
+                        c.customer_wrote_at =
+                            Some(c.customer_wrote_at.map_or(wrote, |w| w.max(wrote)));
+                    }
                     if c.preview.is_empty() && *from == Party::Customer {
                         c.preview = preview_of(text);
                     }
@@ -1996,6 +2076,7 @@ impl Engine {
                         text: text.clone(),
                         at: *at,
                         attachments: attachments.clone(),
+                        failed: None,
                     });
                 }
             }
@@ -2125,9 +2206,12 @@ impl Engine {
             Event::WrapupSubmitted {
                 conversation,
                 agent,
+                reason,
                 at,
-                ..
             } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    c.wrapup_reasons.push(reason.clone());
+                }
                 if let Some(a) = self.agents.get_mut(agent) {
                     a.wrapups.remove(conversation);
                     a.idle_since = *at;
@@ -2144,9 +2228,22 @@ impl Engine {
                 self.closing.retain(|(_, id)| id != conversation);
                 if let Some(c) = self.conversations.remove(conversation) {
                     dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
-                    if let Some(o) = c.offer {
+                    if let Some(o) = &c.offer {
                         self.deadlines.remove(&(o.expires_at, *conversation));
                     }
+                    let past = self.history.entry((c.channel, c.customer)).or_default();
+                    if past.len() >= HISTORY_KEPT {
+                        past.pop_front();
+                    }
+                    past.push_back(PastConversation {
+                        conversation: c.id,
+                        opened_at: c.received_at,
+                        closed_at: c.closed_at,
+                        queue: c.queue,
+                        agent: c.owner,
+                        wrapup_reasons: c.wrapup_reasons,
+                        interrupted_reason: c.interrupted_reason,
+                    });
                 }
             }
             Event::QueueDeleted { queue, .. } => {
@@ -2163,11 +2260,13 @@ impl Engine {
             Event::SupervisorAction { .. } => {}
             Event::DeliveryFailed {
                 conversation,
+                message,
                 reason,
                 at,
                 ..
             } => {
                 if let Some(c) = self.conversations.get_mut(conversation) {
+                    mark_failed(&mut c.messages, *message, *reason);
                     c.messages.push(delivery_notice(*reason, *at));
                 }
             }
@@ -2337,13 +2436,22 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
                 text: text.clone(),
                 at: *at,
                 attachments: attachments.clone(),
+                failed: None,
             }),
             Event::MessageRedacted { index, text, .. } => {
                 if let Some(m) = out.get_mut(*index) {
                     m.text = text.clone();
                 }
             }
-            Event::DeliveryFailed { reason, at, .. } => out.push(delivery_notice(*reason, *at)),
+            Event::DeliveryFailed {
+                message,
+                reason,
+                at,
+                ..
+            } => {
+                mark_failed(&mut out, *message, *reason);
+                out.push(delivery_notice(*reason, *at));
+            }
             _ => {}
         }
     }
@@ -2359,6 +2467,15 @@ fn delivery_notice(reason: DeliveryFailure, at: Millis) -> Message {
         text: reason.notice().into(),
         at,
         attachments: Vec::new(),
+        failed: None,
+    }
+}
+
+/// Mark the agent's reply at `index` as not delivered (other entries are
+/// left alone: the index comes from the journal).
+fn mark_failed(messages: &mut [Message], index: usize, reason: DeliveryFailure) {
+    if let Some(m) = messages.get_mut(index).filter(|m| m.from == Party::Agent) {
+        m.failed = Some(reason);
     }
 }
 

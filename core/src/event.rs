@@ -8,7 +8,7 @@
 
 use crate::channel::OutgoingRequest;
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId, StateName,
     TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ pub enum Event {
     /// An agent's state changed (`state` is `available`, `idle`, `rona`, `logged_out`).
     AgentState {
         agent: AgentId,
-        state: String,
+        state: StateName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         at: Millis,
@@ -104,6 +104,11 @@ pub enum Event {
         /// What the customer attached (stored by the server).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<crate::model::Attachment>,
+        /// When the customer sent it by the channel's clock (Messenger's
+        /// `timestamp`), when the channel says and it is plausible (see
+        /// [`crate::engine::plausible_sent_at`]). Reply windows start here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_at: Option<Millis>,
     },
     /// An earlier customer message, masked after the fact: the customer
     /// split a sensitive item over it and the next message (`4111 1111`,
@@ -327,4 +332,21 @@ pub enum Carrier {
     Request(OutgoingRequest),
     /// Push the text on the customer's own connection (web chat).
     Push,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_state_names_read_back_and_an_unknown_one_is_refused() {
+        for name in ["available", "idle", "rona", "logged_out"] {
+            let json = format!(r#"{{"type":"agent_state","agent":"a","state":"{name}","at":1}}"#);
+            let ev: Event = serde_json::from_str(&json).expect("a known state reads");
+            assert_eq!(serde_json::to_string(&ev).expect("serializes"), json);
+        }
+        // Before, any other name replayed as "logged_out" without a word.
+        let busy = r#"{"type":"agent_state","agent":"a","state":"busy","at":1}"#;
+        assert!(serde_json::from_str::<Event>(busy).is_err());
+    }
 }

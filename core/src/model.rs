@@ -105,6 +105,35 @@ pub enum AgentState {
     LoggedOut,
 }
 
+/// An agent state's wire name, as events carry it: `available`, `idle`,
+/// `rona`, `logged_out`. Typed so that a journal with any other name is
+/// refused on reading instead of turning silently into one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    Available,
+    Idle,
+    Rona,
+    LoggedOut,
+}
+
+impl StateName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Available => "available",
+            StateName::Idle => "idle",
+            StateName::Rona => "rona",
+            StateName::LoggedOut => "logged_out",
+        }
+    }
+}
+
+impl std::fmt::Display for StateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The idle reason of an agent the server saw go while it still had
 /// conversations or wrap-ups ([`crate::Command::AgentGone`]).
 pub const DISCONNECTED_REASON: &str = "Disconnected";
@@ -112,11 +141,27 @@ pub const DISCONNECTED_REASON: &str = "Disconnected";
 impl AgentState {
     /// Wire name: `available`, `idle`, `rona`, `logged_out`.
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn kind(&self) -> StateName {
         match self {
-            AgentState::Available => "available",
-            AgentState::Idle { .. } => "idle",
-            AgentState::Rona => "rona",
-            AgentState::LoggedOut => "logged_out",
+            AgentState::Available => StateName::Available,
+            AgentState::Idle { .. } => StateName::Idle,
+            AgentState::Rona => StateName::Rona,
+            AgentState::LoggedOut => StateName::LoggedOut,
+        }
+    }
+
+    /// The state an event names (an idle one with its reason).
+    pub fn from_event(kind: StateName, reason: Option<&str>) -> AgentState {
+        match kind {
+            StateName::Available => AgentState::Available,
+            StateName::Idle => AgentState::Idle {
+                reason: reason.unwrap_or_default().to_string(),
+            },
+            StateName::Rona => AgentState::Rona,
+            StateName::LoggedOut => AgentState::LoggedOut,
         }
     }
 
@@ -236,6 +281,10 @@ pub struct Message {
     /// What the customer attached (pictures, files, a location…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// An agent's reply the channel did not take, and why
+    /// ([`crate::Event::DeliveryFailed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<DeliveryFailure>,
 }
 
 /// A degree of latitude or longitude, compared by its bits (so messages

@@ -706,6 +706,50 @@ fn closed_conversations_are_archived_after_the_retention() {
 }
 
 #[test]
+fn a_returning_customer_brings_its_history_and_only_its_own() {
+    let mut w = World::new(&[("alice", 5), ("bob", 5)]);
+    w.available(&["alice", "bob"]);
+    w.customer("v1", "hi");
+    let opened = w.engine.conversation(1).map(|c| c.received_at);
+    w.run(accept("alice", 1));
+    w.run(end("alice", 1));
+    w.run(wrapup("alice", 1, "resolved"));
+    let closed = w.engine.conversation(1).and_then(|c| c.closed_at);
+    w.advance(ARCHIVE_MS);
+    // Another customer, then v1 again.
+    w.customer("v2", "hello");
+    w.customer("v1", "me again");
+    let open_of = |who: &str| {
+        w.engine
+            .conversations()
+            .find(|c| c.customer == who && c.state.is_open())
+            .map(|c| c.id)
+    };
+    let (mine, other) = (open_of("v1"), open_of("v2"));
+    let (Some(mine), Some(other)) = (mine, other) else {
+        panic!("both customers have an open conversation");
+    };
+    assert_eq!(
+        w.engine.history_of(mine),
+        [switchboard_core::engine::PastConversation {
+            conversation: 1,
+            opened_at: opened.expect("opened"),
+            closed_at: closed,
+            queue: "support".into(),
+            agent: Some("alice".into()),
+            wrapup_reasons: vec!["resolved".into()],
+            interrupted_reason: None,
+        }]
+    );
+    assert_eq!(w.engine.history_of(other), []);
+    // It survives a restart from a snapshot, and a replay of the journal.
+    let mut again = World::new(&[("alice", 5), ("bob", 5)]);
+    again.engine.restore(w.engine.snapshot());
+    assert_eq!(again.engine.history_of(mine), w.engine.history_of(mine));
+    assert_eq!(w.replay().history_of(mine), w.engine.history_of(mine));
+}
+
+#[test]
 fn a_dropped_conversation_waits_for_every_wrapup_before_archiving() {
     let mut s = settings();
     s.transfer_not_accepted = TransferNotAccepted::Drop;

@@ -129,6 +129,9 @@ proptest! {
             e.conversations().map(|c| (c.id, c.state, c.owner.clone(), c.guest.clone(), c.offer.clone())).collect::<Vec<_>>(),
             e.agents().map(|a| (a.state.clone(), a.load())).collect::<Vec<_>>(),
             e.waiting().collect::<Vec<_>>(),
+            // Each customer's earlier conversations (what the agent's
+            // history panel shows).
+            e.conversations().map(|c| e.history_of(c.id)).collect::<Vec<_>>(),
         );
         prop_assert_eq!(key(&fresh.engine), key(&w.engine));
         // So does a snapshot, through JSON as it is stored.

@@ -448,6 +448,7 @@ fn messenger() -> Generation {
         ("access_token", "tok"),
         ("graph_api_base", "http://127.0.0.1:9"),
         ("graph_api_version", "v21.0"),
+        ("human_agent_tag", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

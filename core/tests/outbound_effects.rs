@@ -261,6 +261,7 @@ fn sms(text: &str) -> Command {
         cad: Cad::new(),
         external_id: None,
         attachments: Vec::new(),
+        sent_at: None,
     })
 }
 

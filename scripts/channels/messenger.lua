@@ -135,8 +135,9 @@ function M.inbound(request, ctx)
 end
 
 --- Agent reply → Send API request. Within 24 hours of the customer's last
---- message: RESPONSE; within 7 days: the HUMAN_AGENT tag; past that the
---- customer cannot be reached.
+--- message (by Meta's timestamp): RESPONSE; within 7 days, when the page
+--- may use the HUMAN_AGENT tag (`human_agent_tag`, granted by Meta's App
+--- Review): the tag; past that the customer cannot be reached.
 ---@param message sb.OutboundMessage
 ---@param ctx sb.OutboundContext
 function M.outbound(message, ctx)
@@ -146,9 +147,11 @@ function M.outbound(message, ctx)
   local body = { recipient = { id = message.customer }, message = { text = message.text } }
   if age <= DAY then
     body.messaging_type = "RESPONSE"
-  elseif age <= 7 * DAY then
+  elseif age <= 7 * DAY and s.human_agent_tag == "true" then
     body.messaging_type = "MESSAGE_TAG"
     body.tag = "HUMAN_AGENT"
+  elseif age <= 7 * DAY then
+    return { refuse = "the customer's last Messenger message is more than 24 hours old and this page may not use the HUMAN_AGENT tag (human_agent_tag): Meta no longer lets the page reply" }
   else
     return { refuse = "the customer's last Messenger message is more than 7 days old: Meta no longer lets the page reply" }
   end
@@ -177,6 +180,8 @@ M.tests = {
     r = M.outbound(m, ctx)
     assert(r.url == "http://g/v21.0/me/messages?access_token=a%20b&appsecret_proof=00ff", r.url)
     ctx.last_customer_message_at = ctx.now - 2 * DAY
+    assert(M.outbound(m, ctx).refuse ~= nil, "past 24 h without the HUMAN_AGENT tag")
+    ctx.settings.human_agent_tag = "true"
     r = M.outbound(m, ctx)
     assert(r.body.messaging_type == "MESSAGE_TAG" and r.body.tag == "HUMAN_AGENT", "within 7 days")
     ctx.last_customer_message_at = ctx.now - 8 * DAY

@@ -113,10 +113,23 @@ async fn transcript(
     if let Some(messages) = live {
         return Ok(Json(Value::Array(messages)));
     }
-    // Archived (closed a while ago): rebuild the transcript from the
-    // journal, where it was stored masked as the tenant said then.
+    // Archived (closed a while ago): rebuild the transcript from the journal.
+    journal_transcript(&state, &tenant, id)
+        .await?
+        .map(|messages| Json(Value::Array(messages)))
+        .ok_or(AppError::NotFound("conversation"))
+}
+
+/// The transcript of conversation `id` rebuilt from the journal, where it
+/// was stored masked as the tenant said then (redactions applied); `None`
+/// when the journal has no event of it.
+pub(crate) async fn journal_transcript(
+    state: &Shared,
+    tenant: &str,
+    id: ConversationId,
+) -> Result<Option<Vec<Value>>, AppError> {
     let store = state.store.clone();
-    let tenant_id = tenant.clone();
+    let tenant_id = tenant.to_string();
     let bodies = tokio::task::spawn_blocking(move || store.conversation_events(&tenant_id, id))
         .await
         .map_err(|_| AppError::Unavailable)?
@@ -124,18 +137,19 @@ async fn transcript(
             tracing::error!(error = %e, "reading the journal");
             AppError::Unavailable
         })?;
+    if bodies.is_empty() {
+        return Ok(None);
+    }
     let events: Vec<switchboard_core::Event> = bodies
         .iter()
         .filter_map(|b| serde_json::from_str(b).ok())
         .collect();
-    let messages: Vec<Value> = switchboard_core::engine::transcript_of(&events)
-        .iter()
-        .map(message_json)
-        .collect();
-    if bodies.is_empty() {
-        return Err(AppError::NotFound("conversation"));
-    }
-    Ok(Json(Value::Array(messages)))
+    Ok(Some(
+        switchboard_core::engine::transcript_of(&events)
+            .iter()
+            .map(message_json)
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,11 @@ pub fn routes() -> Router<Shared> {
         .route("/api/directory", get(directory))
         .route("/api/responses", get(responses))
         .route("/api/conversations/{id}", get(conversation))
+        .route("/api/conversations/{id}/history", get(history))
+        .route(
+            "/api/conversations/{id}/history/{past}",
+            get(history_transcript),
+        )
         .route("/api/conversations/{id}/accept", post(accept))
         .route("/api/conversations/{id}/messages", post(send_message))
         .route("/api/conversations/{id}/transfer", post(transfer))
@@ -479,7 +484,7 @@ async fn directory(a: Agent, Query(q): Query<SearchQuery>) -> Json<Value> {
                     "reason": ag.state.reason(),
                     "load": ag.load(),
                     "capacity": ag.config.capacity,
-                    "available": ag.state.name() == "available" && ag.load() < ag.config.capacity,
+                    "available": ag.can_take_more(),
                 })
             })
             .collect();
@@ -498,6 +503,67 @@ async fn conversation(a: Agent, Path(id): Path<ConversationId>) -> Result<Json<V
         }
         _ => Err(AppError::NotFound("conversation")),
     })
+}
+
+/// The customer's earlier conversations on the same channel identity
+/// (most recent first): when, which queue, who, wrap-up reasons. Only for
+/// an agent the current conversation concerns.
+async fn history(a: Agent, Path(id): Path<ConversationId>) -> Result<Json<Value>, AppError> {
+    a.tenant.read(|e| match e.conversation(id) {
+        Some(c) if c.concerns(&a.agent) => {
+            let past: Vec<Value> = e
+                .history_of(id)
+                .into_iter()
+                .map(|p| {
+                    let labels = a.tenant.wrapup_reasons(&p.queue);
+                    let reasons: Vec<&str> = p
+                        .wrapup_reasons
+                        .iter()
+                        .map(|code| {
+                            labels
+                                .iter()
+                                .find(|r| &r.code == code)
+                                .map_or(code.as_str(), |r| r.label.as_str())
+                        })
+                        .collect();
+                    json!({
+                        "conversation": p.conversation,
+                        "opened_at": p.opened_at,
+                        "closed_at": p.closed_at,
+                        "queue": p.queue,
+                        "queue_name": e.queue(&p.queue).map(|q| q.name.clone()),
+                        "agent": p.agent,
+                        "agent_name": p.agent.as_deref().and_then(|x| e.agent(x)).map(|x| x.config.name.clone()),
+                        "wrapup_reasons": reasons,
+                        "interrupted_reason": p.interrupted_reason,
+                    })
+                })
+                .collect();
+            Ok(Json(json!({ "conversations": past })))
+        }
+        _ => Err(AppError::NotFound("conversation")),
+    })
+}
+
+/// The transcript of one of the customer's earlier conversations, from
+/// the journal (masked as it was stored). 404 unless `past` is in the
+/// history of a conversation that concerns the agent.
+async fn history_transcript(
+    a: Agent,
+    State(state): State<Shared>,
+    Path((id, past)): Path<(ConversationId, ConversationId)>,
+) -> Result<Json<Value>, AppError> {
+    let allowed = a.tenant.read(|e| {
+        e.conversation(id).is_some_and(|c| c.concerns(&a.agent))
+            && e.history_of(id).iter().any(|p| p.conversation == past)
+    });
+    if !allowed {
+        return Err(AppError::NotFound("conversation"));
+    }
+    let messages = super::admin::journal_transcript(&state, a.tenant.id(), past)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    Ok(Json(json!({ "conversation": past, "messages": messages })))
 }
 
 /// Answer of a successful action: the events it caused for this agent.

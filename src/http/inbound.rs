@@ -150,6 +150,7 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
             queue: entry.queue.clone(),
             cad: m.cad,
             external_id: m.external_id,
+            sent_at: m.sent_at,
             attachments: crate::attachments::store_inbound(
                 &t.config.data_dir,
                 t.id(),

@@ -152,6 +152,8 @@ async fn post_message(
             cad,
             external_id: None,
             attachments: Vec::new(),
+            // The visitor's clock is not trusted: arrival time it is.
+            sent_at: None,
         }))
         .await?;
     let conversation = out

@@ -41,6 +41,9 @@ pub struct Graph {
     pub profiles: Arc<Mutex<HashMap<String, (String, String)>>>,
     /// PSIDs whose profile request is never answered.
     pub hang: Arc<Mutex<Vec<String>>>,
+    /// How many of the next sends are refused as Meta refuses a message
+    /// outside the messaging window (400, OAuthException code 10).
+    pub refuse_sends: Arc<Mutex<usize>>,
 }
 
 fn authorized(g: &Graph, path: &str, q: &BTreeMap<String, String>) -> bool {
@@ -67,6 +70,19 @@ async fn send(
 ) -> (StatusCode, Json<Value>) {
     if !authorized(&g, uri.path(), &query) {
         return oauth_error("Invalid appsecret_proof provided in the API argument");
+    }
+    {
+        let mut refuse = g.refuse_sends.lock().expect("lock");
+        if *refuse > 0 {
+            *refuse -= 1;
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"error": {"message": "(#10) This message is sent outside of allowed window.",
+                                      "type": "OAuthException", "code": 10}}),
+                ),
+            );
+        }
     }
     g.sent.lock().expect("lock").push(Call {
         path: uri.path().to_string(),

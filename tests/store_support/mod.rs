@@ -42,5 +42,6 @@ pub fn customer(i: u64) -> Command {
         cad: Cad::new(),
         external_id: None,
         attachments: Vec::new(),
+        sent_at: None,
     })
 }

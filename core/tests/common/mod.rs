@@ -142,6 +142,7 @@ pub fn customer_msg(who: &str, text: &str) -> Command {
         cad: Cad::new(),
         external_id: None,
         attachments: Vec::new(),
+        sent_at: None,
     })
 }
 
@@ -347,5 +348,6 @@ pub fn messenger_customer(i: u64) -> Command {
             u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
         )),
         attachments: Vec::new(),
+        sent_at: None,
     })
 }
