@@ -336,26 +336,7 @@ async fn step(state: &Shared, cluster: &Arc<dyn ClusterStore>) -> Result<(), Sto
     })
     .await
     .inspect_err(|_| node.ready.store(false, Ordering::SeqCst))?;
-    // Renew what we hold; a refusal means another node has it now.
-    for (id, epoch) in node.held() {
-        let started = Instant::now();
-        let (c, me, t) = (cluster.clone(), node.id.clone(), id.clone());
-        match blocking(patience, move || c.renew(&t, &me, epoch, lease_ms)).await {
-            Ok(true) => {
-                if let Some(t) = state.tenants.get(&id) {
-                    t.lease.hold_until(started + node.lease());
-                }
-            }
-            Ok(false) => {
-                tracing::warn!(node = %node.id, tenant = %id, epoch, "lease taken over: the tenant is fenced here");
-                drop_tenant(state, &id, None).await;
-            }
-            Err(e) => {
-                // The local deadline fences the tenant if this goes on.
-                tracing::warn!(node = %node.id, tenant = %id, error = %e, "lease not renewed");
-            }
-        }
-    }
+    renew_all(state, cluster).await;
     let member = live.iter().any(|n| n.id == node.id);
     let leases: HashMap<&str, &LeaseRow> = leases.iter().map(|l| (l.tenant.as_str(), l)).collect();
     let mut complete = member;
@@ -365,7 +346,9 @@ async fn step(state: &Shared, cluster: &Arc<dyn ClusterStore>) -> Result<(), Sto
         if member && placed == Some(node.id.as_str()) {
             if !held {
                 match take_tenant(state, cluster, id).await {
-                    Ok(true) => {}
+                    // A recovery takes a while: keep the other leases
+                    // fresh before taking the next tenant.
+                    Ok(true) => renew_all(state, cluster).await,
                     Ok(false) => complete = false,
                     Err(e) => {
                         complete = false;
@@ -400,6 +383,32 @@ async fn step(state: &Shared, cluster: &Arc<dyn ClusterStore>) -> Result<(), Sto
     }
     node.ready.store(complete, Ordering::SeqCst);
     Ok(())
+}
+
+/// Renew every lease this node holds; a refusal means another node has
+/// the tenant now: it is dropped here.
+async fn renew_all(state: &Shared, cluster: &Arc<dyn ClusterStore>) {
+    let node = &state.node;
+    let (patience, lease_ms) = (node.call_patience(), node.lease_ms);
+    for (id, epoch) in node.held() {
+        let started = Instant::now();
+        let (c, me, t) = (cluster.clone(), node.id.clone(), id.clone());
+        match blocking(patience, move || c.renew(&t, &me, epoch, lease_ms)).await {
+            Ok(true) => {
+                if let Some(t) = state.tenants.get(&id) {
+                    t.lease.hold_until(started + node.lease());
+                }
+            }
+            Ok(false) => {
+                tracing::warn!(node = %node.id, tenant = %id, epoch, "lease taken over: the tenant is fenced here");
+                drop_tenant(state, &id, None).await;
+            }
+            Err(e) => {
+                // The local deadline fences the tenant if this goes on.
+                tracing::warn!(node = %node.id, tenant = %id, error = %e, "lease not renewed");
+            }
+        }
+    }
 }
 
 /// Acquire the tenant, then recover it under the new epoch and serve it.
@@ -464,24 +473,6 @@ async fn take_tenant(
     lock(&node.held).insert(id.to_string(), epoch);
     state.tenants.set(id, Slot::Served(tenant.clone()));
     tracing::info!(node = %node.id, tenant = %id, epoch, took_ms = started.elapsed().as_millis() as u64, "tenant taken over and recovered");
-    // Recovery may have taken a while: renew at once if the lease is
-    // already half gone.
-    if started.elapsed() > node.lease() / 2 {
-        let renewed = Instant::now();
-        let (c, me, t, lease_ms) = (
-            cluster.clone(),
-            node.id.clone(),
-            id.to_string(),
-            node.lease_ms,
-        );
-        if let Ok(true) = blocking(node.call_patience(), move || {
-            c.renew(&t, &me, epoch, lease_ms)
-        })
-        .await
-        {
-            tenant.lease.hold_until(renewed + node.lease());
-        }
-    }
     Ok(true)
 }
 
