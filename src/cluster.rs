@@ -325,6 +325,7 @@ async fn step(state: &Shared, cluster: &Arc<dyn ClusterStore>) -> Result<(), Sto
             .is_none_or(|t| !t.lease.valid() || t.lease.is_stale());
         if lost {
             tracing::warn!(node = %node.id, tenant = %id, epoch, "lease lost: the tenant is fenced here");
+            count_lost(state, &id);
             drop_tenant(state, &id, None).await;
         }
     }
@@ -385,6 +386,14 @@ async fn step(state: &Shared, cluster: &Arc<dyn ClusterStore>) -> Result<(), Sto
     Ok(())
 }
 
+fn count_lost(state: &Shared, id: &str) {
+    state
+        .metrics
+        .leases_lost
+        .get_or_create(&crate::metrics::tenant_labels(id))
+        .inc();
+}
+
 /// Renew every lease this node holds; a refusal means another node has
 /// the tenant now: it is dropped here.
 async fn renew_all(state: &Shared, cluster: &Arc<dyn ClusterStore>) {
@@ -401,6 +410,7 @@ async fn renew_all(state: &Shared, cluster: &Arc<dyn ClusterStore>) {
             }
             Ok(false) => {
                 tracing::warn!(node = %node.id, tenant = %id, epoch, "lease taken over: the tenant is fenced here");
+                count_lost(state, &id);
                 drop_tenant(state, &id, None).await;
             }
             Err(e) => {
@@ -472,6 +482,11 @@ async fn take_tenant(
     tenant.start_tasks();
     lock(&node.held).insert(id.to_string(), epoch);
     state.tenants.set(id, Slot::Served(tenant.clone()));
+    state
+        .metrics
+        .takeovers
+        .get_or_create(&crate::metrics::tenant_labels(id))
+        .inc();
     tracing::info!(node = %node.id, tenant = %id, epoch, took_ms = started.elapsed().as_millis() as u64, "tenant taken over and recovered");
     Ok(true)
 }

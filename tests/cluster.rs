@@ -915,6 +915,22 @@ async fn a_stopped_owner_is_fenced_and_commits_nothing() {
             || logs.contains("stale epoch"),
         "the paused node dropped the tenant"
     );
+    let metrics = c
+        .http
+        .get(c.node(stopped).url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let label = format!("tenant=\"{t}\"");
+    let lost: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchboard_cluster_leases_lost_total") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(lost >= 1, "the paused node counted the lease it lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

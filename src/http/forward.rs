@@ -163,6 +163,7 @@ pub async fn forward(State(state): State<Shared>, req: Request, next: Next) -> R
                 return AppError::Moving.into_response();
             }
             tracing::debug!(tenant = %tenant, to = %node, path = %parts.uri.path(), "forwarding");
+            state.metrics.forwarded.inc();
             if is_websocket(&parts) {
                 forward_socket(state, parts, &url).await
             } else {
