@@ -99,10 +99,7 @@ fn with_database<T>(url: &str, f: impl FnOnce(&str) -> Result<T>) -> Result<Opti
         eprintln!("PostgreSQL at {url} not usable ({e:#}): skipped");
         return Ok(None);
     }
-    let db_url = match url.rsplit_once('/') {
-        Some((server, _)) if url.contains("://") => format!("{server}/{name}"),
-        _ => format!("{url} dbname={name}"),
-    };
+    let db_url = database_url(url, &name);
     let result = f(&db_url);
     let (admin, drop) = (
         url.to_string(),
@@ -115,6 +112,21 @@ fn with_database<T>(url: &str, f: impl FnOnce(&str) -> Result<T>) -> Result<Opti
     })
     .join();
     result.map(Some)
+}
+
+/// `url` with its database replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let Some(scheme_end) = base.find("://") else {
+        return format!("{url} dbname={name}"); // key=value form
+    };
+    let authority_end = base[scheme_end + 3..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + 3 + i);
+    format!("{}/{name}{query}", &base[..authority_end])
 }
 
 fn main() -> Result<()> {

@@ -180,6 +180,44 @@ fn after_commit_runs_once_committed_and_never_for_a_refused_append() {
 }
 
 #[test]
+fn after_commit_runs_in_journal_order_per_tenant_under_load() {
+    for_each_store("ordered", |store| {
+        let tenants = ["acme", "globex", "initech", "umbrella", "hooli", "stark"];
+        let ran: Vec<Arc<std::sync::Mutex<Vec<u64>>>> = tenants
+            .iter()
+            .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())))
+            .collect();
+        let mut engines: Vec<(Engine, u64)> = tenants.iter().map(|_| (engine(), 0)).collect();
+        let mut answers = Vec::new();
+        // Queued without waiting: many jobs of every tenant in flight.
+        for i in 0..40 {
+            for (t, tenant) in tenants.iter().enumerate() {
+                let (e, seq) = &mut engines[t];
+                let (rows, _) = rows_of(e, i, seq);
+                let last = *seq;
+                let log = ran[t].clone();
+                answers.push(store.append(
+                    tenant,
+                    0,
+                    rows,
+                    Box::new(move || log.lock().expect("not poisoned").push(last)),
+                ));
+            }
+        }
+        for a in answers {
+            assert_eq!(a.blocking_recv(), Ok(Ok(())));
+        }
+        for (t, tenant) in tenants.iter().enumerate() {
+            let log = ran[t].lock().expect("not poisoned").clone();
+            assert_eq!(log.len(), 40, "{tenant}");
+            assert!(log.windows(2).all(|w| w[0] < w[1]), "{tenant}: {log:?}");
+            let back = store.recover(tenant).expect("recovers");
+            assert_eq!(back.last_seq, engines[t].1);
+        }
+    });
+}
+
+#[test]
 fn a_stale_epoch_is_refused_and_nothing_of_it_is_stored() {
     for_each_store("epoch", |store| {
         assert_eq!(

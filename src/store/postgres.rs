@@ -895,6 +895,9 @@ struct Prepared {
     append: Statement,
     store_snapshot: Statement,
     prune_snapshots: Statement,
+    /// Lock, check and append in one statement (one round trip, its own
+    /// transaction), for groups of appends of tenants whose row exists.
+    lock_and_append: Statement,
 }
 
 impl Prepared {
@@ -918,12 +921,91 @@ impl Prepared {
                 "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
                  ON CONFLICT (tenant, seq) DO UPDATE SET body = excluded.body",
             )?,
+            // `locked` is read once (it is used twice): the rows written
+            // are exactly those whose epoch is the one returned.
+            lock_and_append: client.prepare(
+                "WITH locked AS (
+                     SELECT tenant, epoch FROM sb_tenants WHERE tenant = ANY($1::text[])
+                     ORDER BY tenant FOR SHARE
+                 ), written AS (
+                     INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
+                     SELECT r.tenant, r.seq, r.kind, r.conversation, r.body, r.epoch
+                     FROM unnest($2::text[], $3::int8[], $4::text[], $5::int8[],
+                                 $6::text[], $7::int8[])
+                          AS r (tenant, seq, kind, conversation, body, epoch)
+                     JOIN locked l ON l.tenant = r.tenant AND l.epoch = r.epoch
+                     RETURNING 1
+                 )
+                 SELECT tenant, epoch, (SELECT COUNT(*) FROM written) FROM locked",
+            )?,
             prune_snapshots: client.prepare(
                 "DELETE FROM sb_snapshots WHERE tenant = $1 AND seq NOT IN
                      (SELECT seq FROM sb_snapshots WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)",
             )?,
         })
     }
+}
+
+/// Why `job` may not be written, given the epochs its group locked (a
+/// tenant without a row is at epoch 0).
+fn refusal(job: &Job, epochs: &HashMap<String, u64>) -> Option<StoreError> {
+    let tenant = job.tenant();
+    let epoch = job.epoch().unwrap_or(0);
+    let current = epochs.get(tenant.as_ref()).copied().unwrap_or(0);
+    (current != epoch).then(|| StoreError::StaleEpoch {
+        tenant: tenant.to_string(),
+        epoch,
+        current,
+    })
+}
+
+/// The common group: appends only, of tenants whose row exists. One
+/// statement, so one round trip and its own transaction: it locks the
+/// tenants' rows, writes the events whose epoch is their tenant's, and
+/// returns the epochs it checked them against.
+fn commit_appends(
+    client: &mut Client,
+    st: &Prepared,
+    jobs: &[Job],
+    names: &[&str],
+) -> Result<Vec<Option<StoreError>>> {
+    let (mut tenants, mut seqs, mut kinds, mut convs, mut bodies, mut epochs_of) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for job in jobs {
+        if let Job::Append {
+            tenant,
+            epoch,
+            rows,
+            ..
+        } = job
+        {
+            for r in rows {
+                tenants.push(tenant.as_ref());
+                seqs.push(signed(r.seq));
+                kinds.push(r.kind);
+                convs.push(r.conversation.map(signed));
+                bodies.push(r.body.as_str());
+                epochs_of.push(signed(*epoch));
+            }
+        }
+    }
+    let locked = client
+        .query(
+            &st.lock_and_append,
+            &[&names, &tenants, &seqs, &kinds, &convs, &bodies, &epochs_of],
+        )
+        .context("appending to the journal")?;
+    let epochs: HashMap<String, u64> = locked
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, unsigned(r.try_get(1)?))))
+        .collect::<Result<_, ::postgres::Error>>()?;
+    Ok(jobs.iter().map(|job| refusal(job, &epochs)).collect())
 }
 
 /// What the writer thread keeps between groups.
@@ -1090,6 +1172,10 @@ fn commit(
 ) -> Result<Vec<Option<StoreError>>> {
     let group: BTreeSet<&Arc<str>> = jobs.iter().map(Job::tenant).collect();
     let names: Vec<&str> = group.iter().map(|t| t.as_ref()).collect();
+    let only_appends = jobs.iter().all(|j| matches!(j, Job::Append { .. }));
+    if new.is_empty() && only_appends && !fail {
+        return commit_appends(client, st, jobs, &names);
+    }
 
     let mut tx = client.transaction()?;
     if !new.is_empty() {
@@ -1118,13 +1204,8 @@ fn commit(
     for job in jobs {
         let tenant = job.tenant();
         let epoch = job.epoch().unwrap_or(0);
-        let current = epochs.get(tenant.as_ref()).copied().unwrap_or(0);
-        if current != epoch {
-            refusals.push(Some(StoreError::StaleEpoch {
-                tenant: tenant.to_string(),
-                epoch,
-                current,
-            }));
+        if let Some(refused) = refusal(job, &epochs) {
+            refusals.push(Some(refused));
             continue;
         }
         refusals.push(None);

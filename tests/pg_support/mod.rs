@@ -101,10 +101,54 @@ impl Drop for PgDb {
 }
 
 /// Whether the server at `url` answers (asked once per test process).
+/// The first time, databases left by test processes that are gone (killed
+/// before their guards ran) and that nobody uses are dropped.
 fn reachable(url: &str) -> bool {
     static ANSWERS: OnceLock<bool> = OnceLock::new();
     let url = url.to_string();
-    *ANSWERS.get_or_init(move || on_own_thread(move || connect(&url).map(|_| ())).is_ok())
+    *ANSWERS.get_or_init(move || {
+        on_own_thread(move || {
+            let mut client = connect(&url)?;
+            // Tidying is best effort: it never makes the server unusable.
+            let _ = drop_leftovers(&mut client);
+            Ok(())
+        })
+        .is_ok()
+    })
+}
+
+/// Drop the test databases of processes that are gone and that nobody
+/// uses (another machine's or namespace's process is not seen in /proc,
+/// but its connections are).
+fn drop_leftovers(client: &mut postgres::Client) -> Result<(), postgres::Error> {
+    let names = client.query(
+        "SELECT d.datname FROM pg_database d WHERE d.datname LIKE 'sb\\_test\\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        &[],
+    )?;
+    for row in names {
+        let name: String = row.try_get(0)?;
+        if left_by_a_gone_process(&name) {
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))?;
+        }
+    }
+    Ok(())
+}
+
+/// `sb_test_<pid>_...` whose process no longer runs on this machine.
+fn left_by_a_gone_process(name: &str) -> bool {
+    let pid = name
+        .strip_prefix("sb_test_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) => {
+            pid != std::process::id()
+                && std::path::Path::new("/proc/self").exists()
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        None => false,
+    }
 }
 
 fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
