@@ -82,6 +82,10 @@ pub struct TenantConfig {
     pub default_queue: String,
     #[serde(default = "default_idle_reasons")]
     pub idle_reasons: Vec<String>,
+    /// The language of system lines in transcripts and of notices to
+    /// customers: `en` (default) or `fr`.
+    #[serde(default)]
+    pub language: switchboard_core::text::Language,
     pub queues: Vec<QueueEntry>,
     pub agents: Vec<AgentEntry>,
     #[serde(default)]
@@ -572,6 +576,7 @@ impl TenantConfig {
             default_queue: self.default_queue.clone(),
             archive_after_ms: self.archive_after_ms,
             idle_reasons: self.idle_reasons.clone(),
+            language: self.language,
         }
     }
 

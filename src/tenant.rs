@@ -1085,7 +1085,9 @@ pub fn agent_frame(engine: &Engine, ev: &Event) -> Value {
             }
             // The desktop marks the reply and adds the transcript's notice.
             Event::DeliveryFailed { reason, .. } => {
-                map.insert("text".into(), Value::String(reason.notice().into()));
+                let line =
+                    switchboard_core::text::delivery_notice(engine.settings().language, *reason);
+                map.insert("text".into(), Value::String(line.into()));
             }
             // The desktop replaces the transcript (and the offer's preview)
             // rather than finding the message it had.
@@ -1175,7 +1177,7 @@ fn visitor_frame(engine: &Engine, ev: &Event, to_customer: bool) -> Option<Value
         Event::Transferred { conversation, .. } => Some(json!({
             "type": "notice",
             "conversation": conversation,
-            "text": "You are being transferred to another agent. Please stay with us.",
+            "text": switchboard_core::text::customer_transferred(engine.settings().language),
         })),
         Event::ConversationStarted {
             conversation,
@@ -1207,7 +1209,7 @@ fn visitor_frame(engine: &Engine, ev: &Event, to_customer: bool) -> Option<Value
             json!({"type": "conversation_ended", "conversation": conversation, "reason": reason}),
         ),
         Event::ConversationInterrupted { conversation, .. } => Some(
-            json!({"type": "notice", "conversation": conversation, "text": "This conversation was interrupted. Please write again to start a new one."}),
+            json!({"type": "notice", "conversation": conversation, "text": switchboard_core::text::customer_interrupted(engine.settings().language)}),
         ),
         _ => None,
     }

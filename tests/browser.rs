@@ -1127,3 +1127,80 @@ async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked()
     assert_eq!(body, "my card ************1111", "masked like the bubble");
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-upload").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let customer = driver.open("visitor-upload").await;
+    customer.goto(&server.url("/chat/demo")).await;
+    customer.shown("#chat-attach").await;
+    // The visitor picks a picture (a file chooser cannot be driven
+    // headless: the same File goes in through the input's own API).
+    let png: Vec<String> = graph::PNG.iter().map(|b| b.to_string()).collect();
+    customer
+        .js(&format!(
+            "var dt = new DataTransfer(); \
+             dt.items.add(new File([new Uint8Array([{}])], 'photo.png', {{type: 'image/png'}})); \
+             var i = document.getElementById('chat-file'); i.files = dt.files; \
+             i.dispatchEvent(new Event('change')); return true;",
+            png.join(",")
+        ))
+        .await;
+    customer
+        .shown_with_text("#chat-log .msg-mine .att-file", "photo.png")
+        .await;
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    alice
+        .until_js(
+            "the visitor's picture shown inline",
+            "(function () { var i = document.querySelector('#messages .msg-customer img.att-thumb'); \
+             return i && i.src.indexOf('blob:') === 0 && i.complete && i.naturalWidth > 0; })()",
+        )
+        .await;
+    alice.screenshot("webchat-upload").await;
+    customer.close().await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_sees_the_agent_typing_and_the_agent_sees_the_visitor_typing() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver.open("alice-typing").await;
+    alice.login(&server.base, "alice").await;
+    alice.set_available().await;
+    let customer = driver.open("visitor-typing").await;
+    customer.goto(&server.url("/chat/demo")).await;
+    customer.type_in("#chat-name", "Lea").await;
+    customer
+        .type_in("#chat-input", &format!("hello{ENTER}"))
+        .await;
+    let id = first_offer(&alice).await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(id)))
+        .await;
+    customer
+        .until_js(
+            "the chat socket to be open",
+            "document.getElementById('chat-conn').dataset.state === 'online'",
+        )
+        .await;
+    // The agent types (without sending): the visitor's page says so.
+    alice.type_in("#compose", "Let me see").await;
+    customer
+        .shown_with_text("#chat-typing", "Alice Martin is typing…")
+        .await;
+    // The visitor types: the agent's pane says so.
+    customer.type_in("#chat-input", "one more").await;
+    alice.shown_with_text("#typing", "Lea is typing…").await;
+    alice.screenshot("typing").await;
+    customer.close().await;
+    alice.close().await;
+}

@@ -13,6 +13,11 @@
   var HISTORY_MAX = 200;
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 10000;
+  var MAX_UPLOAD = 10 * 1024 * 1024; // the server's limit, checked again there
+  var TYPING_EVERY_MS = 3000;  // how often the visitor's typing is signalled
+  var TYPING_SHOWN_MS = 6000;  // how long an agent's typing signal is shown
+  var typingTimer = null;
+  var typingSentAt = 0;
 
   function $(id) { return document.getElementById(id); }
 
@@ -87,7 +92,8 @@
     meta.appendChild(el('span', 'author', mine ? t('you') : entry.author));
     meta.appendChild(el('time', null, fmtTime(entry.at)));
     bubble.appendChild(meta);
-    bubble.appendChild(el('p', 'text', entry.text));
+    if (entry.text) bubble.appendChild(el('p', 'text', entry.text));
+    if (entry.file) bubble.appendChild(el('p', 'att-file', '📎 ' + entry.file));
     row.appendChild(bubble);
     return row;
   }
@@ -132,7 +138,13 @@
       var now = Date.now();
       switch (f.type) {
         case 'message':
-          if (f.from === 'agent') add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+          if (f.from === 'agent') {
+            showTyping(null);
+            add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+          }
+          break;
+        case 'typing':
+          showTyping(typeof f.agent === 'string' ? f.agent : t('agent'));
           break;
         case 'agent_joined':
           add({ kind: 'notice', key: 'agentJoined', vars: { name: f.agent }, at: now });
@@ -151,6 +163,25 @@
       }
     };
     ws.onclose = function () { ws = null; retry(); };
+  }
+
+  // "Alice is typing…" for a few seconds (repeated while the agent types);
+  // `null` hides it.
+  function showTyping(name) {
+    var p = $('chat-typing');
+    if (typingTimer) { clearTimeout(typingTimer); typingTimer = null; }
+    p.hidden = !name;
+    p.textContent = name ? t('agentTyping', { name: name }) : '';
+    if (name) typingTimer = setTimeout(function () { showTyping(null); }, TYPING_SHOWN_MS);
+  }
+
+  // Tell the agent the visitor is typing, at most every few seconds.
+  function signalTyping() {
+    if (!ws || ws.readyState !== 1 || !$('chat-input').value.trim()) return;
+    var now = Date.now();
+    if (now - typingSentAt < TYPING_EVERY_MS) return;
+    typingSentAt = now;
+    try { ws.send(JSON.stringify({ type: 'typing' })); } catch (e) { /* closed meanwhile */ }
   }
 
   function retry() {
@@ -219,12 +250,57 @@
     });
   }
 
+  // Attach a picture or a PDF: upload it (the server checks what it is,
+  // by its content, and its size), then send it as a message of its own.
+  function attach() {
+    var input = $('chat-file');
+    var file = input.files && input.files[0];
+    input.value = '';
+    if (!file) return;
+    $('chat-error').textContent = '';
+    if (file.size > MAX_UPLOAD) { $('chat-error').textContent = t('fileTooLarge'); return; }
+    var headers = { 'Content-Type': 'application/octet-stream', 'Accept': 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    $('chat-send').disabled = true;
+    fetch(base + '/attachments?name=' + encodeURIComponent(file.name), { method: 'POST', headers: headers, body: file })
+      .then(function (resp) {
+        return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+      }, function () { return { status: 0, body: null }; })
+      .then(function (r) {
+        if (r.status !== 201 || !r.body || typeof r.body.id !== 'string') {
+          $('chat-send').disabled = false;
+          $('chat-error').textContent = r.status === 0 ? t('networkError')
+            : (r.body && r.body.error) || t('httpError', { status: r.status });
+          return;
+        }
+        if (typeof r.body.visitor_token === 'string') {
+          token = r.body.visitor_token;
+          storeIn('sessionStorage', keys.token, token);
+        }
+        var body = { attachments: [r.body.id] };
+        var name = $('chat-name').value.trim();
+        if (name) body.name = name;
+        post(body).then(function (m) {
+          $('chat-send').disabled = false;
+          if (m.status === 202) {
+            add({ kind: 'me', text: '', file: r.body.name || file.name, at: Date.now() });
+            connect();
+          } else {
+            $('chat-error').textContent = m.status === 0 ? t('networkError')
+              : (m.body && m.body.error) || t('httpError', { status: m.status });
+          }
+        });
+      });
+  }
+
   function init() {
     $('lang').value = I18N.lang();
     I18N.apply(document);
     document.title = t('chatTitle');
     $('chat-name').value = loadFrom('localStorage', keys.name) || '';
     $('chat-form').addEventListener('submit', send);
+    $('chat-file').addEventListener('change', attach);
+    $('chat-input').addEventListener('input', signalTyping);
     $('chat-input').addEventListener('keydown', function (ev) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
     });

@@ -15,6 +15,8 @@
   var I18N = window.SwitchboardI18n;
   var t = I18N.t;
   var MAX_CHARS = 1000;
+  var TYPING_EVERY_MS = 3000;   // how often the agent's typing is signalled
+  var TYPING_SHOWN_MS = 6000;   // how long a customer's typing signal is shown
   var SESSION_KEY = 'switchboard.session';
   var LAST_LOGIN_KEY = 'switchboard.lastLogin';
   var BACKOFF_MIN = 500;
@@ -511,6 +513,7 @@
       case 'message': {
         if (!c) break;
         var added = appendMessage(c, ev);
+        if (ev.from === 'customer') { c.typingUntil = 0; renderTyping(); }
         if (added && S.selected !== id) c.unread++;
         // A customer writing in a conversation the agent is not looking at
         // (another one selected, or the page hidden) is notified too.
@@ -528,6 +531,14 @@
         if (S.rendered.conv === id) S.rendered.count = -1;
         toast(t('deliveryFailed', { name: c.customerName || t('customer') }), 'error');
         renderAll();
+        break;
+      }
+      case 'customer_typing': {
+        // Shown for a few seconds (the customer's page repeats it while
+        // typing); a message from the customer ends it.
+        if (!c) break;
+        c.typingUntil = Date.now() + TYPING_SHOWN_MS;
+        renderTyping();
         break;
       }
       case 'message_redacted': {
@@ -670,6 +681,7 @@
     renderOffers();
     renderList();
     renderPane();
+    renderTyping();
     renderDetails();
     var n = offersWaiting();
     document.title = n > 0 ? t('titleWithOffers', { n: n }) : t('title');
@@ -1126,7 +1138,26 @@
     });
   }
 
+  function renderTyping() {
+    var c = S.selected !== null ? S.convs.get(S.selected) : null;
+    var on = !!(c && c.typingUntil && c.typingUntil > Date.now());
+    var p = $('typing');
+    p.hidden = !on;
+    p.textContent = on ? t('customerTyping', { name: c.customerName || t('customer') }) : '';
+  }
+
+  // Tell the customer the agent is typing, at most every few seconds.
+  function signalTyping() {
+    var c = S.convs.get(S.selected);
+    if (!c || !isMine(c) || !$('compose').value.trim()) return;
+    var now = Date.now();
+    if (c.typingSentAt && now - c.typingSentAt < TYPING_EVERY_MS) return;
+    c.typingSentAt = now;
+    api('POST', '/api/conversations/' + c.id + '/typing', {});
+  }
+
   function tick() {
+    renderTyping();
     var now = serverNow();
     document.querySelectorAll('[data-since]').forEach(function (e) {
       var since = Number(e.dataset.since);
@@ -1241,6 +1272,7 @@
     }
     updateCounter();
     updateCanned();
+    signalTyping();
   }
 
   function onComposeKey(ev) {

@@ -21,6 +21,7 @@ use crate::model::{
     DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
 use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::text;
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -509,6 +510,14 @@ impl Engine {
         self.conversations.values().map(|c| &**c)
     }
 
+    /// The customer's open conversation on `channel`, if any.
+    pub fn open_conversation_of(&self, channel: &str, customer: &str) -> Option<&Conversation> {
+        let id = self
+            .open_by_customer
+            .get(&(channel.to_string(), customer.to_string()))?;
+        self.conversations.get(id).map(|c| &**c)
+    }
+
     /// The earlier (archived) conversations of the customer of
     /// conversation `id`, on the same channel identity, most recent first.
     pub fn history_of(&self, id: ConversationId) -> Vec<PastConversation> {
@@ -829,7 +838,7 @@ impl Engine {
                 );
                 self.system_message(
                     conversation,
-                    format!("{name} left the conversation"),
+                    text::left(self.settings.language, &name),
                     now,
                     aud,
                     out,
@@ -1198,7 +1207,13 @@ impl Engine {
                 };
                 self.emit(out, ev, aud.clone());
                 let name = self.display_name(agent);
-                self.system_message(id, format!("{name} joined the conversation"), now, aud, out);
+                self.system_message(
+                    id,
+                    text::joined(self.settings.language, &name),
+                    now,
+                    aud,
+                    out,
+                );
             }
         }
         Ok(())
@@ -1332,10 +1347,12 @@ impl Engine {
             _ => return Err(CommandError::Conflict("conversation is not active".into())),
         }
         let from_queue = c.queue.clone();
-        let note = match &to {
+        let lang = self.settings.language;
+        let name = self.display_name(agent);
+        let line = match &to {
             TransferTarget::Queue(q) => {
                 let queue = self.queues.get(q).ok_or(CommandError::NotFound("queue"))?;
-                format!("transferred the conversation to queue {}", queue.name)
+                text::transferred_to_queue(lang, &name, &queue.name)
             }
             TransferTarget::Agent(b) => {
                 if b == agent {
@@ -1350,12 +1367,11 @@ impl Engine {
                         target.config.name
                     )));
                 }
-                format!("transferred the conversation to {}", target.config.name)
+                text::transferred_to_agent(lang, &name, &target.config.name)
             }
         };
         let reasons = ext.wrapup.reasons(&from_queue).to_vec();
-        let name = self.display_name(agent);
-        self.system_message(id, format!("{name} {note}"), now, one(agent), out);
+        self.system_message(id, line, now, one(agent), out);
         let ev = Event::Transferred {
             conversation: id,
             agent: agent.to_string(),
@@ -1537,16 +1553,13 @@ impl Engine {
                     let aud = agents_aud(self.conversations[&id].participants());
                     let ev = Event::ConversationInterrupted {
                         conversation: id,
-                        reason: format!("queue {name} was deleted by an administrator"),
+                        reason: text::queue_deleted_reason(self.settings.language, &name),
                         at: now,
                     };
                     self.emit(out, ev, aud.clone());
                     self.system_message(
                         id,
-                        format!(
-                            "The queue {name} was deleted by an administrator: \
-                             this conversation can only be ended."
-                        ),
+                        text::queue_deleted_line(self.settings.language, &name),
                         now,
                         aud,
                         out,
@@ -1649,7 +1662,7 @@ impl Engine {
                     Some(q) => {
                         self.system_message(
                             id,
-                            format!("{name} did not accept the transfer: back in queue"),
+                            text::transfer_declined(self.settings.language, &name),
                             now,
                             nobody(),
                             out,
@@ -2265,9 +2278,10 @@ impl Engine {
                 at,
                 ..
             } => {
+                let lang = self.settings.language;
                 if let Some(c) = self.conversations.get_mut(conversation) {
                     mark_failed(&mut c.messages, *message, *reason);
-                    c.messages.push(delivery_notice(*reason, *at));
+                    c.messages.push(delivery_notice(lang, *reason, *at));
                 }
             }
         }
@@ -2419,7 +2433,10 @@ impl Engine {
 /// with every later redaction applied. What an archived conversation's
 /// transcript is rebuilt from (the engine keeps the same in memory while
 /// the conversation is live).
-pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Message> {
+pub fn transcript_of<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    language: text::Language,
+) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::new();
     for ev in events {
         match ev {
@@ -2450,7 +2467,7 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
                 ..
             } => {
                 mark_failed(&mut out, *message, *reason);
-                out.push(delivery_notice(*reason, *at));
+                out.push(delivery_notice(language, *reason, *at));
             }
             _ => {}
         }
@@ -2460,11 +2477,11 @@ pub fn transcript_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Mes
 
 /// The system line a failed delivery adds to the transcript (live, on
 /// replay and in an archived conversation's rebuilt transcript alike).
-fn delivery_notice(reason: DeliveryFailure, at: Millis) -> Message {
+fn delivery_notice(language: text::Language, reason: DeliveryFailure, at: Millis) -> Message {
     Message {
         from: Party::System,
         author: "system".into(),
-        text: reason.notice().into(),
+        text: text::delivery_notice(language, reason).into(),
         at,
         attachments: Vec::new(),
         failed: None,
@@ -2708,7 +2725,7 @@ impl Engine {
                 let name = self.display_name(supervisor);
                 self.system_message(
                     id,
-                    format!("Closed by {name}: {reason}"),
+                    text::closed_by(self.settings.language, &name, &reason),
                     now,
                     agents_aud(participants),
                     out,

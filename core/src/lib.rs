@@ -16,6 +16,7 @@ pub mod model;
 pub mod native;
 pub mod responses;
 pub mod routing;
+pub mod text;
 pub mod wrapup;
 
 pub use command::{Command, CommandError, CustomerMessage};

@@ -355,31 +355,6 @@ impl DeliveryFailure {
             DeliveryFailure::Unreachable => "unreachable",
         }
     }
-
-    /// The transcript's system line for it (English, like the other
-    /// system messages).
-    pub fn notice(self) -> &'static str {
-        match self {
-            DeliveryFailure::NoAdapter => {
-                "The last reply was not delivered: no adapter serves this channel."
-            }
-            DeliveryFailure::AdapterFailed => {
-                "The last reply was not delivered: the channel adapter failed."
-            }
-            DeliveryFailure::InvalidRequest => {
-                "The last reply was not delivered: the channel adapter built an invalid request."
-            }
-            DeliveryFailure::Rejected => {
-                "The last reply was not delivered: the channel refused it."
-            }
-            DeliveryFailure::Unavailable => {
-                "The last reply was not delivered: the channel kept failing."
-            }
-            DeliveryFailure::Unreachable => {
-                "The last reply was not delivered: the channel could not be reached."
-            }
-        }
-    }
 }
 
 /// A queue as configured.
@@ -421,6 +396,10 @@ pub struct TenantSettings {
     /// "Not ready"); empty accepts any.
     #[serde(default)]
     pub idle_reasons: Vec<String>,
+    /// The language of the lines the system writes (transcripts, notices
+    /// to customers).
+    #[serde(default)]
+    pub language: crate::text::Language,
 }
 
 /// The idle reason of an agent who gave none (and of a fresh login).

@@ -241,13 +241,20 @@ fn a_reported_delivery_failure_is_journaled_and_shown_in_the_transcript() {
         .clone();
     assert_eq!(live.len(), 3);
     assert_eq!(live[2].from, Party::System);
-    assert_eq!(live[2].text, DeliveryFailure::Rejected.notice());
+    assert_eq!(
+        live[2].text,
+        switchboard_core::text::delivery_notice(Default::default(), DeliveryFailure::Rejected)
+    );
     let replayed = w.replay();
     assert_eq!(
         replayed.conversation(1).map(|c| c.messages.clone()),
         Some(live.clone())
     );
-    assert_eq!(transcript_of(&w.journal), live, "archived transcript too");
+    assert_eq!(
+        transcript_of(&w.journal, Default::default()),
+        live,
+        "archived transcript too"
+    );
 }
 
 fn sms(text: &str) -> Command {

@@ -140,12 +140,13 @@ pub(crate) async fn journal_transcript(
     if bodies.is_empty() {
         return Ok(None);
     }
+    let language = state.tenant(tenant)?.read(|e| e.settings().language);
     let events: Vec<switchboard_core::Event> = bodies
         .iter()
         .filter_map(|b| serde_json::from_str(b).ok())
         .collect();
     Ok(Some(
-        switchboard_core::engine::transcript_of(&events)
+        switchboard_core::engine::transcript_of(&events, language)
             .iter()
             .map(message_json)
             .collect(),

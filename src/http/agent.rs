@@ -32,6 +32,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/responses", get(responses))
         .route("/api/conversations/{id}", get(conversation))
         .route("/api/conversations/{id}/history", get(history))
+        .route("/api/conversations/{id}/typing", post(typing))
         .route(
             "/api/conversations/{id}/history/{past}",
             get(history_transcript),
@@ -503,6 +504,35 @@ async fn conversation(a: Agent, Path(id): Path<ConversationId>) -> Result<Json<V
         }
         _ => Err(AppError::NotFound("conversation")),
     })
+}
+
+/// The agent is typing a reply: a web chat visitor's page shows it
+/// (`{"type":"typing", conversation, agent}` on its socket). Not journaled.
+/// 404 unless the agent takes part in the conversation; 409 once it is
+/// not active. On other channels nothing is sent yet (204 all the same).
+async fn typing(a: Agent, Path(id): Path<ConversationId>) -> Result<StatusCode, AppError> {
+    let target = a.tenant.read(|e| match e.conversation(id) {
+        Some(c) if c.participants().contains(&a.agent) => {
+            use switchboard_core::model::ConversationState as S;
+            if !matches!(c.state, S::Active | S::ConferenceRequested | S::Conference) {
+                return Err(AppError::Conflict("the conversation is not active".into()));
+            }
+            let name = e
+                .agent(&a.agent)
+                .map(|x| x.config.name.clone())
+                .unwrap_or_else(|| a.agent.clone());
+            Ok((c.channel == switchboard_core::channel::WEBCHAT)
+                .then(|| (c.customer.clone(), name)))
+        }
+        _ => Err(AppError::NotFound("conversation")),
+    })?;
+    if let Some((visitor, name)) = target {
+        let frame: Arc<str> = json!({"type": "typing", "conversation": id, "agent": name})
+            .to_string()
+            .into();
+        a.tenant.hub.to_visitor(&visitor, &frame);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The customer's earlier conversations on the same channel identity

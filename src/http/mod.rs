@@ -353,6 +353,15 @@ pub async fn pump(
     socket: &mut axum::extract::ws::WebSocket,
     rx: &mut tokio::sync::mpsc::Receiver<Arc<str>>,
 ) {
+    pump_with(socket, rx, |_| {}).await;
+}
+
+/// [`pump`], handing each text frame the client sends to `on_text`.
+pub async fn pump_with(
+    socket: &mut axum::extract::ws::WebSocket,
+    rx: &mut tokio::sync::mpsc::Receiver<Arc<str>>,
+    mut on_text: impl FnMut(&str),
+) {
     use axum::extract::ws::Message;
     loop {
         tokio::select! {
@@ -366,6 +375,7 @@ pub async fn pump(
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Text(text))) => on_text(text.as_str()),
                 Some(Ok(_)) => {}
             },
         }

@@ -33,6 +33,12 @@ pub const LABEL_CAD_KEY: &str = "visitor";
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/channels/webchat/{tenant}/messages", post(post_message))
+        .route(
+            "/channels/webchat/{tenant}/attachments",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::attachments::MAX_UPLOAD_BYTES,
+            )),
+        )
         .route("/channels/webchat/{tenant}/events", get(events))
 }
 
@@ -42,13 +48,21 @@ struct MessageBody {
     /// identity.
     #[serde(default)]
     visitor: Option<String>,
+    /// May be empty when the message carries attachments.
+    #[serde(default)]
     text: String,
     #[serde(default)]
     name: Option<String>,
+    /// Ids of files this visitor uploaded (`POST …/attachments`).
+    #[serde(default)]
+    attachments: Vec<String>,
     /// Context for routing (a pre-chat form: `language`, `tags`…).
     #[serde(default)]
     cad: BTreeMap<String, String>,
 }
+
+/// Most attachments on one web chat message.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// Most CAD variables a visitor may give, and their sizes.
 pub const MAX_CAD_ENTRIES: usize = 16;
@@ -141,6 +155,12 @@ async fn post_message(
             "name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
+    let attachments = own_uploads(
+        &t.config.data_dir,
+        &tenant,
+        &visitor.customer,
+        &body.attachments,
+    )?;
     let out = t
         .execute(Command::CustomerMessage(CustomerMessage {
             channel: switchboard_core::channel::WEBCHAT.into(),
@@ -151,7 +171,7 @@ async fn post_message(
             queue: webchat.queue.clone(),
             cad,
             external_id: None,
-            attachments: Vec::new(),
+            attachments,
             // The visitor's clock is not trusted: arrival time it is.
             sent_at: None,
         }))
@@ -168,6 +188,137 @@ async fn post_message(
         None => json!({ "conversation": conversation }),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The visitor's own uploads named by `ids`, as a message carries them;
+/// 422 for more than [`MAX_ATTACHMENTS`], or an id that is not one of the
+/// visitor's uploads (another visitor's answers the same as an unknown one).
+fn own_uploads(
+    data_dir: &std::path::Path,
+    tenant: &str,
+    customer: &str,
+    ids: &[String],
+) -> Result<Vec<switchboard_core::model::Attachment>, AppError> {
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(AppError::Unprocessable(format!(
+            "at most {MAX_ATTACHMENTS} attachments per message"
+        )));
+    }
+    ids.iter()
+        .map(|id| {
+            let meta = crate::attachments::load_meta(data_dir, tenant, id)
+                .filter(|m| m.owner.as_deref() == Some(customer))
+                .ok_or_else(|| {
+                    AppError::Unprocessable(format!("attachment {id:?} is not one of your uploads"))
+                })?;
+            Ok(upload_attachment(id, &meta))
+        })
+        .collect()
+}
+
+/// An upload as messages and agents see it.
+fn upload_attachment(
+    id: &str,
+    meta: &crate::attachments::Meta,
+) -> switchboard_core::model::Attachment {
+    switchboard_core::model::Attachment {
+        id: id.to_string(),
+        kind: if meta.mime.starts_with("image/") {
+            "image"
+        } else {
+            "file"
+        }
+        .into(),
+        url: crate::attachments::url_of(id),
+        name: meta.name.clone(),
+        mime: Some(meta.mime.clone()),
+        size: Some(meta.size),
+        latitude: None,
+        longitude: None,
+        title: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /channels/webchat/{tenant}/attachments[?name=F]`, the visitor's
+/// token as bearer (none: a new visitor, whose token the answer gives),
+/// the file as the body: a picture (PNG, JPEG, GIF,
+/// WebP) or a PDF of at most 10 MiB, known by its content, not by its name
+/// or declared type. → 201 `{id, type, url, name, mime, size}`; the id
+/// then goes in a message's `attachments`.
+async fn upload(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?;
+    if t.config.webchat.is_none() {
+        return Err(AppError::NotFound("channel"));
+    }
+    // As with messages: a visitor's token continues it; none starts a new
+    // visitor (who may attach a picture before writing anything).
+    let (visitor, new_token) = match bearer_header(&headers)? {
+        Some(token) => match state.visitors.check(&tenant, token) {
+            Some(v) => (v, None),
+            None => return Err(AppError::Unauthorized),
+        },
+        None => {
+            let (token, v) = state.visitors.issue(&tenant);
+            (v, Some(token))
+        }
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "an attachment is at most {} MiB",
+                    crate::attachments::MAX_UPLOAD_BYTES / (1024 * 1024)
+                ),
+            )
+        } else {
+            AppError::BadRequest(e.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return Err(AppError::Unprocessable("the file is empty".into()));
+    }
+    let Some((mime, _)) = crate::attachments::sniff(&body) else {
+        return Err(AppError::Status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "only pictures (PNG, JPEG, GIF, WebP) and PDF documents can be attached".into(),
+        ));
+    };
+    let meta = crate::attachments::Meta {
+        mime: mime.into(),
+        name: q.name.as_deref().and_then(crate::attachments::clean_name),
+        size: body.len() as u64,
+        owner: Some(visitor.customer),
+    };
+    let data_dir = t.config.data_dir.clone();
+    let tenant_id = tenant.clone();
+    let stored_meta = meta.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        crate::attachments::save(&data_dir, &tenant_id, &body, &stored_meta)
+    })
+    .await
+    .map_err(|_| AppError::Unavailable)?
+    .map_err(|e| {
+        tracing::warn!(tenant = %tenant, error = %e, "upload not stored");
+        AppError::Unavailable
+    })?;
+    let mut answer = json!(upload_attachment(&id, &meta));
+    if let Some(token) = new_token {
+        answer["visitor_token"] = json!(token);
+    }
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// `GET /channels/webchat/{tenant}/events?visitor_token=T`. The token is
@@ -205,8 +356,38 @@ async fn events(
         .on_upgrade(move |socket| visitor_socket(socket, t, visitor.customer)))
 }
 
+/// Least time between two typing signals of one visitor passed on to the
+/// agents (the page sends one every few seconds while the visitor types).
+pub const TYPING_EVERY_MS: u64 = 2_000;
+
 async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, visitor: String) {
     let mut sub = t.hub.join_visitor(&visitor);
-    super::pump(&mut socket, &mut sub.rx).await;
+    let mut last_typing: Option<u64> = None;
+    let tenant = t.clone();
+    let customer = visitor.clone();
+    super::pump_with(&mut socket, &mut sub.rx, move |text| {
+        // `{"type":"typing"}`: the visitor is typing. Anything else a
+        // visitor sends on its socket is ignored.
+        let typing =
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "typing");
+        let now = tenant.now();
+        if !typing || last_typing.is_some_and(|at| now.saturating_sub(at) < TYPING_EVERY_MS) {
+            return;
+        }
+        last_typing = Some(now);
+        let told = tenant.read(|e| {
+            e.open_conversation_of(switchboard_core::channel::WEBCHAT, &customer)
+                .map(|c| (c.id, c.participants()))
+        });
+        if let Some((conversation, agents)) = told {
+            let frame: Arc<str> = json!({"type": "customer_typing", "conversation": conversation})
+                .to_string()
+                .into();
+            for agent in agents {
+                tenant.hub.to_agent(&agent, &frame);
+            }
+        }
+    })
+    .await;
     t.hub.leave_visitor(&visitor, sub.id);
 }

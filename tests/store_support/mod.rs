@@ -14,6 +14,7 @@ pub fn engine() -> Engine {
             default_queue: "support".into(),
             archive_after_ms: 600_000,
             idle_reasons: vec![],
+            language: Default::default(),
         },
         Masker::default(),
         vec![QueueConfig {

@@ -38,6 +38,7 @@ pub fn settings() -> TenantSettings {
         default_queue: "support".into(),
         archive_after_ms: ARCHIVE_MS,
         idle_reasons: vec!["Break".into(), "Lunch".into()],
+        language: Default::default(),
     }
 }
 
