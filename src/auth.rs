@@ -61,6 +61,20 @@ fn new_token() -> String {
     hex::encode(raw)
 }
 
+/// A token (session or ticket) of `tenant`: `{tenant}.{64 hex}`. The
+/// prefix is not a secret: it tells any node of a cluster which tenant
+/// the token belongs to, so it can forward the request to the tenant's
+/// owner without knowing the session (a tenant id is a slug: no `.`).
+fn tenant_token(tenant: &str) -> String {
+    format!("{tenant}.{}", new_token())
+}
+
+/// The tenant a session token or ticket names (its prefix), if any.
+pub fn token_tenant(token: &str) -> Option<&str> {
+    let (tenant, rest) = token.split_once('.')?;
+    (crate::config::is_slug(tenant) && !rest.is_empty()).then_some(tenant)
+}
+
 /// The live sessions, indexed three ways; one lock for all of them.
 #[derive(Debug, Default)]
 struct SessionMap {
@@ -138,9 +152,45 @@ impl Sessions {
         })
     }
 
+    /// Take the sessions of `tenant` from the store (this node now serves
+    /// it: they were created on the node that served it before).
+    /// What memory held of the tenant is replaced: a session revoked on
+    /// another node since this one last saw it must not come back.
+    pub fn load_tenant(&self, tenant: &str, now: Millis) -> anyhow::Result<usize> {
+        let stored = self.store.live_sessions(now)?;
+        self.forget_tenant(tenant);
+        let mut map = lock(&self.map);
+        let mut n = 0;
+        for s in stored.into_iter().filter(|s| s.tenant == tenant) {
+            map.insert(Session {
+                id: s.token_hash,
+                tenant: s.tenant,
+                agent: s.agent,
+                expires_at: s.expires_at,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Drop the sessions of `tenant` from memory, not from the store (this
+    /// node no longer serves it; its new owner loads them).
+    pub fn forget_tenant(&self, tenant: &str) {
+        let mut map = lock(&self.map);
+        let ids: Vec<String> = map
+            .by_id
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            map.remove(&id);
+        }
+    }
+
     /// A new session; returns the token to give the client.
     pub fn create(&self, tenant: &str, agent: &str, now: Millis) -> anyhow::Result<String> {
-        let token = new_token();
+        let token = tenant_token(tenant);
         let id = token_hash(&token);
         let expires_at = now + self.ttl_ms;
         self.store.save_session(&StoredSession {
@@ -264,7 +314,11 @@ impl Sessions {
     /// A one-time ticket that opens one WebSocket of session `id` within
     /// [`TICKET_TTL_MS`].
     pub fn issue_ticket(&self, id: &str, now: Millis) -> String {
-        let ticket = new_token();
+        let tenant = lock(&self.map).by_id.get(id).map(|s| s.tenant.clone());
+        let ticket = match tenant {
+            Some(t) => tenant_token(&t),
+            None => new_token(),
+        };
         let mut tickets = lock(&self.tickets);
         tickets.retain(|_, (_, expires)| *expires > now);
         tickets.insert(token_hash(&ticket), (id.to_string(), now + TICKET_TTL_MS));

@@ -33,6 +33,12 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
         }
     };
     while let Some(job) = rx.recv().await {
+        if !tenant.lease.valid() {
+            // Deposed (or handed over): the tenant's new owner serves its
+            // customers now; this node sends nothing more for it.
+            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, "reply not sent: this node no longer owns the tenant");
+            return;
+        }
         if let Err((kind, detail)) = send(&client, &job).await {
             tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
             tenant

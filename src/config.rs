@@ -41,8 +41,28 @@ pub struct Config {
     /// `full` (default: fsync each group commit) or `normal`.
     #[serde(default)]
     pub journal_sync: crate::store::SyncMode,
+    /// PostgreSQL URL (`postgres://user:pass@host/db`). Set: the journal,
+    /// sessions and the rest live there and this node joins the cluster of
+    /// every node using that database. Unset: SQLite under `data_dir`,
+    /// one node, exactly as without a cluster.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// This node's name in the cluster (default: host name + port).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// How the other nodes reach this one (default: `http://{listen}`,
+    /// with the port actually bound).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
+    /// How long a heartbeat and a tenant lease hold, in ms (default 10 s):
+    /// a node silent that long is gone and its tenants are taken over.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
     pub tenants: Vec<TenantConfig>,
 }
+
+/// Shortest `lease_ms` accepted: below it a loaded machine misses renewals.
+pub const MIN_LEASE_MS: u64 = 200;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TenantConfig {
@@ -244,6 +264,9 @@ fn yes() -> bool {
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
+fn default_lease_ms() -> u64 {
+    10_000
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
@@ -334,6 +357,24 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         if self.tenants.is_empty() {
             bail!("no tenant configured");
+        }
+        if self.lease_ms < MIN_LEASE_MS {
+            bail!("lease_ms must be at least {MIN_LEASE_MS}");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("database_url must be a PostgreSQL URL (postgres://…)");
+            }
+        }
+        if let Some(id) = &self.node_id {
+            if !is_node_id(id) {
+                bail!("node_id {id:?}: use letters, digits, '-', '_', '.' or ':'");
+            }
+        }
+        if let Some(url) = &self.advertise_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("advertise_url must start with http:// or https://");
+            }
         }
         let mut ids = HashSet::new();
         for t in &self.tenants {
@@ -482,11 +523,49 @@ fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
     Ok(())
 }
 
-fn is_slug(s: &str) -> bool {
+fn is_node_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// A tenant id's shape (what a session token's prefix must be).
+pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Config {
+    /// Whether this server is a node of a cluster (a database is set).
+    pub fn clustered(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    /// This node's id: `node_id`, else the host name and the bound port.
+    pub fn node_id_for(&self, bound: std::net::SocketAddr) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| is_node_id(h))
+            .unwrap_or_else(|| "node".into());
+        format!("{host}:{}", bound.port())
+    }
+
+    /// How other nodes reach this one: `advertise_url`, else
+    /// `http://{the address bound}`.
+    pub fn advertise_url_for(&self, bound: std::net::SocketAddr) -> String {
+        self.advertise_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
 }
 
 impl TenantConfig {

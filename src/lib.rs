@@ -7,6 +7,7 @@ pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod generation;

@@ -85,6 +85,13 @@ pub struct Metrics {
     pub skipped_events: Family<ChannelLabels, Counter>,
     /// Messenger User Profile lookups that gave no name, by reason.
     pub profile_failures: Family<ReasonLabels, Counter>,
+    /// Tenants this node took (acquired and recovered).
+    pub takeovers: Family<TenantLabels, Counter>,
+    /// Tenants this node stopped serving because its lease ran out, was
+    /// taken over, or the journal answered a stale epoch.
+    pub leases_lost: Family<TenantLabels, Counter>,
+    /// Requests and WebSockets forwarded to the node owning their tenant.
+    pub forwarded: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +116,9 @@ impl Default for Metrics {
             agent_sockets: Family::default(),
             skipped_events: Family::default(),
             profile_failures: Family::default(),
+            takeovers: Family::default(),
+            leases_lost: Family::default(),
+            forwarded: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +176,21 @@ impl Default for Metrics {
             "profile_lookup_failures",
             "Messenger User Profile lookups that gave no name (the customer stays \"Customer\"), by reason",
             m.profile_failures.clone(),
+        );
+        registry.register(
+            "cluster_takeovers",
+            "Tenants this node took over (lease acquired, state recovered), by tenant",
+            m.takeovers.clone(),
+        );
+        registry.register(
+            "cluster_leases_lost",
+            "Tenants this node stopped serving because its lease ran out or another node took them, by tenant",
+            m.leases_lost.clone(),
+        );
+        registry.register(
+            "forwarded_requests",
+            "Requests and WebSockets forwarded to the node that owns their tenant",
+            m.forwarded.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -3,47 +3,67 @@
 
 use crate::auth::Sessions;
 use crate::clock::Clock;
+use crate::cluster::{serve_all_here, Node, Registry};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
-use crate::store::{SqliteStore, Store};
-use crate::tenant::{self, Tenant};
+use crate::store::{ClusterStore, PgStore, SqliteStore, Store};
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Build the shared state: open the store, recover each tenant from its
-/// journal, load live sessions, read credentials, start timers.
+/// Build the shared state of a server alone (SQLite; `database_url`
+/// is ignored): open the store, recover each tenant from its journal,
+/// load live sessions, read credentials, start timers.
 /// Must run inside a tokio runtime.
 pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
-    let clock = Arc::new(Clock::default());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?);
+    let bound = cfg
+        .listen
+        .parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    assemble(cfg, admin_token, store, None, bound)
+}
+
+/// Open the store the configuration names: SQLite alone, or PostgreSQL as
+/// a node of the cluster of every server using that database.
+/// The store, and its cluster side when it is shared.
+type Opened = (Arc<dyn Store>, Option<Arc<dyn ClusterStore>>);
+
+fn open_store(cfg: &Config) -> Result<Opened> {
+    match &cfg.database_url {
+        None => Ok((
+            Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?),
+            None,
+        )),
+        Some(url) => {
+            let pg = Arc::new(PgStore::open(url).context("opening the PostgreSQL store")?);
+            Ok((pg.clone(), Some(pg)))
+        }
+    }
+}
+
+/// The shared state over an open store. Alone, every tenant is recovered
+/// and served at once; in a cluster, none yet: `cluster::run` takes this
+/// node's share.
+fn assemble(
+    cfg: &Config,
+    admin_token: String,
+    store: Arc<dyn Store>,
+    cluster: Option<Arc<dyn ClusterStore>>,
+    bound: std::net::SocketAddr,
+) -> Result<Arc<AppState>> {
+    let clock = Arc::new(Clock::default());
     let metrics = Arc::new(Metrics::default());
-    let mut tenants = HashMap::new();
     let sessions = Arc::new(Sessions::load(
         store.clone(),
         cfg.session_ttl_secs * 1000,
         clock.now(),
     )?);
+    let away_grace_ms = cfg.away_grace_secs.saturating_mul(1000);
+    let tenants = Registry::new(&cfg.tenants);
     for t in &cfg.tenants {
-        let recovered = store
-            .recover(&t.id)
-            .with_context(|| format!("recovering tenant {}", t.id))?;
-        // One node owns every tenant: it writes under the tenant's
-        // current epoch.
-        let epoch = store
-            .epoch(&t.id)
-            .with_context(|| format!("reading the epoch of tenant {}", t.id))?;
-        let tenant = Arc::new(Tenant::new(
-            t.clone(),
-            clock.clone(),
-            store.clone(),
-            epoch,
-            recovered,
-            metrics.clone(),
-        )?);
         for p in t
             .plugins
             .iter()
@@ -55,14 +75,26 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
                 "this channel accepts unsigned webhooks: configure `signature` for it"
             );
         }
-        tenant.attach_sessions(sessions.clone(), cfg.away_grace_secs.saturating_mul(1000));
-        tokio::spawn(tenant::run_timers(tenant.clone()));
-        tokio::spawn(crate::channels::run_outbox(tenant.clone()));
-        tenants.insert(t.id.clone(), tenant);
     }
+    if cluster.is_none() {
+        serve_all_here(&tenants, &store, &sessions, &clock, &metrics, away_grace_ms)?;
+    }
+    let node = Arc::new(Node::new(
+        cfg.node_id_for(bound),
+        cfg.advertise_url_for(bound),
+        cfg.lease_ms,
+        cluster,
+        away_grace_ms,
+        clock.now(),
+    ));
     let visitors = crate::visitors::VisitorTokens::load(&*store)?;
     // Cheap: plain passwords are keyed hashes, argon2 hashes are only parsed.
     let passwords = Passwords::from_config(cfg);
+    let forwarder = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client that forwards to other nodes")?;
     Ok(Arc::new(AppState {
         tenants,
         sessions,
@@ -74,7 +106,32 @@ pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
         store,
         profiles: Arc::new(crate::profiles::Profiles::new(metrics.clone())),
         metrics,
+        node,
+        forwarder,
     }))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Serve until Ctrl-C, printing where to go and how to log in.
@@ -88,11 +145,15 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
             (hex::encode(raw), true)
         }
     };
-    let state = build(&cfg, admin_token.clone())?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let open_cfg = cfg.clone();
+    let (store, cluster) = tokio::task::spawn_blocking(move || open_store(&open_cfg))
+        .await
+        .context("opening the store")??;
+    let state = assemble(&cfg, admin_token.clone(), store, cluster, addr)?;
     // Events are small frames written one by one: without TCP_NODELAY,
     // Nagle's algorithm and the peer's delayed ACK hold some of them ~40 ms.
     let listener = listener.tap_io(|tcp| {
@@ -118,14 +179,40 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
     if generated {
         println!("Admin token (set SWITCHBOARD_ADMIN_TOKEN to choose it): {admin_token}");
     }
-    tracing::info!(%addr, tenants = cfg.tenants.len(), data_dir = %cfg.data_dir.display(), "serving");
-    axum::serve(
+    if state.node.cluster.is_some() {
+        println!(
+            "Cluster node {} (reachable at {}), lease {} ms",
+            state.node.id, state.node.url, state.node.lease_ms
+        );
+        tokio::spawn(crate::cluster::run(state.clone()));
+    }
+    tracing::info!(%addr, tenants = cfg.tenants.len(), node = %state.node.id, clustered = cfg.clustered(), "serving");
+    // On SIGTERM or Ctrl-C: drain (hand the tenants over, commits in
+    // flight finished), then stop taking connections; sockets still open
+    // a moment later (agents' and visitors', piped ones) are cut.
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let serving = axum::serve(
         listener,
-        http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        http::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .context("serving HTTP")
+    .with_graceful_shutdown({
+        let drained = drained.clone();
+        async move {
+            stop_signal().await;
+            tracing::info!("stopping: draining first");
+            crate::cluster::drain(&state).await;
+            drained.notify_one();
+        }
+    });
+    let cut = async {
+        drained.notified().await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        served = serving => served.context("serving HTTP"),
+        _ = cut => {
+            tracing::info!("stopped with sockets still open");
+            Ok(())
+        }
+    }
 }

@@ -202,6 +202,13 @@ impl Hub {
         Self::send(&self.monitors, &conversation.to_string(), frame)
     }
 
+    /// Close every socket (the tenant leaves this node).
+    pub fn close_all(&self) {
+        lock(&self.agents).clear();
+        lock(&self.visitors).clear();
+        lock(&self.monitors).clear();
+    }
+
     /// Number of open agent connections.
     pub fn agent_connections(&self) -> usize {
         lock(&self.agents).values().map(Vec::len).sum()
@@ -238,6 +245,10 @@ pub enum ExecuteError {
     /// Accepted by the engine but not journaled: the caller must not
     /// consider it done.
     Storage(StoreError),
+    /// This node no longer serves the tenant (its lease ran out, another
+    /// node took it, or it is being handed over): nothing was changed;
+    /// the caller retries on the owner.
+    Moved,
 }
 
 impl From<CommandError> for ExecuteError {
@@ -275,6 +286,78 @@ pub struct Tenant {
     /// ([`Tenant::attach_sessions`]); without them the timer does not
     /// watch agents' presence.
     presence: OnceLock<Presence>,
+    /// Whether this node may still write the tenant (`crate::cluster`).
+    pub lease: Lease,
+    /// Commits handed to the journal and not yet answered.
+    inflight: std::sync::atomic::AtomicUsize,
+    /// The tenant's tasks (timers, outbox), stopped when it leaves this node.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// This node's right to write a tenant. One node alone: always. In a
+/// cluster: until the local deadline of its lease (the start of its last
+/// successful renewal + `lease_ms`), and never again once fenced (the
+/// lease was lost, the journal answered a stale epoch, or the tenant is
+/// handed over). Checked under the engine lock before every append, so a
+/// node that could not renew in time stops writing by itself, before any
+/// other node may take the tenant.
+#[derive(Debug)]
+pub struct Lease {
+    /// Milliseconds since [`Lease::origin`] until which writes are allowed.
+    deadline: AtomicU64,
+    fenced: std::sync::atomic::AtomicBool,
+    /// The journal refused an append of ours as stale: another node owns
+    /// the tenant now.
+    stale: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            deadline: AtomicU64::new(u64::MAX),
+            fenced: Default::default(),
+            stale: Default::default(),
+        }
+    }
+}
+
+impl Lease {
+    /// A fixed instant that monotonic deadlines count from.
+    fn origin() -> std::time::Instant {
+        static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+        *ORIGIN.get_or_init(std::time::Instant::now)
+    }
+
+    fn since_origin(at: std::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(Self::origin()).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Writes are allowed until `at` (monotonic clock).
+    pub fn hold_until(&self, at: std::time::Instant) {
+        self.deadline
+            .store(Self::since_origin(at), Ordering::SeqCst);
+    }
+
+    /// Stop writing for good.
+    pub fn fence(&self) {
+        self.fenced.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether writes are allowed now.
+    pub fn valid(&self) -> bool {
+        !self.fenced.load(Ordering::SeqCst)
+            && Self::since_origin(std::time::Instant::now()) < self.deadline.load(Ordering::SeqCst)
+    }
+
+    /// Whether the journal told us another node owns the tenant.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::SeqCst)
+    }
+
+    fn mark_stale(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+        self.fence();
+    }
 }
 
 /// What the timer needs to end sessions and log out agents who are gone.
@@ -380,11 +463,53 @@ impl Tenant {
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             presence: OnceLock::new(),
+            lease: Lease::default(),
+            inflight: Default::default(),
+            tasks: Mutex::new(Vec::new()),
         })
     }
 
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// The epoch this tenant writes under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Start the tenant's timers and outbox sender (stopped by
+    /// [`Tenant::stop`]).
+    pub fn start_tasks(self: &Arc<Self>) {
+        let timers = tokio::spawn(run_timers(self.clone()));
+        let outbox = tokio::spawn(crate::channels::run_outbox(self.clone()));
+        lock(&self.tasks).extend([timers, outbox]);
+    }
+
+    /// Stop serving the tenant on this node: no more writes, then wait
+    /// (at most `patience`) for the commits already handed to the journal
+    /// to be answered, stop the timers and the outbox, and close every
+    /// agent, console and visitor socket (desktops reconnect, through any
+    /// node, to the new owner). True when nothing was left in flight.
+    pub async fn stop(&self, patience: std::time::Duration) -> bool {
+        self.lease.fence();
+        // Once the engine lock has been taken after the fence, no command
+        // can still be between `handle` and `append`.
+        drop(lock(&self.inner));
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut settled = true;
+        while self.inflight.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                settled = false;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        self.hub.close_all();
+        settled
     }
 
     pub fn now(&self) -> u64 {
@@ -453,6 +578,9 @@ impl Tenant {
         let kind = command_name(&command);
         let (out, committed, rearm, rebuilds) = {
             let mut inner = lock(&self.inner);
+            if !self.lease.valid() {
+                return Err(ExecuteError::Moved);
+            }
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
             let gen = self.generation.load_full();
@@ -481,6 +609,9 @@ impl Tenant {
             };
             tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
             let committed = self.journal_and_publish(&mut inner, &out);
+            if committed.is_some() {
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+            }
             (
                 out,
                 committed,
@@ -499,7 +630,16 @@ impl Tenant {
                 Ok(Err(e)) => Some(e),
                 Err(_) => Some(StoreError::Stopped),
             };
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
             if let Some(e) = failure {
+                if let StoreError::StaleEpoch { .. } = e {
+                    // Deposed: another node owns the tenant now. Nothing
+                    // of this is stored; stop writing and let the node
+                    // drop the tenant (no resync: the journal is theirs).
+                    tracing::warn!(tenant = %self.config.id, epoch = self.epoch, "append refused: stale epoch; the tenant is fenced here");
+                    self.lease.mark_stale();
+                    return Err(ExecuteError::Moved);
+                }
                 self.resync(rebuilds);
                 return Err(ExecuteError::Storage(e));
             }
@@ -549,6 +689,9 @@ impl Tenant {
     pub async fn tick(&self) {
         let (committed, rebuilds) = {
             let mut inner = lock(&self.inner);
+            if !self.lease.valid() {
+                return;
+            }
             let now = self.clock.now();
             let gen = self.generation.load_full();
             gen.set_now(now);
@@ -570,12 +713,25 @@ impl Tenant {
                 tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
                 self.journal_and_publish(&mut inner, &out)
             };
+            if committed.is_some() {
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+            }
             (committed, inner.rebuilds)
         };
         if let Some(rx) = committed {
-            if let Ok(Err(e)) = rx.await {
-                tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
-                self.resync(rebuilds);
+            let answer = rx.await;
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
+            match answer {
+                Ok(Err(StoreError::StaleEpoch { .. })) => {
+                    tracing::warn!(tenant = %self.config.id, "timer events refused: stale epoch; the tenant is fenced here");
+                    self.lease.mark_stale();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
+                    self.resync(rebuilds);
+                }
+                _ => {}
             }
         }
         self.sweep_agents().await;

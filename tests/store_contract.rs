@@ -1,24 +1,29 @@
 //! What every `Store` must do, written against the trait only: the journal
 //! (order, fencing by epoch, nothing after a failed commit until resync),
 //! snapshots, sessions and secrets. Each check takes a fresh store from an
-//! opener; SQLite is the only store today, a PostgreSQL store runs the same
-//! checks by adding its opener to `stores()`.
+//! opener and runs against SQLite and PostgreSQL (when a server answers,
+//! see `pg_support`). Then the cluster part of the PostgreSQL store
+//! (`ClusterStore`): membership, leases, fencing across nodes, migrations.
 
+mod pg_support;
 mod store_support;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use store_support::{customer, engine};
 use switchboard::store::{
-    Row, SqliteStore, Store, StoreError, StoredSession, SyncMode, SNAPSHOTS_KEPT,
+    ClusterStore, PgStore, Row, SqliteStore, Store, StoreError, StoredSession, SyncMode,
+    PG_SCHEMA_VERSION, SNAPSHOTS_KEPT,
 };
 use switchboard_core::engine::{Engine, Extensions};
 use switchboard_core::Event;
 
-/// A fresh, empty store and what to clean up after it.
+/// A fresh, empty store and what to clean up after it (the store is
+/// dropped first).
 struct Opened {
     store: Arc<dyn Store>,
     dir: Option<PathBuf>,
+    _db: Option<pg_support::PgDb>,
 }
 
 impl Drop for Opened {
@@ -29,9 +34,10 @@ impl Drop for Opened {
     }
 }
 
-type Opener = fn(&str) -> Opened;
+/// A fresh store, or `None` when its server is not there (PostgreSQL).
+type Opener = fn(&str) -> Option<Opened>;
 
-fn sqlite(tag: &str) -> Opened {
+fn sqlite(tag: &str) -> Option<Opened> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "switchboard-store-{tag}-{}-{}",
@@ -40,22 +46,34 @@ fn sqlite(tag: &str) -> Opened {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open(&dir, SyncMode::Normal).expect("the store opens");
-    Opened {
+    Some(Opened {
         store: Arc::new(store),
         dir: Some(dir),
-    }
+        _db: None,
+    })
+}
+
+fn postgres(tag: &str) -> Option<Opened> {
+    let db = pg_support::fresh_database(tag)?;
+    let store = PgStore::open(&db.url).expect("the PostgreSQL store opens");
+    Some(Opened {
+        store: Arc::new(store),
+        dir: None,
+        _db: Some(db),
+    })
 }
 
 /// Every store implementation, by name.
 fn stores() -> Vec<(&'static str, Opener)> {
-    vec![("sqlite", sqlite)]
+    vec![("sqlite", sqlite), ("postgres", postgres)]
 }
 
 /// Run `check` against a fresh store of every implementation.
 fn for_each_store(tag: &str, check: impl Fn(&dyn Store)) {
     for (name, open) in stores() {
-        let opened = open(&format!("{name}-{tag}"));
-        check(&*opened.store);
+        if let Some(opened) = open(&format!("{name}-{tag}")) {
+            check(&*opened.store);
+        }
     }
 }
 
@@ -158,6 +176,44 @@ fn after_commit_runs_once_committed_and_never_for_a_refused_append() {
             1,
             "not run for a refused append"
         );
+    });
+}
+
+#[test]
+fn after_commit_runs_in_journal_order_per_tenant_under_load() {
+    for_each_store("ordered", |store| {
+        let tenants = ["acme", "globex", "initech", "umbrella", "hooli", "stark"];
+        let ran: Vec<Arc<std::sync::Mutex<Vec<u64>>>> = tenants
+            .iter()
+            .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())))
+            .collect();
+        let mut engines: Vec<(Engine, u64)> = tenants.iter().map(|_| (engine(), 0)).collect();
+        let mut answers = Vec::new();
+        // Queued without waiting: many jobs of every tenant in flight.
+        for i in 0..40 {
+            for (t, tenant) in tenants.iter().enumerate() {
+                let (e, seq) = &mut engines[t];
+                let (rows, _) = rows_of(e, i, seq);
+                let last = *seq;
+                let log = ran[t].clone();
+                answers.push(store.append(
+                    tenant,
+                    0,
+                    rows,
+                    Box::new(move || log.lock().expect("not poisoned").push(last)),
+                ));
+            }
+        }
+        for a in answers {
+            assert_eq!(a.blocking_recv(), Ok(Ok(())));
+        }
+        for (t, tenant) in tenants.iter().enumerate() {
+            let log = ran[t].lock().expect("not poisoned").clone();
+            assert_eq!(log.len(), 40, "{tenant}");
+            assert!(log.windows(2).all(|w| w[0] < w[1]), "{tenant}: {log:?}");
+            let back = store.recover(tenant).expect("recovers");
+            assert_eq!(back.last_seq, engines[t].1);
+        }
     });
 }
 
@@ -294,4 +350,426 @@ fn a_secret_is_created_once_and_the_first_writer_wins() {
             vec![3; 32]
         );
     });
+}
+
+/// The test database helper itself: a fresh database is empty and usable,
+/// and gone once its guard is dropped.
+#[test]
+fn a_fresh_test_database_is_created_and_dropped_again() {
+    let Some(db) = pg_support::fresh_database("helper") else {
+        return;
+    };
+    let name = db.name.clone();
+    let url = db.url.clone();
+    let admin = pg_support::with_database(&url, "postgres");
+    let count = move |url: String, name: String| {
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+            let row = c
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .expect("counted");
+            row.get::<_, i64>(0)
+        })
+        .join()
+        .expect("no panic")
+    };
+    assert_eq!(count(url.clone(), name.clone()), 1);
+    drop(db);
+    assert_eq!(count(admin, name), 0);
+}
+
+// ---- The cluster part of the PostgreSQL store ----
+//
+// No test here waits for time to pass: a lease of 0 ms has run out by the
+// next statement (the database's clock never goes back between two
+// statements), and an old heartbeat is made by moving it back in the table.
+
+/// A minute: longer than any of these tests.
+const RUNNING: u64 = 60_000;
+
+/// Two nodes' stores on one fresh database, or `None` without a server.
+fn two_nodes(tag: &str) -> Option<(pg_support::PgDb, PgStore, PgStore)> {
+    let db = pg_support::fresh_database(tag)?;
+    let a = PgStore::open(&db.url).expect("node a opens");
+    let b = PgStore::open(&db.url).expect("node b opens");
+    Some((db, a, b))
+}
+
+/// Run one statement on `url` straight through the client (on a thread of
+/// its own, as the client needs), for what the traits cannot do: age a
+/// heartbeat, count rows.
+fn raw(url: &str, statement: &str) -> i64 {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+        match c.query_opt(statement.as_str(), &[]).expect("runs") {
+            Some(row) => row.try_get::<_, i64>(0).unwrap_or(0),
+            None => 0,
+        }
+    })
+    .join()
+    .expect("no panic")
+}
+
+fn lease_of(store: &PgStore, tenant: &str) -> switchboard::store::LeaseRow {
+    store
+        .leases()
+        .expect("read")
+        .into_iter()
+        .find(|l| l.tenant == tenant)
+        .expect("the tenant has a row")
+}
+
+#[test]
+fn nodes_are_live_while_their_heartbeat_is_recent_and_gone_once_they_leave() {
+    let Some((db, a, b)) = two_nodes("nodes") else {
+        return;
+    };
+    a.heartbeat("a", "http://a:1").expect("beats");
+    b.heartbeat("b", "http://b:1").expect("beats");
+    let live = b.live_nodes(RUNNING).expect("read");
+    let ids: Vec<_> = live
+        .iter()
+        .map(|n| (n.id.as_str(), n.url.as_str()))
+        .collect();
+    assert_eq!(ids, vec![("a", "http://a:1"), ("b", "http://b:1")]);
+    assert_eq!(
+        live[0].heartbeat_at,
+        live[0].heartbeat_at.max(1),
+        "a real time"
+    );
+    // A heartbeat updates the row (a new address too).
+    a.heartbeat("a", "http://a:2").expect("beats");
+    assert_eq!(a.live_nodes(RUNNING).expect("read")[0].url, "http://a:2");
+    // b's last heartbeat two minutes ago: not live within a minute, still
+    // within three.
+    raw(
+        &db.url,
+        "UPDATE sb_nodes SET heartbeat_at = heartbeat_at - 120000 WHERE id = 'b'",
+    );
+    let ids = |nodes: Vec<switchboard::store::NodeRow>| -> Vec<String> {
+        nodes.into_iter().map(|n| n.id).collect()
+    };
+    assert_eq!(ids(a.live_nodes(RUNNING).expect("read")), vec!["a"]);
+    assert_eq!(
+        ids(a.live_nodes(3 * RUNNING).expect("read")),
+        vec!["a", "b"]
+    );
+    a.leave("a").expect("left");
+    assert_eq!(ids(b.live_nodes(3 * RUNNING).expect("read")), vec!["b"]);
+}
+
+#[test]
+fn a_running_lease_keeps_the_tenant_and_a_released_one_is_taken_at_once() {
+    let Some((_db, a, b)) = two_nodes("leases") else {
+        return;
+    };
+    assert_eq!(a.acquire("acme", "a", RUNNING).expect("asked"), Some(1));
+    assert_eq!(
+        b.acquire("acme", "b", RUNNING).expect("asked"),
+        None,
+        "a's lease runs"
+    );
+    let lease = lease_of(&b, "acme");
+    assert_eq!(lease.owner.as_deref(), Some("a"));
+    assert_eq!(lease.epoch, 1);
+    assert!(lease.until >= lease.since + RUNNING, "{lease:?}");
+    assert!(a.renew("acme", "a", 1, RUNNING).expect("renewed"));
+    // Released by a wrong node or under a wrong epoch: nothing happens.
+    b.release("acme", "b", 1).expect("asked");
+    a.release("acme", "a", 7).expect("asked");
+    assert_eq!(b.acquire("acme", "b", RUNNING).expect("asked"), None);
+    // A hand-over: taken at once, the epoch moves on.
+    a.release("acme", "a", 1).expect("released");
+    assert_eq!(lease_of(&b, "acme").owner, None);
+    assert_eq!(b.acquire("acme", "b", RUNNING).expect("asked"), Some(2));
+    assert_eq!(b.epoch("acme").expect("read"), 2, "the store's epoch");
+    // A node leaving releases all it holds.
+    assert_eq!(b.acquire("globex", "b", RUNNING).expect("asked"), Some(1));
+    b.heartbeat("b", "http://b").expect("beats");
+    b.leave("b").expect("left");
+    assert_eq!(a.acquire("acme", "a", RUNNING).expect("asked"), Some(3));
+    assert_eq!(a.acquire("globex", "a", RUNNING).expect("asked"), Some(2));
+    // Every tenant's lease, by tenant.
+    let all: Vec<_> = a
+        .leases()
+        .expect("read")
+        .into_iter()
+        .map(|l| (l.tenant, l.owner, l.epoch))
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            ("acme".to_string(), Some("a".to_string()), 3),
+            ("globex".to_string(), Some("a".to_string()), 2)
+        ]
+    );
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_and_its_holder_can_no_longer_renew() {
+    let Some((_db, a, b)) = two_nodes("expired") else {
+        return;
+    };
+    // A lease of 0 ms has run out by the next statement.
+    assert_eq!(a.acquire("acme", "a", 0).expect("asked"), Some(1));
+    assert!(
+        a.renew("acme", "a", 1, 0).expect("asked"),
+        "still a's: nobody took it"
+    );
+    assert_eq!(b.acquire("acme", "b", RUNNING).expect("asked"), Some(2));
+    assert!(
+        !a.renew("acme", "a", 1, RUNNING).expect("asked"),
+        "taken over"
+    );
+    a.release("acme", "a", 1).expect("asked");
+    assert_eq!(
+        lease_of(&a, "acme").owner.as_deref(),
+        Some("b"),
+        "not a's to give"
+    );
+    assert!(b.renew("acme", "b", 2, RUNNING).expect("renewed"));
+    // A take-over without a lease moves the same epoch on and voids b's.
+    assert_eq!(a.advance_epoch("acme").expect("taken over"), 3);
+    assert!(!b.renew("acme", "b", 2, RUNNING).expect("asked"));
+    assert_eq!(a.acquire("acme", "a", RUNNING).expect("asked"), Some(4));
+}
+
+#[test]
+fn after_another_node_acquires_an_append_under_the_old_epoch_stores_nothing() {
+    let Some((_db, a, b)) = two_nodes("fenced") else {
+        return;
+    };
+    let epoch = a.acquire("acme", "a", 0).expect("asked").expect("taken");
+    let mut e = engine();
+    let mut seq = 0;
+    let (rows, _) = rows_of(&mut e, 1, &mut seq);
+    append(&a, "acme", epoch, rows).expect("a owns acme");
+    let kept = seq;
+    let snapshot = a.snapshot("acme", epoch, seq, e.snapshot()).blocking_recv();
+    assert_eq!(snapshot, Ok(Ok(())));
+    // b takes the tenant over (a's lease ran out): a is fenced out.
+    let taken = b.acquire("acme", "b", RUNNING).expect("asked");
+    assert_eq!(taken, Some(epoch + 1));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let (rows, _) = rows_of(&mut e, 2, &mut seq);
+    let refused = a
+        .append(
+            "acme",
+            epoch,
+            rows,
+            Box::new(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .blocking_recv();
+    assert_eq!(
+        refused,
+        Ok(Err(StoreError::StaleEpoch {
+            tenant: "acme".into(),
+            epoch,
+            current: epoch + 1
+        }))
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "after_commit not run");
+    let snapshot = a.snapshot("acme", epoch, seq, e.snapshot()).blocking_recv();
+    assert!(matches!(snapshot, Ok(Err(StoreError::StaleEpoch { .. }))));
+    let back = b.recover("acme").expect("recovers");
+    assert_eq!(back.last_seq, kept, "nothing of the refused append");
+    assert_eq!(b.snapshot_count("acme").expect("counted"), 1);
+    // The new owner goes on from there.
+    let mut seq = kept;
+    let (rows, _) = rows_of(&mut engine(), 3, &mut seq);
+    append(&b, "acme", epoch + 1, rows).expect("b owns acme");
+    assert_eq!(a.recover("acme").expect("recovers").last_seq, seq);
+}
+
+/// Appends keep coming from node a while node b takes the tenant over:
+/// once `acquire` has returned, nothing more of a's commits, and everything
+/// a was told is committed is there.
+#[test]
+fn an_acquire_fences_the_appends_another_node_has_in_flight() {
+    let Some((_db, a, b)) = two_nodes("in-flight") else {
+        return;
+    };
+    let a = Arc::new(a);
+    let epoch = a.acquire("acme", "a", 0).expect("asked").expect("taken");
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (a, acked) = (a.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut e = engine();
+            let mut seq = 0;
+            for i in 0..100_000 {
+                let (rows, _) = rows_of(&mut e, i, &mut seq);
+                match append(&*a, "acme", epoch, rows) {
+                    Ok(()) => acked.store(seq, Ordering::SeqCst),
+                    Err(StoreError::StaleEpoch { .. }) => return,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            panic!("never fenced");
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 20 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        b.acquire("acme", "b", RUNNING).expect("asked"),
+        Some(epoch + 1)
+    );
+    let at_take_over = b.recover("acme").expect("recovers").last_seq;
+    writer.join().expect("a was fenced");
+    assert_eq!(
+        b.recover("acme").expect("recovers").last_seq,
+        at_take_over,
+        "nothing of a's committed after the take-over"
+    );
+    assert_eq!(
+        acked.load(Ordering::SeqCst),
+        at_take_over,
+        "all a was told is there"
+    );
+}
+
+/// The database drops the store's connections (a restart, a failover):
+/// the commit in flight fails and closes the tenant as any failed commit
+/// does; the store connects again, and after its resync the tenant writes
+/// on.
+#[test]
+fn lost_connections_are_made_again() {
+    let Some(db) = pg_support::fresh_database("reconnect") else {
+        return;
+    };
+    let store = PgStore::open(&db.url).expect("opens");
+    let mut e = engine();
+    let mut seq = 0;
+    let (rows, _) = rows_of(&mut e, 1, &mut seq);
+    append(&store, "acme", 0, rows).expect("committed");
+    let kept = seq;
+    raw(
+        &db.url,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let (rows, _) = rows_of(&mut e, 2, &mut seq);
+    match append(&store, "acme", 0, rows) {
+        Ok(()) => {}
+        Err(StoreError::Failed(_)) => {
+            let back = store.resync("acme").expect("resyncs on a new connection");
+            assert_eq!(back.last_seq, kept);
+            seq = kept;
+        }
+        Err(other) => panic!("{other}"),
+    }
+    let mut e = engine();
+    let (rows, _) = rows_of(&mut e, 3, &mut seq);
+    append(&store, "acme", 0, rows).expect("commits again");
+    // A reader whose connection was lost fails once at most.
+    let read = store.recover("acme").or_else(|_| store.recover("acme"));
+    assert_eq!(read.expect("reads again").last_seq, seq);
+    let secret = store.secret("k", &[1]).or_else(|_| store.secret("k", &[1]));
+    assert_eq!(secret.expect("reads again"), vec![1]);
+    let beat = store
+        .heartbeat("a", "u")
+        .or_else(|_| store.heartbeat("a", "u"));
+    beat.expect("the cluster thread connects again");
+}
+
+#[test]
+fn two_nodes_racing_to_acquire_a_tenant_one_wins() {
+    let Some((_db, a, b)) = two_nodes("race") else {
+        return;
+    };
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    for round in 0..20 {
+        let tenant = format!("tenant-{round}");
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = [(a.clone(), "a"), (b.clone(), "b")]
+            .into_iter()
+            .map(|(store, node)| {
+                let (tenant, start) = (tenant.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    store.acquire(&tenant, node, RUNNING).expect("asked")
+                })
+            })
+            .collect();
+        let won: Vec<Option<u64>> = racers
+            .into_iter()
+            .map(|r| r.join().expect("no panic"))
+            .collect();
+        assert_eq!(
+            won.iter().flatten().collect::<Vec<_>>(),
+            vec![&1],
+            "round {round}: {won:?}"
+        );
+    }
+}
+
+#[test]
+fn migrations_run_once_whoever_opens_the_database_and_however_often() {
+    let Some(db) = pg_support::fresh_database("migrations") else {
+        return;
+    };
+    // Several nodes starting at once on an empty database.
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|_| ()))
+        })
+        .collect();
+    for o in openers {
+        o.join().expect("no panic").expect("opens");
+    }
+    // And again, on the migrated one: what is stored stays.
+    let first = PgStore::open(&db.url).expect("opens");
+    assert_eq!(first.secret("key", &[1]).expect("created"), vec![1]);
+    drop(first);
+    let again = PgStore::open(&db.url).expect("opens again");
+    assert_eq!(again.secret("key", &[2]).expect("read"), vec![1]);
+    assert_eq!(
+        raw(&db.url, "SELECT COUNT(*) FROM sb_schema"),
+        i64::from(PG_SCHEMA_VERSION)
+    );
+}
+
+#[test]
+fn a_database_newer_than_this_build_is_refused() {
+    let Some(db) = pg_support::fresh_database("newer") else {
+        return;
+    };
+    drop(PgStore::open(&db.url).expect("opens"));
+    raw(&db.url, "INSERT INTO sb_schema (version) VALUES (1000)");
+    let refused = PgStore::open(&db.url).expect_err("refused");
+    assert!(format!("{refused:#}").contains("newer"), "{refused:#}");
+}
+
+#[test]
+fn a_server_that_does_not_answer_is_an_error_not_a_panic() {
+    let opened = PgStore::open("postgres://nobody@127.0.0.1:1/nothing?connect_timeout=2");
+    assert!(opened.is_err());
+    assert!(PgStore::open("not a url").is_err());
+}
+
+/// Callers are async handlers: the store must answer on a current-thread
+/// runtime (the client runs only on the store's threads).
+#[tokio::test]
+async fn the_store_answers_from_async_code() {
+    let Some(db) = pg_support::fresh_database("async") else {
+        return;
+    };
+    let store = PgStore::open(&db.url).expect("opens inside a runtime");
+    assert_eq!(store.epoch("acme").expect("read"), 0);
+    assert_eq!(store.acquire("acme", "a", RUNNING).expect("asked"), Some(1));
+    let mut seq = 0;
+    let (rows, _) = rows_of(&mut engine(), 1, &mut seq);
+    let answer = store.append("acme", 1, rows, Box::new(|| {})).await;
+    assert_eq!(answer, Ok(Ok(())));
+    assert_eq!(store.recover("acme").expect("recovers").last_seq, seq);
+    drop(store);
 }

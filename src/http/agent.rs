@@ -137,10 +137,11 @@ struct LoginBody {
 async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<Value>, AppError> {
     let now = state.clock.now();
-    let addr = peer.ip().to_string();
+    let addr = super::forward::client_addr(&state, &headers, peer);
     // Names typed by the client are logged escaped: no forged log lines.
     let (t, ag) = (body.tenant.escape_debug(), body.agent.escape_debug());
     let attempt = match state
@@ -356,7 +357,14 @@ async fn agent_socket(mut socket: WebSocket, a: Agent, state: Shared) {
     a.tenant.hub.leave_agent(&a.agent, sub.id, a.tenant.now());
     // The away grace period may now be the next deadline.
     a.tenant.timer.notify_one();
-    if !state.sessions.is_live(&a.session, state.clock.now()) {
+    if !a.tenant.lease.valid() {
+        // The tenant moved to another node: the session goes on there.
+        let frame = CloseFrame {
+            code: TENANT_MOVED,
+            reason: "tenant moved: reconnect".into(),
+        };
+        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    } else if !state.sessions.is_live(&a.session, state.clock.now()) {
         let frame = CloseFrame {
             code: SESSION_ENDED,
             reason: "session ended".into(),
@@ -364,6 +372,10 @@ async fn agent_socket(mut socket: WebSocket, a: Agent, state: Shared) {
         let _ = socket.send(WsMessage::Close(Some(frame))).await;
     }
 }
+
+/// Close code sent when the tenant moved to another node of the cluster
+/// (1012, "service restart"): reconnect, the session goes on.
+pub const TENANT_MOVED: u16 = 1012;
 
 #[derive(Deserialize)]
 struct StateBody {

@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod agent;
 pub mod attachments;
+pub mod cluster;
+pub mod forward;
 pub mod inbound;
 pub mod messenger;
 pub mod plugin_channels;
@@ -27,7 +29,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_core::CommandError;
 
@@ -37,7 +38,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Shared state of the server.
 #[derive(Debug)]
 pub struct AppState {
-    pub tenants: HashMap<String, Arc<Tenant>>,
+    /// Every configured tenant and where it is served (here, on another
+    /// node of the cluster, or moving).
+    pub tenants: crate::cluster::Registry,
     pub sessions: Arc<Sessions>,
     /// Web chat visitor tokens.
     pub visitors: crate::visitors::VisitorTokens,
@@ -50,13 +53,27 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Messenger customers' profiles (User Profile API), cached.
     pub profiles: Arc<crate::profiles::Profiles>,
+    /// This node (a server alone is a node of one).
+    pub node: Arc<crate::cluster::Node>,
+    /// Forwards requests to the node that owns their tenant.
+    pub forwarder: reqwest::Client,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn tenant(&self, id: &str) -> Result<&Arc<Tenant>, AppError> {
-        self.tenants.get(id).ok_or(AppError::NotFound("tenant"))
+    /// The tenant `id` if this node serves it; 404 for a tenant not
+    /// configured, 503 with `Retry-After` for one served elsewhere or
+    /// moving between nodes (requests for another node's tenant are
+    /// forwarded before they reach a handler: `forward.rs`).
+    pub fn tenant(&self, id: &str) -> Result<Arc<Tenant>, AppError> {
+        match self.tenants.locate(id) {
+            crate::cluster::Route::Here(t) => Ok(t),
+            crate::cluster::Route::Unknown => Err(AppError::NotFound("tenant")),
+            crate::cluster::Route::Forward { .. } | crate::cluster::Route::Moving => {
+                Err(AppError::Moving)
+            }
+        }
     }
 }
 
@@ -72,10 +89,15 @@ pub fn app(state: Shared) -> Router {
         .merge(messenger::routes())
         .merge(plugin_channels::routes())
         .merge(admin::routes())
+        .merge(cluster::routes())
         .merge(supervisor::routes())
         .merge(web::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
+        ))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
@@ -214,6 +236,10 @@ pub enum AppError {
     Busy(u64),
     /// The journal could not store the change: retry later.
     Unavailable,
+    /// The tenant is moving between nodes of the cluster (or is served by
+    /// another node that could not be reached): 503 with `Retry-After`;
+    /// nothing was changed.
+    Moving,
 }
 
 impl From<crate::tenant::ExecuteError> for AppError {
@@ -224,6 +250,7 @@ impl From<crate::tenant::ExecuteError> for AppError {
                 tracing::error!(error = %m, "journal unavailable");
                 AppError::Unavailable
             }
+            crate::tenant::ExecuteError::Moved => AppError::Moving,
         }
     }
 }
@@ -272,6 +299,18 @@ impl IntoResponse for AppError {
                 if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
                     r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
                 }
+                return r;
+            }
+            AppError::Moving => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "this tenant is moving between nodes; nothing was changed for you, retry in 1 s" })),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
                 return r;
             }
             AppError::Unavailable => (

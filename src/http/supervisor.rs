@@ -280,7 +280,13 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
     stop_monitor(&s.tenant, &mut monitor);
     s.tenant.hub.leave_agent(&s.agent, sub.id, s.tenant.now());
     s.tenant.timer.notify_one();
-    if ended || !state.sessions.is_live(&session, state.clock.now()) {
+    if !s.tenant.lease.valid() {
+        let frame = CloseFrame {
+            code: super::agent::TENANT_MOVED,
+            reason: "tenant moved: reconnect".into(),
+        };
+        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    } else if ended || !state.sessions.is_live(&session, state.clock.now()) {
         let frame = CloseFrame {
             code: SESSION_ENDED,
             reason: "session ended".into(),

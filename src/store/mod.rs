@@ -1,9 +1,10 @@
 //! What the server keeps durably, behind one trait: [`Store`]. The
 //! journal (every event of every tenant, appended in order under a tenant
 //! epoch, committed before anyone is told), snapshots for fast start-up,
-//! agent sessions and server secrets. [`SqliteStore`] is the first
-//! implementation; a store for a cluster (PostgreSQL) goes behind the same
-//! trait and must pass the same suite (`tests/store_contract.rs`).
+//! agent sessions and server secrets. [`SqliteStore`] keeps them for one
+//! node; [`PgStore`] (PostgreSQL) for the nodes of a cluster, which also
+//! share membership and tenant leases through it ([`ClusterStore`]). Both
+//! pass the same suite (`tests/store_contract.rs`).
 //!
 //! Deduplication of channel message ids and admin settings need nothing of
 //! their own here: both are events of the journal (`external_id` on a
@@ -23,8 +24,10 @@
 //! **Boundary:** the store knows events as JSON; it does not interpret them
 //! (recovery deserializes them into core's `Event`).
 
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 
 use switchboard_core::engine::Snapshot;

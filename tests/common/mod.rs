@@ -538,3 +538,29 @@ pub async fn try_login(server: &Server, tenant: &str, agent: &str, password: &st
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
+
+impl Server {
+    /// Send a signal to the server process (`TERM`, `STOP`, `CONT`, …).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {}", self.child.id());
+    }
+
+    /// Wait (at most `patience`) for the process to exit; whether it did.
+    pub fn wait_exit(&mut self, patience: Duration) -> bool {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
