@@ -199,7 +199,13 @@ pub trait ClusterStore: Send + Sync + std::fmt::Debug {
     /// Extend `node`'s lease on `tenant` under `epoch` by `lease_ms` from
     /// now. `false` when the lease is no longer `node`'s under `epoch`
     /// (taken over, or released).
-    fn renew(&self, tenant: &str, node: &str, epoch: u64, lease_ms: u64) -> Result<bool, StoreError>;
+    fn renew(
+        &self,
+        tenant: &str,
+        node: &str,
+        epoch: u64,
+        lease_ms: u64,
+    ) -> Result<bool, StoreError>;
     /// Give `tenant` up at once (hand-over) if `node` still holds it
     /// under `epoch`; another node may acquire it right away.
     fn release(&self, tenant: &str, node: &str, epoch: u64) -> Result<(), StoreError>;
