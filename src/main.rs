@@ -1,7 +1,7 @@
 //! The `switchboard` binary: `serve` (the default), `mask`, and the admin
 //! commands of CONTRACT.md.
 
-use switchboard::{config, generation, mask_cmd, server};
+use switchboard::{config, generation, mask_cmd, replay, server};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -51,6 +51,29 @@ enum ScriptsCmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Replay a tenant's journal against a candidate routing policy: for
+    /// every routing decision, what the candidate would have chosen with
+    /// the same inputs.
+    Replay {
+        /// TOML configuration; without it, the embedded demo tenant.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        /// A script under the tenant's script folder (`routing/x.lua`), a
+        /// `.lua` file elsewhere, or the name of one of its plugins.
+        #[arg(long)]
+        routing: String,
+        /// Only decisions made at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only decisions made before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// One JSON document instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -61,6 +84,17 @@ fn main() -> Result<()> {
         Some(Cmd::Scripts {
             command: ScriptsCmd::Check { config },
         }) => check_scripts(config),
+        Some(Cmd::Scripts {
+            command:
+                ScriptsCmd::Replay {
+                    config,
+                    tenant,
+                    routing,
+                    since,
+                    until,
+                    json,
+                },
+        }) => replay_journal(config, &tenant, &routing, since, until, json),
         None => serve(None, None),
     }
 }
@@ -76,6 +110,68 @@ fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
         Ok(())
     } else {
         std::process::exit(1);
+    }
+}
+
+fn replay_journal(
+    config_path: Option<PathBuf>,
+    tenant: &str,
+    routing: &str,
+    since: Option<String>,
+    until: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let cfg = config::Config::load(config_path.as_deref())?;
+    let t = cfg
+        .tenants
+        .iter()
+        .find(|t| t.id == tenant)
+        .with_context(|| format!("no tenant {tenant:?} in the configuration"))?;
+    let time = |s: Option<String>| {
+        s.as_deref()
+            .map(replay::parse_time)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let window = replay::Window {
+        since: time(since)?,
+        until: time(until)?,
+    };
+    // A .lua file outside the tenant's folder: loaded as routing/<name>.
+    let (name, extra) = match std::fs::read_to_string(routing) {
+        Ok(source) if routing.ends_with(".lua") && !is_tenant_script(t, routing) => {
+            let file = std::path::Path::new(routing)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "candidate.lua".into());
+            (format!("routing/{file}"), Some(source))
+        }
+        _ => (routing.to_string(), None),
+    };
+    let now = switchboard::clock::Clock::default().now();
+    let candidate = match generation::load_candidate(t, &name, extra, 0, now) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{tenant}: {e}");
+            }
+            std::process::exit(1);
+        }
+    };
+    let report = replay::replay_journal(&cfg.data_dir, t, &candidate, &name, window)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+/// Whether `path` names a file of the tenant's script folder.
+fn is_tenant_script(t: &config::TenantConfig, path: &str) -> bool {
+    match switchboard::scripts::spec_of(t) {
+        Ok(spec) => spec.files.0.contains_key(path),
+        Err(_) => false,
     }
 }
 
