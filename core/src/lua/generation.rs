@@ -124,6 +124,8 @@ impl ScriptStats {
 
 /// The Lua side of a generation, used by one call at a time.
 pub(crate) struct Host {
+    /// Dropped first (fields drop in order): the state closes after it.
+    _close: sandbox::CloseGuard,
     pub lua: Lua,
     pub budget: Arc<Budget>,
     pub route: Option<Function>,
@@ -206,6 +208,8 @@ impl Generation {
             sb::register(lua, &sb_ctx)
         })
         .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        // Declared after the state, so dropped before it on every return.
+        let close = sandbox::CloseGuard(budget.clone());
         let protected = sandbox::Protected::new(&lua)
             .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         let mut errors = Vec::new();
@@ -382,6 +386,7 @@ impl Generation {
             number,
             tenant: spec.tenant.clone(),
             host: Mutex::new(Host {
+                _close: close,
                 lua,
                 budget,
                 route,

@@ -64,6 +64,19 @@ pub struct Budget {
     /// call: where a script that ran out of memory was allocating (Lua
     /// calls no handler for memory errors).
     memory_at: std::sync::Mutex<Option<(String, u32)>>,
+    /// The state is being closed: finalizers must not touch it.
+    closing: AtomicBool,
+}
+
+/// Owned beside a state, dropped just before it: from then on the
+/// finalizers the host planted leave the closing state alone.
+#[derive(Debug)]
+pub struct CloseGuard(pub Arc<Budget>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.0.closing.store(true, Ordering::Relaxed);
+    }
 }
 
 fn put(cell: &std::sync::Mutex<Option<(String, u32)>>, v: Option<(String, u32)>) {
@@ -337,6 +350,9 @@ fn tenant_frame(lua: &Lua, level: usize) -> Option<(String, u32)> {
 fn plant_gc_sentinel(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
     let mt = lua.create_table()?;
     let note = lua.create_function(move |lua, _: Value| {
+        if budget.closing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if let Some(at) = tenant_frame(lua, 1) {
             put(&budget.memory_at, Some(at));
         }
