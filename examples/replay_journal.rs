@@ -50,7 +50,11 @@ fn config(dir: &std::path::Path) -> String {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().context("usage: replay_journal DIR [N]")?);
-    let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50_000);
+    let n: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(50_000);
     std::fs::create_dir_all(dir.join("data"))?;
     let cfg_path = dir.join("switchboard.toml");
     std::fs::write(&cfg_path, config(&dir))?;
@@ -71,7 +75,7 @@ fn main() -> Result<()> {
     );
     let mut events: Vec<Event> = Vec::new();
     let mut now = 1_780_000_000_000u64;
-    let mut run = |engine: &mut Engine, c: Command, now: u64, events: &mut Vec<Event>| {
+    let run = |engine: &mut Engine, c: Command, now: u64, events: &mut Vec<Event>| {
         live.set_now(now);
         match engine.handle(c, now, &ext) {
             Ok(out) => {
@@ -94,8 +98,20 @@ fn main() -> Result<()> {
     };
     for i in 0..AGENTS {
         let agent = format!("agent{i:03}");
-        run(&mut engine, Command::Login { agent: agent.clone() }, now, &mut events);
-        run(&mut engine, Command::SetAvailable { agent }, now, &mut events);
+        run(
+            &mut engine,
+            Command::Login {
+                agent: agent.clone(),
+            },
+            now,
+            &mut events,
+        );
+        run(
+            &mut engine,
+            Command::SetAvailable { agent },
+            now,
+            &mut events,
+        );
     }
     let langs = ["en", "fr", "de", "es"];
     let mut open: VecDeque<(u64, String)> = VecDeque::new();

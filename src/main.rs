@@ -51,6 +51,13 @@ enum ScriptsCmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run every tenant's script self-tests (`tests`) and print each
+    /// result; exit 1 on a failure, with the failing assertion's file:line.
+    Test {
+        /// TOML configuration; without it, the embedded demo tenant.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Replay a tenant's journal against a candidate routing policy: for
     /// every routing decision, what the candidate would have chosen with
     /// the same inputs.
@@ -85,6 +92,9 @@ fn main() -> Result<()> {
             command: ScriptsCmd::Check { config },
         }) => check_scripts(config),
         Some(Cmd::Scripts {
+            command: ScriptsCmd::Test { config },
+        }) => test_scripts(config),
+        Some(Cmd::Scripts {
             command:
                 ScriptsCmd::Replay {
                     config,
@@ -107,6 +117,17 @@ fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
     }
     if problems.is_empty() {
         println!("{} tenant(s): scripts are valid", cfg.tenants.len());
+        Ok(())
+    } else {
+        std::process::exit(1);
+    }
+}
+
+fn test_scripts(config_path: Option<PathBuf>) -> Result<()> {
+    let cfg = config::Config::load(config_path.as_deref())?;
+    let (report, ok) = switchboard::scripts::test(&cfg);
+    print!("{report}");
+    if ok {
         Ok(())
     } else {
         std::process::exit(1);

@@ -189,12 +189,41 @@ fn module_of(ret: Value, env: Table) -> Table {
     }
 }
 
+/// One self-test of a script, as `switchboard scripts test` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestOutcome {
+    pub file: String,
+    pub name: String,
+    /// `None`: it passed; else where and why it failed.
+    pub failure: Option<ScriptError>,
+}
+
 impl Generation {
     /// Load and validate; every problem is reported, none is fatal to the host.
     pub fn load(
         spec: &ScriptSpec,
         number: u64,
         now: Millis,
+    ) -> Result<Generation, Vec<ScriptError>> {
+        Self::load_with_tests(spec, number, now).0
+    }
+
+    /// [`Generation::load`], and the outcome of every self-test it ran.
+    pub fn load_with_tests(
+        spec: &ScriptSpec,
+        number: u64,
+        now: Millis,
+    ) -> (Result<Generation, Vec<ScriptError>>, Vec<TestOutcome>) {
+        let mut outcomes = Vec::new();
+        let r = Self::load_inner(spec, number, now, &mut outcomes);
+        (r, outcomes)
+    }
+
+    fn load_inner(
+        spec: &ScriptSpec,
+        number: u64,
+        now: Millis,
+        outcomes: &mut Vec<TestOutcome>,
     ) -> Result<Generation, Vec<ScriptError>> {
         let budget = Arc::new(Budget::default());
         let now_cell = Arc::new(AtomicU64::new(now));
@@ -273,6 +302,7 @@ impl Generation {
                     file,
                     &m,
                     &mut errors,
+                    outcomes,
                 );
             }
         }
@@ -322,6 +352,7 @@ impl Generation {
                 file,
                 &m,
                 &mut errors,
+                outcomes,
             );
         }
 
@@ -341,6 +372,7 @@ impl Generation {
                     file,
                     &m,
                     &mut errors,
+                    outcomes,
                 );
             }
         }
@@ -367,6 +399,7 @@ impl Generation {
                 &ch.script,
                 &m,
                 &mut errors,
+                outcomes,
             );
         }
 
@@ -569,6 +602,9 @@ impl From<mlua::Error> for CallError {
 }
 
 /// Run a module's `tests` (a function, or a table of functions).
+// The load's own state, passed through as it is: bundling it in a struct
+// used once would only rename the arguments.
+#[allow(clippy::too_many_arguments)]
 fn self_tests(
     lua: &Lua,
     protected: &sandbox::Protected,
@@ -577,6 +613,7 @@ fn self_tests(
     file: &str,
     module: &Table,
     errors: &mut Vec<ScriptError>,
+    outcomes: &mut Vec<TestOutcome>,
 ) {
     let tests: Vec<(String, Function)> = match module.get::<Value>("tests") {
         Ok(Value::Function(f)) => vec![("tests".into(), f)],
@@ -614,8 +651,19 @@ fn self_tests(
                     d.line = Some(l);
                 }
             }
+            outcomes.push(TestOutcome {
+                file: file.to_string(),
+                name: name.clone(),
+                failure: Some(d.clone()),
+            });
             d.message = format!("self-test {name} failed: {}", d.message);
             errors.push(d);
+        } else {
+            outcomes.push(TestOutcome {
+                file: file.to_string(),
+                name,
+                failure: None,
+            });
         }
     }
 }
