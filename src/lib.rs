@@ -23,4 +23,5 @@ pub mod shadow;
 pub mod store;
 pub mod tenant;
 pub mod visitors;
+pub mod watch;
 pub mod webhook_auth;

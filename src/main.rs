@@ -28,6 +28,10 @@ enum Cmd {
         /// Address to listen on (overrides the configuration).
         #[arg(long)]
         listen: Option<String>,
+        /// Development: reload a tenant when one of its script files
+        /// changes, printing problems as `tenant: file:line: message`.
+        #[arg(long)]
+        watch: bool,
     },
     /// Mask sensitive data in stdin, one message per line.
     Mask {
@@ -87,7 +91,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Cmd::Mask { json }) => mask_cmd::run(json),
-        Some(Cmd::Serve { config, listen }) => serve(config, listen),
+        Some(Cmd::Serve {
+            config,
+            listen,
+            watch,
+        }) => serve(config, listen, watch),
         Some(Cmd::Scripts {
             command: ScriptsCmd::Check { config },
         }) => check_scripts(config),
@@ -105,7 +113,7 @@ fn main() -> Result<()> {
                     json,
                 },
         }) => replay_journal(config, &tenant, &routing, since, until, json),
-        None => serve(None, None),
+        None => serve(None, None, false),
     }
 }
 
@@ -121,6 +129,36 @@ fn check_scripts(config_path: Option<PathBuf>) -> Result<()> {
     } else {
         std::process::exit(1);
     }
+}
+
+/// `serve --watch`: the watcher reloads through the admin API, so it needs
+/// the address (a free port is chosen now for port 0) and the token (one
+/// is made now when none is configured, and printed).
+fn watch_scripts(cfg: &mut config::Config) -> Result<()> {
+    use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+    let mut addr: SocketAddr = cfg
+        .listen
+        .to_socket_addrs()
+        .with_context(|| format!("listen address {:?}", cfg.listen))?
+        .next()
+        .with_context(|| format!("listen address {:?}", cfg.listen))?;
+    if addr.port() == 0 {
+        addr = std::net::TcpListener::bind(addr)?.local_addr()?;
+        cfg.listen = addr.to_string();
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    let token = match cfg.admin_token.clone().filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            let t = hex::encode(rand::random::<[u8; 24]>());
+            println!("Admin token (set SWITCHBOARD_ADMIN_TOKEN to choose it): {t}");
+            cfg.admin_token = Some(t.clone());
+            t
+        }
+    };
+    switchboard::watch::start(cfg, addr, token).context("starting the script watcher")
 }
 
 fn test_scripts(config_path: Option<PathBuf>) -> Result<()> {
@@ -196,7 +234,7 @@ fn is_tenant_script(t: &config::TenantConfig, path: &str) -> bool {
     }
 }
 
-fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> Result<()> {
+fn serve(config_path: Option<PathBuf>, listen: Option<String>, watch: bool) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
@@ -207,6 +245,9 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> Result<()> {
     let mut cfg = config::Config::load(config_path.as_deref())?;
     if let Some(l) = listen {
         cfg.listen = l;
+    }
+    if watch {
+        watch_scripts(&mut cfg)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
