@@ -287,3 +287,76 @@ fn run(rx: Receiver<Job>, candidate: &RoutingCandidate, counters: &Counters) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_core::lua::{Generation, Limits, ScriptFiles, ScriptSpec};
+    use switchboard_core::Masker;
+
+    fn candidate(source: &str) -> RoutingCandidate {
+        let spec = ScriptSpec {
+            tenant: "t".into(),
+            files: ScriptFiles::from_pairs([("routing/c.lua", source)]),
+            routing: Some("routing/c.lua".into()),
+            wrapup: None,
+            wrapup_queues: BTreeMap::new(),
+            responses: None,
+            channels: BTreeMap::new(),
+            queues: vec!["support".into()],
+            masker: Masker::default(),
+            // Small, so that the queue drains soon after the test.
+            limits: Limits {
+                instructions_per_call: 200_000,
+                ..Limits::default()
+            },
+        };
+        RoutingCandidate::Lua(Generation::load(&spec, 1, 0).expect("candidate loads"))
+    }
+
+    #[test]
+    fn a_shadow_that_falls_behind_drops_and_counts_instead_of_waiting() {
+        // Every call spends its whole instruction budget: far slower than
+        // the decisions handed to it.
+        let slow = candidate("return { route = function() while true do end end }");
+        let agents = [AgentConfig {
+            id: "a".into(),
+            name: "A".into(),
+            capacity: 1,
+            queues: vec!["support".into()],
+            skills: vec![],
+        }];
+        let shadow = Shadow::start("t", "routing/c.lua", 0, slow, &agents).expect("starts");
+        let cad = Cad::new();
+        let view = ConversationView {
+            id: 1,
+            queue: "support",
+            channel: "webchat",
+            customer: "c",
+            customer_name: "C",
+            source: "Web chat",
+            preview: "hi",
+            cad: &cad,
+            received_at: 0,
+            queued_at: 0,
+            last_agent: None,
+        };
+        let skills: Vec<String> = Vec::new();
+        let candidates = [Candidate {
+            id: "a",
+            name: "A",
+            load: 0,
+            capacity: 1,
+            idle_since: 0,
+            skills: &skills,
+        }];
+        let decision = RouteDecision::Agent("a".into());
+        for _ in 0..(QUEUE + 100) {
+            shadow.observe(0, &view, &candidates, &decision, 1);
+        }
+        // At most the queue and the one being answered were taken.
+        let r = shadow.report();
+        assert!(r["dropped"].as_u64().is_some_and(|d| d >= 99), "{r}");
+    }
+}
