@@ -61,6 +61,10 @@ struct Args {
     /// Reload the tenant's scripts every N ms during the run (0: never).
     #[arg(long, default_value_t = 0)]
     reload_every_ms: u64,
+    /// Run this routing script (a bundled one, e.g. `routing/skills.lua`)
+    /// as a shadow policy beside the live one for the whole run.
+    #[arg(long)]
+    shadow: Option<String>,
     /// Extra agents that only hold a WebSocket open (memory test).
     #[arg(long, default_value_t = 0)]
     idle_sockets: usize,
@@ -534,6 +538,19 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // A shadow policy beside the live one.
+    if let Some(routing) = &args.shadow {
+        let r = http
+            .put(format!("{base}/admin/tenants/load/shadow"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "routing": routing }))
+            .send()
+            .await
+            .expect("start the shadow policy");
+        assert!(r.status().is_success(), "shadow refused: {}", r.status());
+        println!("shadow policy {routing} running");
+    }
+
     // Reloads during the run.
     let reloader = (args.reload_every_ms > 0).then(|| {
         let (http, base, stats) = (http.clone(), base.clone(), stats.clone());
@@ -689,6 +706,20 @@ async fn main() {
             stats.reloads.load(Ordering::Relaxed),
             stats.reload_failures.load(Ordering::Relaxed)
         );
+    }
+    if args.shadow.is_some() {
+        let r = http
+            .get(format!("{base}/admin/tenants/load/shadow"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            let v: Value = r.json().await.unwrap_or_default();
+            println!(
+                "shadow: decisions {} agreed {} errors {} dropped {}",
+                v["decisions"], v["agreed"], v["errors"], v["dropped"]
+            );
+        }
     }
     stats.ack.report("webhook acknowledged");
     stats.to_agent.report("webhook in -> agent WebSocket");

@@ -221,3 +221,133 @@ pub fn check(cfg: &crate::config::Config) -> Vec<(String, ScriptError)> {
         })
         .collect()
 }
+
+/// A routing policy tried beside the live one (shadow routing) or against
+/// the journal (replay): a Lua script of the tenant's, or one of its
+/// native plugins, loaded alone in its own state with its own budgets.
+#[derive(Debug)]
+pub enum RoutingCandidate {
+    Lua(Generation),
+    Native(NativePlugin),
+}
+
+impl RoutingCandidate {
+    pub fn set_now(&self, now: Millis) {
+        match self {
+            RoutingCandidate::Lua(g) => g.set_now(now),
+            RoutingCandidate::Native(p) => p.set_now(now),
+        }
+    }
+
+    /// Its calls and failures (with file:line).
+    pub fn report(&self) -> Vec<FileReport> {
+        match self {
+            RoutingCandidate::Lua(g) => g.report(),
+            RoutingCandidate::Native(p) => p.report(),
+        }
+    }
+}
+
+impl RoutingPolicy for RoutingCandidate {
+    fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
+        match self {
+            RoutingCandidate::Lua(g) => g.entry(conversation),
+            RoutingCandidate::Native(p) => p.entry(conversation),
+        }
+    }
+
+    fn route(
+        &self,
+        conversation: &ConversationView<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> RouteDecision {
+        match self {
+            RoutingCandidate::Lua(g) => g.route(conversation, candidates),
+            RoutingCandidate::Native(p) => p.route(conversation, candidates),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        match self {
+            RoutingCandidate::Lua(g) => g.number(),
+            RoutingCandidate::Native(p) => p.generation(),
+        }
+    }
+}
+
+/// The name a plugin entry answers to: its configured path, or its file
+/// name without `lib` and extension, `-` and `_` alike
+/// (`plugins/libskills_router.so` is also `skills-router`).
+fn plugin_names(p: &PluginEntry) -> [String; 2] {
+    let stem = std::path::Path::new(&p.path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_prefix("lib").unwrap_or(&stem).replace('_', "-");
+    [p.path.clone(), stem]
+}
+
+/// A script path that stays inside the tenant's script folder: relative,
+/// no `..`, no backslash, ends with `.lua`.
+fn safe_script_path(routing: &str) -> bool {
+    !routing.is_empty()
+        && routing.len() <= 512
+        && routing.ends_with(".lua")
+        && !routing.starts_with('/')
+        && !routing.contains('\\')
+        && !routing.contains('\0')
+        && routing
+            .split('/')
+            .all(|p| !p.is_empty() && p != ".." && p != ".")
+}
+
+/// Load `routing` as a candidate policy for tenant `t`: a `.lua` file
+/// under its script folder (validated like a reload: compiled, `route`
+/// present, self-tests run; errors with file:line), or the name of one of
+/// its configured plugins (loaded again, for routing only). `extra` adds a
+/// script given from outside the folder (the command line's
+/// `scripts replay --routing FILE`), under its `routing` name.
+pub fn load_candidate(
+    t: &TenantConfig,
+    routing: &str,
+    extra: Option<String>,
+    number: u64,
+    now: Millis,
+) -> Result<RoutingCandidate, Vec<ScriptError>> {
+    if !routing.ends_with(".lua") {
+        let wanted = routing.replace('_', "-");
+        let Some(entry) = t.plugins.iter().find(|p| {
+            plugin_names(p)
+                .iter()
+                .any(|n| *n == routing || *n == wanted)
+        }) else {
+            return Err(vec![ScriptError::new(
+                routing,
+                None,
+                "neither a .lua script of the tenant nor one of its plugins",
+            )]);
+        };
+        let mut spec = spec_of(t, entry);
+        spec.roles = ROLE_ROUTING;
+        return NativePlugin::load(&spec, number, now)
+            .map(RoutingCandidate::Native)
+            .map_err(|e| vec![e.to_script_error()]);
+    }
+    if !safe_script_path(routing) {
+        return Err(vec![ScriptError::new(
+            routing,
+            None,
+            "a routing script is a relative path inside the tenant's script folder (routing/candidate.lua)",
+        )]);
+    }
+    let mut spec = crate::scripts::spec_of(t).map_err(|e| vec![e])?;
+    if let Some(source) = extra {
+        spec.files.0.insert(routing.to_string(), source);
+    }
+    spec.routing = Some(routing.to_string());
+    spec.wrapup = None;
+    spec.wrapup_queues.clear();
+    spec.responses = None;
+    spec.channels.clear();
+    Generation::load(&spec, number, now).map(RoutingCandidate::Lua)
+}

@@ -142,3 +142,55 @@ pub fn load(t: &TenantConfig, number: u64, now: Millis) -> Result<Generation, Ve
     let spec = spec_of(t).map_err(|e| vec![e])?;
     Generation::load(&spec, number, now)
 }
+
+/// `switchboard scripts test`: every tenant's scripts loaded as a reload
+/// would, each self-test printed like a test runner (`tenant: file: name
+/// ... ok`, or `FAILED` and the failing assertion's `file:line: message`),
+/// then problems that are not tests. Returns the report and whether
+/// everything passed.
+pub fn test(cfg: &crate::config::Config) -> (String, bool) {
+    use std::fmt::Write as _;
+    let now = crate::clock::Clock::default().now();
+    let mut out = String::new();
+    let (mut passed, mut failed, mut problems) = (0usize, 0usize, 0usize);
+    for t in &cfg.tenants {
+        let spec = match spec_of(t) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(out, "{}: {e}", t.id);
+                problems += 1;
+                continue;
+            }
+        };
+        let (loaded, outcomes) = Generation::load_with_tests(&spec, 0, now);
+        for o in &outcomes {
+            match &o.failure {
+                None => {
+                    passed += 1;
+                    let _ = writeln!(out, "{}: {}: {} ... ok", t.id, o.file, o.name);
+                }
+                Some(e) => {
+                    failed += 1;
+                    let _ = writeln!(out, "{}: {}: {} ... FAILED", t.id, o.file, o.name);
+                    let _ = writeln!(out, "    {e}");
+                }
+            }
+        }
+        if let Err(errors) = loaded {
+            for e in errors
+                .iter()
+                .filter(|e| !e.message.starts_with("self-test "))
+            {
+                problems += 1;
+                let _ = writeln!(out, "{}: {e}", t.id);
+            }
+        }
+    }
+    let ok = failed == 0 && problems == 0;
+    let _ = writeln!(
+        out,
+        "\ntest result: {}. {passed} passed; {failed} failed; {problems} other problem(s)",
+        if ok { "ok" } else { "FAILED" }
+    );
+    (out, ok)
+}

@@ -279,6 +279,9 @@ pub struct Tenant {
     generation: ArcSwap<TenantGeneration>,
     /// One reload at a time, so generation numbers only grow.
     reloading: Mutex<u64>,
+    /// A candidate policy asked beside the live one, if an admin started
+    /// one (`crate::shadow`).
+    shadow: arc_swap::ArcSwapOption<crate::shadow::Shadow>,
     /// Requests for channels (agent replies), sent by `channels::run_outbox`.
     outbox: mpsc::UnboundedSender<Outgoing>,
     outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
@@ -460,6 +463,7 @@ impl Tenant {
             metrics,
             generation: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(1),
+            shadow: arc_swap::ArcSwapOption::empty(),
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             presence: OnceLock::new(),
@@ -544,6 +548,20 @@ impl Tenant {
         Ok(number)
     }
 
+    /// The shadow policy, if one runs.
+    pub fn shadow(&self) -> Option<Arc<crate::shadow::Shadow>> {
+        self.shadow.load_full()
+    }
+
+    /// Start (`Some`) or stop (`None`) the shadow policy; the one it
+    /// replaces, if any.
+    pub fn set_shadow(
+        &self,
+        shadow: Option<crate::shadow::Shadow>,
+    ) -> Option<Arc<crate::shadow::Shadow>> {
+        self.shadow.swap(shadow.map(Arc::new))
+    }
+
     /// The receiver of outgoing channel requests (taken once, by the sender task).
     pub fn take_outbox(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
         lock(&self.outbox_rx).take()
@@ -585,9 +603,11 @@ impl Tenant {
             let deadline_before = inner.engine.next_deadline();
             let gen = self.generation.load_full();
             gen.set_now(now);
+            let shadow = self.shadow.load();
             let routing = TimedRouting {
                 inner: &*gen,
                 seconds: &self.metrics.routing_seconds,
+                shadow: shadow.as_deref().map(|s| (s, now)),
             };
             let channels = Directory { generation: &gen };
             let ext = Extensions {
@@ -696,9 +716,11 @@ impl Tenant {
             let gen = self.generation.load_full();
             gen.set_now(now);
             // Re-offers after a RONA are routing decisions too: timed alike.
+            let shadow = self.shadow.load();
             let routing = TimedRouting {
                 inner: &*gen,
                 seconds: &self.metrics.routing_seconds,
+                shadow: shadow.as_deref().map(|s| (s, now)),
             };
             let channels = Directory { generation: &gen };
             let ext = Extensions {
@@ -954,6 +976,8 @@ fn channel_requests(out: &Output) -> Vec<Outgoing> {
 struct TimedRouting<'a> {
     inner: &'a dyn RoutingPolicy,
     seconds: &'a Histogram,
+    /// The shadow policy told of each decision, and the time.
+    shadow: Option<(&'a crate::shadow::Shadow, Millis)>,
 }
 
 impl RoutingPolicy for TimedRouting<'_> {
@@ -969,6 +993,15 @@ impl RoutingPolicy for TimedRouting<'_> {
         let started = std::time::Instant::now();
         let decision = self.inner.route(conversation, candidates);
         self.seconds.observe(started.elapsed().as_secs_f64());
+        if let Some((shadow, now)) = self.shadow {
+            shadow.observe(
+                now,
+                conversation,
+                candidates,
+                &decision,
+                self.inner.generation(),
+            );
+        }
         decision
     }
 

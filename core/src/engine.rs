@@ -20,7 +20,7 @@ use crate::model::{
     StateName, StoredCad, TenantSettings, TransferNotAccepted, TransferTarget, DEFAULT_IDLE_REASON,
     DEFAULT_RONA_TIMEOUT_MS, MAX_AGENT_MESSAGE_CHARS, PREVIEW_CHARS,
 };
-use crate::routing::{Candidate, ConversationView, LongestIdle, RouteDecision, RoutingPolicy};
+use crate::routing::{Candidate, ConversationView, LongestIdle, RoutingPolicy};
 use crate::text;
 use crate::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use serde::{Deserialize, Serialize};
@@ -1793,55 +1793,15 @@ impl Engine {
                 slot.1 = Some(key);
             }
             let id = key.1;
-            let Some(c) = self.conversations.get(&id) else {
+            let decided = self.with_routing_inputs(id, |view, candidates| {
+                ext.routing
+                    .route(view, candidates)
+                    .resolve(candidates, ext.routing.generation())
+            });
+            let Some(chosen) = decided else {
                 continue;
             };
-            let candidates: Vec<Candidate<'_>> = self
-                .agents
-                .values()
-                .filter(|a| a.can_take_more() && a.config.queues.contains(&c.queue))
-                .map(|a| Candidate {
-                    id: &a.config.id,
-                    name: &a.config.name,
-                    load: a.load(),
-                    capacity: a.config.capacity,
-                    idle_since: a.idle_since,
-                    skills: &a.config.skills,
-                })
-                .collect();
-            if candidates.is_empty() {
-                continue;
-            }
-            let key = (c.channel.clone(), c.customer.clone());
-            let cad = c.cad.to_cad();
-            let view = ConversationView {
-                id,
-                queue: &c.queue,
-                channel: &c.channel,
-                customer: &c.customer_handle,
-                customer_name: &c.customer_name,
-                source: &c.source,
-                preview: &c.preview,
-                cad: &cad,
-                received_at: c.received_at,
-                queued_at: c.queued_at,
-                last_agent: self.last_agent.get(&key).map(String::as_str),
-            };
-            let is_candidate = |id: &str| candidates.iter().any(|c| c.id == id);
-            let (chosen, generation) = match ext.routing.route(&view, &candidates) {
-                RouteDecision::KeepQueued => continue,
-                RouteDecision::Agent(a) if is_candidate(&a) => (Some(a), ext.routing.generation()),
-                RouteDecision::Ranked(list) => match list.into_iter().find(|a| is_candidate(a)) {
-                    Some(a) => (Some(a), ext.routing.generation()),
-                    None => (LongestIdle::pick(&candidates).map(str::to_string), 0),
-                },
-                // The policy failed, or named someone who cannot take it:
-                // the built-in policy decides.
-                RouteDecision::Fallback | RouteDecision::Agent(_) => {
-                    (LongestIdle::pick(&candidates).map(str::to_string), 0)
-                }
-            };
-            if let Some(agent) = chosen {
+            if let Some((agent, generation)) = chosen {
                 self.offer(id, &agent, OfferKind::Queue, None, generation, now, out);
                 // Only an offer uses up capacity: look again only after one.
                 live.retain(|(q, _)| self.has_candidate(q));
@@ -1854,6 +1814,52 @@ impl Engine {
                 self.dirty.insert(q);
             }
         }
+    }
+
+    /// What a routing policy is asked about waiting conversation `id` in
+    /// the present state: its view and the candidates (Available agents
+    /// of its queue with spare capacity, in id order). `None` when there
+    /// is no such conversation or nobody can take it. `dispatch` asks
+    /// through this, and so does a replay of the journal, which calls it
+    /// just before applying each offer made from a queue.
+    pub fn with_routing_inputs<R>(
+        &self,
+        id: ConversationId,
+        f: impl FnOnce(&ConversationView<'_>, &[Candidate<'_>]) -> R,
+    ) -> Option<R> {
+        let c = self.conversations.get(&id)?;
+        let candidates: Vec<Candidate<'_>> = self
+            .agents
+            .values()
+            .filter(|a| a.can_take_more() && a.config.queues.contains(&c.queue))
+            .map(|a| Candidate {
+                id: &a.config.id,
+                name: &a.config.name,
+                load: a.load(),
+                capacity: a.config.capacity,
+                idle_since: a.idle_since,
+                skills: &a.config.skills,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let key = (c.channel.clone(), c.customer.clone());
+        let cad = c.cad.to_cad();
+        let view = ConversationView {
+            id,
+            queue: &c.queue,
+            channel: &c.channel,
+            customer: &c.customer_handle,
+            customer_name: &c.customer_name,
+            source: &c.source,
+            preview: &c.preview,
+            cad: &cad,
+            received_at: c.received_at,
+            queued_at: c.queued_at,
+            last_agent: self.last_agent.get(&key).map(String::as_str),
+        };
+        Some(f(&view, &candidates))
     }
 
     /// Apply one event to the state: the only place state changes. Used

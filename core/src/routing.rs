@@ -55,6 +55,28 @@ pub enum RouteDecision {
     Fallback,
 }
 
+impl RouteDecision {
+    /// What the engine does with this decision among `candidates`: the
+    /// agent offered the conversation and the generation the offer
+    /// records (0 when the built-in policy decided), or `None` to keep it
+    /// queued. The one rule for live offers, shadow policies and replay.
+    pub fn resolve(self, candidates: &[Candidate<'_>], generation: u64) -> Option<(String, u64)> {
+        let is_candidate = |id: &str| candidates.iter().any(|c| c.id == id);
+        let builtin = || LongestIdle::pick(candidates).map(|a| (a.to_string(), 0));
+        match self {
+            RouteDecision::KeepQueued => None,
+            RouteDecision::Agent(a) if is_candidate(&a) => Some((a, generation)),
+            RouteDecision::Ranked(list) => match list.into_iter().find(|a| is_candidate(a)) {
+                Some(a) => Some((a, generation)),
+                None => builtin(),
+            },
+            // The policy failed, or named someone who cannot take it: the
+            // built-in policy decides.
+            RouteDecision::Fallback | RouteDecision::Agent(_) => builtin(),
+        }
+    }
+}
+
 /// A routing policy. Implementations must be cheap: `route` runs on every
 /// offer. Errors are the implementation's business: it returns a decision
 /// (its fallback) whatever happens inside.

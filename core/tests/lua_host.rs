@@ -218,6 +218,7 @@ fn broken_scripts_are_refused_with_file_and_line() {
         "local x = require 'nothing_here'\nreturn { route = function() end }",
     ));
     assert!(e[0].contains("module \"nothing_here\" not found"), "{e:?}");
+    assert!(e[0].starts_with("routing/policy.lua:1: "), "{e:?}");
 }
 
 #[test]
@@ -376,6 +377,15 @@ fn hostile_scripts_fall_back_and_never_stop_the_host() {
         assert_eq!((r.calls, r.errors), (2, 2), "{name}: {r:?}");
         let last = &r.last_errors[1];
         assert!(!last.message.is_empty(), "{name}");
+        for f in &r.last_errors {
+            assert_eq!(f.file, "routing/policy.lua", "{name}: {f:?}");
+            let line = f.line.unwrap_or_else(|| panic!("{name}: no line in {f:?}"));
+            let lines = source.lines().count() as u32;
+            assert!(
+                (1..=lines).contains(&line),
+                "{name}: line {line} of {lines}"
+            );
+        }
         ran += 1;
     }
     assert!(ran >= 35, "the corpus ran ({ran})");
@@ -410,6 +420,30 @@ fn hostile_kinds_are_told_apart() {
     assert_eq!(k, "error");
     assert!(m.contains("pattern too costly"), "{m}");
     assert!(kind("io_open.lua").2.contains("nil"), "io is not there");
+    // The line that called the host function, allocated or raised.
+    let at = |f: &str| kind(f).1;
+    assert_eq!(at("rep_find_bomb.lua"), Some(3), "string.find's caller");
+    assert_eq!(at("rep_gsub_bomb.lua"), Some(4), "string.gsub's caller");
+    assert_eq!(
+        at("match_bomb.lua"),
+        Some(3),
+        "the helper calling string.match"
+    );
+    assert_eq!(at("rep_huge.lua"), Some(3), "string.rep's caller");
+    assert_eq!(at("require_missing.lua"), Some(3), "require's caller");
+    assert_eq!(at("require_escape.lua"), Some(3));
+    assert_eq!(at("error_table.lua"), Some(3), "error with a table");
+    assert_eq!(at("gc_finalizer_loop.lua"), Some(3), "the refused __gc");
+    assert_eq!(at("table_growth.lua"), Some(5), "the allocating line");
+    assert_eq!(at("concat_growth.lua"), Some(4), "the allocating line");
+    assert_eq!(kind("concat_growth.lua").0, "memory");
+    // Shape errors: the line where the returning function is defined.
+    let (k, line, m) = kind("returns_agent_table.lua");
+    assert_eq!((k, line), ("shape", Some(2)), "{m}");
+    assert!(m.contains("key"), "{m}");
+    let (k, line, _) = kind("returns_number.lua");
+    assert_eq!((k, line), ("shape", Some(2)));
+    assert_eq!(kind("returns_candidates.lua").0, "shape");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The admin API, behind the admin bearer token (CONTRACT.md "Admin API").
 
+mod shadow;
+
 use super::{bearer, same_secret, AppError, JsonBody, Shared};
 use crate::config::Role;
 use crate::tenant::message_json;
@@ -31,6 +33,11 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/tenants/{tenant}/scripts/source", get(script_source))
         .route("/admin/clock/advance", post(advance_clock))
         .route("/admin/journal/fail-next", post(fail_next_commit))
+        .route(
+            "/admin/tenants/{tenant}/shadow",
+            put(shadow::start).get(shadow::show).delete(shadow::stop),
+        )
+        .route("/admin/tenants/{tenant}/replay", post(shadow::replay))
 }
 
 /// Proof of the right to administer: the platform's admin token (every
@@ -245,8 +252,9 @@ async fn scripts(
             json!({"file": r.file, "role": r.role, "generation": r.generation, "calls": r.calls, "errors": r.errors, "last_errors": last, "trusted_code": trusted.contains(r.file.as_str())})
         })
         .collect();
+    let shadow = t.shadow().map(|s| s.summary());
     Ok(Json(
-        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts, "plugins": plugins }),
+        json!({ "tenant": tenant, "generation": g.number(), "scripts": scripts, "plugins": plugins, "shadow": shadow }),
     ))
 }
 

@@ -124,6 +124,8 @@ impl ScriptStats {
 
 /// The Lua side of a generation, used by one call at a time.
 pub(crate) struct Host {
+    /// Dropped first (fields drop in order): the state closes after it.
+    _close: sandbox::CloseGuard,
     pub lua: Lua,
     pub budget: Arc<Budget>,
     pub route: Option<Function>,
@@ -131,6 +133,27 @@ pub(crate) struct Host {
     pub channels: HashMap<String, roles::ChannelFns>,
     pub agents: AgentCache,
     pub ctx: Table,
+    pub protected: sandbox::Protected,
+    /// The script function the call in progress entered last: where a
+    /// shape error (a bad returned value) is reported.
+    pub last_called: Option<Function>,
+}
+
+impl Host {
+    /// Call a script function under the host's message handler; its first
+    /// result.
+    pub fn invoke(&mut self, f: &Function, args: impl mlua::IntoLuaMulti) -> mlua::Result<Value> {
+        self.last_called = Some(f.clone());
+        self.protected.call1(&self.lua, f, args)
+    }
+}
+
+/// Where `f` is defined: (file, line), for a function of a tenant file.
+fn defined_at(f: &Function) -> Option<(String, u32)> {
+    let info = f.info();
+    let file = info.source.as_deref()?.strip_prefix('@')?.to_string();
+    let line = u32::try_from(info.line_defined?).ok()?;
+    Some((file, line))
 }
 
 /// One loaded set of a tenant's scripts.
@@ -166,12 +189,41 @@ fn module_of(ret: Value, env: Table) -> Table {
     }
 }
 
+/// One self-test of a script, as `switchboard scripts test` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestOutcome {
+    pub file: String,
+    pub name: String,
+    /// `None`: it passed; else where and why it failed.
+    pub failure: Option<ScriptError>,
+}
+
 impl Generation {
     /// Load and validate; every problem is reported, none is fatal to the host.
     pub fn load(
         spec: &ScriptSpec,
         number: u64,
         now: Millis,
+    ) -> Result<Generation, Vec<ScriptError>> {
+        Self::load_with_tests(spec, number, now).0
+    }
+
+    /// [`Generation::load`], and the outcome of every self-test it ran.
+    pub fn load_with_tests(
+        spec: &ScriptSpec,
+        number: u64,
+        now: Millis,
+    ) -> (Result<Generation, Vec<ScriptError>>, Vec<TestOutcome>) {
+        let mut outcomes = Vec::new();
+        let r = Self::load_inner(spec, number, now, &mut outcomes);
+        (r, outcomes)
+    }
+
+    fn load_inner(
+        spec: &ScriptSpec,
+        number: u64,
+        now: Millis,
+        outcomes: &mut Vec<TestOutcome>,
     ) -> Result<Generation, Vec<ScriptError>> {
         let budget = Arc::new(Budget::default());
         let now_cell = Arc::new(AtomicU64::new(now));
@@ -185,6 +237,10 @@ impl Generation {
             sb::register(lua, &sb_ctx)
         })
         .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        // Declared after the state, so dropped before it on every return.
+        let close = sandbox::CloseGuard(budget.clone());
+        let protected = sandbox::Protected::new(&lua)
+            .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         let mut errors = Vec::new();
         let mut stats = ScriptStats::default();
 
@@ -198,17 +254,21 @@ impl Generation {
             let result = (|| {
                 let env = sandbox::environment(&lua)?;
                 let f = sandbox::compile(&lua, file, source, env.clone())?;
-                let ret: Value = f.call(())?;
+                let ret: Value = protected.call1(&lua, &f, ())?;
                 Ok::<_, mlua::Error>(module_of(ret, env))
             })();
             let timed_out = budget.disarm();
             let at = budget.location();
+            let error_at = budget.error_location();
             match result {
                 Ok(m) => Some(m),
                 Err(e) => {
                     let mut d = describe(&e, file);
                     if let (true, Some((f, l))) = (timed_out, at) {
                         d = ScriptError::new(&f, Some(l), sandbox::BUDGET_EXCEEDED);
+                    } else if let Some((f, l)) = error_at {
+                        d.file = f;
+                        d.line = Some(l);
                     }
                     errors.push(d);
                     None
@@ -234,7 +294,16 @@ impl Generation {
                     Ok(Value::Nil) => {}
                     _ => errors.push(ScriptError::new(file, None, "entry must be a function")),
                 }
-                self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
+                self_tests(
+                    &lua,
+                    &protected,
+                    &budget,
+                    &spec.limits,
+                    file,
+                    &m,
+                    &mut errors,
+                    outcomes,
+                );
             }
         }
 
@@ -275,7 +344,16 @@ impl Generation {
                 },
                 Err(message) => errors.push(ScriptError::new(file, None, message)),
             }
-            self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
+            self_tests(
+                &lua,
+                &protected,
+                &budget,
+                &spec.limits,
+                file,
+                &m,
+                &mut errors,
+                outcomes,
+            );
         }
 
         let mut responses: Arc<[CannedResponse]> = Arc::from(Vec::new());
@@ -286,7 +364,16 @@ impl Generation {
                     Ok(list) => responses = list,
                     Err(message) => errors.push(ScriptError::new(file, None, message)),
                 }
-                self_tests(&lua, &budget, &spec.limits, file, &m, &mut errors);
+                self_tests(
+                    &lua,
+                    &protected,
+                    &budget,
+                    &spec.limits,
+                    file,
+                    &m,
+                    &mut errors,
+                    outcomes,
+                );
             }
         }
 
@@ -304,7 +391,16 @@ impl Generation {
                 }
                 Err(message) => errors.push(ScriptError::new(&ch.script, None, message)),
             }
-            self_tests(&lua, &budget, &spec.limits, &ch.script, &m, &mut errors);
+            self_tests(
+                &lua,
+                &protected,
+                &budget,
+                &spec.limits,
+                &ch.script,
+                &m,
+                &mut errors,
+                outcomes,
+            );
         }
 
         if !errors.is_empty() {
@@ -323,6 +419,7 @@ impl Generation {
             number,
             tenant: spec.tenant.clone(),
             host: Mutex::new(Host {
+                _close: close,
                 lua,
                 budget,
                 route,
@@ -330,6 +427,8 @@ impl Generation {
                 channels,
                 agents,
                 ctx,
+                protected,
+                last_called: None,
             }),
             routing_file: spec.routing.clone(),
             channel_files,
@@ -403,10 +502,15 @@ impl Generation {
     ) -> Result<R, ScriptFailure> {
         self.stats.called(file);
         let mut host = lock(&self.host);
+        host.last_called = None;
         host.budget.arm(self.limits.instructions_per_call);
         let result = f(&mut host);
         let timed_out = host.budget.disarm();
         let stopped_at = host.budget.location();
+        let error_at = host.budget.error_location();
+        let memory_at = host.budget.memory_location();
+        // The last resort for a line: where the function called is defined.
+        let defined = host.last_called.as_ref().and_then(defined_at);
         let failure = match result {
             Ok(r) => return Ok(r),
             Err(CallError::Lua(e)) => {
@@ -421,10 +525,20 @@ impl Generation {
                 } else {
                     "error"
                 };
-                let (file, line, message) = match (timed_out, stopped_at) {
-                    (true, Some((f, l))) => (f, Some(l), sandbox::BUDGET_EXCEEDED.to_string()),
-                    (true, None) => (d.file, d.line, sandbox::BUDGET_EXCEEDED.to_string()),
-                    (false, _) => (d.file, d.line, d.message),
+                let in_message = d.line.map(|l| (d.file.clone(), l));
+                let at = match kind {
+                    "timeout" => stopped_at.or(error_at).or(in_message).or(defined),
+                    "memory" => memory_at.or(error_at).or(in_message).or(defined),
+                    _ => error_at.or(in_message).or(defined),
+                };
+                let message = if timed_out {
+                    sandbox::BUDGET_EXCEEDED.to_string()
+                } else {
+                    d.message
+                };
+                let (file, line) = match at {
+                    Some((f, l)) => (f, Some(l)),
+                    None => (d.file, None),
                 };
                 ScriptFailure {
                     file,
@@ -434,13 +548,19 @@ impl Generation {
                     at: self.now(),
                 }
             }
-            Err(CallError::Shape(message)) => ScriptFailure {
-                file: file.to_string(),
-                line: None,
-                message,
-                kind: "shape",
-                at: self.now(),
-            },
+            Err(CallError::Shape(message)) => {
+                let (file, line) = match defined {
+                    Some((f, l)) => (f, Some(l)),
+                    None => (file.to_string(), None),
+                };
+                ScriptFailure {
+                    file,
+                    line,
+                    message,
+                    kind: "shape",
+                    at: self.now(),
+                }
+            }
         };
         // A script that filled its memory gets it back before the next call.
         if host.lua.used_memory() > self.limits.memory_bytes / 2 {
@@ -482,13 +602,18 @@ impl From<mlua::Error> for CallError {
 }
 
 /// Run a module's `tests` (a function, or a table of functions).
+// The load's own state, passed through as it is: bundling it in a struct
+// used once would only rename the arguments.
+#[allow(clippy::too_many_arguments)]
 fn self_tests(
     lua: &Lua,
+    protected: &sandbox::Protected,
     budget: &Budget,
     limits: &Limits,
     file: &str,
     module: &Table,
     errors: &mut Vec<ScriptError>,
+    outcomes: &mut Vec<TestOutcome>,
 ) {
     let tests: Vec<(String, Function)> = match module.get::<Value>("tests") {
         Ok(Value::Function(f)) => vec![("tests".into(), f)],
@@ -509,11 +634,16 @@ fn self_tests(
     };
     for (name, f) in tests {
         budget.arm(limits.instructions_per_load);
-        let r = f.call::<Value>(());
+        let r = protected.call1(lua, &f, ());
         let timed_out = budget.disarm();
         let at = budget.location();
+        let error_at = budget.error_location();
         if let Err(e) = r {
             let mut d = describe(&e, file);
+            if let Some((f, l)) = error_at {
+                d.file = f;
+                d.line = Some(l);
+            }
             if timed_out {
                 d.message = sandbox::BUDGET_EXCEEDED.into();
                 if let Some((f, l)) = at {
@@ -521,9 +651,19 @@ fn self_tests(
                     d.line = Some(l);
                 }
             }
+            outcomes.push(TestOutcome {
+                file: file.to_string(),
+                name: name.clone(),
+                failure: Some(d.clone()),
+            });
             d.message = format!("self-test {name} failed: {}", d.message);
             errors.push(d);
+        } else {
+            outcomes.push(TestOutcome {
+                file: file.to_string(),
+                name,
+                failure: None,
+            });
         }
     }
-    let _ = lua;
 }

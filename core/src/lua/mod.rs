@@ -19,7 +19,9 @@ pub mod sandbox;
 pub mod sb;
 pub mod strings;
 
-pub use generation::{ChannelSpec, FileReport, Generation, ScriptFailure, ScriptSpec, ScriptStats};
+pub use generation::{
+    ChannelSpec, FileReport, Generation, ScriptFailure, ScriptSpec, ScriptStats, TestOutcome,
+};
 pub use roles::LuaChannel;
 pub use sandbox::Limits;
 

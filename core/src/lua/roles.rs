@@ -194,29 +194,55 @@ fn decision(v: Value) -> Result<RouteDecision, CallError> {
     match v {
         Value::Nil => Ok(RouteDecision::KeepQueued),
         Value::String(s) => Ok(RouteDecision::Agent(s.to_str()?.to_string())),
-        Value::Table(t) => {
-            let mut list = Vec::new();
-            for v in t.sequence_values::<Value>() {
-                match v? {
-                    Value::String(s) if list.len() < MAX_RANKED => {
-                        list.push(s.to_str()?.to_string())
-                    }
-                    Value::String(_) => break,
-                    other => {
-                        return Err(CallError::Shape(format!(
-                            "route returned a list holding a {}; expected agent ids",
-                            other.type_name()
-                        )))
-                    }
-                }
-            }
-            Ok(RouteDecision::Ranked(list))
-        }
+        Value::Table(t) => ranked(&t).map(RouteDecision::Ranked),
         other => Err(CallError::Shape(format!(
             "route returned a {}; expected an agent id, a list of agent ids or nil",
             other.type_name()
         ))),
     }
+}
+
+/// A returned list of agent ids: keys exactly 1..n, every value a string.
+/// Anything else (`{agent = {1, 2, 3}, rank = "x"}`, a hole, a proxy such
+/// as `candidates`) is a shape error, never a silent "no answer".
+fn ranked(t: &Table) -> Result<Vec<String>, CallError> {
+    if t.metatable().is_some() {
+        return Err(CallError::Shape(
+            "route returned a table with a metatable (candidates?); expected a list of agent ids"
+                .into(),
+        ));
+    }
+    let len = t.raw_len();
+    let mut list = Vec::with_capacity(len.min(MAX_RANKED));
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let index = match k {
+            Value::Integer(i) if i >= 1 && (i as usize) <= len => i as usize,
+            other => {
+                let key = match &other {
+                    Value::String(s) => format!("key {:?}", s.to_string_lossy()),
+                    Value::Integer(i) => format!("index {i}"),
+                    o => format!("a {} key", o.type_name()),
+                };
+                return Err(CallError::Shape(format!(
+                    "route returned a table with {key}; expected a list of agent ids"
+                )));
+            }
+        };
+        match v {
+            Value::String(_) => {}
+            other => {
+                return Err(CallError::Shape(format!(
+                    "route returned a list holding a {} at {index}; expected agent ids",
+                    other.type_name()
+                )))
+            }
+        }
+    }
+    for v in t.sequence_values::<String>().take(MAX_RANKED) {
+        list.push(v?);
+    }
+    Ok(list)
 }
 
 impl Generation {
@@ -234,7 +260,7 @@ impl RoutingPolicy for Generation {
                 return Ok(None);
             };
             let conv = conversation_table(&host.lua, conversation)?;
-            match f.call::<Value>(conv)? {
+            match host.invoke(&f, conv)? {
                 Value::Nil => Ok(None),
                 Value::String(s) => {
                     let q = s.to_str()?.to_string();
@@ -270,7 +296,7 @@ impl RoutingPolicy for Generation {
             let conv = conversation_table(&host.lua, conversation)?;
             let cands = host.agents.candidates(&host.lua, candidates)?;
             let ctx = self.with_ctx(host)?;
-            decision(f.call::<Value>((conv, cands, ctx))?)
+            decision(host.invoke(&f, (conv, cands, ctx))?)
         });
         r.unwrap_or(RouteDecision::Fallback)
     }
@@ -638,7 +664,7 @@ impl ChannelAdapter for LuaChannel<'_> {
                 };
                 let req = request_table(&host.lua, request)?;
                 let ctx = self.ctx(host, fns)?;
-                match f.call::<Value>((req, ctx))? {
+                match host.invoke(&f, (req, ctx))? {
                     Value::Nil => Ok(Verdict::Accept),
                     Value::Table(t) => Ok(Verdict::Respond(response_of(&t)?)),
                     other => Err(CallError::Shape(format!(
@@ -656,7 +682,8 @@ impl ChannelAdapter for LuaChannel<'_> {
                 let fns = self.fns(host)?;
                 let req = request_table(&host.lua, request)?;
                 let ctx = self.ctx(host, fns)?;
-                let Value::Table(t) = fns.inbound.call::<Value>((req, ctx))? else {
+                let inbound = fns.inbound.clone();
+                let Value::Table(t) = host.invoke(&inbound, (req, ctx))? else {
                     return Err(CallError::Shape(
                         "inbound must return {events = …, response = …}".into(),
                     ));
@@ -697,7 +724,7 @@ impl ChannelAdapter for LuaChannel<'_> {
         self.generation
             .call(self.file, |host| {
                 let fns = self.fns(host)?;
-                let lua = &host.lua;
+                let lua = host.lua.clone();
                 let m = lua.create_table()?;
                 m.raw_set("conversation", message.conversation)?;
                 m.raw_set("customer", message.customer.as_str())?;
@@ -708,7 +735,8 @@ impl ChannelAdapter for LuaChannel<'_> {
                 if let Some(at) = ctx.last_customer_message_at {
                     c.raw_set("last_customer_message_at", at)?;
                 }
-                let Value::Table(t) = fns.outbound.call::<Value>((m, c))? else {
+                let outbound = fns.outbound.clone();
+                let Value::Table(t) = host.invoke(&outbound, (m, c))? else {
                     return Err(CallError::Shape(
                         "outbound must return a request or {refuse = reason}".into(),
                     ));

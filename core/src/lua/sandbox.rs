@@ -13,7 +13,10 @@
 //! once it is spent); a memory limit per state.
 
 use super::strings;
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{
+    ChunkMode, Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, MultiValue, StdLib, Table,
+    Value, VmState,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -54,13 +57,43 @@ pub struct Budget {
     exceeded: AtomicBool,
     /// Where the budget ran out: (file, line).
     at: std::sync::Mutex<Option<(String, u32)>>,
+    /// Innermost tenant frame when an error left the call (set by the
+    /// message handler of [`invoke`]).
+    error_at: std::sync::Mutex<Option<(String, u32)>>,
+    /// Innermost tenant frame at the last garbage-collection cycle of the
+    /// call: where a script that ran out of memory was allocating (Lua
+    /// calls no handler for memory errors).
+    memory_at: std::sync::Mutex<Option<(String, u32)>>,
+    /// The state is being closed: finalizers must not touch it.
+    closing: AtomicBool,
+}
+
+/// Owned beside a state, dropped just before it: from then on the
+/// finalizers the host planted leave the closing state alone.
+#[derive(Debug)]
+pub struct CloseGuard(pub Arc<Budget>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.0.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+fn put(cell: &std::sync::Mutex<Option<(String, u32)>>, v: Option<(String, u32)>) {
+    if let Ok(mut c) = cell.lock() {
+        *c = v;
+    }
+}
+
+fn take(cell: &std::sync::Mutex<Option<(String, u32)>>) -> Option<(String, u32)> {
+    cell.lock().ok().and_then(|mut c| c.take())
 }
 
 impl Budget {
     pub fn arm(&self, instructions: i64) {
-        if let Ok(mut a) = self.at.lock() {
-            *a = None;
-        }
+        put(&self.at, None);
+        put(&self.error_at, None);
+        put(&self.memory_at, None);
         self.remaining.store(instructions, Ordering::Relaxed);
         self.exceeded.store(false, Ordering::Relaxed);
     }
@@ -74,6 +107,18 @@ impl Budget {
     /// Where the budget ran out in the last call, if it did.
     pub fn location(&self) -> Option<(String, u32)> {
         self.at.lock().ok().and_then(|mut a| a.take())
+    }
+
+    /// Where the error that ended the last call was raised: the innermost
+    /// frame of a tenant file (the line that called the host function,
+    /// raised or failed).
+    pub fn error_location(&self) -> Option<(String, u32)> {
+        take(&self.error_at)
+    }
+
+    /// Where the last call was allocating at its last collection cycle.
+    pub fn memory_location(&self) -> Option<(String, u32)> {
+        take(&self.memory_at)
     }
 
     fn record(&self, file: String, line: u32) {
@@ -179,6 +224,9 @@ pub fn new_state(
     string.raw_set("dump", Value::Nil)?;
     strings::register(&lua, &string)?;
 
+    // The host's own protected call, kept before the guest's is wrapped.
+    let raw_xpcall: Function = g.get("xpcall")?;
+
     // Protected calls that re-raise a spent budget; read-only proxies.
     let b = budget.clone();
     let spent = lua.create_function(move |_, ()| Ok(b.exceeded()))?;
@@ -245,6 +293,17 @@ pub fn new_state(
     lua.set_named_registry_value("sb_base", base.clone())?;
     lua.set_named_registry_value("sb_readonly", readonly)?;
 
+    // The message handler of `invoke`: notes the innermost tenant frame
+    // while the stack is still there.
+    let b = budget.clone();
+    let locate = lua.create_function(move |lua, err: Value| {
+        put(&b.error_at, tenant_frame(lua, 1));
+        Ok(err)
+    })?;
+    lua.set_named_registry_value("sb_locate", locate)?;
+    lua.set_named_registry_value("sb_xpcall", raw_xpcall)?;
+    plant_gc_sentinel(&lua, budget.clone())?;
+
     let hook_budget = budget;
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
@@ -262,6 +321,107 @@ pub fn new_state(
     )?;
     lua.set_memory_limit(limits.memory_bytes)?;
     Ok((lua, base))
+}
+
+/// The innermost frame, from stack `level` up, running code of a tenant
+/// file (chunks are named `@path`; the prelude and C functions are
+/// skipped), with its current line.
+fn tenant_frame(lua: &Lua, level: usize) -> Option<(String, u32)> {
+    // Deep enough for any real call chain; a stack overflow is cut short.
+    for l in level..level + 256 {
+        let found = lua.inspect_stack(l, |d| {
+            let src = d.source();
+            let file = src.source.as_deref()?.strip_prefix('@')?.to_string();
+            let line = u32::try_from(d.current_line()?).ok()?;
+            Some((file, line))
+        })?;
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// A table whose finalizer notes where the running call is, then plants
+/// the next one: one note per garbage-collection cycle, so a call that
+/// runs out of memory leaves where it was allocating. Lua calls no
+/// message handler for memory errors, and the stack is gone by the time
+/// the call returns.
+fn plant_gc_sentinel(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
+    let mt = lua.create_table()?;
+    let note = lua.create_function(move |lua, _: Value| {
+        if budget.closing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(at) = tenant_frame(lua, 1) {
+            put(&budget.memory_at, Some(at));
+        }
+        let mt: Table = lua.named_registry_value("sb_gc_sentinel")?;
+        let next = lua.create_table()?;
+        next.set_metatable(Some(mt))?;
+        Ok(())
+    })?;
+    mt.raw_set("__gc", note)?;
+    mt.raw_set("__metatable", false)?;
+    lua.set_named_registry_value("sb_gc_sentinel", mt.clone())?;
+    let first = lua.create_table()?;
+    first.set_metatable(Some(mt))?;
+    Ok(())
+}
+
+/// Calls under the host's message handler: on an error,
+/// [`Budget::error_location`] tells the innermost line of a tenant file
+/// that was running.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    xpcall: Function,
+    locate: Function,
+}
+
+impl Protected {
+    pub fn new(lua: &Lua) -> mlua::Result<Protected> {
+        Ok(Protected {
+            xpcall: lua.named_registry_value("sb_xpcall")?,
+            locate: lua.named_registry_value("sb_locate")?,
+        })
+    }
+
+    /// Call `f`; its results, or its error as mlua would have raised it.
+    pub fn call(
+        &self,
+        lua: &Lua,
+        f: &Function,
+        args: impl IntoLuaMulti,
+    ) -> mlua::Result<MultiValue> {
+        let mut all = args.into_lua_multi(lua)?;
+        all.push_front(Value::Function(self.locate.clone()));
+        all.push_front(Value::Function(f.clone()));
+        let mut out: MultiValue = self.xpcall.call(all)?;
+        match out.pop_front() {
+            Some(Value::Boolean(true)) => Ok(out),
+            _ => Err(match out.pop_front() {
+                Some(Value::Error(e)) => *e,
+                Some(Value::String(s)) => {
+                    let m = s.to_string_lossy();
+                    if m == "not enough memory" {
+                        mlua::Error::MemoryError(m)
+                    } else {
+                        mlua::Error::RuntimeError(m)
+                    }
+                }
+                Some(other) => mlua::Error::RuntimeError(format!(
+                    "error object is a {} value",
+                    other.type_name()
+                )),
+                None => mlua::Error::RuntimeError("unknown error".into()),
+            }),
+        }
+    }
+
+    /// [`Protected::call`] keeping the first result.
+    pub fn call1(&self, lua: &Lua, f: &Function, args: impl IntoLuaMulti) -> mlua::Result<Value> {
+        Ok(self.call(lua, f, args)?.pop_front().unwrap_or(Value::Nil))
+    }
 }
 
 /// A fresh environment for one script: its globals are its own; reads fall

@@ -462,11 +462,17 @@ mod tests {
         // Long messages: only their meeting point is read, and the rest of
         // each is kept (the new one masked as usual).
         let long_prev = format!("{}ma carte 4111 1111", "é blabla ".repeat(2_000));
-        let long_next = format!("1111 1111 merci {}", "et encore 4111111111111111 ".repeat(200));
+        let long_next = format!(
+            "1111 1111 merci {}",
+            "et encore 4111111111111111 ".repeat(200)
+        );
         let (before, after) = m.mask_across(&long_prev, &long_next).expect("found across");
         assert!(before.starts_with(&"é blabla ".repeat(2_000)));
         assert!(before.ends_with("blabla ma carte ********"));
-        assert!(after.starts_with("****1111 merci et encore ************1111"), "{after:.60}");
+        assert!(
+            after.starts_with("****1111 merci et encore ************1111"),
+            "{after:.60}"
+        );
         assert!(!after.contains("4111111111111111"));
     }
 

@@ -1,0 +1,4 @@
+-- Hostile: returning the (read-only) candidates table itself
+return { route = function(conversation, candidates, ctx)
+  return candidates
+end }
