@@ -689,18 +689,24 @@
 
   function renderState() {
     var sel = $('state-select');
-    clear(sel);
     var st = S.me.state;
-    var add = function (value, label, disabled) {
-      sel.appendChild(el('option', { text: label, attrs: { value: value, disabled: !!disabled } }));
-    };
-    add('available', t('available'));
+    var options = [['available', t('available'), false]];
     var reasons = S.me.idleReasons.slice();
     if (st === 'idle' && S.me.reason && reasons.indexOf(S.me.reason) < 0) reasons.unshift(S.me.reason);
-    reasons.forEach(function (r) { add('idle:' + r, t('idle') + ' — ' + r); });
-    if (reasons.length === 0) add('idle:', t('idle'));
-    if (st === 'rona') add('rona', t('rona'), true);
-    if (st === 'logged_out') add('logged_out', t('loggedOut'), true);
+    reasons.forEach(function (r) { options.push(['idle:' + r, t('idle') + ' — ' + r, false]); });
+    if (reasons.length === 0) options.push(['idle:', t('idle'), false]);
+    if (st === 'rona') options.push(['rona', t('rona'), true]);
+    if (st === 'logged_out') options.push(['logged_out', t('loggedOut'), true]);
+    // Rebuilt only when the choices change: every event re-renders, and a
+    // list rebuilt under the agent's pointer would close while they choose.
+    var key = JSON.stringify(options);
+    if (sel.dataset.options !== key) {
+      clear(sel);
+      options.forEach(function (o) {
+        sel.appendChild(el('option', { text: o[1], attrs: { value: o[0], disabled: o[2] } }));
+      });
+      sel.dataset.options = key;
+    }
     sel.value = st === 'idle' ? 'idle:' + (S.me.reason || '') : st;
     $('state-dot').dataset.state = st;
     document.body.dataset.agentState = st;
