@@ -202,7 +202,9 @@
       return [q.name, q.waiting, q.waiting ? duration(q.longest_wait_ms + age) : '', q.offered, q.agents_available, q.agents_busy];
     }));
     fill('agents', last.agents.map(function (a) {
-      var state = I18N.has(a.state) ? t(a.state) : a.state;
+      // Wire names (`logged_out`) to the desktop's labels (`loggedOut`).
+      var key = a.state.replace(/_([a-z])/g, function (_, c) { return c.toUpperCase(); });
+      var state = I18N.has(key) ? t(key) : a.state;
       if (a.reason) state += ' (' + a.reason + ')';
       var actions = [
         button('setAvailable', 'btn-quiet', function () { setState(a.id, 'available'); }),
