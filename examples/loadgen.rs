@@ -11,6 +11,10 @@
 //! cargo run --release --example loadgen -- --rate 0 --idle-sockets 10000 # 10k agent sockets
 //! cargo run --release --example loadgen -- --startup-tenants 300          # start-up, 900 plain passwords
 //! cargo run --release --example loadgen -- --startup-tenants 300 --hashed # the same with password_hash
+//! createdb load1 && cargo run --release --example loadgen -- --rate 1000 \
+//!     --database-url postgres://postgres@127.0.0.1/load1               # one node on PostgreSQL
+//! createdb load3 && cargo run --release --example loadgen -- --rate 1000 --nodes 3 \
+//!     --database-url postgres://postgres@127.0.0.1/load3               # three nodes, round-robin
 //! ```
 //! Requests loop for a bounded time and stop by themselves.
 
@@ -77,6 +81,14 @@ struct Args {
     /// With `--startup-tenants`: agents have `password_hash`, not `password`.
     #[arg(long)]
     hashed: bool,
+    /// Journal, sessions and leases in this PostgreSQL database instead of
+    /// SQLite (it should be empty: `createdb` a new one per run).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Start this many nodes on `--database-url` (a cluster); customers'
+    /// messages and agents are spread over them round-robin.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 const SECRET: &str = "load-secret";
@@ -441,33 +453,24 @@ fn sign(body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
-    if let Some(n) = args.startup_tenants {
-        startup(&args, n);
-        return;
-    }
-    let stats = Arc::new(Stats::default());
-    let graph = graph_api(stats.clone()).await;
-    let dir = std::env::temp_dir().join(format!("switchboard-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg = dir.join("load.toml");
-    std::fs::write(&cfg, config(&args, &graph, &dir)).expect("write config");
-    let mut child = Command::new(&args.server)
-        .args(["serve", "--config"])
-        .arg(&cfg)
+/// Start node `n` of the run; its process and base URL.
+fn start_node(args: &Args, cfg: &std::path::Path, n: usize) -> (std::process::Child, String) {
+    let mut cmd = Command::new(&args.server);
+    cmd.args(["serve", "--config"])
+        .arg(cfg)
         .env("SWITCHBOARD_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (cargo build --release first)",
-                args.server.display()
-            )
-        });
-    let pid = child.id();
+        .stderr(Stdio::inherit());
+    if let Some(url) = &args.database_url {
+        cmd.env("SWITCHBOARD_DATABASE_URL", url)
+            .env("SWITCHBOARD_NODE_ID", format!("load-{n}"));
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "start {}: {e} (cargo build --release first)",
+            args.server.display()
+        )
+    });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let base = loop {
         match lines.next() {
@@ -480,12 +483,67 @@ async fn main() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if args.nodes > 1 && args.database_url.is_none() {
+        eprintln!("--nodes needs --database-url: nodes of a cluster share a PostgreSQL database");
+        std::process::exit(2);
+    }
+    if let Some(n) = args.startup_tenants {
+        startup(&args, n);
+        return;
+    }
+    let stats = Arc::new(Stats::default());
+    let graph = graph_api(stats.clone()).await;
+    let dir = std::env::temp_dir().join(format!("switchboard-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg = dir.join("load.toml");
+    std::fs::write(&cfg, config(&args, &graph, &dir)).expect("write config");
+    // The nodes (one unless --nodes): each started here, on loopback,
+    // with the same configuration (it points at this tool's stand-in
+    // Graph API) and, for a cluster, the same database.
+    let mut children = Vec::new();
+    let bases: Vec<String> = (0..args.nodes.max(1))
+        .map(|n| {
+            let (child, base) = start_node(&args, &cfg, n);
+            children.push(child);
+            base
+        })
+        .collect();
+    let pid = children.first().map(|c| c.id()).unwrap_or(0);
+    let base = bases[0].clone();
+    // A cluster serves once every node has taken its share.
+    if args.database_url.is_some() {
+        let probe = reqwest::Client::new();
+        for b in &bases {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let ready = probe
+                    .get(format!("{b}/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{b} never became ready");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.senders * 2)
         .build()
         .expect("client");
     println!(
-        "server pid {pid} at {base}; {} agents x {} capacity, {} customers, channel {}, journal sync {}",
+        "{} node(s) {:?} (first pid {pid}), store {}; {} agents x {} capacity, {} customers, channel {}, journal sync {}",
+        bases.len(),
+        bases,
+        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
         args.agents, args.capacity, args.customers, args.channel, args.sync
     );
 
@@ -495,7 +553,7 @@ async fn main() {
     for i in 0..args.agents {
         agent_tasks.push(tokio::spawn(run_agent(
             http.clone(),
-            base.clone(),
+            bases[i % bases.len()].clone(),
             format!("a{i}"),
             stats.clone(),
             args.reply_every,
@@ -582,9 +640,9 @@ async fn main() {
         let per_sender = args.rate as f64 / args.senders as f64;
         let total = args.rate * args.duration;
         for k in 0..args.senders {
-            let (http, base, stats, counter, a, visitor_tokens) = (
+            let (http, bases, stats, counter, a, visitor_tokens) = (
                 http.clone(),
-                base.clone(),
+                bases.clone(),
                 stats.clone(),
                 counter.clone(),
                 args.clone(),
@@ -603,6 +661,8 @@ async fn main() {
                         break;
                     }
                     let psid = format!("{}", 10_000 + n % a.customers as u64);
+                    // Round-robin over the nodes, as a load balancer would.
+                    let base = &bases[n as usize % bases.len()];
                     if let Ok(mut m) = stats.sent_at.lock() {
                         m.insert(n, Instant::now());
                     }
@@ -724,9 +784,11 @@ async fn main() {
     stats.ack.report("webhook acknowledged");
     stats.to_agent.report("webhook in -> agent WebSocket");
     stats.to_graph.report("agent reply -> Graph API request");
-    println!("server peak RSS {:.1} MiB", peak as f64 / 1024.0);
-    let _ = child.kill();
-    let _ = child.wait();
+    println!("first server's peak RSS {:.1} MiB", peak as f64 / 1024.0);
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = std::fs::remove_dir_all(&dir);
     drop(idle);
     for t in agent_tasks {
