@@ -1222,6 +1222,8 @@ async fn the_console_charts_the_days_volume_per_hour() {
          .reduce(function (n, r) { return n + Number(r.dataset.offered || 0); }, 0) === 2",
     )
     .await;
+    sam.js("document.getElementById('report-queues').scrollIntoView(); return true;")
+        .await;
     sam.screenshot("console-hours").await;
     sam.close().await;
 }
