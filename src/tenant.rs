@@ -614,6 +614,12 @@ impl Tenant {
             .unwrap_or(Err(StoreError::Stopped))
     }
 
+    /// Where the tenant's attachments are kept (shared by the nodes of a
+    /// cluster, so they follow the tenant).
+    pub fn attachments(&self) -> crate::attachments::Storage {
+        crate::attachments::Storage::new(&self.store, &self.config.data_dir)
+    }
+
     /// Read the engine's state.
     pub fn read<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
         f(&lock(&self.inner).engine)

@@ -1158,3 +1158,91 @@ async fn a_reply_committed_by_a_killed_owner_is_sent_once_by_the_next() {
     );
     assert!(g.bad_proofs.lock().expect("lock").is_empty());
 }
+
+/// `GET /api/attachments/{id}` through `node` as the agent of `token`,
+/// retried while the tenant moves: (status, nosniff header, content).
+async fn get_attachment(
+    c: &Cluster,
+    node: usize,
+    token: &str,
+    id: &str,
+) -> (u16, Option<String>, Vec<u8>) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let r = c
+            .http
+            .get(c.node(node).url(&format!("/api/attachments/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            let status = r.status().as_u16();
+            if status != 503 && status != 502 {
+                let nosniff = r
+                    .headers()
+                    .get("x-content-type-options")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                return (status, nosniff, body);
+            }
+        }
+        assert!(Instant::now() < deadline, "the attachment never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attachment_uploaded_on_one_owner_is_served_by_the_next() {
+    let Some(mut c) = Cluster::start("attachments", 2).await else {
+        return;
+    };
+    let t = tenant(1);
+    let owner = c.owner(&t).await.expect("owner");
+    let dead = Cluster::index_of(&owner);
+    let other = (dead + 1) % 2;
+    // A web chat visitor uploads a picture through the owner itself.
+    let deadline = Instant::now() + SETTLE;
+    let uploaded = loop {
+        let r = c
+            .http
+            .post(
+                c.node(dead)
+                    .url(&format!("/channels/webchat/{t}/attachments?name=photo.png")),
+            )
+            .header("content-type", "image/png")
+            .body(graph::PNG.to_vec())
+            .send()
+            .await
+            .expect("upload");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status == 201 {
+            break v;
+        }
+        assert_eq!(status, 503, "upload: {v}");
+        assert!(Instant::now() < deadline, "the upload never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = uploaded["id"].as_str().expect("id").to_string();
+    let token = login(&c, other, &t, "ann").await;
+    let (status, _, body) = get_attachment(&c, other, &token, &id).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, graph::PNG);
+
+    // The owner dies; the tenant moves to the node left, which serves the
+    // picture from the shared store, as before.
+    c.node_mut(dead).kill();
+    c.nodes[dead] = None;
+    c.refresh_live();
+    let new_owner = c.new_owner(&t, &owner).await;
+    assert_eq!(Cluster::index_of(&new_owner), other);
+    let (status, nosniff, body) = get_attachment(&c, other, &token, &id).await;
+    assert_eq!(status, 200);
+    assert_eq!(nosniff.as_deref(), Some("nosniff"));
+    assert_eq!(body, graph::PNG);
+    // Another tenant's agent gets 404, as for an unknown id.
+    let stranger = login(&c, other, &tenant(2), "ann").await;
+    let (status, _, _) = get_attachment(&c, other, &stranger, &id).await;
+    assert_eq!(status, 404);
+}

@@ -860,3 +860,38 @@ async fn the_store_answers_from_async_code() {
     assert_eq!(store.recover("acme").expect("recovers").last_seq, seq);
     drop(store);
 }
+
+#[test]
+fn the_shared_store_keeps_attachments_per_tenant() {
+    let Some(opened) = postgres("attachments") else {
+        return;
+    };
+    let store = &*opened.store;
+    assert!(store.keeps_attachments());
+    let id = "0123456789abcdef0123456789abcdef";
+    store
+        .put_attachment(
+            "acme",
+            id,
+            b"\x89PNG".to_vec(),
+            r#"{"mime":"image/png"}"#.into(),
+        )
+        .expect("kept");
+    let (meta, content) = store
+        .attachment("acme", id, true)
+        .expect("read")
+        .expect("found");
+    assert_eq!(meta, r#"{"mime":"image/png"}"#);
+    assert_eq!(content.as_deref(), Some(&b"\x89PNG"[..]));
+    // The description alone, without the content.
+    let (_, none) = store
+        .attachment("acme", id, false)
+        .expect("read")
+        .expect("found");
+    assert!(none.is_none());
+    // Another tenant's id is unknown there.
+    assert!(store.attachment("other", id, true).expect("read").is_none());
+    // SQLite (one node) keeps them as files instead.
+    let lite = sqlite("attachments").expect("sqlite");
+    assert!(!lite.store.keeps_attachments());
+}

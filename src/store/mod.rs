@@ -212,6 +212,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
     /// Make the next commit fail (a test hook, behind `test_clock`).
     fn fail_next_commit(&self);
+    /// Whether customers' attachments are kept here, where every node
+    /// reads them (a cluster's database); otherwise they are files under
+    /// the node's `data_dir` (`crate::attachments`).
+    fn keeps_attachments(&self) -> bool {
+        false
+    }
+    /// Keep an attachment's content and its description (JSON).
+    fn put_attachment(
+        &self,
+        _tenant: &str,
+        _id: &str,
+        _content: Vec<u8>,
+        _meta: String,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Failed(
+            "attachments are not kept in this store".into(),
+        ))
+    }
+    /// An attachment's description (JSON) and, if asked, its content.
+    #[allow(clippy::type_complexity)]
+    fn attachment(
+        &self,
+        _tenant: &str,
+        _id: &str,
+        _content: bool,
+    ) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A member of a cluster, as the shared store knows it.

@@ -121,6 +121,14 @@ const MIGRATIONS: &[&str] = &[
          at bigint NOT NULL,
          PRIMARY KEY (tenant, seq, n)
      );",
+    // 3: customers' attachments, where every node reads them.
+    "CREATE TABLE sb_attachments (
+         tenant text NOT NULL,
+         id text NOT NULL,
+         meta text NOT NULL,
+         content bytea NOT NULL,
+         PRIMARY KEY (tenant, id)
+     );",
 ];
 
 /// The schema version this build writes and reads.
@@ -834,6 +842,49 @@ impl Store for PgStore {
 
     fn fail_next_commit(&self) {
         self.fail_next.store(true, Ordering::SeqCst);
+    }
+
+    fn keeps_attachments(&self) -> bool {
+        true
+    }
+
+    fn put_attachment(
+        &self,
+        tenant: &str,
+        id: &str,
+        content: Vec<u8>,
+        meta: String,
+    ) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO sb_attachments (tenant, id, meta, content) VALUES ($1, $2, $3, $4)",
+                &[&tenant, &id, &meta, &content],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn attachment(
+        &self,
+        tenant: &str,
+        id: &str,
+        content: bool,
+    ) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.call(move |c| {
+            let row = c
+                .query_opt(
+                    "SELECT meta, CASE WHEN $3 THEN content END
+                     FROM sb_attachments WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id, &content],
+                )
+                .map_err(sql)?;
+            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .transpose()
+                .map_err(sql)
+        })
     }
 }
 
