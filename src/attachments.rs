@@ -1,6 +1,9 @@
 //! Customers' attachments: fetched from the channel (Meta's CDN) when the
-//! message arrives, stored under `<data_dir>/attachments/<tenant>/`, and
-//! served to the tenant's agents at `/api/attachments/{id}`.
+//! message arrives (or uploaded by a web chat visitor), stored where the
+//! tenant's [`Storage`] says — files under `<data_dir>/attachments/<tenant>/`
+//! for a node alone, the shared database for a cluster, so a tenant that
+//! moves to another node still serves them — and served to the tenant's
+//! agents at `/api/attachments/{id}`.
 //!
 //! **Invariant:** agents never get the channel's own address: every
 //! attachment's `url` is Switchboard's copy. A fetch that fails (too
@@ -13,7 +16,9 @@
 //! **Invariant:** neither the channel's URL (it may carry a signature) nor
 //! the content is logged.
 
+use crate::store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::channel::InboundAttachment;
 use switchboard_core::model::Attachment;
@@ -117,36 +122,106 @@ fn new_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 
-/// Store `content` for `tenant`; the new id.
-pub fn save(data_dir: &Path, tenant: &str, content: &[u8], meta: &Meta) -> std::io::Result<String> {
-    let dir = folder(data_dir, tenant);
-    std::fs::create_dir_all(&dir)?;
-    let id = new_id();
-    std::fs::write(dir.join(&id), content)?;
-    let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join(format!("{id}.json")), json)?;
-    Ok(id)
+/// Where a tenant's attachments are kept. Every call blocks (files or a
+/// database round trip): call it off the async worker threads.
+#[derive(Clone)]
+pub enum Storage {
+    /// Files under `<data_dir>/attachments/<tenant>/` (one node alone).
+    Files(PathBuf),
+    /// The store every node of a cluster shares ([`Store::keeps_attachments`]).
+    Shared(Arc<dyn Store>),
 }
 
-/// The stored content and its description.
-pub fn load(data_dir: &Path, tenant: &str, id: &str) -> Option<(Meta, Vec<u8>)> {
-    if !valid_id(id) {
-        return None;
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Files(dir) => write!(f, "Files({})", dir.display()),
+            Storage::Shared(_) => f.write_str("Shared"),
+        }
     }
-    let dir = folder(data_dir, tenant);
-    let meta: Meta =
-        serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).ok()?).ok()?;
-    let content = std::fs::read(dir.join(id)).ok()?;
-    Some((meta, content))
 }
 
-/// The description of a stored attachment, without its content.
-pub fn load_meta(data_dir: &Path, tenant: &str, id: &str) -> Option<Meta> {
-    if !valid_id(id) {
-        return None;
+impl Storage {
+    /// The shared store if it keeps attachments, else files under `data_dir`.
+    pub fn new(store: &Arc<dyn Store>, data_dir: &Path) -> Storage {
+        if store.keeps_attachments() {
+            Storage::Shared(store.clone())
+        } else {
+            Storage::Files(data_dir.to_path_buf())
+        }
     }
-    let path = folder(data_dir, tenant).join(format!("{id}.json"));
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+
+    /// Store `content` for `tenant`; the new id.
+    pub fn save(&self, tenant: &str, content: Vec<u8>, meta: &Meta) -> std::io::Result<String> {
+        let id = new_id();
+        let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+        match self {
+            Storage::Files(data_dir) => {
+                let dir = folder(data_dir, tenant);
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(&id), content)?;
+                std::fs::write(dir.join(format!("{id}.json")), json)?;
+            }
+            Storage::Shared(store) => {
+                let json = String::from_utf8(json).map_err(std::io::Error::other)?;
+                store
+                    .put_attachment(tenant, &id, content, json)
+                    .map_err(std::io::Error::other)?;
+            }
+        }
+        Ok(id)
+    }
+
+    /// The stored content and its description.
+    pub fn load(&self, tenant: &str, id: &str) -> Option<(Meta, Vec<u8>)> {
+        if !valid_id(id) {
+            return None;
+        }
+        match self {
+            Storage::Files(data_dir) => {
+                let dir = folder(data_dir, tenant);
+                let meta: Meta =
+                    serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).ok()?)
+                        .ok()?;
+                let content = std::fs::read(dir.join(id)).ok()?;
+                Some((meta, content))
+            }
+            Storage::Shared(store) => {
+                let (meta, content) = Self::shared(store, tenant, id, true)?;
+                Some((meta, content?))
+            }
+        }
+    }
+
+    /// The description of a stored attachment, without its content.
+    pub fn load_meta(&self, tenant: &str, id: &str) -> Option<Meta> {
+        if !valid_id(id) {
+            return None;
+        }
+        match self {
+            Storage::Files(data_dir) => {
+                let path = folder(data_dir, tenant).join(format!("{id}.json"));
+                serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+            }
+            Storage::Shared(store) => Self::shared(store, tenant, id, false).map(|(m, _)| m),
+        }
+    }
+
+    fn shared(
+        store: &Arc<dyn Store>,
+        tenant: &str,
+        id: &str,
+        content: bool,
+    ) -> Option<(Meta, Option<Vec<u8>>)> {
+        let (meta, content) = match store.attachment(tenant, id, content) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "attachment not read");
+                return None;
+            }
+        };
+        Some((serde_json::from_str(&meta).ok()?, content))
+    }
 }
 
 /// Switchboard's address of an attachment.
@@ -218,7 +293,7 @@ async fn fetch(
 /// links kept as text. Never fails: a fetch that fails becomes a
 /// placeholder.
 pub async fn store_inbound(
-    data_dir: &Path,
+    storage: &Storage,
     tenant: &str,
     list: Vec<InboundAttachment>,
 ) -> Vec<Attachment> {
@@ -304,7 +379,13 @@ pub async fn store_inbound(
             size: content.len() as u64,
             ..meta
         };
-        let id = match save(data_dir, tenant, &content, &meta) {
+        let saved = {
+            let (storage, tenant, stored) = (storage.clone(), tenant.to_string(), meta.clone());
+            tokio::task::spawn_blocking(move || storage.save(&tenant, content, &stored))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        let id = match saved {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(tenant = %tenant, error = %e, "attachment not stored");

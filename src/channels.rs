@@ -4,13 +4,25 @@
 //! as `Command::DeliveryFailed` (journaled: the agents see
 //! `delivery_failed`, the transcript a system line).
 //!
+//! Every reply is in the store's outbox from the commit that decided it
+//! until it is marked sent (the channel's 2xx, or its failure journaled),
+//! under the tenant's epoch. At start the outbox sends what is pending
+//! first, each request built again by the channel's adapter as of when the
+//! reply was decided (so no access token is stored): a reply committed by
+//! a node that died (or by this one before a restart) is sent by whichever
+//! node owns the tenant next. **Invariant:** what was marked sent is never
+//! sent again; the one window left is a crash between the channel's 2xx
+//! and the mark.
+//!
 //! **Invariant:** the request URL (it carries the page access token) and
 //! body (customer-facing text) are never logged.
 
+use crate::store::{OutboxId, OutboxRow};
 use crate::tenant::{Outgoing, Tenant};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::channel::OutgoingRequest;
+use switchboard_core::channel::{Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
 use switchboard_core::model::DeliveryFailure;
 
 /// Attempts per request (the first plus retries).
@@ -32,19 +44,116 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
             return;
         }
     };
-    while let Some(job) = rx.recv().await {
-        if !tenant.lease.valid() {
-            // Deposed (or handed over): the tenant's new owner serves its
-            // customers now; this node sends nothing more for it.
-            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, "reply not sent: this node no longer owns the tenant");
+    // What the store holds as not yet sent, sent first; replies committed
+    // since are in the queue too, and are skipped there.
+    let pending = match tenant.outbox_pending().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.id(), error = %e, "cannot read the outbox: replies left pending are not sent");
+            Vec::new()
+        }
+    };
+    let recovered: HashSet<OutboxId> = pending.iter().map(|r| r.id).collect();
+    if !pending.is_empty() {
+        tracing::info!(tenant = %tenant.id(), replies = pending.len(), "sending replies committed and not yet sent");
+    }
+    for row in pending {
+        let job = match rebuild(&tenant, &row) {
+            Ok(job) => job,
+            Err(kind) => {
+                tracing::warn!(tenant = %tenant.id(), conversation = row.conversation, channel = %row.channel, reason = kind.name(), "pending reply cannot be built again");
+                if !tenant.lease.valid() {
+                    return;
+                }
+                let message = usize::try_from(row.message).unwrap_or(usize::MAX);
+                if tenant
+                    .delivery_failed(row.conversation, message, kind)
+                    .await
+                {
+                    mark_sent(&tenant, row.id).await;
+                }
+                continue;
+            }
+        };
+        if !deliver(&tenant, &client, job).await {
             return;
         }
-        if let Err((kind, detail)) = send(&client, &job).await {
-            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
-            tenant
-                .delivery_failed(job.conversation, job.message, kind)
-                .await;
+    }
+    while let Some(job) = rx.recv().await {
+        if recovered.contains(&job.id) {
+            continue;
         }
+        if !deliver(&tenant, &client, job).await {
+            return;
+        }
+    }
+}
+
+/// Send one reply and mark it sent (or journal its failure, then mark
+/// it). False once this node no longer owns the tenant.
+async fn deliver(tenant: &Tenant, client: &reqwest::Client, job: Outgoing) -> bool {
+    if !tenant.lease.valid() {
+        // Deposed (or handed over): the tenant's new owner serves its
+        // customers now (and sends what is left in the outbox); this node
+        // sends nothing more for it.
+        tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, "reply not sent: this node no longer owns the tenant");
+        return false;
+    }
+    match send(client, &job).await {
+        Ok(()) => mark_sent(tenant, job.id).await,
+        Err((kind, detail)) => {
+            tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
+            if tenant
+                .delivery_failed(job.conversation, job.message, kind)
+                .await
+            {
+                mark_sent(tenant, job.id).await;
+            }
+        }
+    }
+    true
+}
+
+/// Record in the store that the reply is done with.
+async fn mark_sent(tenant: &Tenant, id: OutboxId) {
+    if let Err(e) = tenant.outbox_sent(id).await {
+        // Stale: the new owner sends it (the window of a duplicate, said
+        // in ARCHITECTURE.md); otherwise it is sent again after a restart.
+        tracing::warn!(tenant = %tenant.id(), seq = id.seq, error = %e, "reply not marked sent");
+    }
+}
+
+/// The request of a pending reply, built by its channel's adapter as of
+/// when the engine decided it.
+fn rebuild(tenant: &Tenant, row: &OutboxRow) -> Result<Outgoing, DeliveryFailure> {
+    let message = OutboundMessage {
+        conversation: row.conversation,
+        customer: row.customer.clone(),
+        author: row.author.clone(),
+        text: row.text.clone(),
+    };
+    let last_customer_message_at = tenant.read(|e| {
+        e.conversation(row.conversation)
+            .and_then(|c| c.customer_wrote_at)
+    });
+    let ctx = OutboundContext {
+        now: row.at,
+        last_customer_message_at,
+    };
+    let generation = tenant.generation();
+    let adapter = generation
+        .channel(&row.channel)
+        .ok_or(DeliveryFailure::NoAdapter)?;
+    match adapter.outbound(&message, &ctx) {
+        Ok(Outbound::Send(request)) => Ok(Outgoing {
+            conversation: row.conversation,
+            channel: row.channel.clone(),
+            message: usize::try_from(row.message).unwrap_or(usize::MAX),
+            request,
+            id: row.id,
+        }),
+        Ok(Outbound::Refuse(_)) => Err(DeliveryFailure::Rejected),
+        Ok(Outbound::Push) | Err(_) => Err(DeliveryFailure::AdapterFailed),
     }
 }
 

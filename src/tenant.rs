@@ -15,7 +15,7 @@ use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
 use crate::metrics::{Metrics, TenantMetrics};
-use crate::store::{Recovered, Row, Store, StoreError};
+use crate::store::{OutboxId, OutboxRow, Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -379,6 +379,8 @@ pub struct Outgoing {
     pub channel: String,
     pub message: usize,
     pub request: OutgoingRequest,
+    /// Its row in the store's outbox, marked sent once it is.
+    pub id: OutboxId,
 }
 
 /// The tenant's channels for the engine: web chat built in (replies are
@@ -569,20 +571,53 @@ impl Tenant {
 
     /// A reply the engine handed out did not reach the customer: journal
     /// it (the agents see `delivery_failed`, the transcript a system line).
+    /// True once settled: journaled, or refused by the engine (nothing to
+    /// journal); false when it may still be journaled later.
     pub async fn delivery_failed(
         &self,
         conversation: u64,
         message: usize,
         reason: DeliveryFailure,
-    ) {
+    ) -> bool {
         let command = Command::DeliveryFailed {
             conversation,
             message,
             reason,
         };
-        if let Err(e) = self.execute(command).await {
-            tracing::error!(tenant = %self.config.id, conversation, error = ?e, "delivery failure not journaled");
+        match self.execute(command).await {
+            Ok(_) => true,
+            Err(ExecuteError::Command(e)) => {
+                tracing::warn!(tenant = %self.config.id, conversation, error = %e, "delivery failure refused by the engine");
+                true
+            }
+            Err(e) => {
+                tracing::error!(tenant = %self.config.id, conversation, error = ?e, "delivery failure not journaled");
+                false
+            }
         }
+    }
+
+    /// The replies committed and not yet sent (the store's outbox).
+    pub async fn outbox_pending(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        tokio::task::spawn_blocking(move || store.outbox_pending(&key))
+            .await
+            .unwrap_or(Err(StoreError::Stopped))
+    }
+
+    /// Record that the reply `id` was sent (or its failure journaled), under
+    /// this tenant's epoch: refused once another node owns the tenant.
+    pub async fn outbox_sent(&self, id: OutboxId) -> Result<(), StoreError> {
+        let (store, key, epoch) = (self.store.clone(), self.key.clone(), self.epoch);
+        tokio::task::spawn_blocking(move || store.outbox_sent(&key, epoch, id))
+            .await
+            .unwrap_or(Err(StoreError::Stopped))
+    }
+
+    /// Where the tenant's attachments are kept (shared by the nodes of a
+    /// cluster, so they follow the tenant).
+    pub fn attachments(&self) -> crate::attachments::Storage {
+        crate::attachments::Storage::new(&self.store, &self.config.data_dir)
     }
 
     /// Read the engine's state.
@@ -887,7 +922,7 @@ impl Tenant {
                 frames.push((Target::Monitor(id), frame.to_string().into()));
             }
         }
-        let outgoing = channel_requests(out);
+        let (outgoing, replies) = channel_requests(out, inner.last_seq, self.clock.now());
         // The console and reports need no transcript texts.
         let console: Vec<Event> = out
             .emitted
@@ -900,10 +935,11 @@ impl Tenant {
         let hub = self.hub.clone();
         let commit_seconds = self.metrics.family().commit_seconds.clone();
         let handed = std::time::Instant::now();
-        let rx = self.store.append(
+        let rx = self.store.append_with_outbox(
             &self.key,
             self.epoch,
             rows,
+            replies,
             Box::new(move || {
                 commit_seconds.observe(handed.elapsed().as_secs_f64());
                 for (target, frame) in &frames {
@@ -956,20 +992,38 @@ fn recovered_engine(config: &TenantConfig, masker: Masker, recovered: Recovered)
 }
 
 /// The requests carrying agents' replies, as the engine decided them (web
-/// chat replies are pushed as frames instead).
-fn channel_requests(out: &Output) -> Vec<Outgoing> {
-    out.deliveries
-        .iter()
-        .filter_map(|d| match &d.carrier {
-            Carrier::Request(request) => Some(Outgoing {
-                conversation: d.conversation,
-                channel: d.channel.clone(),
-                message: d.message,
-                request: request.clone(),
-            }),
-            Carrier::Push => None,
-        })
-        .collect()
+/// chat replies are pushed as frames instead), and their rows for the
+/// store's outbox (`seq`: the append's last event).
+fn channel_requests(out: &Output, seq: u64, now: Millis) -> (Vec<Outgoing>, Vec<OutboxRow>) {
+    let mut outgoing = Vec::new();
+    let mut rows = Vec::new();
+    for d in &out.deliveries {
+        let Carrier::Request(request) = &d.carrier else {
+            continue;
+        };
+        let id = OutboxId {
+            seq,
+            n: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        };
+        rows.push(OutboxRow {
+            id,
+            conversation: d.conversation,
+            message: d.message as u64,
+            channel: d.channel.clone(),
+            customer: d.customer.clone(),
+            author: d.author.to_string(),
+            text: d.text.clone(),
+            at: now,
+        });
+        outgoing.push(Outgoing {
+            conversation: d.conversation,
+            channel: d.channel.clone(),
+            message: d.message,
+            request: request.clone(),
+            id,
+        });
+    }
+    (outgoing, rows)
 }
 
 /// A routing policy whose decisions are timed into a histogram.

@@ -8,6 +8,8 @@
 //! generous deadline; take-over times are printed.
 
 mod common;
+#[path = "common/graph.rs"]
+mod graph;
 mod pg_support;
 
 use common::*;
@@ -23,8 +25,9 @@ const TENANTS: usize = 6;
 const LEASE_MS: &str = "1000";
 /// The bound on waiting for the cluster to settle: a bound on a hang.
 const SETTLE: Duration = Duration::from_secs(60);
-/// App secret of every test tenant's Messenger page.
-const SECRET: &str = "cluster-secret";
+/// App secret of every test tenant's Messenger page (the stand-in Graph
+/// API's, so it accepts the pages' sends).
+const SECRET: &str = graph::APP_SECRET;
 
 fn tenant(i: usize) -> String {
     format!("t{i}")
@@ -68,10 +71,11 @@ verify_token = "verify"
 app_secret = "{SECRET}"
 page_id = "1000"
 page_name = "Page"
-access_token = "access"
+access_token = "{token}"
 queue = "support"
 "#,
-            t = tenant(i)
+            t = tenant(i),
+            token = graph::ACCESS_TOKEN
         ));
     }
     c
@@ -84,11 +88,19 @@ struct Cluster {
     /// Base URLs of the nodes running now (what the load senders use).
     live: Arc<RwLock<Vec<String>>>,
     http: reqwest::Client,
+    /// Where the nodes reach the Graph API (nowhere, unless a test starts
+    /// the stand-in).
+    graph_base: String,
 }
 
 impl Cluster {
     /// `n` nodes `n0…`, or `None` (said) when no PostgreSQL answers.
     async fn start(tag: &str, n: usize) -> Option<Cluster> {
+        Self::start_with_graph(tag, n, "http://127.0.0.1:9").await
+    }
+
+    /// Like [`Cluster::start`], the nodes sending to the Graph API at `graph_base`.
+    async fn start_with_graph(tag: &str, n: usize, graph_base: &str) -> Option<Cluster> {
         let Some(db) = pg_support::fresh_database(tag) else {
             println!("skipped: no PostgreSQL");
             return None;
@@ -101,6 +113,7 @@ impl Cluster {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .expect("client"),
+            graph_base: graph_base.to_string(),
         };
         for i in 0..n {
             c.start_node(i);
@@ -118,7 +131,7 @@ impl Cluster {
                 ("SWITCHBOARD_DATABASE_URL", self.db.url.as_str()),
                 ("SWITCHBOARD_NODE_ID", id.as_str()),
                 ("SWITCHBOARD_LEASE_MS", LEASE_MS),
-                ("SWITCHBOARD_GRAPH_API_BASE", "http://127.0.0.1:9"),
+                ("SWITCHBOARD_GRAPH_API_BASE", self.graph_base.as_str()),
             ],
         );
         while self.nodes.len() <= i {
@@ -1041,4 +1054,195 @@ async fn a_joining_node_takes_its_share() {
     stop.store(true, Ordering::SeqCst);
     let _ = task.await;
     c.check_acknowledged(&acked).await;
+}
+
+/// The texts the stand-in Graph API accepted, once `done` holds of them.
+async fn sent_texts(g: &graph::Graph, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let texts: Vec<String> = g
+            .sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|c| c.body["message"]["text"].as_str().unwrap_or("").to_string())
+            .collect();
+        if done(&texts) {
+            return texts;
+        }
+        assert!(Instant::now() < deadline, "sends never came: {texts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_committed_by_a_killed_owner_is_sent_once_by_the_next() {
+    let (base, g) = graph::start().await;
+    let Some(mut c) = Cluster::start_with_graph("outbox", 2, &base).await else {
+        return;
+    };
+    let t = tenant(0);
+    let owner = c.owner(&t).await.expect("owner");
+    let dead = Cluster::index_of(&owner);
+    let other = (dead + 1) % 2;
+    let token = login(&c, other, &t, "ann").await;
+    let mut events = agent_socket(&c, other, &token).await;
+    agent_call(
+        &c,
+        other,
+        &token,
+        reqwest::Method::PUT,
+        "/api/agent/state",
+        json!({"state": "available"}),
+    )
+    .await;
+    assert!(
+        c.messenger(0, &t, "psid-outbox", "m-outbox-1", "hello")
+            .await
+    );
+    let id = events.next_of("offer").await["conversation"]
+        .as_u64()
+        .expect("conversation");
+    agent_call(
+        &c,
+        other,
+        &token,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{id}/accept"),
+        json!({}),
+    )
+    .await;
+    // The channel receives the reply and does not answer: the owner dies
+    // with it committed and not sent.
+    g.hold_sends.store(true, Ordering::SeqCst);
+    agent_call(
+        &c,
+        other,
+        &token,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{id}/messages"),
+        json!({"text": "kept across the move"}),
+    )
+    .await;
+    let deadline = Instant::now() + SETTLE;
+    while g.held.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the reply never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.node_mut(dead).kill();
+    c.nodes[dead] = None;
+    c.refresh_live();
+    g.hold_sends.store(false, Ordering::SeqCst);
+    assert!(g.sent.lock().expect("lock").is_empty());
+
+    let new_owner = c.new_owner(&t, &owner).await;
+    println!("{t} moved from {owner} to {new_owner}");
+    assert_eq!(
+        sent_texts(&g, |s| !s.is_empty()).await,
+        ["kept across the move"],
+        "the new owner sends the committed reply"
+    );
+    // A later reply goes out after it: the first was sent once.
+    agent_call(
+        &c,
+        other,
+        &token,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{id}/messages"),
+        json!({"text": "after the move"}),
+    )
+    .await;
+    assert_eq!(
+        sent_texts(&g, |s| s.len() >= 2).await,
+        ["kept across the move", "after the move"]
+    );
+    assert!(g.bad_proofs.lock().expect("lock").is_empty());
+}
+
+/// `GET /api/attachments/{id}` through `node` as the agent of `token`,
+/// retried while the tenant moves: (status, nosniff header, content).
+async fn get_attachment(
+    c: &Cluster,
+    node: usize,
+    token: &str,
+    id: &str,
+) -> (u16, Option<String>, Vec<u8>) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let r = c
+            .http
+            .get(c.node(node).url(&format!("/api/attachments/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            let status = r.status().as_u16();
+            if status != 503 && status != 502 {
+                let nosniff = r
+                    .headers()
+                    .get("x-content-type-options")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                return (status, nosniff, body);
+            }
+        }
+        assert!(Instant::now() < deadline, "the attachment never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attachment_uploaded_on_one_owner_is_served_by_the_next() {
+    let Some(mut c) = Cluster::start("attachments", 2).await else {
+        return;
+    };
+    let t = tenant(1);
+    let owner = c.owner(&t).await.expect("owner");
+    let dead = Cluster::index_of(&owner);
+    let other = (dead + 1) % 2;
+    // A web chat visitor uploads a picture through the owner itself.
+    let deadline = Instant::now() + SETTLE;
+    let uploaded = loop {
+        let r = c
+            .http
+            .post(
+                c.node(dead)
+                    .url(&format!("/channels/webchat/{t}/attachments?name=photo.png")),
+            )
+            .header("content-type", "image/png")
+            .body(graph::PNG.to_vec())
+            .send()
+            .await
+            .expect("upload");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status == 201 {
+            break v;
+        }
+        assert_eq!(status, 503, "upload: {v}");
+        assert!(Instant::now() < deadline, "the upload never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = uploaded["id"].as_str().expect("id").to_string();
+    let token = login(&c, other, &t, "ann").await;
+    let (status, _, body) = get_attachment(&c, other, &token, &id).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, graph::PNG);
+
+    // The owner dies; the tenant moves to the node left, which serves the
+    // picture from the shared store, as before.
+    c.node_mut(dead).kill();
+    c.nodes[dead] = None;
+    c.refresh_live();
+    let new_owner = c.new_owner(&t, &owner).await;
+    assert_eq!(Cluster::index_of(&new_owner), other);
+    let (status, nosniff, body) = get_attachment(&c, other, &token, &id).await;
+    assert_eq!(status, 200);
+    assert_eq!(nosniff.as_deref(), Some("nosniff"));
+    assert_eq!(body, graph::PNG);
+    // Another tenant's agent gets 404, as for an unknown id.
+    let stranger = login(&c, other, &tenant(2), "ann").await;
+    let (status, _, _) = get_attachment(&c, other, &stranger, &id).await;
+    assert_eq!(status, 404);
 }

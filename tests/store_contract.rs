@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use store_support::{customer, engine};
 use switchboard::store::{
-    ClusterStore, PgStore, Row, SqliteStore, Store, StoreError, StoredSession, SyncMode,
-    PG_SCHEMA_VERSION, SNAPSHOTS_KEPT,
+    ClusterStore, OutboxId, OutboxRow, PgStore, Row, SqliteStore, Store, StoreError, StoredSession,
+    SyncMode, PG_SCHEMA_VERSION, SNAPSHOTS_KEPT,
 };
 use switchboard_core::engine::{Engine, Extensions};
 use switchboard_core::Event;
@@ -256,6 +256,93 @@ fn a_stale_epoch_is_refused_and_nothing_of_it_is_stored() {
         let (rows, _) = rows_of(&mut engine(), 3, &mut seq);
         append(store, "acme", 1, rows).expect("the new epoch writes");
         assert_eq!(store.recover("acme").expect("recovers").last_seq, seq);
+    });
+}
+
+/// A reply for the outbox, decided by the append whose last event is `seq`.
+fn reply(seq: u64, n: u32, text: &str) -> OutboxRow {
+    OutboxRow {
+        id: OutboxId { seq, n },
+        conversation: 1,
+        message: u64::from(n) + 1,
+        channel: "messenger".into(),
+        customer: "psid-1".into(),
+        author: "alice".into(),
+        text: text.into(),
+        at: 1_000 + seq,
+    }
+}
+
+fn append_with_replies(
+    store: &dyn Store,
+    tenant: &str,
+    epoch: u64,
+    rows: Vec<Row>,
+    replies: Vec<OutboxRow>,
+) -> Result<(), StoreError> {
+    store
+        .append_with_outbox(tenant, epoch, rows, replies, Box::new(|| {}))
+        .blocking_recv()
+        .unwrap_or(Err(StoreError::Stopped))
+}
+
+#[test]
+fn replies_are_pending_from_their_append_until_marked_sent_under_the_epoch() {
+    for_each_store("outbox", |store| {
+        let mut e = engine();
+        let mut seq = 0;
+        let (rows, _) = rows_of(&mut e, 0, &mut seq);
+        let first = vec![reply(seq, 0, "héllo, raw"), reply(seq, 1, "second")];
+        append_with_replies(store, "acme", 0, rows, first.clone()).expect("committed");
+        let (rows, _) = rows_of(&mut e, 1, &mut seq);
+        let later = reply(seq, 0, "third");
+        append_with_replies(store, "acme", 0, rows, vec![later.clone()]).expect("committed");
+        // Pending after the append, in order, as written; another
+        // tenant's outbox is its own.
+        let mut all = first.clone();
+        all.push(later.clone());
+        assert_eq!(store.outbox_pending("acme").expect("read"), all);
+        assert!(store.outbox_pending("other").expect("read").is_empty());
+
+        // Marked sent: no longer pending (and marking again is harmless).
+        store.outbox_sent("acme", 0, first[0].id).expect("marked");
+        store
+            .outbox_sent("acme", 0, first[0].id)
+            .expect("marked again");
+        assert_eq!(
+            store.outbox_pending("acme").expect("read"),
+            vec![first[1].clone(), later.clone()]
+        );
+
+        // After a take-over, the old epoch marks nothing: the new owner
+        // still finds the reply pending.
+        let epoch = store.advance_epoch("acme").expect("advanced");
+        assert!(matches!(
+            store.outbox_sent("acme", 0, first[1].id),
+            Err(StoreError::StaleEpoch { .. })
+        ));
+        assert_eq!(
+            store.outbox_pending("acme").expect("read"),
+            vec![first[1].clone(), later.clone()]
+        );
+        store
+            .outbox_sent("acme", epoch, first[1].id)
+            .expect("marked");
+        store.outbox_sent("acme", epoch, later.id).expect("marked");
+        assert!(store.outbox_pending("acme").expect("read").is_empty());
+
+        // An append refused for its epoch leaves nothing in the outbox.
+        let (rows, _) = rows_of(&mut e, 2, &mut seq);
+        let refused = append_with_replies(store, "acme", 0, rows, vec![reply(seq, 0, "lost")]);
+        assert!(matches!(refused, Err(StoreError::StaleEpoch { .. })));
+        assert!(store.outbox_pending("acme").expect("read").is_empty());
+
+        // A failed commit stores neither the events nor the replies.
+        store.fail_next_commit();
+        let (rows, _) = rows_of(&mut e, 3, &mut seq);
+        let failed = append_with_replies(store, "acme", epoch, rows, vec![reply(seq, 0, "x")]);
+        assert!(failed.is_err());
+        assert!(store.outbox_pending("acme").expect("read").is_empty());
     });
 }
 
@@ -772,4 +859,39 @@ async fn the_store_answers_from_async_code() {
     assert_eq!(answer, Ok(Ok(())));
     assert_eq!(store.recover("acme").expect("recovers").last_seq, seq);
     drop(store);
+}
+
+#[test]
+fn the_shared_store_keeps_attachments_per_tenant() {
+    let Some(opened) = postgres("attachments") else {
+        return;
+    };
+    let store = &*opened.store;
+    assert!(store.keeps_attachments());
+    let id = "0123456789abcdef0123456789abcdef";
+    store
+        .put_attachment(
+            "acme",
+            id,
+            b"\x89PNG".to_vec(),
+            r#"{"mime":"image/png"}"#.into(),
+        )
+        .expect("kept");
+    let (meta, content) = store
+        .attachment("acme", id, true)
+        .expect("read")
+        .expect("found");
+    assert_eq!(meta, r#"{"mime":"image/png"}"#);
+    assert_eq!(content.as_deref(), Some(&b"\x89PNG"[..]));
+    // The description alone, without the content.
+    let (_, none) = store
+        .attachment("acme", id, false)
+        .expect("read")
+        .expect("found");
+    assert!(none.is_none());
+    // Another tenant's id is unknown there.
+    assert!(store.attachment("other", id, true).expect("read").is_none());
+    // SQLite (one node) keeps them as files instead.
+    let lite = sqlite("attachments").expect("sqlite");
+    assert!(!lite.store.keeps_attachments());
 }

@@ -36,9 +36,9 @@ async fn attachment(agent: Agent, Path(id): Path<String>) -> Result<Response, Ap
         ));
     }
     let t = agent.tenant.clone();
-    let dir = t.config.data_dir.clone();
+    let storage = t.attachments();
     let tenant = t.id().to_string();
-    let found = tokio::task::spawn_blocking(move || crate::attachments::load(&dir, &tenant, &id))
+    let found = tokio::task::spawn_blocking(move || storage.load(&tenant, &id))
         .await
         .map_err(|_| AppError::Conflict("attachment task failed".into()))?;
     let Some((meta, content)) = found else {

@@ -152,7 +152,7 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
             external_id: m.external_id,
             sent_at: m.sent_at,
             attachments: crate::attachments::store_inbound(
-                &t.config.data_dir,
+                &t.attachments(),
                 t.id(),
                 std::mem::take(&mut m.attachments),
             )

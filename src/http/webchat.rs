@@ -155,12 +155,17 @@ async fn post_message(
             "name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
-    let attachments = own_uploads(
-        &t.config.data_dir,
-        &tenant,
-        &visitor.customer,
-        &body.attachments,
-    )?;
+    let attachments = {
+        let (storage, tenant, customer, ids) = (
+            t.attachments(),
+            tenant.clone(),
+            visitor.customer.clone(),
+            body.attachments.clone(),
+        );
+        tokio::task::spawn_blocking(move || own_uploads(&storage, &tenant, &customer, &ids))
+            .await
+            .map_err(|_| AppError::Unavailable)??
+    };
     let out = t
         .execute(Command::CustomerMessage(CustomerMessage {
             channel: switchboard_core::channel::WEBCHAT.into(),
@@ -194,7 +199,7 @@ async fn post_message(
 /// 422 for more than [`MAX_ATTACHMENTS`], or an id that is not one of the
 /// visitor's uploads (another visitor's answers the same as an unknown one).
 fn own_uploads(
-    data_dir: &std::path::Path,
+    storage: &crate::attachments::Storage,
     tenant: &str,
     customer: &str,
     ids: &[String],
@@ -206,7 +211,8 @@ fn own_uploads(
     }
     ids.iter()
         .map(|id| {
-            let meta = crate::attachments::load_meta(data_dir, tenant, id)
+            let meta = storage
+                .load_meta(tenant, id)
                 .filter(|m| m.owner.as_deref() == Some(customer))
                 .ok_or_else(|| {
                     AppError::Unprocessable(format!("attachment {id:?} is not one of your uploads"))
@@ -302,18 +308,17 @@ async fn upload(
         size: body.len() as u64,
         owner: Some(visitor.customer),
     };
-    let data_dir = t.config.data_dir.clone();
+    let storage = t.attachments();
     let tenant_id = tenant.clone();
     let stored_meta = meta.clone();
-    let id = tokio::task::spawn_blocking(move || {
-        crate::attachments::save(&data_dir, &tenant_id, &body, &stored_meta)
-    })
-    .await
-    .map_err(|_| AppError::Unavailable)?
-    .map_err(|e| {
-        tracing::warn!(tenant = %tenant, error = %e, "upload not stored");
-        AppError::Unavailable
-    })?;
+    let id =
+        tokio::task::spawn_blocking(move || storage.save(&tenant_id, body.to_vec(), &stored_meta))
+            .await
+            .map_err(|_| AppError::Unavailable)?
+            .map_err(|e| {
+                tracing::warn!(tenant = %tenant, error = %e, "upload not stored");
+                AppError::Unavailable
+            })?;
     let mut answer = json!(upload_attachment(&id, &meta));
     if let Some(token) = new_token {
         answer["visitor_token"] = json!(token);

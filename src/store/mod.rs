@@ -21,6 +21,10 @@
 //! which its writer owns the tenant; one under any other epoch is refused
 //! and nothing of it is stored. Single-node stores keep every tenant at
 //! epoch 0 until [`Store::advance_epoch`] (a take-over) moves it on.
+//! **Invariant (outbox):** the replies an append decided are stored in the
+//! same transaction as its events ([`Store::append_with_outbox`]); they
+//! stay pending until marked sent under the tenant's epoch, so a new owner
+//! (or the restarted node) sends what the last one did not.
 //! **Boundary:** the store knows events as JSON; it does not interpret them
 //! (recovery deserializes them into core's `Event`).
 
@@ -66,6 +70,44 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     pub events: Vec<Event>,
     pub last_seq: u64,
+}
+
+/// Which reply of the outbox: the sequence number of the last event of
+/// the append that decided it, and its rank among that append's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutboxId {
+    pub seq: u64,
+    pub n: u32,
+}
+
+/// A reply decided and committed, to be sent through its channel: what
+/// the channel's adapter needs to build the request again at send time
+/// (so no access token is stored). `text` is the customer-facing text as
+/// the agent wrote it (the journal may hold it masked): storage, never
+/// logged, hence the `Debug` without it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: OutboxId,
+    pub conversation: u64,
+    /// The reply's index in the conversation's transcript.
+    pub message: u64,
+    pub channel: String,
+    pub customer: String,
+    pub author: String,
+    pub text: String,
+    /// When the engine decided the reply (the adapter builds it as of then).
+    pub at: Millis,
+}
+
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("id", &self.id)
+            .field("conversation", &self.conversation)
+            .field("message", &self.message)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored agent session.
@@ -124,7 +166,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// right after it, then the answer is given. Refused (nothing stored,
     /// `after_commit` not run) under a stale epoch or while the tenant is
     /// closed by a failed commit.
-    fn append(&self, tenant: &str, epoch: u64, rows: Vec<Row>, after: AfterCommit) -> Committed;
+    fn append(&self, tenant: &str, epoch: u64, rows: Vec<Row>, after: AfterCommit) -> Committed {
+        self.append_with_outbox(tenant, epoch, rows, Vec::new(), after)
+    }
+    /// [`Store::append`], with the replies the append decided written to
+    /// the outbox in the same transaction: both are stored, or neither.
+    fn append_with_outbox(
+        &self,
+        tenant: &str,
+        epoch: u64,
+        rows: Vec<Row>,
+        outbox: Vec<OutboxRow>,
+        after: AfterCommit,
+    ) -> Committed;
+    /// The tenant's replies committed and not yet marked sent, in order.
+    fn outbox_pending(&self, tenant: &str) -> Result<Vec<OutboxRow>, StoreError>;
+    /// The reply `id` was sent (or its failure journaled): it is removed
+    /// from the outbox, never to be sent again. Refused under an epoch
+    /// that is not the tenant's (a deposed owner marks nothing).
+    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError>;
     /// Store a snapshot taken after event `seq` (the events up to `seq`
     /// already appended), without making the caller wait for its encoding;
     /// older snapshots beyond [`SNAPSHOTS_KEPT`] are pruned.
@@ -152,6 +212,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
     /// Make the next commit fail (a test hook, behind `test_clock`).
     fn fail_next_commit(&self);
+    /// Whether customers' attachments are kept here, where every node
+    /// reads them (a cluster's database); otherwise they are files under
+    /// the node's `data_dir` (`crate::attachments`).
+    fn keeps_attachments(&self) -> bool {
+        false
+    }
+    /// Keep an attachment's content and its description (JSON).
+    fn put_attachment(
+        &self,
+        _tenant: &str,
+        _id: &str,
+        _content: Vec<u8>,
+        _meta: String,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Failed(
+            "attachments are not kept in this store".into(),
+        ))
+    }
+    /// An attachment's description (JSON) and, if asked, its content.
+    #[allow(clippy::type_complexity)]
+    fn attachment(
+        &self,
+        _tenant: &str,
+        _id: &str,
+        _content: bool,
+    ) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A member of a cluster, as the shared store knows it.

@@ -23,8 +23,8 @@
 //! (`sb_now_ms()`), never a node's.
 
 use super::{
-    AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, Recovered, Row, Store, StoreError,
-    StoredSession, SNAPSHOTS_KEPT,
+    AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, OutboxId, OutboxRow, Recovered, Row,
+    Store, StoreError, StoredSession, SNAPSHOTS_KEPT,
 };
 use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 use anyhow::{bail, Context, Result};
@@ -105,6 +105,29 @@ const MIGRATIONS: &[&str] = &[
          id text PRIMARY KEY,
          url text NOT NULL,
          heartbeat_at bigint NOT NULL
+     );",
+    // 2: the outbox: replies committed and not yet sent (a sent one is
+    // deleted), written with the append that decided them.
+    "CREATE TABLE sb_outbox (
+         tenant text NOT NULL,
+         seq bigint NOT NULL,
+         n integer NOT NULL,
+         conversation bigint NOT NULL,
+         message bigint NOT NULL,
+         channel text NOT NULL,
+         customer text NOT NULL,
+         author text NOT NULL,
+         text text NOT NULL,
+         at bigint NOT NULL,
+         PRIMARY KEY (tenant, seq, n)
+     );",
+    // 3: customers' attachments, where every node reads them.
+    "CREATE TABLE sb_attachments (
+         tenant text NOT NULL,
+         id text NOT NULL,
+         meta text NOT NULL,
+         content bytea NOT NULL,
+         PRIMARY KEY (tenant, id)
      );",
 ];
 
@@ -220,6 +243,7 @@ enum Job {
         tenant: Arc<str>,
         epoch: u64,
         rows: Vec<Row>,
+        outbox: Vec<OutboxRow>,
         after_commit: AfterCommit,
         done: Done,
     },
@@ -576,16 +600,91 @@ impl Store for PgStore {
         answer.recv().map_err(|_| StoreError::Stopped)?
     }
 
-    fn append(&self, tenant: &str, epoch: u64, rows: Vec<Row>, after: AfterCommit) -> Committed {
+    fn append_with_outbox(
+        &self,
+        tenant: &str,
+        epoch: u64,
+        rows: Vec<Row>,
+        outbox: Vec<OutboxRow>,
+        after: AfterCommit,
+    ) -> Committed {
         let (done, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::Append {
             tenant: tenant.into(),
             epoch,
             rows,
+            outbox,
             after_commit: after,
             done,
         });
         rx
+    }
+
+    fn outbox_pending(&self, tenant: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let tenant = tenant.to_string();
+        self.call(move |c| {
+            let rows = c
+                .query(
+                    "SELECT seq, n, conversation, message, channel, customer, author, text, at
+                     FROM sb_outbox WHERE tenant = $1 ORDER BY seq, n",
+                    &[&tenant],
+                )
+                .map_err(sql)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxRow {
+                        id: OutboxId {
+                            seq: unsigned(r.try_get(0)?),
+                            n: u32::try_from(r.try_get::<_, i32>(1)?).unwrap_or(0),
+                        },
+                        conversation: unsigned(r.try_get(2)?),
+                        message: unsigned(r.try_get(3)?),
+                        channel: r.try_get(4)?,
+                        customer: r.try_get(5)?,
+                        author: r.try_get(6)?,
+                        text: r.try_get(7)?,
+                        at: unsigned(r.try_get(8)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, ::postgres::Error>>()
+                .map_err(sql)
+        })
+    }
+
+    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        self.call(move |c| {
+            // The tenant's row locked while its epoch is checked: a
+            // take-over waits for the delete, or comes first and refuses it.
+            let mut tx = c.transaction().map_err(sql)?;
+            let current = tx
+                .query_opt(
+                    "SELECT epoch FROM sb_tenants WHERE tenant = $1 FOR SHARE",
+                    &[&tenant],
+                )
+                .map_err(sql)?
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()
+                .map_err(sql)?
+                .map_or(0, unsigned);
+            if current != epoch {
+                return Err(StoreError::StaleEpoch {
+                    tenant: tenant.clone(),
+                    epoch,
+                    current,
+                });
+            }
+            tx.execute(
+                "DELETE FROM sb_outbox WHERE tenant = $1 AND seq = $2 AND n = $3",
+                &[
+                    &tenant,
+                    &signed(id.seq),
+                    &i32::try_from(id.n).unwrap_or(i32::MAX),
+                ],
+            )
+            .map_err(sql)?;
+            tx.commit().map_err(sql)
+        })
     }
 
     fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed {
@@ -744,6 +843,49 @@ impl Store for PgStore {
     fn fail_next_commit(&self) {
         self.fail_next.store(true, Ordering::SeqCst);
     }
+
+    fn keeps_attachments(&self) -> bool {
+        true
+    }
+
+    fn put_attachment(
+        &self,
+        tenant: &str,
+        id: &str,
+        content: Vec<u8>,
+        meta: String,
+    ) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO sb_attachments (tenant, id, meta, content) VALUES ($1, $2, $3, $4)",
+                &[&tenant, &id, &meta, &content],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn attachment(
+        &self,
+        tenant: &str,
+        id: &str,
+        content: bool,
+    ) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.call(move |c| {
+            let row = c
+                .query_opt(
+                    "SELECT meta, CASE WHEN $3 THEN content END
+                     FROM sb_attachments WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id, &content],
+                )
+                .map_err(sql)?;
+            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .transpose()
+                .map_err(sql)
+        })
+    }
 }
 
 impl ClusterStore for PgStore {
@@ -894,6 +1036,7 @@ struct Prepared {
     lock_tenants: Statement,
     append: Statement,
     store_snapshot: Statement,
+    outbox: Statement,
     prune_snapshots: Statement,
     /// Lock, check and append in one statement (one round trip, its own
     /// transaction), for groups of appends of tenants whose row exists.
@@ -916,6 +1059,11 @@ impl Prepared {
                 "INSERT INTO sb_journal (tenant, seq, kind, conversation, body, epoch)
                  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[],
                                       $5::text[], $6::int8[])",
+            )?,
+            outbox: client.prepare(
+                "INSERT INTO sb_outbox (tenant, seq, n, conversation, message, channel,
+                                        customer, author, text, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )?,
             store_snapshot: client.prepare(
                 "INSERT INTO sb_snapshots (tenant, seq, body) VALUES ($1, $2, $3)
@@ -1172,7 +1320,10 @@ fn commit(
 ) -> Result<Vec<Option<StoreError>>> {
     let group: BTreeSet<&Arc<str>> = jobs.iter().map(Job::tenant).collect();
     let names: Vec<&str> = group.iter().map(|t| t.as_ref()).collect();
-    let only_appends = jobs.iter().all(|j| matches!(j, Job::Append { .. }));
+    // Replies for the outbox go with their events in one transaction.
+    let only_appends = jobs
+        .iter()
+        .all(|j| matches!(j, Job::Append { outbox, .. } if outbox.is_empty()));
     if new.is_empty() && only_appends && !fail {
         return commit_appends(client, st, jobs, &names);
     }
@@ -1201,6 +1352,7 @@ fn commit(
         Vec::new(),
     );
     let mut snapshots = Vec::new();
+    let mut replies: Vec<(&str, &OutboxRow)> = Vec::new();
     for job in jobs {
         let tenant = job.tenant();
         let epoch = job.epoch().unwrap_or(0);
@@ -1210,7 +1362,7 @@ fn commit(
         }
         refusals.push(None);
         match job {
-            Job::Append { rows, .. } => {
+            Job::Append { rows, outbox, .. } => {
                 for r in rows {
                     tenants.push(tenant.as_ref());
                     seqs.push(signed(r.seq));
@@ -1219,6 +1371,7 @@ fn commit(
                     bodies.push(r.body.as_str());
                     epochs_of.push(signed(epoch));
                 }
+                replies.extend(outbox.iter().map(|o| (tenant.as_ref(), o)));
             }
             Job::Snapshot { seq, body, .. } => {
                 snapshots.push((tenant.as_ref(), signed(*seq), body))
@@ -1232,6 +1385,24 @@ fn commit(
             &[&tenants, &seqs, &kinds, &convs, &bodies, &epochs_of],
         )
         .context("appending to the journal")?;
+    }
+    for (tenant, o) in replies {
+        tx.execute(
+            &st.outbox,
+            &[
+                &tenant,
+                &signed(o.id.seq),
+                &i32::try_from(o.id.n).unwrap_or(i32::MAX),
+                &signed(o.conversation),
+                &signed(o.message),
+                &o.channel,
+                &o.customer,
+                &o.author,
+                &o.text,
+                &signed(o.at),
+            ],
+        )
+        .context("writing the outbox")?;
     }
     for (tenant, seq, body) in snapshots {
         tx.execute(&st.store_snapshot, &[&tenant, &seq, body])

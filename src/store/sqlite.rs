@@ -1,6 +1,7 @@
 //! The SQLite store (WAL): `events` (the journal, per tenant, numbered),
 //! `snapshots` (CBOR; JSON text from older versions still read), `epochs`
-//! (a tenant's epoch once taken over), `sessions`, `secrets`. One writer
+//! (a tenant's epoch once taken over), `sessions`, `secrets`, `outbox`
+//! (replies committed and not yet sent; a sent one is deleted). One writer
 //! thread does group commit; reads share one connection.
 //!
 //! Snapshots are encoded on a thread of their own from a copy of the
@@ -9,8 +10,8 @@
 //! replay.
 
 use super::{
-    AfterCommit, Committed, Recovered, Row, Store, StoreError, StoredSession, SyncMode,
-    SNAPSHOTS_KEPT,
+    AfterCommit, Committed, OutboxId, OutboxRow, Recovered, Row, Store, StoreError, StoredSession,
+    SyncMode, SNAPSHOTS_KEPT,
 };
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -69,6 +70,19 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection> {
          CREATE TABLE IF NOT EXISTS secrets (
              name TEXT PRIMARY KEY,
              value BLOB NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS outbox (
+             tenant TEXT NOT NULL,
+             seq INTEGER NOT NULL,
+             n INTEGER NOT NULL,
+             conversation INTEGER NOT NULL,
+             message INTEGER NOT NULL,
+             channel TEXT NOT NULL,
+             customer TEXT NOT NULL,
+             author TEXT NOT NULL,
+             text TEXT NOT NULL,
+             at INTEGER NOT NULL,
+             PRIMARY KEY (tenant, seq, n)
          );",
     )
     .context("creating tables")?;
@@ -82,6 +96,7 @@ enum Job {
         tenant: Arc<str>,
         epoch: u64,
         rows: Vec<Row>,
+        outbox: Vec<OutboxRow>,
         after_commit: AfterCommit,
         done: Option<Done>,
     },
@@ -242,16 +257,75 @@ impl Store for SqliteStore {
         answer.recv().map_err(|_| StoreError::Stopped)?
     }
 
-    fn append(&self, tenant: &str, epoch: u64, rows: Vec<Row>, after: AfterCommit) -> Committed {
+    fn append_with_outbox(
+        &self,
+        tenant: &str,
+        epoch: u64,
+        rows: Vec<Row>,
+        outbox: Vec<OutboxRow>,
+        after: AfterCommit,
+    ) -> Committed {
         let (done, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::Append {
             tenant: tenant.into(),
             epoch,
             rows,
+            outbox,
             after_commit: after,
             done: Some(done),
         });
         rx
+    }
+
+    fn outbox_pending(&self, tenant: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, n, conversation, message, channel, customer, author, text, at
+                 FROM outbox WHERE tenant = ?1 ORDER BY seq, n",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![tenant], |r| {
+                Ok(OutboxRow {
+                    id: OutboxId {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        n: r.get::<_, i64>(1)? as u32,
+                    },
+                    conversation: r.get::<_, i64>(2)? as u64,
+                    message: r.get::<_, i64>(3)? as u64,
+                    channel: r.get(4)?,
+                    customer: r.get(5)?,
+                    author: r.get(6)?,
+                    text: r.get(7)?,
+                    at: r.get::<_, i64>(8)? as u64,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    }
+
+    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        // The epoch read and the delete in one transaction: a take-over
+        // (the writer moving the epoch) waits for it, or comes first.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let current = read_epoch(&tx, tenant).map_err(sql)?;
+        if current != epoch {
+            return Err(StoreError::StaleEpoch {
+                tenant: tenant.to_string(),
+                epoch,
+                current,
+            });
+        }
+        tx.execute(
+            "DELETE FROM outbox WHERE tenant = ?1 AND seq = ?2 AND n = ?3",
+            params![tenant, id.seq as i64, i64::from(id.n)],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
     }
 
     fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed {
@@ -580,13 +654,23 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
         let mut snap = tx.prepare_cached(
             "INSERT OR REPLACE INTO snapshots (tenant, seq, body) VALUES (?1, ?2, ?3)",
         )?;
+        let mut out = tx.prepare_cached(
+            "INSERT INTO outbox (tenant, seq, n, conversation, message, channel, customer,
+                                 author, text, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
         let mut prune = tx.prepare_cached(
             "DELETE FROM snapshots WHERE tenant = ?1 AND seq NOT IN
                  (SELECT seq FROM snapshots WHERE tenant = ?1 ORDER BY seq DESC LIMIT ?2)",
         )?;
         for job in jobs {
             match job {
-                Job::Append { tenant, rows, .. } => {
+                Job::Append {
+                    tenant,
+                    rows,
+                    outbox,
+                    ..
+                } => {
                     for r in rows {
                         ev.execute(params![
                             tenant.as_ref(),
@@ -594,6 +678,20 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> Result<()> {
                             r.kind,
                             r.conversation.map(|c| c as i64),
                             r.body
+                        ])?;
+                    }
+                    for o in outbox {
+                        out.execute(params![
+                            tenant.as_ref(),
+                            o.id.seq as i64,
+                            i64::from(o.id.n),
+                            o.conversation as i64,
+                            o.message as i64,
+                            o.channel,
+                            o.customer,
+                            o.author,
+                            o.text,
+                            o.at as i64
                         ])?;
                     }
                 }

@@ -44,6 +44,11 @@ pub struct Graph {
     /// How many of the next sends are refused as Meta refuses a message
     /// outside the messaging window (400, OAuthException code 10).
     pub refuse_sends: Arc<Mutex<usize>>,
+    /// While set, a send is received but never answered (counted in
+    /// `held`, never in `sent`): a reply the channel has not accepted.
+    pub hold_sends: Arc<std::sync::atomic::AtomicBool>,
+    /// Sends received while `hold_sends` was set.
+    pub held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn authorized(g: &Graph, path: &str, q: &BTreeMap<String, String>) -> bool {
@@ -70,6 +75,11 @@ async fn send(
 ) -> (StatusCode, Json<Value>) {
     if !authorized(&g, uri.path(), &query) {
         return oauth_error("Invalid appsecret_proof provided in the API argument");
+    }
+    if g.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
+        g.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Never answered: the sender dies (or gives up) first.
+        std::future::pending::<()>().await;
     }
     {
         let mut refuse = g.refuse_sends.lock().expect("lock");
