@@ -379,6 +379,51 @@ pub struct AgentConfig {
     pub skills: Vec<String>,
 }
 
+/// An agent's role: `agent` (the desktop only), `supervisor` (the console
+/// of its tenant) or `admin` (also administers the tenant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// What the engine keeps of an agent's account beyond its routing
+/// configuration: its role, the argon2 PHC hash an admin set (none: the
+/// configured credential still applies) and whether it is disabled.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for Account {
+    // The hash stays out of every debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("role", &self.role)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| ".."))
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
 /// Tenant-wide settings the engine needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
