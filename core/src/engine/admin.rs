@@ -208,7 +208,7 @@ impl Engine {
             }
             Command::SetAgentEnabled { by, agent, enabled } => {
                 let a = self.agent_mut_checked(&agent)?;
-                if self.is_disabled(&agent) == !enabled {
+                if self.is_disabled(&agent) != enabled {
                     return Ok(());
                 }
                 if !enabled {
