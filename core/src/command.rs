@@ -1,7 +1,8 @@
 //! Commands: what agents, customers, admins and the clock ask of the engine.
 
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, QueueId, Role, TransferTarget,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, PasswordHash, QueueId, Role,
+    TransferTarget,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +133,7 @@ pub enum Command {
         by: String,
         agent: AgentId,
         profile: AgentProfile,
-        password_hash: String,
+        password_hash: PasswordHash,
     },
     /// An admin edits an agent's name, capacity, queues, skills and role.
     EditAgent {
@@ -144,7 +145,7 @@ pub enum Command {
     SetPassword {
         by: String,
         agent: AgentId,
-        password_hash: String,
+        password_hash: PasswordHash,
     },
     /// An admin disables (or enables again) an agent. Disabling logs it
     /// out at once (its offers go back to their queues); refused while it

@@ -8,8 +8,8 @@
 
 use crate::channel::OutgoingRequest;
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId, Role,
-    StateName, TransferTarget, WrapUpReason,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, PasswordHash, QueueId,
+    Role, StateName, TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -244,7 +244,7 @@ pub enum Event {
     /// password. Goes to no agent; no API answer shows it.
     PasswordSet {
         agent: AgentId,
-        password_hash: String,
+        password_hash: PasswordHash,
         by: String,
         at: Millis,
     },

@@ -296,6 +296,6 @@ fn the_password_hash_is_in_no_event_an_agent_receives() {
         })
         .expect("set");
     assert!(out.emitted.iter().all(|e| e.audience.agents.is_empty()));
-    let debug = format!("{:?}", w.engine.snapshot().admin);
+    let debug = format!("{:?} {:?}", w.engine.snapshot().admin, out.emitted);
     assert!(!debug.contains("aGFzaA"), "{debug}");
 }

@@ -6,8 +6,8 @@ use super::{nobody, one, Agent, Engine, Output};
 use crate::command::{AgentProfile, Command, CommandError};
 use crate::event::Event;
 use crate::model::{
-    is_forbidden_control, Account, AgentConfig, AgentId, AgentState, Millis, QueueConfig, QueueId,
-    Role, StateName,
+    is_forbidden_control, Account, AgentConfig, AgentId, AgentState, Millis, PasswordHash,
+    QueueConfig, QueueId, Role, StateName,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -64,8 +64,8 @@ fn check_label(what: &str, text: &str) -> Result<String, CommandError> {
     Ok(t.to_string())
 }
 
-fn check_hash(hash: &str) -> Result<(), CommandError> {
-    if hash.starts_with("$argon2") {
+fn check_hash(hash: &PasswordHash) -> Result<(), CommandError> {
+    if hash.as_str().starts_with("$argon2") {
         Ok(())
     } else {
         Err(invalid("password_hash must be an argon2 PHC string"))
@@ -93,7 +93,8 @@ impl Engine {
     pub fn password_hash(&self, agent: &str) -> Option<&str> {
         self.accounts
             .get(agent)
-            .and_then(|a| a.password_hash.as_deref())
+            .and_then(|a| a.password_hash.as_ref())
+            .map(PasswordHash::as_str)
     }
 
     /// Whether an admin disabled the agent.

@@ -307,7 +307,7 @@ pub fn line(e: &Emitted) -> String {
             password_hash,
             by,
             ..
-        } => format!("password_set {agent} {password_hash} by={by}"),
+        } => format!("password_set {agent} {} by={by}", password_hash.as_str()),
         Event::AgentEnabled {
             agent, enabled, by, ..
         } => format!("agent_enabled {agent} {enabled} by={by}"),

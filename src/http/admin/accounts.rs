@@ -111,7 +111,7 @@ pub async fn create_agent(
             skills: body.skills,
             role: body.role,
         },
-        password_hash,
+        password_hash: password_hash.into(),
     })
     .await?;
     tracing::info!(tenant = %tenant, agent = %body.id, by = %admin.by, "agent created");
@@ -181,7 +181,7 @@ pub async fn edit_agent(
         t.execute(Command::SetPassword {
             by: admin.by.clone(),
             agent: agent.clone(),
-            password_hash,
+            password_hash: password_hash.into(),
         })
         .await?;
     }
