@@ -210,27 +210,7 @@ pub struct AgentEntry {
     pub role: Role,
 }
 
-/// An agent's role: `agent` (the desktop only), `supervisor` (the console
-/// of its tenant) or `admin` (also administers the tenant).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    #[default]
-    Agent,
-    Supervisor,
-    Admin,
-}
-
-impl Role {
-    /// Wire name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use switchboard_core::model::Role;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebchatConfig {

@@ -143,6 +143,21 @@ impl Passwords {
         }
     }
 
+    /// As [`Passwords::verify`], but against `set` (the argon2 hash an
+    /// admin set, from the engine) when there is one.
+    pub async fn verify_account(
+        &self,
+        tenant: &str,
+        agent: &str,
+        password: &str,
+        set: Option<Arc<str>>,
+    ) -> Result<bool, Busy> {
+        match set {
+            Some(phc) => self.pool.verify(phc, password).await,
+            None => self.verify(tenant, agent, password).await,
+        }
+    }
+
     /// Number of verification workers.
     pub fn workers(&self) -> usize {
         self.pool.workers

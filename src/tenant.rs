@@ -979,6 +979,7 @@ fn recovered_engine(config: &TenantConfig, masker: Masker, recovered: Recovered)
         config.queue_configs(),
         config.agent_configs(),
     );
+    engine.seed_roles(config.agents.iter().map(|a| (a.id.clone(), a.role)));
     if let Some(snap) = recovered.snapshot {
         engine.restore(snap);
     }
@@ -1133,6 +1134,12 @@ fn command_name(c: &Command) -> &'static str {
         Command::MoveConversation { .. } => "move_conversation",
         Command::CloseConversation { .. } => "close_conversation",
         Command::JoinConversation { .. } => "join_conversation",
+        Command::CreateAgent { .. } => "create_agent",
+        Command::EditAgent { .. } => "edit_agent",
+        Command::SetPassword { .. } => "set_password",
+        Command::SetAgentEnabled { .. } => "set_agent_enabled",
+        Command::SaveQueue { .. } => "save_queue",
+        Command::SetIdleReasons { .. } => "set_idle_reasons",
     }
 }
 

@@ -1249,3 +1249,53 @@ async fn a_tenant_admin_reads_and_reloads_the_scripts_from_the_console() {
     ada.screenshot("console-scripts").await;
     ada.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_an_agent_from_the_console_who_then_logs_in_on_the_desktop() {
+    let config = demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        "[[tenants.agents]]\nid = \"ada\"\nname = \"Ada Admin\"\npassword = \"demo\"\nqueues = []\nrole = \"admin\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
+    );
+    let server = Server::start(&config);
+    let driver = Driver::start().await;
+    let ada = driver.open("ada-admin").await;
+    ada.login(&server.base, "ada").await;
+    ada.goto(&format!("{}/console", server.base)).await;
+    ada.shown_with_text("#admin-agents", "alice").await;
+    ada.click("#agent-new").await;
+    ada.type_in("#agent-id", "dora").await;
+    ada.type_in("#agent-name", "Dora Neuve").await;
+    ada.type_in("#agent-queues", "support").await;
+    ada.type_in("#agent-skills", "fr, en").await;
+    ada.type_in("#agent-password", "dora-secret-1").await;
+    ada.click("#agent-form button[type=submit]").await;
+    ada.shown_with_text("#admin-agents tr[data-id=\"dora\"]", "Dora Neuve")
+        .await;
+    ada.screenshot("console-admin").await;
+
+    // Dora logs in on the desktop with the password the admin set.
+    let dora = driver.open("dora-desktop").await;
+    dora.goto(&format!("{}/", server.base)).await;
+    let tenant = dora.shown("#login-tenant").await;
+    tenant.clear().await.expect("clear tenant");
+    tenant.send_keys("demo").await.expect("type tenant");
+    let who = dora.shown("#login-agent").await;
+    who.clear().await.expect("clear agent");
+    who.send_keys("dora").await.expect("type agent");
+    dora.type_in("#login-password", &format!("dora-secret-1{ENTER}"))
+        .await;
+    dora.gone("#login-dialog").await;
+    dora.until_js(
+        "the desktop to be connected",
+        "document.getElementById('conn').dataset.state === 'online'",
+    )
+    .await;
+
+    // Disabled from the console: the desktop loses its session.
+    ada.click("#admin-agents tr[data-id=\"dora\"] button[data-action=\"disable\"]")
+        .await;
+    ada.shown_with_text("#admin-agents tr[data-id=\"dora\"]", "No")
+        .await;
+    dora.close().await;
+    ada.close().await;
+}

@@ -23,7 +23,12 @@
       closeReason: 'Reason shown to the agent', stopMonitoring: 'Stop monitoring',
       monitoring: 'Monitoring conversation #{id} (read only)', moveTitle: 'Conversation #{id}',
       closeTitle: 'Close conversation #{id}', done: 'Done.', ended: 'The conversation ended.',
-      customer: 'Customer', system: 'System'
+      customer: 'Customer', system: 'System',
+      administration: 'Administration', agentId: 'Id', name: 'Name', capacity: 'Capacity', skills: 'Skills',
+      enabled: 'Enabled', newAgent: 'New agent', newQueue: 'New queue', queuesComma: 'Queues (comma separated)',
+      skillsComma: 'Skills (comma separated)', roleAgent: 'Agent', roleSupervisor: 'Supervisor', roleAdmin: 'Admin',
+      password: 'Password', save: 'Save', edit: 'Edit', disable: 'Disable', enable: 'Enable', yes: 'Yes', no: 'No',
+      ronaTimeout: 'RONA timeout (s)', idleReasons: 'Idle reasons', idleReasonsHelp: 'One per line', saved: 'Saved.'
     },
     fr: {
       backToDesktop: 'Poste agent', queues: 'Files', queue: 'File', waiting: 'En attente',
@@ -41,7 +46,12 @@
       closeReason: 'Motif montré à l’agent', stopMonitoring: 'Arrêter l’écoute',
       monitoring: 'Écoute de la conversation n° {id} (lecture seule)', moveTitle: 'Conversation n° {id}',
       closeTitle: 'Clore la conversation n° {id}', done: 'C’est fait.', ended: 'La conversation est terminée.',
-      customer: 'Client', system: 'Système'
+      customer: 'Client', system: 'Système',
+      administration: 'Administration', agentId: 'Identifiant', name: 'Nom', capacity: 'Capacité', skills: 'Compétences',
+      enabled: 'Actif', newAgent: 'Nouvel agent', newQueue: 'Nouvelle file', queuesComma: 'Files (séparées par des virgules)',
+      skillsComma: 'Compétences (séparées par des virgules)', roleAgent: 'Agent', roleSupervisor: 'Superviseur', roleAdmin: 'Administrateur',
+      password: 'Mot de passe', save: 'Enregistrer', edit: 'Modifier', disable: 'Désactiver', enable: 'Réactiver', yes: 'Oui', no: 'Non',
+      ronaTimeout: 'Délai RONA (s)', idleReasons: 'Motifs de pause', idleReasonsHelp: 'Un par ligne', saved: 'Enregistré.'
     }
   });
   var t = I18N.t;
@@ -423,6 +433,118 @@
     });
   }
 
+
+  // ---- administration (tenant admins) ------------------------------------
+
+  var editingAgent = null;  // the agent the form edits (null: a new one)
+  var editingQueue = null;  // the queue the form edits (null: a new one)
+
+  function list(text) {
+    return text.split(',').map(function (x) { return x.trim(); }).filter(function (x) { return x; });
+  }
+
+  // An admin change: the server's answer, or its error, in the status line;
+  // the lists are read again either way.
+  function adminAct(method, path, body) {
+    var status = $('admin-status');
+    status.textContent = '';
+    return api(method, path, body).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        status.textContent = r.ok ? t('saved') : (b.error || String(r.status));
+        loadAdmin();
+        return r.ok;
+      });
+    });
+  }
+
+  function roleName(role) {
+    var key = { agent: 'roleAgent', supervisor: 'roleSupervisor', admin: 'roleAdmin' }[role];
+    return key ? t(key) : role;
+  }
+
+  function showAgentForm(a) {
+    editingAgent = a ? a.id : null;
+    $('agent-form').hidden = false;
+    $('agent-id').value = a ? a.id : '';
+    $('agent-id').disabled = !!a;
+    $('agent-name').value = a ? a.name : '';
+    $('agent-capacity').value = String(a ? a.capacity : 1);
+    $('agent-queues').value = a ? a.queues.join(', ') : '';
+    $('agent-skills').value = a ? a.skills.join(', ') : '';
+    $('agent-role').value = a ? a.role : 'agent';
+    $('agent-password').value = '';
+    $('agent-password').required = !a;
+  }
+
+  function showQueueForm(q) {
+    editingQueue = q ? q.id : null;
+    $('queue-form').hidden = false;
+    $('queue-id').value = q ? q.id : '';
+    $('queue-id').disabled = !!q;
+    $('queue-name').value = q ? q.name : '';
+    $('queue-rona').value = String(q ? Math.round(q.rona_timeout_ms / 1000) : 30);
+  }
+
+  function hideAdminForms() {
+    $('agent-form').hidden = true;
+    $('queue-form').hidden = true;
+  }
+
+  // Agents, queues and idle reasons; shown only when the server lets this
+  // session administer the tenant.
+  function loadAdmin() {
+    api('GET', tenantPath('/agents')).then(function (r) {
+      if (r.status !== 200) { $('admin-section').hidden = true; return null; }
+      return r.json();
+    }).then(function (agents) {
+      if (!agents) return;
+      $('admin-section').hidden = false;
+      fill('admin-agents', agents.map(function (a) {
+        var edit = button('edit', 'btn-quiet', function () { showAgentForm(a); });
+        var toggle = a.enabled
+          ? button('disable', 'btn-danger', function () { adminAct('PUT', tenantPath('/agents/' + encodeURIComponent(a.id)), { enabled: false }); })
+          : button('enable', 'btn-quiet', function () { adminAct('PUT', tenantPath('/agents/' + encodeURIComponent(a.id)), { enabled: true }); });
+        return [a.id, a.name, a.capacity, a.queues.join(', '), a.skills.join(', '), roleName(a.role), t(a.enabled ? 'yes' : 'no'), [edit, toggle]];
+      }), agents.map(function (a) { return a.id; }));
+      return api('GET', tenantPath('/queues')).then(function (r) { return r.json(); }).then(function (queues) {
+        fill('admin-queues', queues.map(function (q) {
+          return [q.id, q.name, Math.round(q.rona_timeout_ms / 1000), [button('edit', 'btn-quiet', function () { showQueueForm(q); })]];
+        }), queues.map(function (q) { return q.id; }));
+        return api('GET', tenantPath('/idle-reasons')).then(function (r) { return r.json(); });
+      }).then(function (b) {
+        if (document.activeElement !== $('idle-reasons')) $('idle-reasons').value = (b.reasons || []).join('\n');
+      });
+    });
+  }
+
+  function saveAgent(e) {
+    e.preventDefault();
+    var body = {
+      name: $('agent-name').value, capacity: Number($('agent-capacity').value),
+      queues: list($('agent-queues').value), skills: list($('agent-skills').value), role: $('agent-role').value
+    };
+    if ($('agent-password').value) body.password = $('agent-password').value;
+    var done = editingAgent === null
+      ? adminAct('POST', tenantPath('/agents'), Object.assign({ id: $('agent-id').value }, body))
+      : adminAct('PUT', tenantPath('/agents/' + encodeURIComponent(editingAgent)), body);
+    done.then(function (ok) { if (ok) hideAdminForms(); });
+  }
+
+  function saveQueue(e) {
+    e.preventDefault();
+    var body = { name: $('queue-name').value, rona_timeout_ms: Number($('queue-rona').value) * 1000 };
+    var done = editingQueue === null
+      ? adminAct('POST', tenantPath('/queues'), Object.assign({ id: $('queue-id').value }, body))
+      : adminAct('PUT', tenantPath('/queues/' + encodeURIComponent(editingQueue)), body);
+    done.then(function (ok) { if (ok) hideAdminForms(); });
+  }
+
+  function saveIdleReasons(e) {
+    e.preventDefault();
+    var reasons = $('idle-reasons').value.split('\n').map(function (x) { return x.trim(); }).filter(function (x) { return x; });
+    adminAct('PUT', tenantPath('/idle-reasons'), { reasons: reasons });
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     $('lang').value = I18N.lang();
     $('lang').addEventListener('change', function () { I18N.setLang($('lang').value); render(); });
@@ -434,6 +556,7 @@
       connect();
       loadReports();
       loadScripts();
+      loadAdmin();
       setInterval(render, 1000);
     });
     $('report-form').addEventListener('submit', function (e) { e.preventDefault(); loadReports(); });
@@ -454,5 +577,11 @@
     document.querySelectorAll('.action-cancel').forEach(function (b) { b.addEventListener('click', hideForms); });
     $('monitor-stop').addEventListener('click', stopMonitor);
     $('scripts-reload').addEventListener('click', reloadScripts);
+    $('agent-new').addEventListener('click', function () { showAgentForm(null); });
+    $('queue-new').addEventListener('click', function () { showQueueForm(null); });
+    $('agent-form').addEventListener('submit', saveAgent);
+    $('queue-form').addEventListener('submit', saveQueue);
+    $('idle-form').addEventListener('submit', saveIdleReasons);
+    document.querySelectorAll('.admin-cancel').forEach(function (b) { b.addEventListener('click', hideAdminForms); });
   });
 })();

@@ -1,6 +1,9 @@
 //! Commands: what agents, customers, admins and the clock ask of the engine.
 
-use crate::model::{AgentId, Cad, ConversationId, DeliveryFailure, QueueId, TransferTarget};
+use crate::model::{
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, PasswordHash, QueueId, Role,
+    TransferTarget,
+};
 use serde::{Deserialize, Serialize};
 
 /// An input to [`crate::engine::Engine::handle`].
@@ -122,6 +125,62 @@ pub enum Command {
         supervisor: AgentId,
         conversation: ConversationId,
     },
+    /// An admin (`by`: its agent id, or `platform` for the platform's
+    /// token) creates an agent, logged out, with a password the server
+    /// already hashed (argon2 PHC string: the password never reaches the
+    /// engine). Audited by the events' `by`.
+    CreateAgent {
+        by: String,
+        agent: AgentId,
+        profile: AgentProfile,
+        password_hash: PasswordHash,
+    },
+    /// An admin edits an agent's name, capacity, queues, skills and role.
+    EditAgent {
+        by: String,
+        agent: AgentId,
+        profile: AgentProfile,
+    },
+    /// An admin sets an agent's password (already hashed).
+    SetPassword {
+        by: String,
+        agent: AgentId,
+        password_hash: PasswordHash,
+    },
+    /// An admin disables (or enables again) an agent. Disabling logs it
+    /// out at once (its offers go back to their queues); refused while it
+    /// holds conversations or owes wrap-ups.
+    SetAgentEnabled {
+        by: String,
+        agent: AgentId,
+        enabled: bool,
+    },
+    /// An admin creates (`create`) or edits a queue.
+    SaveQueue {
+        by: String,
+        queue: QueueId,
+        name: String,
+        rona_timeout_ms: Millis,
+        create: bool,
+    },
+    /// An admin replaces the tenant's idle reasons.
+    SetIdleReasons {
+        by: String,
+        reasons: Vec<String>,
+    },
+}
+
+/// What an admin sets of an agent (besides its id and password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProfile {
+    pub name: String,
+    pub capacity: u32,
+    #[serde(default)]
+    pub queues: Vec<QueueId>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// A customer's message as a channel adapter normalized it.

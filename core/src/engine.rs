@@ -14,6 +14,7 @@ use crate::channel::{
 use crate::command::{Command, CommandError, CustomerMessage};
 use crate::event::{Audience, Carrier, Delivery, Emitted, Event};
 use crate::masking::Masker;
+use crate::model::Account;
 use crate::model::{
     is_blank, strip_controls, AgentConfig, AgentId, AgentState, Cad, ConversationId,
     ConversationState, DeliveryFailure, Message, Millis, OfferKind, Party, QueueConfig, QueueId,
@@ -28,6 +29,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
+
+mod admin;
+pub use admin::AdminSnapshot;
 
 /// How long a channel's message id is remembered to drop redeliveries
 /// (Meta redelivers unacknowledged webhooks for up to a day or so).
@@ -258,6 +262,15 @@ pub struct Engine {
     /// (Each id is stored once, shared by both.)
     recent_external: HashMap<Arc<str>, Millis>,
     recent_order: VecDeque<(Millis, Arc<str>)>,
+    /// Each agent's role, admin-set password hash and disabled flag (the
+    /// roles of configured agents are seeded by [`Engine::seed_roles`]).
+    accounts: BTreeMap<AgentId, Account>,
+    /// Agents and queues an admin created or changed: snapshots carry their
+    /// whole configuration, which then wins over the file's.
+    managed_agents: BTreeSet<AgentId>,
+    managed_queues: BTreeSet<QueueId>,
+    /// Whether an admin replaced the idle reasons.
+    managed_idle_reasons: bool,
 }
 
 /// The whole state of an engine at one point of its journal, so recovery
@@ -277,6 +290,10 @@ pub struct Snapshot {
     /// [`Command::ChangeSettings`]); absent in older snapshots.
     #[serde(default)]
     pub mask: Option<bool>,
+    /// What admins changed (agents, accounts, queues, idle reasons);
+    /// absent in older snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminSnapshot>,
 }
 
 /// The run-time part of an agent (its configuration comes from config).
@@ -373,6 +390,10 @@ impl Engine {
             deleted_queues: BTreeSet::new(),
             recent_external: HashMap::new(),
             recent_order: VecDeque::new(),
+            accounts: BTreeMap::new(),
+            managed_agents: BTreeSet::new(),
+            managed_queues: BTreeSet::new(),
+            managed_idle_reasons: false,
         }
     }
 
@@ -417,6 +438,7 @@ impl Engine {
                 .collect(),
             next_id: self.next_id,
             mask: Some(self.settings.mask),
+            admin: self.admin_snapshot(),
         }
     }
 
@@ -426,6 +448,9 @@ impl Engine {
     pub fn restore(&mut self, snap: Snapshot) {
         if let Some(mask) = snap.mask {
             self.settings.mask = mask;
+        }
+        if let Some(admin) = &snap.admin {
+            self.restore_admin(admin);
         }
         for q in &snap.deleted_queues {
             self.queues.remove(q);
@@ -684,6 +709,9 @@ impl Engine {
         match command {
             Command::Login { agent } => {
                 let a = self.agent_mut_checked(&agent)?;
+                if self.is_disabled(&agent) {
+                    return Err(CommandError::Conflict("this agent is disabled".into()));
+                }
                 if a.state == AgentState::LoggedOut {
                     let ev = Event::AgentState {
                         agent: agent.clone(),
@@ -893,6 +921,12 @@ impl Engine {
                 Ok(())
             }
             Command::DeleteQueue { queue } => self.delete_queue(&queue, now, out),
+            Command::CreateAgent { .. }
+            | Command::EditAgent { .. }
+            | Command::SetPassword { .. }
+            | Command::SetAgentEnabled { .. }
+            | Command::SaveQueue { .. }
+            | Command::SetIdleReasons { .. } => self.administer(command, now, out),
             Command::AgentGone { agent } => self.agent_gone(&agent, now, out),
             Command::ChangeSettings { mask } => {
                 if self.settings.mask != mask {
@@ -2271,6 +2305,7 @@ impl Engine {
             }
             Event::QueueDeleted { queue, .. } => {
                 self.queues.remove(queue);
+                self.managed_queues.remove(queue);
                 self.deleted_queues.insert(queue.clone());
                 for a in self.agents.values_mut() {
                     a.config.queues.retain(|q| q != queue);
@@ -2281,6 +2316,11 @@ impl Engine {
             }
             // The audit trail: the events the action caused change the state.
             Event::SupervisorAction { .. } => {}
+            Event::AgentSaved { .. }
+            | Event::PasswordSet { .. }
+            | Event::AgentEnabled { .. }
+            | Event::QueueSaved { .. }
+            | Event::IdleReasonsChanged { .. } => self.apply_admin(event),
             Event::DeliveryFailed {
                 conversation,
                 message,

@@ -8,8 +8,8 @@
 
 use crate::channel::OutgoingRequest;
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, QueueId, StateName,
-    TransferTarget, WrapUpReason,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, PasswordHash, QueueId,
+    Role, StateName, TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -227,6 +227,50 @@ pub enum Event {
         reason: Option<String>,
         at: Millis,
     },
+    /// An admin created (`created`) or edited an agent. `by` is who did
+    /// it (the admin's agent id, or `platform`).
+    AgentSaved {
+        agent: AgentId,
+        name: String,
+        capacity: u32,
+        queues: Vec<QueueId>,
+        skills: Vec<String>,
+        role: Role,
+        created: bool,
+        by: String,
+        at: Millis,
+    },
+    /// An admin set an agent's password: the argon2 PHC hash, never the
+    /// password. Goes to no agent; no API answer shows it.
+    PasswordSet {
+        agent: AgentId,
+        password_hash: PasswordHash,
+        by: String,
+        at: Millis,
+    },
+    /// An admin disabled (or enabled again) an agent: a disabled agent
+    /// cannot log in.
+    AgentEnabled {
+        agent: AgentId,
+        enabled: bool,
+        by: String,
+        at: Millis,
+    },
+    /// An admin created (`created`) or edited a queue.
+    QueueSaved {
+        queue: QueueId,
+        name: String,
+        rona_timeout_ms: Millis,
+        created: bool,
+        by: String,
+        at: Millis,
+    },
+    /// An admin replaced the tenant's idle reasons.
+    IdleReasonsChanged {
+        reasons: Vec<String>,
+        by: String,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -236,7 +280,12 @@ impl Event {
             Event::AgentState { .. }
             | Event::QueueDeleted { .. }
             | Event::SettingsChanged { .. }
-            | Event::SupervisorAction { .. } => None,
+            | Event::SupervisorAction { .. }
+            | Event::AgentSaved { .. }
+            | Event::PasswordSet { .. }
+            | Event::AgentEnabled { .. }
+            | Event::QueueSaved { .. }
+            | Event::IdleReasonsChanged { .. } => None,
             Event::ConversationArchived { conversation, .. } => Some(*conversation),
             Event::ConversationCreated { conversation, .. }
             | Event::Queued { conversation, .. }
@@ -283,7 +332,12 @@ impl Event {
             | Event::ConversationArchived { at, .. }
             | Event::SettingsChanged { at, .. }
             | Event::DeliveryFailed { at, .. }
-            | Event::SupervisorAction { at, .. } => Some(*at),
+            | Event::SupervisorAction { at, .. }
+            | Event::AgentSaved { at, .. }
+            | Event::PasswordSet { at, .. }
+            | Event::AgentEnabled { at, .. }
+            | Event::QueueSaved { at, .. }
+            | Event::IdleReasonsChanged { at, .. } => Some(*at),
             Event::ConversationCreated { .. }
             | Event::OfferRescinded { .. }
             | Event::WrapupRequired { .. } => None,
@@ -317,6 +371,11 @@ impl Event {
             Event::SettingsChanged { .. } => "settings_changed",
             Event::DeliveryFailed { .. } => "delivery_failed",
             Event::SupervisorAction { .. } => "supervisor_action",
+            Event::AgentSaved { .. } => "agent_saved",
+            Event::PasswordSet { .. } => "password_set",
+            Event::AgentEnabled { .. } => "agent_enabled",
+            Event::QueueSaved { .. } => "queue_saved",
+            Event::IdleReasonsChanged { .. } => "idle_reasons_changed",
         }
     }
 }

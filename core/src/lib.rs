@@ -19,7 +19,7 @@ pub mod routing;
 pub mod text;
 pub mod wrapup;
 
-pub use command::{Command, CommandError, CustomerMessage};
+pub use command::{AgentProfile, Command, CommandError, CustomerMessage};
 pub use engine::{Engine, Extensions, Output};
 pub use event::{Audience, Carrier, Delivery, Emitted, Event};
 pub use masking::Masker;

@@ -379,6 +379,70 @@ pub struct AgentConfig {
     pub skills: Vec<String>,
 }
 
+/// An agent's role: `agent` (the desktop only), `supervisor` (the console
+/// of its tenant) or `admin` (also administers the tenant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// An argon2 PHC string. Its `Debug` hides it, so no debug print or log
+/// line shows it; serialized as the plain string (the journal keeps it).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(pub String);
+
+impl PasswordHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+impl From<&str> for PasswordHash {
+    fn from(s: &str) -> Self {
+        PasswordHash(s.to_string())
+    }
+}
+
+impl From<String> for PasswordHash {
+    fn from(s: String) -> Self {
+        PasswordHash(s)
+    }
+}
+
+/// What the engine keeps of an agent's account beyond its routing
+/// configuration: its role, the argon2 PHC hash an admin set (none: the
+/// configured credential still applies) and whether it is disabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<PasswordHash>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
 /// Tenant-wide settings the engine needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {

@@ -1,5 +1,6 @@
 //! The admin API, behind the admin bearer token (CONTRACT.md "Admin API").
 
+mod accounts;
 mod shadow;
 
 use super::{bearer, same_secret, AppError, JsonBody, Shared};
@@ -20,7 +21,23 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route(
             "/admin/tenants/{tenant}/queues/{queue}",
-            delete(delete_queue),
+            delete(delete_queue).put(accounts::edit_queue),
+        )
+        .route(
+            "/admin/tenants/{tenant}/queues",
+            get(accounts::queues).post(accounts::create_queue),
+        )
+        .route(
+            "/admin/tenants/{tenant}/agents",
+            get(accounts::agents).post(accounts::create_agent),
+        )
+        .route(
+            "/admin/tenants/{tenant}/agents/{agent}",
+            put(accounts::edit_agent),
+        )
+        .route(
+            "/admin/tenants/{tenant}/idle-reasons",
+            get(accounts::idle_reasons).put(accounts::set_idle_reasons),
         )
         .route("/admin/tenants/{tenant}/conversations", get(conversations))
         .route(
@@ -43,16 +60,21 @@ pub fn routes() -> Router<Shared> {
 /// Proof of the right to administer: the platform's admin token (every
 /// route), or, on a tenant's own routes (`/admin/tenants/{tenant}/…`), the
 /// session of one of that tenant's agents with the `admin` role (the
-/// console). Anyone else's session is refused with 403.
+/// console). Anyone else's session is refused with 403. `by` says who, for
+/// the audit trail: the admin's agent id, or `platform` for the token.
 #[derive(Debug)]
-pub struct Admin;
+pub struct Admin {
+    pub by: String,
+}
 
 impl FromRequestParts<Shared> for Admin {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
         if bearer(parts).is_some_and(|t| same_secret(&t, &state.admin_token)) {
-            return Ok(Admin);
+            return Ok(Admin {
+                by: "platform".into(),
+            });
         }
         let Some(tenant) = parts
             .uri
@@ -65,7 +87,7 @@ impl FromRequestParts<Shared> for Admin {
         };
         let agent = super::agent::Agent::from_request_parts(parts, state).await?;
         if agent.tenant.id() == tenant && agent.tenant.role_of(&agent.agent) >= Role::Admin {
-            Ok(Admin)
+            Ok(Admin { by: agent.agent })
         } else {
             Err(AppError::Status(
                 StatusCode::FORBIDDEN,

@@ -82,8 +82,9 @@ impl FromRequestParts<Shared> for Agent {
 fn agent_of(state: &Shared, session: Session) -> Result<Agent, AppError> {
     let tenant = state.tenant(&session.tenant)?.clone();
     let logged_out = tenant.read(|e| {
-        e.agent(&session.agent)
-            .is_some_and(|a| a.state == AgentState::LoggedOut)
+        e.is_disabled(&session.agent)
+            || e.agent(&session.agent)
+                .is_some_and(|a| a.state == AgentState::LoggedOut)
     });
     if logged_out {
         state.sessions.revoke(&session.id);
@@ -154,10 +155,27 @@ async fn login(
             return Err(AppError::TooManyRequests(secs));
         }
     };
+    // An admin-set password (a journal event) wins over the configured
+    // one; a disabled agent is checked like any other, then refused like
+    // a wrong password.
+    let (set_hash, disabled) = state
+        .tenants
+        .get(&body.tenant)
+        .map(|t| {
+            t.read(|e| {
+                (
+                    e.password_hash(&body.agent)
+                        .map(std::sync::Arc::<str>::from),
+                    e.is_disabled(&body.agent),
+                )
+            })
+        })
+        .unwrap_or((None, false));
     let ok = match state
         .passwords
-        .verify(&body.tenant, &body.agent, &body.password)
+        .verify_account(&body.tenant, &body.agent, &body.password, set_hash)
         .await
+        .map(|ok| ok && !disabled)
     {
         Ok(ok) => ok,
         Err(Busy) => {
@@ -309,8 +327,8 @@ async fn me(a: Agent) -> Result<Json<Value>, AppError> {
             "state": agent.state.name(),
             "reason": agent.state.reason(),
             "capacity": agent.config.capacity,
-            "role": a.tenant.role_of(&a.agent).name(),
-            "idle_reasons": a.tenant.config.idle_reasons,
+            "role": e.role_of(&a.agent).name(),
+            "idle_reasons": e.idle_reasons(),
             "mask": e.settings().mask,
             "conversations": conversations,
         }))

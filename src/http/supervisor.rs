@@ -45,14 +45,11 @@ pub fn routes() -> Router<Shared> {
 }
 
 impl Tenant {
-    /// The role of one of the tenant's agents (`agent` when unknown).
+    /// The role of one of the tenant's agents (`agent` when unknown), as
+    /// the engine holds it: seeded from the file, then changed by admins'
+    /// journaled events.
     pub fn role_of(&self, agent: &str) -> Role {
-        self.config
-            .agents
-            .iter()
-            .find(|a| a.id == agent)
-            .map(|a| a.role)
-            .unwrap_or_default()
+        self.read(|e| e.role_of(agent))
     }
 }
 

@@ -86,6 +86,13 @@ impl World {
         e
     }
 
+    /// A new engine from the configuration and a snapshot of this one.
+    pub fn restored(&self) -> Engine {
+        let mut e = Self::fresh(&self.settings, &self.agents);
+        e.restore(self.engine.snapshot());
+        e
+    }
+
     /// Run a command that must succeed; returns its trace.
     pub fn run(&mut self, cmd: Command) -> Vec<String> {
         let out = self
@@ -279,6 +286,42 @@ pub fn line(e: &Emitted) -> String {
             format!("conversation_archived #{conversation}")
         }
         Event::SettingsChanged { mask, .. } => format!("settings_changed mask={mask}"),
+        Event::AgentSaved {
+            agent,
+            name,
+            capacity,
+            queues,
+            skills,
+            role,
+            created,
+            by,
+            ..
+        } => format!(
+            "agent_saved {agent} ({name}) cap={capacity} queues={} skills={} role={} created={created} by={by}",
+            queues.join(","),
+            skills.join(","),
+            role.name()
+        ),
+        Event::PasswordSet {
+            agent,
+            password_hash,
+            by,
+            ..
+        } => format!("password_set {agent} {} by={by}", password_hash.as_str()),
+        Event::AgentEnabled {
+            agent, enabled, by, ..
+        } => format!("agent_enabled {agent} {enabled} by={by}"),
+        Event::QueueSaved {
+            queue,
+            name,
+            rona_timeout_ms,
+            created,
+            by,
+            ..
+        } => format!("queue_saved {queue} ({name}) rona={rona_timeout_ms} created={created} by={by}"),
+        Event::IdleReasonsChanged { reasons, by, .. } => {
+            format!("idle_reasons_changed {} by={by}", reasons.join(","))
+        }
         Event::DeliveryFailed {
             conversation,
             message,
