@@ -57,6 +57,10 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
     if !pending.is_empty() {
         tracing::info!(tenant = %tenant.id(), replies = pending.len(), "sending replies committed and not yet sent");
     }
+    // Replies done with, marked in the store together: when the queue has
+    // nothing more ready, or every MARK_BATCH (a mark is a transaction,
+    // and one per reply made the outbox fall behind under load).
+    let mut done: Vec<OutboxId> = Vec::new();
     for row in pending {
         let job = match rebuild(&tenant, &row) {
             Ok(job) => job,
@@ -70,56 +74,78 @@ pub async fn run_outbox(tenant: Arc<Tenant>) {
                     .delivery_failed(row.conversation, message, kind)
                     .await
                 {
-                    mark_sent(&tenant, row.id).await;
+                    done.push(row.id);
                 }
                 continue;
             }
         };
-        if !deliver(&tenant, &client, job).await {
-            return;
+        match deliver(&tenant, &client, job).await {
+            Some(Some(id)) => done.push(id),
+            Some(None) => {}
+            None => return mark_sent(&tenant, &mut done).await,
+        }
+        if done.len() >= MARK_BATCH {
+            mark_sent(&tenant, &mut done).await;
         }
     }
+    mark_sent(&tenant, &mut done).await;
     while let Some(job) = rx.recv().await {
         if recovered.contains(&job.id) {
             continue;
         }
-        if !deliver(&tenant, &client, job).await {
-            return;
+        match deliver(&tenant, &client, job).await {
+            Some(Some(id)) => done.push(id),
+            Some(None) => {}
+            None => return mark_sent(&tenant, &mut done).await,
+        }
+        if rx.is_empty() || done.len() >= MARK_BATCH {
+            mark_sent(&tenant, &mut done).await;
         }
     }
+    mark_sent(&tenant, &mut done).await;
 }
 
-/// Send one reply and mark it sent (or journal its failure, then mark
-/// it). False once this node no longer owns the tenant.
-async fn deliver(tenant: &Tenant, client: &reqwest::Client, job: Outgoing) -> bool {
+/// Most replies marked sent in one store transaction.
+const MARK_BATCH: usize = 256;
+
+/// Send one reply (or journal its failure): `Some(Some(id))` when it is
+/// done with and may be marked sent, `Some(None)` when it is not settled
+/// (it stays pending), `None` once this node no longer owns the tenant.
+async fn deliver(
+    tenant: &Tenant,
+    client: &reqwest::Client,
+    job: Outgoing,
+) -> Option<Option<OutboxId>> {
     if !tenant.lease.valid() {
         // Deposed (or handed over): the tenant's new owner serves its
         // customers now (and sends what is left in the outbox); this node
         // sends nothing more for it.
         tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, "reply not sent: this node no longer owns the tenant");
-        return false;
+        return None;
     }
     match send(client, &job).await {
-        Ok(()) => mark_sent(tenant, job.id).await,
+        Ok(()) => Some(Some(job.id)),
         Err((kind, detail)) => {
             tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
-            if tenant
+            let settled = tenant
                 .delivery_failed(job.conversation, job.message, kind)
-                .await
-            {
-                mark_sent(tenant, job.id).await;
-            }
+                .await;
+            Some(settled.then_some(job.id))
         }
     }
-    true
 }
 
-/// Record in the store that the reply is done with.
-async fn mark_sent(tenant: &Tenant, id: OutboxId) {
-    if let Err(e) = tenant.outbox_sent(id).await {
-        // Stale: the new owner sends it (the window of a duplicate, said
-        // in ARCHITECTURE.md); otherwise it is sent again after a restart.
-        tracing::warn!(tenant = %tenant.id(), seq = id.seq, error = %e, "reply not marked sent");
+/// Record in the store that the replies `done` are done with (and empty it).
+async fn mark_sent(tenant: &Tenant, done: &mut Vec<OutboxId>) {
+    if done.is_empty() {
+        return;
+    }
+    let ids = std::mem::take(done);
+    let (first, count) = (ids[0].seq, ids.len());
+    if let Err(e) = tenant.outbox_sent(ids).await {
+        // Stale: the new owner sends them (the window of a duplicate, said
+        // in ARCHITECTURE.md); otherwise they are sent again after a restart.
+        tracing::warn!(tenant = %tenant.id(), seq = first, replies = count, error = %e, "replies not marked sent");
     }
 }
 

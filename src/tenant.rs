@@ -607,9 +607,9 @@ impl Tenant {
 
     /// Record that the reply `id` was sent (or its failure journaled), under
     /// this tenant's epoch: refused once another node owns the tenant.
-    pub async fn outbox_sent(&self, id: OutboxId) -> Result<(), StoreError> {
+    pub async fn outbox_sent(&self, ids: Vec<OutboxId>) -> Result<(), StoreError> {
         let (store, key, epoch) = (self.store.clone(), self.key.clone(), self.epoch);
-        tokio::task::spawn_blocking(move || store.outbox_sent(&key, epoch, id))
+        tokio::task::spawn_blocking(move || store.outbox_sent(&key, epoch, &ids))
             .await
             .unwrap_or(Err(StoreError::Stopped))
     }

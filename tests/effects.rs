@@ -188,6 +188,8 @@ async fn a_refused_reply_is_journaled_shown_to_the_agent_and_kept_in_the_transcr
         notice.clone(),
     ];
     assert_eq!(texts(&transcript(&server, id).await), expected);
+    // Done with in the outbox too (else a restart would try it again).
+    server_outbox_empty(&dir).await;
     server.kill();
 
     let server = Server::start_in(dir, &config, &env);

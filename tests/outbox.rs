@@ -36,29 +36,6 @@ async fn sent_texts(g: &graph::Graph, n: usize) -> Vec<String> {
     }
 }
 
-/// Wait until the server's outbox (its SQLite database, read-only) holds
-/// nothing pending.
-async fn wait_outbox_empty(dir: &std::path::Path) {
-    let path = dir.join("data").join("switchboard.db");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let pending: Option<i64> = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)))
-        .ok();
-        if pending == Some(0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the outbox still holds {pending:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_reply_committed_before_a_crash_is_sent_once_after_the_restart() {
     let (base, g) = graph::start().await;
@@ -113,7 +90,7 @@ async fn a_reply_committed_before_a_crash_is_sent_once_after_the_restart() {
     // 2xx and the mark would send one again: the window said in
     // ARCHITECTURE.md), restarted again: what was marked sent is not sent
     // again.
-    wait_outbox_empty(&dir).await;
+    server_outbox_empty(&dir).await;
     server.kill();
     drop(alice);
     let server = Server::start_in(dir, &demo_config(), &env);

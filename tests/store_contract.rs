@@ -305,9 +305,11 @@ fn replies_are_pending_from_their_append_until_marked_sent_under_the_epoch() {
         assert!(store.outbox_pending("other").expect("read").is_empty());
 
         // Marked sent: no longer pending (and marking again is harmless).
-        store.outbox_sent("acme", 0, first[0].id).expect("marked");
         store
-            .outbox_sent("acme", 0, first[0].id)
+            .outbox_sent("acme", 0, &[first[0].id])
+            .expect("marked");
+        store
+            .outbox_sent("acme", 0, &[first[0].id])
             .expect("marked again");
         assert_eq!(
             store.outbox_pending("acme").expect("read"),
@@ -318,7 +320,7 @@ fn replies_are_pending_from_their_append_until_marked_sent_under_the_epoch() {
         // still finds the reply pending.
         let epoch = store.advance_epoch("acme").expect("advanced");
         assert!(matches!(
-            store.outbox_sent("acme", 0, first[1].id),
+            store.outbox_sent("acme", 0, &[first[1].id]),
             Err(StoreError::StaleEpoch { .. })
         ));
         assert_eq!(
@@ -326,9 +328,11 @@ fn replies_are_pending_from_their_append_until_marked_sent_under_the_epoch() {
             vec![first[1].clone(), later.clone()]
         );
         store
-            .outbox_sent("acme", epoch, first[1].id)
+            .outbox_sent("acme", epoch, &[first[1].id])
             .expect("marked");
-        store.outbox_sent("acme", epoch, later.id).expect("marked");
+        store
+            .outbox_sent("acme", epoch, &[later.id])
+            .expect("marked");
         assert!(store.outbox_pending("acme").expect("read").is_empty());
 
         // An append refused for its epoch leaves nothing in the outbox.

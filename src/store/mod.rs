@@ -181,10 +181,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Committed;
     /// The tenant's replies committed and not yet marked sent, in order.
     fn outbox_pending(&self, tenant: &str) -> Result<Vec<OutboxRow>, StoreError>;
-    /// The reply `id` was sent (or its failure journaled): it is removed
-    /// from the outbox, never to be sent again. Refused under an epoch
-    /// that is not the tenant's (a deposed owner marks nothing).
-    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError>;
+    /// The replies `ids` were sent (or their failures journaled): they are
+    /// removed from the outbox in one transaction, never to be sent again.
+    /// Refused, all of them, under an epoch that is not the tenant's (a
+    /// deposed owner marks nothing).
+    fn outbox_sent(&self, tenant: &str, epoch: u64, ids: &[OutboxId]) -> Result<(), StoreError>;
     /// Store a snapshot taken after event `seq` (the events up to `seq`
     /// already appended), without making the caller wait for its encoding;
     /// older snapshots beyond [`SNAPSHOTS_KEPT`] are pruned.

@@ -651,8 +651,16 @@ impl Store for PgStore {
         })
     }
 
-    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError> {
+    fn outbox_sent(&self, tenant: &str, epoch: u64, ids: &[OutboxId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let tenant = tenant.to_string();
+        let seqs: Vec<i64> = ids.iter().map(|id| signed(id.seq)).collect();
+        let ns: Vec<i32> = ids
+            .iter()
+            .map(|id| i32::try_from(id.n).unwrap_or(i32::MAX))
+            .collect();
         self.call(move |c| {
             // The tenant's row locked while its epoch is checked: a
             // take-over waits for the delete, or comes first and refuses it.
@@ -675,12 +683,9 @@ impl Store for PgStore {
                 });
             }
             tx.execute(
-                "DELETE FROM sb_outbox WHERE tenant = $1 AND seq = $2 AND n = $3",
-                &[
-                    &tenant,
-                    &signed(id.seq),
-                    &i32::try_from(id.n).unwrap_or(i32::MAX),
-                ],
+                "DELETE FROM sb_outbox o USING unnest($2::bigint[], $3::int[]) AS d(seq, n) \
+                 WHERE o.tenant = $1 AND o.seq = d.seq AND o.n = d.n",
+                &[&tenant, &seqs, &ns],
             )
             .map_err(sql)?;
             tx.commit().map_err(sql)

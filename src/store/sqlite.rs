@@ -305,7 +305,10 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql)
     }
 
-    fn outbox_sent(&self, tenant: &str, epoch: u64, id: OutboxId) -> Result<(), StoreError> {
+    fn outbox_sent(&self, tenant: &str, epoch: u64, ids: &[OutboxId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         // The epoch read and the delete in one transaction: a take-over
         // (the writer moving the epoch) waits for it, or comes first.
@@ -320,11 +323,16 @@ impl Store for SqliteStore {
                 current,
             });
         }
-        tx.execute(
-            "DELETE FROM outbox WHERE tenant = ?1 AND seq = ?2 AND n = ?3",
-            params![tenant, id.seq as i64, i64::from(id.n)],
-        )
-        .map_err(sql)?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM outbox WHERE tenant = ?1 AND seq = ?2 AND n = ?3")
+                .map_err(sql)?;
+            for id in ids {
+                delete
+                    .execute(params![tenant, id.seq as i64, i64::from(id.n)])
+                    .map_err(sql)?;
+            }
+        }
         tx.commit().map_err(sql)
     }
 

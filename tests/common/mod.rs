@@ -564,3 +564,26 @@ impl Server {
         }
     }
 }
+
+/// Wait until the server's outbox (its SQLite database, read-only) holds
+/// nothing pending.
+pub async fn server_outbox_empty(dir: &std::path::Path) {
+    let path = dir.join("data").join("switchboard.db");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let pending: Option<i64> = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)))
+        .ok();
+        if pending == Some(0) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox still holds {pending:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
