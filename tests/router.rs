@@ -203,6 +203,17 @@ async fn rejections_of_paths_queries_and_bodies_are_json() {
         ))
         .await;
     json_error("JSON shape", &a, 400);
+    // A struct's fields as an array (serde would take it) is not an object.
+    let a = edge
+        .send(raw_req(
+            Method::PUT,
+            "/api/agent/state",
+            t,
+            "application/json",
+            r#"["available", null]"#.into(),
+        ))
+        .await;
+    json_error("an array for an object", &a, 400);
     let big = "x".repeat(300 * 1024);
     let a = edge
         .send(json_req(

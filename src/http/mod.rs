@@ -341,6 +341,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                         AppError::BadRequest(e.body_text())
                     }
                 })?;
+        // Every body of this API is an object. serde would also read a
+        // struct from an array of its fields in order (`[null, null]`),
+        // which no client means: refused before it gets that far.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|&b| b != b'{') {
+            return Err(AppError::BadRequest(
+                "invalid JSON body: expected a JSON object".into(),
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
