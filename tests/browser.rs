@@ -923,6 +923,14 @@ async fn a_slash_in_the_composer_inserts_a_canned_response() {
 }
 
 /// The demo tenant with a supervisor, `sam` (password `demo`).
+/// The demo tenant with `ada`, an agent of role `admin`.
+fn config_with_admin() -> String {
+    demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        "[[tenants.agents]]\nid = \"ada\"\nname = \"Ada Admin\"\npassword = \"demo\"\nqueues = []\nrole = \"admin\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
+    )
+}
+
 fn config_with_supervisor() -> String {
     demo_config().replace(
         "[tenants.webchat]\nsource = \"Web chat\"",
@@ -1230,11 +1238,7 @@ async fn the_console_charts_the_days_volume_per_hour() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_reads_and_reloads_the_scripts_from_the_console() {
-    let config = demo_config().replace(
-        "[tenants.webchat]\nsource = \"Web chat\"",
-        "[[tenants.agents]]\nid = \"ada\"\nname = \"Ada Admin\"\npassword = \"demo\"\nqueues = []\nrole = \"admin\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
-    );
-    let server = Server::start(&config);
+    let server = Server::start(&config_with_admin());
     let driver = Driver::start().await;
     let ada = driver.open("ada-scripts").await;
     ada.login(&server.base, "ada").await;
@@ -1252,11 +1256,7 @@ async fn a_tenant_admin_reads_and_reloads_the_scripts_from_the_console() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_creates_an_agent_from_the_console_who_then_logs_in_on_the_desktop() {
-    let config = demo_config().replace(
-        "[tenants.webchat]\nsource = \"Web chat\"",
-        "[[tenants.agents]]\nid = \"ada\"\nname = \"Ada Admin\"\npassword = \"demo\"\nqueues = []\nrole = \"admin\"\n\n[tenants.webchat]\nsource = \"Web chat\"",
-    );
-    let server = Server::start(&config);
+    let server = Server::start(&config_with_admin());
     let driver = Driver::start().await;
     let ada = driver.open("ada-admin").await;
     ada.login(&server.base, "ada").await;

@@ -10,25 +10,8 @@ use serde_json::{json, Value};
 /// The demo tenant with a supervisor (`sam`) and an admin (`ada`), plus a
 /// second tenant `acme` with its own agent and supervisor.
 fn config() -> String {
-    demo_config().replace(
-        "[tenants.webchat]\nsource = \"Web chat\"",
-        r#"[[tenants.agents]]
-id = "sam"
-name = "Sam Super"
-password = "demo"
-queues = []
-role = "supervisor"
-
-[[tenants.agents]]
-id = "ada"
-name = "Ada Admin"
-password = "demo"
-queues = []
-role = "admin"
-
-[tenants.webchat]
-source = "Web chat""#,
-    ) + r#"
+    demo_with_staff()
+        + r#"
 [[tenants]]
 id = "acme"
 default_queue = "sales"

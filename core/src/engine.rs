@@ -1235,23 +1235,8 @@ impl Engine {
                 self.emit(out, ev, one(agent));
             }
             OfferKind::Conference => {
-                let mut aud = c.participants();
-                aud.push(agent.to_string());
-                let aud = agents_aud(aud);
-                let ev = Event::ConferenceStarted {
-                    conversation: id,
-                    agent: agent.to_string(),
-                    at: now,
-                };
-                self.emit(out, ev, aud.clone());
-                let name = self.display_name(agent);
-                self.system_message(
-                    id,
-                    text::joined(self.settings.language, &name),
-                    now,
-                    aud,
-                    out,
-                );
+                let participants = c.participants();
+                self.guest_joins(id, agent, participants, now, out);
             }
         }
         Ok(())
@@ -2742,10 +2727,7 @@ impl Engine {
         if c.owner.as_deref() == Some(supervisor) {
             return Err(CommandError::Conflict("you already handle it".into()));
         }
-        let mut aud = c.participants();
-        aud.push(supervisor.to_string());
-        // As when an invited agent accepts a conference.
-        let aud = agents_aud(aud);
+        let participants = c.participants();
         self.audit(
             out,
             supervisor,
@@ -2754,13 +2736,30 @@ impl Engine {
             (None, None),
             now,
         );
+        // As when an invited agent accepts a conference.
+        self.guest_joins(id, supervisor, participants, now, out);
+        Ok(())
+    }
+
+    /// `guest` becomes the conversation's third participant: the
+    /// participants and the guest are told, and the transcript says so.
+    fn guest_joins(
+        &mut self,
+        id: ConversationId,
+        guest: &str,
+        mut told: Vec<AgentId>,
+        now: Millis,
+        out: &mut Output,
+    ) {
+        told.push(guest.to_string());
+        let aud = agents_aud(told);
         let ev = Event::ConferenceStarted {
             conversation: id,
-            agent: supervisor.to_string(),
+            agent: guest.to_string(),
             at: now,
         };
         self.emit(out, ev, aud.clone());
-        let name = self.display_name(supervisor);
+        let name = self.display_name(guest);
         self.system_message(
             id,
             text::joined(self.settings.language, &name),
@@ -2768,9 +2767,7 @@ impl Engine {
             aud,
             out,
         );
-        Ok(())
     }
-
     fn close_conversation(
         &mut self,
         supervisor: &str,

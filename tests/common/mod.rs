@@ -32,6 +32,30 @@ pub fn demo_config() -> String {
     )
 }
 
+/// The demo configuration with a supervisor `sam` and an admin `ada`
+/// (password `demo`, no queues of their own).
+pub fn demo_with_staff() -> String {
+    demo_config().replace(
+        "[tenants.webchat]\nsource = \"Web chat\"",
+        r#"[[tenants.agents]]
+id = "sam"
+name = "Sam Super"
+password = "demo"
+queues = []
+role = "supervisor"
+
+[[tenants.agents]]
+id = "ada"
+name = "Ada Admin"
+password = "demo"
+queues = []
+role = "admin"
+
+[tenants.webchat]
+source = "Web chat""#,
+    )
+}
+
 /// The repository's `scripts/` folder.
 pub fn repo_scripts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts")
