@@ -38,6 +38,37 @@ use switchboard_core::engine::Snapshot;
 use switchboard_core::model::Millis;
 use switchboard_core::Event;
 
+/// Encode `snapshot` (CBOR) on a thread of its own, so neither the caller
+/// (holding the engine lock) nor the store's writer waits for that, then
+/// hand the bytes to `submit`; an encoding failure answers `done` instead.
+/// Shared by the stores: only what they do with the bytes differs.
+pub(crate) fn encode_snapshot_then(
+    tenant: std::sync::Arc<str>,
+    snapshot: Snapshot,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    submit: impl FnOnce(std::sync::Arc<str>, Vec<u8>, tokio::sync::oneshot::Sender<Result<(), StoreError>>)
+        + Send
+        + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("snapshot-encoder".into())
+        .spawn(move || {
+            let mut body = Vec::new();
+            if let Err(e) = ciborium::into_writer(&snapshot, &mut body) {
+                tracing::error!(tenant = %tenant, error = %e, "snapshot failed");
+                let _ = done.send(Err(StoreError::Failed(format!(
+                    "encoding the snapshot: {e}"
+                ))));
+                return;
+            }
+            drop(snapshot);
+            submit(tenant, body, done);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the snapshot encoder");
+    }
+}
+
 /// Snapshots kept per tenant: the latest, and the one before in case the
 /// latest cannot be read.
 pub const SNAPSHOTS_KEPT: usize = 2;

@@ -339,35 +339,18 @@ impl Store for SqliteStore {
     fn snapshot(&self, tenant: &str, epoch: u64, seq: u64, snapshot: Snapshot) -> Committed {
         let (done, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.clone();
-        let tenant: Arc<str> = tenant.into();
-        // Encoded on a thread of its own, so neither the caller (holding
-        // the engine lock) nor the writer waits for that.
-        let spawned = std::thread::Builder::new()
-            .name("snapshot-encoder".into())
-            .spawn(move || {
-                let mut body = Vec::new();
-                if let Err(e) = ciborium::into_writer(&snapshot, &mut body) {
-                    tracing::error!(tenant = %tenant, error = %e, "snapshot failed");
-                    let _ = done.send(Err(StoreError::Failed(format!(
-                        "encoding the snapshot: {e}"
-                    ))));
-                    return;
-                }
-                drop(snapshot);
-                let job = Job::Snapshot {
-                    tenant,
-                    epoch,
-                    seq,
-                    body,
-                    done: Some(done),
-                };
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
-                    job.answer(Err(StoreError::Stopped));
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the snapshot encoder");
-        }
+        super::encode_snapshot_then(tenant.into(), snapshot, done, move |tenant, body, done| {
+            let job = Job::Snapshot {
+                tenant,
+                epoch,
+                seq,
+                body,
+                done: Some(done),
+            };
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                job.answer(Err(StoreError::Stopped));
+            }
+        });
         rx
     }
 
