@@ -573,13 +573,9 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
     }
 
     // Several conversations at once, listed on the left.
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice.text_is("#pane-title", "Sam Lee").await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id2)))
-        .await;
+    alice.accept_offer(id2).await;
     alice.text_is("#pane-title", "Kim Park").await;
     alice
         .click(&format!("#conv-list li[data-conversation=\"{id}\"] button"))
@@ -595,15 +591,13 @@ async fn rona_is_shown_and_the_agent_gets_back_to_available() {
 async fn an_interrupted_conversation_shows_an_alert_and_can_only_be_ended() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;
-    let alice = driver.open("alice-interrupted").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-interrupted", &server.base, "alice")
+        .await;
     let id = server
         .customer_says("v-int", "Ana Gomez", "Quiero cambiar mi plan")
         .await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice
         .shown_with_text("#messages .msg-customer", "Quiero cambiar mi plan")
         .await;
@@ -713,15 +707,13 @@ async fn the_desktop_reconnects_by_itself_and_asks_to_log_in_when_the_token_is_r
         .to_string();
     let fixed = demo_config().replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     let driver = Driver::start().await;
-    let alice = driver.open("alice-reconnect").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-reconnect", &server.base, "alice")
+        .await;
     let id = server
         .customer_says("v-net", "Paul Durand", "Avant la coupure")
         .await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice
         .type_in("#compose", &format!("Je suis là{ENTER}"))
         .await;
@@ -826,9 +818,9 @@ async fn a_messenger_customers_picture_is_shown_inline_and_a_location_with_its_c
         &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
     );
     let driver = Driver::start().await;
-    let alice = driver.open("alice-attachments").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-attachments", &server.base, "alice")
+        .await;
     let body = serde_json::json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
         {"sender": {"id": "PSID-PIC"}, "recipient": {"id": "1000"}, "timestamp": 1,
          "message": {"mid": "m.pic", "text": "look", "attachments": [
@@ -851,9 +843,7 @@ async fn a_messenger_customers_picture_is_shown_inline_and_a_location_with_its_c
         .expect("webhook");
     assert_eq!(resp.status().as_u16(), 200);
     let id = first_offer(&alice).await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice
         .shown_with_text("#messages .msg-customer .text", "look")
         .await;
@@ -884,13 +874,11 @@ async fn a_messenger_customers_picture_is_shown_inline_and_a_location_with_its_c
 async fn a_slash_in_the_composer_inserts_a_canned_response() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;
-    let alice = driver.open("alice-canned").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
-    let id = server.customer_says("v-canned", "Jeanne", "hi").await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
+    let alice = driver
+        .available_agent("alice-canned", &server.base, "alice")
         .await;
+    let id = server.customer_says("v-canned", "Jeanne", "hi").await;
+    alice.accept_offer(id).await;
     alice
         .shown_with_text("#messages .msg-customer .text", "hi")
         .await;
@@ -942,15 +930,13 @@ fn config_with_supervisor() -> String {
 async fn a_supervisor_monitors_closes_and_logs_out_from_the_console_and_the_desktop_follows() {
     let server = Server::start(&config_with_supervisor());
     let driver = Driver::start().await;
-    let alice = driver.open("alice-supervised").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-supervised", &server.base, "alice")
+        .await;
     let id = server
         .customer_says("v-sup", "Ana Gomez", "card 4111 1111 1111 1111")
         .await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice.shown("#btn-end").await;
 
     let sam = driver.open("sam-console").await;
@@ -1019,15 +1005,13 @@ async fn a_returning_customers_history_is_shown_with_its_transcript_masked() {
 
     // She comes back: the desktop shows her history.
     let driver = Driver::start().await;
-    let alice = driver.open("alice-history").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-history", &server.base, "alice")
+        .await;
     let again = server
         .customer_says("v-back", "Jeanne", "hello again")
         .await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(again)))
-        .await;
+    alice.accept_offer(again).await;
     alice
         .shown_with_text("#history .history-summary", "Alice Martin")
         .await;
@@ -1056,16 +1040,14 @@ async fn a_refused_reply_shows_why_and_retry_sends_it() {
         &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
     );
     let driver = Driver::start().await;
-    let alice = driver.open("alice-retry").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-retry", &server.base, "alice")
+        .await;
     server
         .messenger_says("PSID-RETRY", "m.retry", "where is my parcel?")
         .await;
     let id = first_offer(&alice).await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice
         .type_in("#compose", &format!("It left this morning{ENTER}"))
         .await;
@@ -1103,13 +1085,9 @@ async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked()
     alice.js(RECORD_NOTIFICATIONS).await;
     alice.set_available().await;
     let first = server.customer_says("v-n1", "Paul", "hello").await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(first)))
-        .await;
+    alice.accept_offer(first).await;
     let second = server.customer_says("v-n2", "Anna", "bonjour").await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(second)))
-        .await;
+    alice.accept_offer(second).await;
     // Back to the first one; the second customer writes.
     alice
         .click(&format!(
@@ -1140,9 +1118,9 @@ async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked()
 async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;
-    let alice = driver.open("alice-upload").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-upload", &server.base, "alice")
+        .await;
     let customer = driver.open("visitor-upload").await;
     customer.goto(&server.url("/chat/demo")).await;
     customer.shown("#chat-attach").await;
@@ -1162,9 +1140,7 @@ async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
         .shown_with_text("#chat-log .msg-mine .att-file", "photo.png")
         .await;
     let id = first_offer(&alice).await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     alice
         .until_js(
             "the visitor's picture shown inline",
@@ -1181,9 +1157,9 @@ async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
 async fn the_visitor_sees_the_agent_typing_and_the_agent_sees_the_visitor_typing() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;
-    let alice = driver.open("alice-typing").await;
-    alice.login(&server.base, "alice").await;
-    alice.set_available().await;
+    let alice = driver
+        .available_agent("alice-typing", &server.base, "alice")
+        .await;
     let customer = driver.open("visitor-typing").await;
     customer.goto(&server.url("/chat/demo")).await;
     customer.type_in("#chat-name", "Lea").await;
@@ -1191,9 +1167,7 @@ async fn the_visitor_sees_the_agent_typing_and_the_agent_sees_the_visitor_typing
         .type_in("#chat-input", &format!("hello{ENTER}"))
         .await;
     let id = first_offer(&alice).await;
-    alice
-        .click(&format!("{} .offer-accept", Page::offer(id)))
-        .await;
+    alice.accept_offer(id).await;
     customer
         .until_js(
             "the chat socket to be open",

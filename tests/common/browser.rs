@@ -153,6 +153,14 @@ impl Driver {
 
     /// A new browser window with a fresh profile (its own storage), in
     /// English unless the test switches language in the page.
+    /// A desktop page of `agent`, logged in on `base` and Available.
+    pub async fn available_agent(&self, name: &str, base: &str, agent: &str) -> Page {
+        let page = self.open(name).await;
+        page.login(base, agent).await;
+        page.set_available().await;
+        page
+    }
+
     pub async fn open(&self, name: &str) -> Page {
         let profile = self.dir.join(format!("profile-{name}"));
         let caps = json!({
@@ -403,5 +411,11 @@ impl Page {
     /// The offer popup of conversation `id`.
     pub fn offer(id: u64) -> String {
         format!("#offers .offer[data-conversation=\"{id}\"]")
+    }
+
+    /// Accept the offer of conversation `id` from its popup.
+    pub async fn accept_offer(&self, id: u64) {
+        self.click(&format!("{} .offer-accept", Page::offer(id)))
+            .await;
     }
 }
