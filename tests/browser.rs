@@ -1115,6 +1115,62 @@ async fn a_customer_writing_in_a_conversation_not_on_screen_is_notified_masked()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_picked_while_an_accept_is_on_its_way_stays_on_screen() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver
+        .available_agent("alice-pick", &server.base, "alice")
+        .await;
+    let first = server.customer_says("v-p1", "Paul", "hello").await;
+    alice.accept_offer(first).await;
+    // The next accept's answer is held back (a slow network) while the
+    // agent goes back to the first conversation.
+    alice
+        .js("window.__release = null; var f = window.fetch; \
+             window.fetch = function (u, o) { \
+               var p = f(u, o); \
+               if (String(u).indexOf('/accept') < 0) return p; \
+               return new Promise(function (ok) { window.__release = function () { \
+                 ok(p); \
+                 p.then(function (r) { return r.clone().text(); }).then(function () { \
+                   setTimeout(function () { window.__answered = true; }, 200); }); \
+               }; }); \
+             }; return true;")
+        .await;
+    let second = server.customer_says("v-p2", "Anna", "bonjour").await;
+    alice
+        .click(&format!("{} .offer-accept", Page::offer(second)))
+        .await;
+    alice
+        .until_js(
+            "the accept to be sent",
+            "typeof window.__release === 'function'",
+        )
+        .await;
+    alice
+        .click(&format!(
+            "#conv-list li[data-conversation=\"{first}\"] button"
+        ))
+        .await;
+    alice.js("window.__release(); return true;").await;
+    alice
+        .shown(&format!("#conv-list li[data-conversation=\"{second}\"]"))
+        .await;
+    alice
+        .until_js(
+            "the accept's answer to be applied",
+            "window.__answered === true && !document.querySelector('#offers .offer')",
+        )
+        .await;
+    alice.text_is("#pane-title", "Paul").await;
+    let shown = alice
+        .js("return document.getElementById('pane').dataset.conversation")
+        .await;
+    assert_eq!(shown, first.to_string(), "the agent's own choice stays");
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;

@@ -810,7 +810,7 @@
         return;
       }
       applyEvents(r);
-      select(id, true);
+      if (S.acceptedHere.has(id) || S.selected === null) select(id, true);
     });
   }
 
@@ -848,7 +848,12 @@
           c.unread > 0 ? el('span', { cls: 'unread', text: c.unread, attrs: { 'aria-label': t('unread', { n: c.unread }) } }) : null
         ])
       ]);
-      btn.addEventListener('click', function () { select(id, true); });
+      btn.addEventListener('click', function () {
+        // The agent's own choice wins over an accept still on its way:
+        // its answer must not pull the pane back to the accepted one.
+        S.acceptedHere = new Set();
+        select(id, true);
+      });
       list.appendChild(el('li', { attrs: { 'data-conversation': id, 'data-phase': phaseOf(c) } }, [btn]));
     });
   }

@@ -413,9 +413,12 @@ impl Page {
         format!("#offers .offer[data-conversation=\"{id}\"]")
     }
 
-    /// Accept the offer of conversation `id` from its popup.
+    /// Accept the offer of conversation `id` from its popup and wait until
+    /// the desktop shows it open, as the agent sees it.
     pub async fn accept_offer(&self, id: u64) {
         self.click(&format!("{} .offer-accept", Page::offer(id)))
+            .await;
+        self.shown(&format!("#pane[data-conversation=\"{id}\"]"))
             .await;
     }
 }
