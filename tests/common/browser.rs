@@ -337,18 +337,34 @@ impl Page {
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.shown(css).await.text().await.expect("element text")
+        // Read again if the element was redrawn between finding and reading.
+        self.until(&format!("the text of {css}"), || async {
+            self.shown(css).await.text().await.ok()
+        })
+        .await
     }
 
     pub async fn click(&self, css: &str) {
-        let e = self.shown(css).await;
-        self.until(&format!("{css} to be enabled"), || async {
-            e.is_enabled().await.ok()?.then_some(())
-        })
-        .await;
-        e.click()
-            .await
-            .unwrap_or_else(|err| panic!("[{}] click {css}: {err}", self.name));
+        // A live page redraws (the console's tables, the desktop's list):
+        // an element found a moment ago may have been replaced by the same
+        // one drawn anew. A user would click the new one; so do we.
+        let deadline = Instant::now() + PAGE_PATIENCE;
+        loop {
+            let e = self.shown(css).await;
+            let clicked = match e.is_enabled().await {
+                Ok(true) => e.click().await.map(|_| true),
+                Ok(false) => Ok(false),
+                Err(err) => Err(err),
+            };
+            match clicked {
+                Ok(true) => return,
+                Err(err) if !err.to_string().contains("stale element") => {
+                    panic!("[{}] click {css}: {err}", self.name)
+                }
+                _ if Instant::now() > deadline => self.fail(&format!("{css} to be enabled")).await,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     pub async fn type_in(&self, css: &str, keys: &str) {
