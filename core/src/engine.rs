@@ -2545,10 +2545,9 @@ fn check_reply_attachments(list: &[crate::model::Attachment]) -> Result<(), Comm
             "at most {MAX_REPLY_ATTACHMENTS} attachments per reply"
         )));
     }
-    if list
-        .iter()
-        .any(|a| a.id.is_empty() || a.url.is_empty() || !matches!(a.kind.as_str(), "image" | "file"))
-    {
+    if list.iter().any(|a| {
+        a.id.is_empty() || a.url.is_empty() || !matches!(a.kind.as_str(), "image" | "file")
+    }) {
         return Err(CommandError::Invalid(
             "a reply's attachment is a stored picture or file".into(),
         ));

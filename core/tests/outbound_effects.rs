@@ -333,7 +333,8 @@ fn a_reply_may_be_only_attachments_which_reach_the_delivery_the_journal_and_a_re
     };
     // Blank without attachments: refused as before.
     assert!(matches!(
-        w.engine.handle(reply(" ", vec![]), w.now, &Extensions::builtin()),
+        w.engine
+            .handle(reply(" ", vec![]), w.now, &Extensions::builtin()),
         Err(CommandError::Invalid(_))
     ));
     // Too many, or not a stored file: refused, nothing stored.
@@ -342,26 +343,35 @@ fn a_reply_may_be_only_attachments_which_reach_the_delivery_the_journal_and_a_re
         .map(|i| picture(&format!("{i:032x}"), "a.png"))
         .collect();
     assert!(matches!(
-        w.engine.handle(reply("", eleven), w.now, &Extensions::builtin()),
+        w.engine
+            .handle(reply("", eleven), w.now, &Extensions::builtin()),
         Err(CommandError::Invalid(_))
     ));
     let mut place = picture("0", "x");
     place.kind = "location".into();
     assert!(matches!(
-        w.engine.handle(reply("", vec![place]), w.now, &Extensions::builtin()),
+        w.engine
+            .handle(reply("", vec![place]), w.now, &Extensions::builtin()),
         Err(CommandError::Invalid(_))
     ));
     assert_eq!(w.journal.len(), before, "nothing stored");
 
     // A picture alone: journaled with its (masked) name, pushed with it.
-    let pic = picture("0123456789abcdef0123456789abcdef", "card 4111 1111 1111 1111.png");
+    let pic = picture(
+        "0123456789abcdef0123456789abcdef",
+        "card 4111 1111 1111 1111.png",
+    );
     let out = w
         .engine
         .handle(reply("", vec![pic.clone()]), w.now, &Extensions::builtin())
         .expect("sent");
     w.journal.extend(out.events().cloned());
     let d = &out.deliveries[0];
-    assert_eq!(d.attachments, vec![pic.clone()], "the delivery keeps the file");
+    assert_eq!(
+        d.attachments,
+        vec![pic.clone()],
+        "the delivery keeps the file"
+    );
     assert_eq!(d.text, "");
     let shown = out
         .events()
