@@ -63,6 +63,43 @@ pub struct Meta {
     /// visitor may attach it to a message. `None` for what a channel sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// For an agent's upload: the conversation it was uploaded for. Only a
+    /// reply in that conversation may carry it, and only that
+    /// conversation's web chat visitor may fetch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<u64>,
+    /// For an agent's upload: the customer of that conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+}
+
+impl Meta {
+    /// Whether web chat visitor `customer` may fetch this attachment: their
+    /// own upload, or an agent's upload for one of their conversations.
+    pub fn visible_to_visitor(&self, customer: &str) -> bool {
+        self.owner.as_deref() == Some(customer)
+            || (self.conversation.is_some() && self.customer.as_deref() == Some(customer))
+    }
+}
+
+/// An upload as messages and agents see it.
+pub fn upload_attachment(id: &str, meta: &Meta) -> Attachment {
+    Attachment {
+        id: id.to_string(),
+        kind: if meta.mime.starts_with("image/") {
+            "image"
+        } else {
+            "file"
+        }
+        .into(),
+        url: url_of(id),
+        name: meta.name.clone(),
+        mime: Some(meta.mime.clone()),
+        size: Some(meta.size),
+        latitude: None,
+        longitude: None,
+        title: None,
+    }
 }
 
 /// Largest file a web chat visitor may upload.
@@ -321,6 +358,8 @@ pub async fn store_inbound(
                         name: Some("location.txt".into()),
                         size: 0,
                         owner: None,
+                        conversation: None,
+                        customer: None,
                     },
                 )
             }
@@ -333,6 +372,8 @@ pub async fn store_inbound(
                         name: Some("link.txt".into()),
                         size: 0,
                         owner: None,
+                        conversation: None,
+                        customer: None,
                     },
                 )
             }
@@ -346,6 +387,8 @@ pub async fn store_inbound(
                             name: None,
                             size: 0,
                             owner: None,
+                            conversation: None,
+                            customer: None,
                         },
                     )
                 }
@@ -357,6 +400,8 @@ pub async fn store_inbound(
                             name: a.name.clone().or(name),
                             size: 0,
                             owner: None,
+                            conversation: None,
+                            customer: None,
                         },
                     ),
                     Err(reason) => {
@@ -369,6 +414,8 @@ pub async fn store_inbound(
                                 name: None,
                                 size: 0,
                                 owner: None,
+                                conversation: None,
+                                customer: None,
                             },
                         )
                     }

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::channel::{Outbound, OutboundContext, OutboundMessage, OutgoingRequest};
-use switchboard_core::model::DeliveryFailure;
+use switchboard_core::model::{is_blank, Attachment, DeliveryFailure};
 
 /// Attempts per request (the first plus retries).
 pub const ATTEMPTS: u32 = 4;
@@ -123,7 +123,7 @@ async fn deliver(
         tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, "reply not sent: this node no longer owns the tenant");
         return None;
     }
-    match send(client, &job).await {
+    match send_reply(tenant, client, &job).await {
         Ok(()) => Some(Some(job.id)),
         Err((kind, detail)) => {
             tracing::warn!(tenant = %tenant.id(), conversation = job.conversation, channel = %job.channel, reason = kind.name(), detail = %detail, "reply not delivered");
@@ -176,11 +176,141 @@ fn rebuild(tenant: &Tenant, row: &OutboxRow) -> Result<Outgoing, DeliveryFailure
             channel: row.channel.clone(),
             message: usize::try_from(row.message).unwrap_or(usize::MAX),
             request,
+            attachments: reply_attachments(tenant, row),
+            send_text: !is_blank(&row.text),
             id: row.id,
         }),
         Ok(Outbound::Refuse(_)) => Err(DeliveryFailure::Rejected),
         Ok(Outbound::Push) | Err(_) => Err(DeliveryFailure::AdapterFailed),
     }
+}
+
+/// The files of a pending reply, as its message in the transcript keeps
+/// them (by id: the content is read from the tenant's storage).
+fn reply_attachments(tenant: &Tenant, row: &OutboxRow) -> Vec<Attachment> {
+    let index = usize::try_from(row.message).unwrap_or(usize::MAX);
+    tenant.read(|e| {
+        e.conversation(row.conversation)
+            .and_then(|c| c.messages.get(index))
+            .map(|m| m.attachments.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// A reply: each attachment first, then its text (if any). The first
+/// that fails ends it, with its reason.
+async fn send_reply(
+    tenant: &Tenant,
+    client: &reqwest::Client,
+    job: &Outgoing,
+) -> Result<(), (DeliveryFailure, String)> {
+    for a in &job.attachments {
+        let part = attachment_request(tenant, &job.request, a).await?;
+        send(client, &job.request, Some(&part)).await?;
+    }
+    if job.send_text || job.attachments.is_empty() {
+        send(client, &job.request, None).await?;
+    }
+    Ok(())
+}
+
+/// A multipart body ready to send: its content type and bytes.
+struct Multipart {
+    content_type: String,
+    body: Vec<u8>,
+}
+
+/// The type Meta's Send API gives an attachment (`image`, `audio`,
+/// `video` or `file`), from its content type.
+fn send_api_type(mime: &str) -> &'static str {
+    match mime.split('/').next().unwrap_or("") {
+        "image" => "image",
+        "audio" => "audio",
+        "video" => "video",
+        _ => "file",
+    }
+}
+
+/// One attachment as Meta's Send API takes a file in the same call that
+/// sends it (Messenger Platform, "Send a message with an attachment",
+/// upload from a file): `POST /me/messages` as `multipart/form-data`, the
+/// adapter's own fields (`recipient`, `messaging_type`, `tag`: objects as
+/// JSON text), `message` =
+/// `{"attachment":{"type":T,"payload":{"is_reusable":false}}}` and the
+/// content as `filedata`, to the URL the adapter built (access token and
+/// `appsecret_proof` included). A request whose body is not a JSON object
+/// with a `recipient` cannot carry a file: the reply fails as
+/// `invalid_request`.
+async fn attachment_request(
+    tenant: &Tenant,
+    request: &OutgoingRequest,
+    a: &Attachment,
+) -> Result<Multipart, (DeliveryFailure, String)> {
+    let Some(fields) = request
+        .body
+        .as_object()
+        .filter(|o| o.contains_key("recipient"))
+    else {
+        return Err((
+            DeliveryFailure::InvalidRequest,
+            "the channel's request cannot carry an attachment".into(),
+        ));
+    };
+    let storage = tenant.attachments();
+    let (tenant_id, id) = (tenant.id().to_string(), a.id.clone());
+    let found = tokio::task::spawn_blocking(move || storage.load(&tenant_id, &id))
+        .await
+        .ok()
+        .flatten();
+    let Some((meta, content)) = found else {
+        return Err((
+            DeliveryFailure::InvalidRequest,
+            "the attachment is no longer stored".into(),
+        ));
+    };
+    let boundary = format!("switchboard-{}", hex::encode(rand::random::<[u8; 12]>()));
+    let mut body = Vec::with_capacity(content.len() + 1024);
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    for (k, v) in fields {
+        if k == "message" {
+            continue;
+        }
+        match v {
+            serde_json::Value::String(s) => field(k, s),
+            other => field(k, &other.to_string()),
+        }
+    }
+    let message = serde_json::json!({
+        "attachment": {"type": send_api_type(&meta.mime), "payload": {"is_reusable": false}}
+    });
+    field("message", &message.to_string());
+    let name: String = meta
+        .name
+        .as_deref()
+        .unwrap_or("attachment")
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\'))
+        .collect();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"filedata\"; filename=\"{name}\"\r\nContent-Type: {}\r\n\r\n",
+            meta.mime
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok(Multipart {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        body,
+    })
 }
 
 /// Whether the request says its body is JSON (or says nothing).
@@ -210,25 +340,38 @@ fn with_body(req: reqwest::RequestBuilder, request: &OutgoingRequest) -> reqwest
     }
 }
 
-/// Send with retries; on failure, its kind and a detail for the log.
-async fn send(client: &reqwest::Client, job: &Outgoing) -> Result<(), (DeliveryFailure, String)> {
-    let method = reqwest::Method::from_bytes(job.request.method.as_bytes()).map_err(|_| {
+/// Send with retries (the adapter's body, or `multipart` in its place);
+/// on failure, its kind and a detail for the log.
+async fn send(
+    client: &reqwest::Client,
+    request: &OutgoingRequest,
+    multipart: Option<&Multipart>,
+) -> Result<(), (DeliveryFailure, String)> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
         (
             DeliveryFailure::InvalidRequest,
-            format!("invalid method {:?}", job.request.method),
+            format!("invalid method {:?}", request.method),
         )
     })?;
-    if reqwest::Url::parse(&job.request.url).is_err() {
+    if reqwest::Url::parse(&request.url).is_err() {
         return Err((DeliveryFailure::InvalidRequest, "invalid URL".into()));
     }
     let mut backoff = FIRST_BACKOFF;
     let mut last = (DeliveryFailure::Unreachable, String::new());
     for attempt in 1..=ATTEMPTS {
-        let mut req = client.request(method.clone(), &job.request.url);
-        for (k, v) in &job.request.headers {
+        let mut req = client.request(method.clone(), &request.url);
+        for (k, v) in &request.headers {
+            if multipart.is_some() && k.eq_ignore_ascii_case("content-type") {
+                continue;
+            }
             req = req.header(k.as_str(), v.as_str());
         }
-        req = with_body(req, &job.request);
+        req = match multipart {
+            Some(m) => req
+                .header(reqwest::header::CONTENT_TYPE, m.content_type.as_str())
+                .body(m.body.clone()),
+            None => with_body(req, request),
+        };
         match req.send().await {
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) if resp.status().is_server_error() => {

@@ -139,6 +139,8 @@ pub enum PluginRole {
     Routing,
     Wrapup,
     Channel,
+    /// Canned responses (in place of a `responses` script).
+    Responses,
 }
 
 /// One `[[tenants.plugins]]` entry.
@@ -429,6 +431,7 @@ impl Config {
 fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
     let mut routing = 0;
     let mut wrapup = 0;
+    let mut responses = 0;
     let mut channels = HashSet::new();
     for p in &t.plugins {
         if p.path.trim().is_empty() {
@@ -439,6 +442,7 @@ fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
         }
         routing += usize::from(p.has(PluginRole::Routing));
         wrapup += usize::from(p.has(PluginRole::Wrapup));
+        responses += usize::from(p.has(PluginRole::Responses));
         match (&p.channel, p.has(PluginRole::Channel)) {
             (Some(c), true) => {
                 if !is_slug(c) || BUILTIN_CHANNELS.contains(&c.as_str()) {
@@ -482,9 +486,15 @@ fn validate_plugins(t: &TenantConfig, queues: &HashSet<&str>) -> Result<()> {
             }
         }
     }
-    if routing > 1 || wrapup > 1 {
+    if routing > 1 || wrapup > 1 || responses > 1 {
         bail!(
-            "tenant {}: at most one routing and one wrap-up plugin",
+            "tenant {}: at most one routing, one wrap-up and one canned responses plugin",
+            t.id
+        );
+    }
+    if responses == 1 && t.responses.is_some() {
+        bail!(
+            "tenant {}: both a canned responses plugin and a `responses` script are configured; remove one",
             t.id
         );
     }

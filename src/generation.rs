@@ -2,7 +2,7 @@
 //! plugins, loaded together at start, on reload and in `switchboard
 //! scripts check`, and swapped in as a whole (DESIGN.md "The plugin host").
 //!
-//! Roles: routing and wrap-up come from the tenant's plugin for that role
+//! Roles: routing, wrap-up and canned responses come from the tenant's plugin for that role
 //! when one is configured, else from Lua (which falls back to the built-in
 //! behaviour); a channel adapter from the plugin configured for that
 //! channel, else from a Lua script. `Config::validate` refuses a role given
@@ -23,7 +23,7 @@ use switchboard_core::model::{Millis, WrapUpReason};
 use switchboard_core::native::{NativePlugin, NativeSpec, PluginReport};
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::wrapup::WrapUpReasons;
-use switchboard_plugin::{ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP};
+use switchboard_plugin::{ROLE_CHANNEL, ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP};
 
 /// One loaded plugin and how the tenant uses it.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub struct TenantGeneration {
     routing: Option<usize>,
     /// Index in `plugins` of the wrap-up plugin, if any.
     wrapup: Option<usize>,
+    /// Index in `plugins` of the canned responses plugin, if any.
+    responses: Option<usize>,
 }
 
 /// A plugin's library path as configured, resolved like `scripts_dir`.
@@ -62,6 +64,7 @@ fn spec_of(t: &TenantConfig, p: &PluginEntry) -> NativeSpec {
             PluginRole::Routing => ROLE_ROUTING,
             PluginRole::Wrapup => ROLE_WRAPUP,
             PluginRole::Channel => ROLE_CHANNEL,
+            PluginRole::Responses => ROLE_RESPONSES,
         })
         .fold(0, |a, b| a | b);
     spec.queues = t.queues.iter().map(|q| q.id.clone()).collect();
@@ -95,6 +98,7 @@ pub fn load(
             Ok(TenantGeneration {
                 routing: find(PluginRole::Routing),
                 wrapup: find(PluginRole::Wrapup),
+                responses: find(PluginRole::Responses),
                 lua,
                 plugins,
             })
@@ -191,9 +195,13 @@ impl RoutingPolicy for TenantGeneration {
 }
 
 impl TenantGeneration {
-    /// The tenant's canned responses (its `responses` script; none without).
+    /// The tenant's canned responses: its plugin with that role, else its
+    /// `responses` script; none without.
     pub fn responses(&self) -> Arc<[switchboard_core::responses::CannedResponse]> {
-        self.lua.responses()
+        match self.responses {
+            Some(i) => self.plugins[i].plugin.responses(),
+            None => self.lua.responses(),
+        }
     }
 }
 

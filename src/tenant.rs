@@ -32,7 +32,9 @@ use switchboard_core::model::{
     AgentState, ConversationId, DeliveryFailure, Millis, Party, DISCONNECTED_REASON,
 };
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
-use switchboard_core::{Carrier, Command, CommandError, Event, Extensions, Masker, Output};
+use switchboard_core::{
+    Carrier, Command, CommandError, Delivery, Event, Extensions, Masker, Output,
+};
 use tokio::sync::{mpsc, Notify};
 
 /// Messages queued for one subscriber before it counts as too slow.
@@ -379,6 +381,11 @@ pub struct Outgoing {
     pub channel: String,
     pub message: usize,
     pub request: OutgoingRequest,
+    /// The files the reply carries, each sent before the text (see
+    /// `crate::channels`); by id, read from the tenant's storage.
+    pub attachments: Vec<switchboard_core::model::Attachment>,
+    /// Whether the reply has a text to send (a reply may be files alone).
+    pub send_text: bool,
     /// Its row in the store's outbox, marked sent once it is.
     pub id: OutboxId,
 }
@@ -911,7 +918,7 @@ impl Tenant {
             });
         }
         self.metrics.record(&inner.engine, out);
-        let mut frames = frames(&inner.engine, out, self.clock.now());
+        let mut frames = frames(&inner.engine, self.id(), out, self.clock.now());
         for e in &out.emitted {
             let Some(id) = e.event.conversation() else {
                 continue;
@@ -1021,6 +1028,8 @@ fn channel_requests(out: &Output, seq: u64, now: Millis) -> (Vec<Outgoing>, Vec<
             channel: d.channel.clone(),
             message: d.message,
             request: request.clone(),
+            attachments: d.attachments.clone(),
+            send_text: !switchboard_core::model::is_blank(&d.text),
             id,
         });
     }
@@ -1067,7 +1076,7 @@ impl RoutingPolicy for TimedRouting<'_> {
 
 /// The frames an output sends: to agents (their projection of each event)
 /// and to web chat visitors (notices and the agents' raw replies).
-fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
+fn frames(engine: &Engine, tenant: &str, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
     let mut frames = Vec::new();
     for emitted in &out.emitted {
         let ev = &emitted.event;
@@ -1102,6 +1111,7 @@ fn frames(engine: &Engine, out: &Output, now: u64) -> Vec<(Target, Arc<str>)> {
                 "text": d.text,
                 "at": rfc3339(now),
             });
+            let frame = with_visitor_attachments(frame, tenant, d);
             frames.push((
                 Target::Visitor(d.customer.clone()),
                 frame.to_string().into(),
@@ -1262,6 +1272,25 @@ pub fn message_json(m: &switchboard_core::model::Message) -> Value {
         v["failed"] = json!(reason.name());
     }
     v
+}
+
+/// A reply's attachments in the visitor's frame, at the address the
+/// visitor fetches them from with its own token.
+fn with_visitor_attachments(mut frame: Value, tenant: &str, d: &Delivery) -> Value {
+    if d.attachments.is_empty() {
+        return frame;
+    }
+    let list: Vec<Value> = d
+        .attachments
+        .iter()
+        .map(|a| {
+            let mut v = json!(a);
+            v["url"] = json!(crate::http::webchat::visitor_url(tenant, &a.id));
+            v
+        })
+        .collect();
+    frame["attachments"] = json!(list);
+    frame
 }
 
 /// What a web chat visitor is told of an event (agent messages go as

@@ -1210,6 +1210,60 @@ async fn a_web_chat_visitor_attaches_a_picture_that_the_agent_sees_inline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_attaches_a_picture_that_the_visitor_sees_inline() {
+    let server = Server::start(&demo_config());
+    let driver = Driver::start().await;
+    let alice = driver
+        .available_agent("alice-attach", &server.base, "alice")
+        .await;
+    let customer = driver.open("visitor-attach").await;
+    customer.goto(&server.url("/chat/demo")).await;
+    customer
+        .type_in("#chat-input", "can you send me the form?")
+        .await;
+    customer.click("#chat-send").await;
+    let id = first_offer(&alice).await;
+    alice.accept_offer(id).await;
+    // The button is named for screen readers (its label).
+    let label = alice.text("label[for='attach-file']").await;
+    assert_eq!(label, "Attach a file");
+    let unnamed = alice.js(UNNAMED_CONTROLS).await;
+    assert_eq!(unnamed, serde_json::json!([]), "unnamed controls");
+    // The agent picks a picture (through the input's own API, as a file
+    // chooser cannot be driven headless) and sends it without text.
+    let png: Vec<String> = graph::PNG.iter().map(|b| b.to_string()).collect();
+    alice
+        .js(&format!(
+            "var dt = new DataTransfer(); \
+             dt.items.add(new File([new Uint8Array([{}])], 'form.png', {{type: 'image/png'}})); \
+             var i = document.getElementById('attach-file'); i.files = dt.files; \
+             i.dispatchEvent(new Event('change')); return true;",
+            png.join(",")
+        ))
+        .await;
+    alice.shown_with_text("#pending-files li", "form.png").await;
+    alice.click("#send").await;
+    alice.gone("#pending-files li").await;
+    alice
+        .until_js(
+            "the agent's own picture in their bubble",
+            "(function () { var i = document.querySelector('#messages .msg-agent img.att-thumb'); \
+             return i && i.src.indexOf('blob:') === 0 && i.complete && i.naturalWidth > 0; })()",
+        )
+        .await;
+    customer
+        .until_js(
+            "the agent's picture shown inline to the visitor",
+            "(function () { var i = document.querySelector('#chat-log .msg-agent-reply img.att-picture'); \
+             return i && i.complete && i.naturalWidth > 0; })()",
+        )
+        .await;
+    customer.screenshot("webchat-agent-picture").await;
+    customer.close().await;
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_visitor_sees_the_agent_typing_and_the_agent_sees_the_visitor_typing() {
     let server = Server::start(&demo_config());
     let driver = Driver::start().await;

@@ -43,7 +43,16 @@ fn plugin_dir() -> &'static Path {
             .into_owned();
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "-q", "-p", "skills-router", "-p", "sms-adapter"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "skills-router",
+                "-p",
+                "sms-adapter",
+                "-p",
+                "test-plugin",
+            ])
             .arg("--target-dir")
             .arg(target);
         match profile.as_str() {
@@ -596,6 +605,57 @@ fn the_example_and_the_static_plugin_rules() {
         &base,
     );
     assert!(e.contains("wrap-up plugin and"), "{e}");
+    // The demo has a `responses` script: a responses plugin beside it is refused.
+    let e = refused(
+        "[[tenants.plugins]]\npath = \"x.so\"\nroles = [\"responses\"]\n",
+        &base,
+    );
+    assert!(
+        e.contains("canned responses plugin and a `responses` script"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn agents_get_the_canned_responses_of_a_plugin() {
+    let config = config_with(&format!(
+        "[[tenants.plugins]]\npath = {:?}\nroles = [\"responses\"]\n",
+        plugin("test_plugin")
+    ))
+    .replace("responses = \"responses/en.lua\"\n", "");
+    let server = Server::start(&config);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v-canned", "Zoé", "hello").await;
+    alice.events.next_of("offer").await;
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let (status, v) = alice
+        .call(
+            Method::GET,
+            &format!("/api/responses?conversation={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let list = v["responses"].as_array().expect("responses");
+    let codes: Vec<&str> = list.iter().filter_map(|r| r["code"].as_str()).collect();
+    assert_eq!(codes, ["greet", "bye"], "{v}");
+    assert_eq!(list[0]["text"], "Hello Zoé, Alice Martin here.");
+    assert_eq!(list[1]["text"], "Goodbye from Support.");
+
+    // Admins see the role among the plugin's.
+    let (_, s) = server
+        .admin(Method::GET, "/admin/tenants/demo/scripts", None)
+        .await;
+    let roles = &s["plugins"][0]["roles"];
+    assert!(
+        roles
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "responses")),
+        "{s}"
+    );
 }
 
 #[tokio::test]

@@ -94,8 +94,38 @@
     bubble.appendChild(meta);
     if (entry.text) bubble.appendChild(el('p', 'text', entry.text));
     if (entry.file) bubble.appendChild(el('p', 'att-file', '📎 ' + entry.file));
+    (Array.isArray(entry.files) ? entry.files : []).forEach(function (f) { bubble.appendChild(agentFile(f)); });
     row.appendChild(bubble);
     return row;
+  }
+
+  // The files an agent's reply carries: only this channel's own
+  // addresses (`…/attachments/{id}`), fetched with this visitor's token.
+  function agentFiles(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (a) {
+      return a && typeof a.url === 'string' && a.url.indexOf(base + '/attachments/') === 0;
+    }).map(function (a) {
+      return { url: a.url, image: a.type === 'image', name: typeof a.name === 'string' ? a.name : '' };
+    });
+  }
+
+  // A picture shown inline, a document as a download link.
+  function agentFile(f) {
+    var src = f.url + '?visitor_token=' + encodeURIComponent(token || '');
+    var p = el('p', 'att-agent');
+    if (f.image) {
+      var img = el('img', 'att-picture');
+      img.src = src;
+      img.alt = f.name || t('picture');
+      p.appendChild(img);
+    } else {
+      var a = el('a', 'att-download', '📎 ' + (f.name || t('document')));
+      a.href = src;
+      a.setAttribute('download', f.name || 'document');
+      p.appendChild(a);
+    }
+    return p;
   }
 
   function add(entry) {
@@ -140,7 +170,7 @@
         case 'message':
           if (f.from === 'agent') {
             showTyping(null);
-            add({ kind: 'agent', author: f.author || t('agent'), text: f.text, at: now });
+            add({ kind: 'agent', author: f.author || t('agent'), text: f.text, files: agentFiles(f.attachments), at: now });
           }
           break;
         case 'typing':

@@ -910,6 +910,8 @@
     var canWrite = open && (owner || guest);
     $('compose').disabled = !canWrite;
     $('send').disabled = !canWrite;
+    $('attach-file').disabled = !canWrite;
+    renderPendingFiles(c);
     if (document.activeElement !== $('compose') || S.rendered.conv !== c.id) $('compose').value = c.draft || '';
     $('compose-error').textContent = c.error || '';
     updateCounter();
@@ -1299,14 +1301,19 @@
   // back to the composer for the agent to check and send.
   function retrySend(c, m, button) {
     var raw = c.rawSent && c.rawSent.get(m.text);
+    var files = (m.attachments || []).filter(function (a) { return a.id; }).map(function (a) { return { id: a.id, name: a.name || a.id }; });
     if (raw === undefined) {
       select(c.id, true);
       $('compose').value = m.text;
+      c.pendingFiles = files;
       onComposeInput();
+      renderAll();
       return;
     }
     button.disabled = true;
-    api('POST', '/api/conversations/' + c.id + '/messages', { text: raw }).then(function (r) {
+    var body = { text: raw };
+    if (files.length) body.attachments = files.map(function (f) { return f.id; });
+    api('POST', '/api/conversations/' + c.id + '/messages', body).then(function (r) {
       if (r.status === 200) {
         m.retried = true;
         applyEvents(r);
@@ -1333,13 +1340,17 @@
     var id = S.selected;
     var c = S.convs.get(id);
     var text = $('compose').value;
-    if (!c || !text.trim() || $('send').disabled) return;
+    var files = c ? (c.pendingFiles || []) : [];
+    if (!c || (!text.trim() && !files.length) || $('send').disabled) return;
     $('send').disabled = true;
-    api('POST', '/api/conversations/' + id + '/messages', { text: text }).then(function (r) {
+    var body = { text: text };
+    if (files.length) body.attachments = files.map(function (f) { return f.id; });
+    api('POST', '/api/conversations/' + id + '/messages', body).then(function (r) {
       $('send').disabled = false;
       if (r.status === 200) {
         c.draft = '';
         c.error = '';
+        c.pendingFiles = [];
         if (S.selected === id) $('compose').value = '';
         applyEvents(r);
         rememberSent(c, r, text);
@@ -1349,6 +1360,56 @@
       }
       renderAll();
       if (S.selected === id) $('compose').focus();
+    });
+  }
+
+  // ---- attachments of a reply -------------------------------------------
+  // A picture or a PDF the agent picks is uploaded at once for the selected
+  // conversation (the server checks its content and size); it goes with
+  // the next reply, with or without text, and shows in the agent's bubble.
+
+  var MAX_UPLOAD = 10 * 1024 * 1024;
+
+  function attachFile() {
+    var input = $('attach-file');
+    var file = input.files && input.files[0];
+    input.value = '';
+    var id = S.selected;
+    var c = S.convs.get(id);
+    if (!file || !c) return;
+    if (file.size > MAX_UPLOAD) { c.error = t('fileTooLarge'); renderAll(); return; }
+    c.error = '';
+    $('compose-error').textContent = t('attaching', { name: file.name });
+    fetch('/api/conversations/' + id + '/attachments?name=' + encodeURIComponent(file.name), {
+      method: 'POST',
+      headers: { 'Authorization': 'Bearer ' + (S.session ? S.session.token : ''), 'Content-Type': 'application/octet-stream', 'Accept': 'application/json' },
+      body: file,
+      cache: 'no-store'
+    }).then(function (resp) {
+      return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+    }, function () { return { status: 0, body: null }; }).then(function (r) {
+      if (r.status === 201 && r.body && typeof r.body.id === 'string') {
+        if (!c.pendingFiles) c.pendingFiles = [];
+        c.pendingFiles.push({ id: r.body.id, name: r.body.name || file.name });
+        c.error = '';
+      } else {
+        c.error = errorText(r);
+      }
+      renderAll();
+    });
+  }
+
+  function renderPendingFiles(c) {
+    var list = $('pending-files');
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var files = (c && c.pendingFiles) || [];
+    list.hidden = !files.length;
+    files.forEach(function (f, i) {
+      var li = el('li', { text: '📎 ' + f.name + ' ' });
+      var remove = el('button', { cls: 'btn btn-small', text: '×', attrs: { type: 'button', 'aria-label': t('removeAttachment', { name: f.name }) } });
+      remove.addEventListener('click', function () { c.pendingFiles.splice(i, 1); renderAll(); });
+      li.appendChild(remove);
+      list.appendChild(li);
     });
   }
 
@@ -1572,6 +1633,7 @@
     });
 
     $('composer').addEventListener('submit', send);
+    $('attach-file').addEventListener('change', attachFile);
     $('compose').addEventListener('input', onComposeInput);
     $('compose').addEventListener('keydown', onComposeKey);
     $('compose').addEventListener('blur', closeCanned);

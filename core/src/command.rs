@@ -36,7 +36,11 @@ pub enum Command {
     AgentMessage {
         agent: AgentId,
         conversation: ConversationId,
+        /// May be blank when the reply carries attachments.
         text: String,
+        /// Files the agent uploaded for this conversation, checked and
+        /// described by the server (at most [`crate::model::MAX_REPLY_ATTACHMENTS`]).
+        attachments: Vec<crate::model::Attachment>,
     },
     Transfer {
         agent: AgentId,

@@ -805,7 +805,8 @@ impl Engine {
                 agent,
                 conversation,
                 text,
-            } => self.agent_message(&agent, conversation, text, now, ext, out),
+                attachments,
+            } => self.agent_message(&agent, conversation, text, attachments, now, ext, out),
             Command::Transfer {
                 agent,
                 conversation,
@@ -1242,11 +1243,13 @@ impl Engine {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn agent_message(
         &mut self,
         agent: &str,
         id: ConversationId,
         text: String,
+        attachments: Vec<crate::model::Attachment>,
         now: Millis,
         ext: &Extensions<'_>,
         out: &mut Output,
@@ -1277,9 +1280,10 @@ impl Engine {
             )));
         }
         let text = strip_controls(&text).into_owned();
-        if is_blank(&text) {
+        if is_blank(&text) && attachments.is_empty() {
             return Err(CommandError::Invalid("message is empty".into()));
         }
+        check_reply_attachments(&attachments)?;
         // The text is valid: ask the channel how it reaches the customer.
         // A refusal (Messenger past its 7-day window) refuses the command,
         // with nothing stored.
@@ -1308,6 +1312,7 @@ impl Engine {
             customer: c.customer.clone(),
             author: agent.to_string(),
             text: text.clone(),
+            attachments: attachments.clone(),
             message: index,
             carrier,
         };
@@ -1324,7 +1329,7 @@ impl Engine {
             text: self.mask_for_agents(&text),
             at: now,
             external_id: None,
-            attachments: Vec::new(),
+            attachments: self.mask_attachments(&attachments),
             sent_at: None,
         };
         self.emit(out, ev, aud);
@@ -2529,6 +2534,25 @@ fn mark_failed(messages: &mut [Message], index: usize, reason: DeliveryFailure) 
     if let Some(m) = messages.get_mut(index).filter(|m| m.from == Party::Agent) {
         m.failed = Some(reason);
     }
+}
+
+/// An agent reply's attachments: at most [`crate::model::MAX_REPLY_ATTACHMENTS`],
+/// each one of the server's copies (an id and its address), no location.
+fn check_reply_attachments(list: &[crate::model::Attachment]) -> Result<(), CommandError> {
+    use crate::model::MAX_REPLY_ATTACHMENTS;
+    if list.len() > MAX_REPLY_ATTACHMENTS {
+        return Err(CommandError::Invalid(format!(
+            "at most {MAX_REPLY_ATTACHMENTS} attachments per reply"
+        )));
+    }
+    if list.iter().any(|a| {
+        a.id.is_empty() || a.url.is_empty() || !matches!(a.kind.as_str(), "image" | "file")
+    }) {
+        return Err(CommandError::Invalid(
+            "a reply's attachment is a stored picture or file".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Engine {

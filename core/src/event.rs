@@ -409,6 +409,9 @@ pub struct Delivery {
     pub customer: String,
     pub author: AgentId,
     pub text: String,
+    /// The files the reply carries (the server's copies, by id), sent
+    /// before the text; the text may then be blank.
+    pub attachments: Vec<crate::model::Attachment>,
     /// Index of the reply in the conversation's transcript.
     pub message: usize,
     pub carrier: Carrier,

@@ -84,6 +84,8 @@ pub const SERVER_CAD_KEYS: &[&str] = &["contact_origin", "entry_point", "custome
 
 /// Longest agent message, in Unicode scalar values.
 pub const MAX_AGENT_MESSAGE_CHARS: usize = 1000;
+/// Most attachments on one agent reply.
+pub const MAX_REPLY_ATTACHMENTS: usize = 10;
 
 /// Default number of concurrent conversations an agent handles.
 pub const DEFAULT_CAPACITY: u32 = 5;
@@ -278,7 +280,8 @@ pub struct Message {
     pub author: String,
     pub text: String,
     pub at: Millis,
-    /// What the customer attached (pictures, files, a location…).
+    /// What the customer attached (pictures, files, a location…), or the
+    /// files an agent sent with a reply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
     /// An agent's reply the channel did not take, and why

@@ -106,6 +106,7 @@ fn a_rebuilt_library_reloads_while_the_old_one_stays_mapped() {
 
 /// A C plugin that is broken in the way MODE selects.
 const BROKEN: &str = r#"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "switchboard_plugin.h"
@@ -119,6 +120,9 @@ const BROKEN: &str = r#"
 #define ERROR 7
 #define NULL_NAME 8
 #define UNKNOWN_ROLE 9
+/* Built before `responses` was appended to the descriptor. */
+#define BEFORE_RESPONSES 10
+#define BEFORE_RESPONSES_CLAIMING_THEM 11
 
 static int32_t reply(sb_buffer *out, int32_t status, const char *text) {
     size_t len = strlen(text);
@@ -152,11 +156,15 @@ static const sb_plugin_v1 DESCRIPTOR = {
 #endif
 #if MODE == SMALL
     .struct_size = 16,
+#elif MODE == BEFORE_RESPONSES || MODE == BEFORE_RESPONSES_CLAIMING_THEM
+    .struct_size = offsetof(sb_plugin_v1, responses),
 #else
     .struct_size = sizeof(sb_plugin_v1),
 #endif
 #if MODE == UNKNOWN_ROLE
     .roles = SB_ROLE_ROUTING | 64u,
+#elif MODE == BEFORE_RESPONSES_CLAIMING_THEM
+    .roles = SB_ROLE_ROUTING | SB_ROLE_RESPONSES,
 #else
     .roles = SB_ROLE_ROUTING,
 #endif
@@ -267,6 +275,24 @@ fn broken_libraries_are_refused_naming_the_file() {
     assert_eq!(route(&good), RouteDecision::Agent("agent0".into()));
     let info = native::check(&good_lib, &dir).expect("check the good one");
     assert_eq!(info.role_names(), vec!["routing"]);
+}
+
+#[test]
+fn a_plugin_built_before_responses_were_appended_still_loads() {
+    let dir = scratch("c-before-responses");
+    let old = broken(&dir, "BEFORE_RESPONSES");
+    let p = NativePlugin::load(&spec(&old, &dir), 1, 0).expect("a 104-byte descriptor loads");
+    assert_eq!(p.info().struct_size, 104);
+    assert_eq!(route(&p), RouteDecision::Agent("agent0".into()));
+    assert!(p.responses().is_empty());
+    // Its descriptor has no `responses` entry, so it cannot claim the role.
+    let claiming = broken(&dir, "BEFORE_RESPONSES_CLAIMING_THEM");
+    let err = NativePlugin::load(&spec(&claiming, &dir), 1, 0).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("claims the responses role but responses is NULL"),
+        "{err}"
+    );
 }
 
 #[test]

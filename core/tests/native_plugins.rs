@@ -375,7 +375,7 @@ fn panics_are_caught_counted_and_the_plugin_keeps_serving() {
 
     let reports = p.report();
     let roles: Vec<&str> = reports.iter().map(|r| r.role).collect();
-    assert_eq!(roles, ["routing", "wrapup", "channel"]);
+    assert_eq!(roles, ["routing", "wrapup", "channel", "responses"]);
     let routing = &reports[0];
     assert_eq!((routing.calls, routing.errors), (15, 13));
     assert_eq!(routing.last_errors.len(), 10);
@@ -423,7 +423,7 @@ fn panics_are_caught_counted_and_the_plugin_keeps_serving() {
     assert!(admin.trusted_code);
     assert_eq!(admin.note, TRUSTED_CODE_NOTE);
     assert_eq!(admin.name, "test-plugin");
-    assert_eq!(admin.roles, ["routing", "wrapup", "channel"]);
+    assert_eq!(admin.roles, ["routing", "wrapup", "channel", "responses"]);
     let json = serde_json::to_value(&admin).expect("serializes");
     assert_eq!(json["files"][0]["last_errors"][0]["kind"], "panic");
 }
@@ -454,6 +454,62 @@ fn a_failing_create_or_wrapup_check_refuses_the_load() {
         text.contains("queue \"panic\": plugin panicked: wrapup panicked on purpose"),
         "{text}"
     );
+}
+
+#[test]
+fn canned_responses_come_from_a_plugin_checked_like_a_scripts() {
+    use switchboard_core::responses::{check_responses, CannedResponse};
+    let p = load(
+        "test_plugin",
+        serde_json::Value::Null,
+        &["support", "billing"],
+    )
+    .expect("load");
+    let list = p.responses();
+    let codes: Vec<&str> = list.iter().map(|r| r.code.as_str()).collect();
+    assert_eq!(codes, ["greet", "bye"]);
+    assert_eq!(list[1].queues, ["support"]);
+    assert!(list[1].applies_to("support", Some("en")));
+    assert!(!list[1].applies_to("billing", Some("en")));
+    assert_eq!(
+        list[0].fill("Zoé", "Alice", "Support"),
+        "Hello Zoé, Alice here."
+    );
+
+    // A bad list refuses the load with the words of the one check a Lua
+    // `responses` script's list goes through.
+    let same = |code: &str, queues: Vec<String>| CannedResponse {
+        code: code.into(),
+        title: format!("Title of {code}"),
+        text: "x".into(),
+        queues,
+        language: None,
+    };
+    let queues = ["support".to_string()];
+    for (mode, bad) in [
+        ("dupes", vec![same("greet", vec![]), same("greet", vec![])]),
+        (
+            "unknown-queue",
+            vec![
+                same("a", vec![]),
+                same("b", vec![]),
+                same("lost", vec!["nowhere".into()]),
+            ],
+        ),
+    ] {
+        let err = load(
+            "test_plugin",
+            serde_json::json!({ "responses": mode }),
+            &["support"],
+        )
+        .expect_err("refused");
+        let expected = check_responses(bad, &queues, "responses").expect_err("bad list");
+        let text = err.to_string();
+        assert!(
+            text.contains("canned responses refused") && text.contains(&expected),
+            "{text} / {expected}"
+        );
+    }
 }
 
 #[test]

@@ -307,3 +307,90 @@ fn an_sms_customers_number_is_masked_for_agents_and_raw_only_in_the_delivery() {
         Some("********4567".into())
     );
 }
+
+fn picture(id: &str, name: &str) -> Attachment {
+    Attachment {
+        id: id.into(),
+        kind: "image".into(),
+        url: format!("/api/attachments/{id}"),
+        name: Some(name.into()),
+        mime: Some("image/png".into()),
+        size: Some(8),
+        latitude: None,
+        longitude: None,
+        title: None,
+    }
+}
+
+#[test]
+fn a_reply_may_be_only_attachments_which_reach_the_delivery_the_journal_and_a_replay() {
+    let mut w = active_conversation();
+    let reply = |text: &str, attachments: Vec<Attachment>| Command::AgentMessage {
+        agent: "alice".into(),
+        conversation: 1,
+        text: text.into(),
+        attachments,
+    };
+    // Blank without attachments: refused as before.
+    assert!(matches!(
+        w.engine
+            .handle(reply(" ", vec![]), w.now, &Extensions::builtin()),
+        Err(CommandError::Invalid(_))
+    ));
+    // Too many, or not a stored file: refused, nothing stored.
+    let before = w.journal.len();
+    let eleven = (0..=MAX_REPLY_ATTACHMENTS)
+        .map(|i| picture(&format!("{i:032x}"), "a.png"))
+        .collect();
+    assert!(matches!(
+        w.engine
+            .handle(reply("", eleven), w.now, &Extensions::builtin()),
+        Err(CommandError::Invalid(_))
+    ));
+    let mut place = picture("0", "x");
+    place.kind = "location".into();
+    assert!(matches!(
+        w.engine
+            .handle(reply("", vec![place]), w.now, &Extensions::builtin()),
+        Err(CommandError::Invalid(_))
+    ));
+    assert_eq!(w.journal.len(), before, "nothing stored");
+
+    // A picture alone: journaled with its (masked) name, pushed with it.
+    let pic = picture(
+        "0123456789abcdef0123456789abcdef",
+        "card 4111 1111 1111 1111.png",
+    );
+    let out = w
+        .engine
+        .handle(reply("", vec![pic.clone()]), w.now, &Extensions::builtin())
+        .expect("sent");
+    w.journal.extend(out.events().cloned());
+    let d = &out.deliveries[0];
+    assert_eq!(
+        d.attachments,
+        vec![pic.clone()],
+        "the delivery keeps the file"
+    );
+    assert_eq!(d.text, "");
+    let shown = out
+        .events()
+        .find_map(|e| match e {
+            Event::Message { attachments, .. } => Some(attachments.clone()),
+            _ => None,
+        })
+        .expect("a message");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].id, pic.id);
+    assert!(
+        !shown[0].name.as_deref().unwrap_or("").contains("4111"),
+        "names are masked for agents: {:?}",
+        shown[0].name
+    );
+    let replayed = w.replay();
+    let last = replayed
+        .conversation(1)
+        .and_then(|c| c.messages.last().cloned())
+        .expect("replayed");
+    assert_eq!(last.attachments.len(), 1, "replay keeps the attachment");
+}

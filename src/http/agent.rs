@@ -638,21 +638,30 @@ async fn accept(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, Ap
 }
 
 #[derive(Deserialize)]
-struct TextBody {
+struct ReplyBody {
+    /// May be left out or blank when the reply carries attachments.
+    #[serde(default)]
     text: String,
+    /// Ids of files uploaded for this conversation
+    /// (`POST /api/conversations/{id}/attachments`).
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 async fn send_message(
     a: Agent,
     Path(id): Path<ConversationId>,
-    JsonBody(body): JsonBody<TextBody>,
+    JsonBody(body): JsonBody<ReplyBody>,
 ) -> Result<Response, AppError> {
+    let attachments =
+        super::attachments::reply_attachments(&a.tenant, id, body.attachments).await?;
     let out = a
         .tenant
         .execute(Command::AgentMessage {
             agent: a.agent.clone(),
             conversation: id,
             text: body.text,
+            attachments,
         })
         .await?;
     Ok(done(&a, out))

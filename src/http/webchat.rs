@@ -39,6 +39,10 @@ pub fn routes() -> Router<Shared> {
                 crate::attachments::MAX_UPLOAD_BYTES,
             )),
         )
+        .route(
+            "/channels/webchat/{tenant}/attachments/{id}",
+            get(visitor_attachment),
+        )
         .route("/channels/webchat/{tenant}/events", get(events))
 }
 
@@ -217,38 +221,9 @@ fn own_uploads(
                 .ok_or_else(|| {
                     AppError::Unprocessable(format!("attachment {id:?} is not one of your uploads"))
                 })?;
-            Ok(upload_attachment(id, &meta))
+            Ok(crate::attachments::upload_attachment(id, &meta))
         })
         .collect()
-}
-
-/// An upload as messages and agents see it.
-fn upload_attachment(
-    id: &str,
-    meta: &crate::attachments::Meta,
-) -> switchboard_core::model::Attachment {
-    switchboard_core::model::Attachment {
-        id: id.to_string(),
-        kind: if meta.mime.starts_with("image/") {
-            "image"
-        } else {
-            "file"
-        }
-        .into(),
-        url: crate::attachments::url_of(id),
-        name: meta.name.clone(),
-        mime: Some(meta.mime.clone()),
-        size: Some(meta.size),
-        latitude: None,
-        longitude: None,
-        title: None,
-    }
-}
-
-#[derive(Deserialize)]
-struct UploadQuery {
-    #[serde(default)]
-    name: Option<String>,
 }
 
 /// `POST /channels/webchat/{tenant}/attachments[?name=F]`, the visitor's
@@ -261,7 +236,7 @@ async fn upload(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    axum::extract::Query(q): axum::extract::Query<super::attachments::NameQuery>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, AppError> {
     let t = state.tenant(&tenant)?;
@@ -280,50 +255,61 @@ async fn upload(
             (v, Some(token))
         }
     };
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::Status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "an attachment is at most {} MiB",
-                    crate::attachments::MAX_UPLOAD_BYTES / (1024 * 1024)
-                ),
-            )
-        } else {
-            AppError::BadRequest(e.body_text())
-        }
-    })?;
-    if body.is_empty() {
-        return Err(AppError::Unprocessable("the file is empty".into()));
-    }
-    let Some((mime, _)) = crate::attachments::sniff(&body) else {
-        return Err(AppError::Status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "only pictures (PNG, JPEG, GIF, WebP) and PDF documents can be attached".into(),
-        ));
-    };
     let meta = crate::attachments::Meta {
-        mime: mime.into(),
-        name: q.name.as_deref().and_then(crate::attachments::clean_name),
-        size: body.len() as u64,
+        mime: String::new(),
+        name: None,
+        size: 0,
         owner: Some(visitor.customer),
+        conversation: None,
+        customer: None,
     };
-    let storage = t.attachments();
-    let tenant_id = tenant.clone();
-    let stored_meta = meta.clone();
-    let id =
-        tokio::task::spawn_blocking(move || storage.save(&tenant_id, body.to_vec(), &stored_meta))
-            .await
-            .map_err(|_| AppError::Unavailable)?
-            .map_err(|e| {
-                tracing::warn!(tenant = %tenant, error = %e, "upload not stored");
-                AppError::Unavailable
-            })?;
-    let mut answer = json!(upload_attachment(&id, &meta));
+    let (id, meta) = super::attachments::store_upload(&t, body, q.name.as_deref(), meta).await?;
+    let mut answer = json!(crate::attachments::upload_attachment(&id, &meta));
     if let Some(token) = new_token {
         answer["visitor_token"] = json!(token);
     }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /channels/webchat/{tenant}/attachments/{id}`, the visitor's token
+/// as bearer or `?visitor_token=` (a picture in a page cannot send a
+/// header): the visitor's own upload, or a file an agent sent in one of
+/// their conversations. Anything else, another visitor's included,
+/// answers 404 like an unknown id.
+async fn visitor_attachment(
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?;
+    if t.config.webchat.is_none() {
+        return Err(AppError::NotFound("channel"));
+    }
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let token = match bearer_header(&headers)? {
+        Some(token) => Some(token.to_string()),
+        None => params
+            .into_iter()
+            .find(|(k, _)| k == "visitor_token")
+            .map(|(_, v)| v),
+    };
+    let Some(visitor) = token.and_then(|tok| state.visitors.check(&tenant, &tok)) else {
+        return Err(AppError::Unauthorized);
+    };
+    super::attachments::check_id(&id)?;
+    match super::attachments::load(&t, &id).await? {
+        Some((meta, content)) if meta.visible_to_visitor(&visitor.customer) => {
+            Ok(super::attachments::serve(&meta, content))
+        }
+        _ => Err(AppError::NotFound("attachment")),
+    }
+}
+
+/// Where a web chat visitor fetches attachment `id` (with its token).
+pub fn visitor_url(tenant: &str, id: &str) -> String {
+    format!("/channels/webchat/{tenant}/attachments/{id}")
 }
 
 /// `GET /channels/webchat/{tenant}/events?visitor_token=T`. The token is

@@ -28,7 +28,80 @@ pub fn proof(secret: &str, token: &str) -> String {
 pub struct Call {
     pub path: String,
     pub query: BTreeMap<String, String>,
+    /// The JSON body; for a `multipart/form-data` call, its text fields
+    /// (each parsed as JSON when it is, as Meta does).
     pub body: Value,
+    /// The files of a `multipart/form-data` call.
+    pub files: Vec<Part>,
+}
+
+/// One file part of a `multipart/form-data` body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: Vec<u8>,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A `multipart/form-data` body (RFC 7578) as its text fields and files;
+/// `None` for a body that does not follow the format.
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Option<(Value, Vec<Part>)> {
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut fields = serde_json::Map::new();
+    let mut files = Vec::new();
+    let mut rest = &body[find(body, &delimiter)? + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            return Some((Value::Object(fields), files));
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..head_end]).ok()?;
+        let content = &rest[head_end + 4..];
+        let mut end_marker = b"\r\n".to_vec();
+        end_marker.extend_from_slice(&delimiter);
+        let end = find(content, &end_marker)?;
+        let data = &content[..end];
+        rest = &content[end + end_marker.len()..];
+        let (mut name, mut filename, mut ctype) = (None, None, None);
+        for line in head.split("\r\n") {
+            let (k, v) = line.split_once(':')?;
+            if k.eq_ignore_ascii_case("content-disposition") {
+                for p in v.split(';').map(str::trim) {
+                    if let Some(n) = p.strip_prefix("name=") {
+                        name = Some(n.trim_matches('"').to_string());
+                    } else if let Some(f) = p.strip_prefix("filename=") {
+                        filename = Some(f.trim_matches('"').to_string());
+                    }
+                }
+            } else if k.eq_ignore_ascii_case("content-type") {
+                ctype = Some(v.trim().to_string());
+            }
+        }
+        let name = name?;
+        if filename.is_some() {
+            files.push(Part {
+                name,
+                filename,
+                content_type: ctype,
+                data: data.to_vec(),
+            });
+        } else {
+            let text = String::from_utf8(data.to_vec()).ok()?;
+            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            fields.insert(name, value);
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -71,8 +144,31 @@ async fn send(
     State(g): State<Graph>,
     uri: axum::http::Uri,
     Query(query): Query<BTreeMap<String, String>>,
-    Json(body): Json<Value>,
+    headers: axum::http::HeaderMap,
+    raw: axum::body::Bytes,
 ) -> (StatusCode, Json<Value>) {
+    // JSON, or a file sent with the message as `multipart/form-data`
+    // (`recipient`, `message`, `filedata`).
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (body, files) = if ctype.starts_with("multipart/form-data") {
+        match parse_multipart(&ctype, &raw) {
+            Some((fields, files))
+                if files.len() == 1 && files[0].name == "filedata" && !files[0].data.is_empty() =>
+            {
+                (fields, files)
+            }
+            _ => return oauth_error("(#100) Upload attachment failure."),
+        }
+    } else {
+        match serde_json::from_slice::<Value>(&raw) {
+            Ok(v) => (v, Vec::new()),
+            Err(_) => return oauth_error("(#100) Invalid JSON"),
+        }
+    };
     if !authorized(&g, uri.path(), &query) {
         return oauth_error("Invalid appsecret_proof provided in the API argument");
     }
@@ -98,6 +194,7 @@ async fn send(
         path: uri.path().to_string(),
         query,
         body: body.clone(),
+        files,
     });
     (
         StatusCode::OK,
@@ -115,6 +212,7 @@ async fn profile(
         path: uri.path().to_string(),
         query: query.clone(),
         body: Value::Null,
+        files: Vec::new(),
     });
     if !authorized(&g, uri.path(), &query) {
         return oauth_error("Invalid appsecret_proof provided in the API argument");

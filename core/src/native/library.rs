@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV1};
 use switchboard_plugin::{
-    ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP,
+    ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V1_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL, ROLE_RESPONSES,
+    ROLE_ROUTING, ROLE_WRAPUP,
 };
 
 /// Folder created under the caller's directory for the copies.
@@ -49,6 +50,7 @@ pub(crate) struct Vtable {
     pub channel_verify: Option<JsonFn>,
     pub channel_inbound: Option<JsonFn>,
     pub channel_outbound: Option<JsonFn>,
+    pub responses: Option<JsonFn>,
 }
 
 /// What a library's descriptor says about it.
@@ -67,7 +69,7 @@ pub struct PluginInfo {
 }
 
 impl PluginInfo {
-    /// Role names: `routing`, `wrapup`, `channel`.
+    /// Role names: `routing`, `wrapup`, `channel`, `responses`.
     pub fn role_names(&self) -> Vec<&'static str> {
         role_names(self.roles)
     }
@@ -78,6 +80,7 @@ pub(crate) fn role_names(roles: u32) -> Vec<&'static str> {
         (ROLE_ROUTING, "routing"),
         (ROLE_WRAPUP, "wrapup"),
         (ROLE_CHANNEL, "channel"),
+        (ROLE_RESPONSES, "responses"),
     ]
     .into_iter()
     .filter(|(bit, _)| roles & bit != 0)
@@ -259,19 +262,30 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             expected: ABI_VERSION,
         });
     }
-    let needed = std::mem::size_of::<PluginV1>() as u32;
+    let needed = PLUGIN_V1_MIN_SIZE;
     if struct_size < needed {
         return Err(ErrorKind::StructSize {
             found: struct_size,
             expected: needed,
         });
     }
-    // SAFETY: struct_size says the plugin's descriptor holds at least a whole
-    // PluginV1 (a newer plugin may have more, which we do not read).
-    let d: PluginV1 = unsafe { ptr.cast::<PluginV1>().read_unaligned() };
+    // The descriptor as far as the plugin has it (at least the first
+    // version's fields); fields appended since, that it does not have,
+    // stay zero: NULL entry points.
+    let known = (struct_size as usize).min(std::mem::size_of::<PluginV1>());
+    let mut d = std::mem::MaybeUninit::<PluginV1>::zeroed();
+    // SAFETY: struct_size says the plugin's descriptor holds at least
+    // `known` bytes (a newer plugin may have more, which we do not read);
+    // the destination is a whole PluginV1.
+    unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), d.as_mut_ptr().cast::<u8>(), known) };
+    // SAFETY: every field of PluginV1 is an integer, a raw pointer or an
+    // optional function pointer, for which all-zero bytes (NULL, None) are
+    // valid; the bytes copied over them come from a descriptor of the same
+    // layout.
+    let d: PluginV1 = unsafe { d.assume_init() };
     if d.roles == 0 || d.roles & !ROLES_KNOWN != 0 {
         return Err(ErrorKind::Descriptor(format!(
-            "roles {:#x}: expected a non-empty set of routing (1), wrapup (2), channel (4)",
+            "roles {:#x}: expected a non-empty set of routing (1), wrapup (2), channel (4), responses (8)",
             d.roles
         )));
     }
@@ -300,6 +314,7 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
     require(ROLE_WRAPUP, d.wrapup_reasons, "wrapup_reasons")?;
     require(ROLE_CHANNEL, d.channel_inbound, "channel_inbound")?;
     require(ROLE_CHANNEL, d.channel_outbound, "channel_outbound")?;
+    require(ROLE_RESPONSES, d.responses, "responses")?;
     let only = |role: u32, f: Option<JsonFn>| if d.roles & role != 0 { f } else { None };
     Ok((
         Vtable {
@@ -312,6 +327,7 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             channel_verify: only(ROLE_CHANNEL, d.channel_verify),
             channel_inbound: only(ROLE_CHANNEL, d.channel_inbound),
             channel_outbound: only(ROLE_CHANNEL, d.channel_outbound),
+            responses: only(ROLE_RESPONSES, d.responses),
         },
         Described {
             name,

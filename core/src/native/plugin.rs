@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use switchboard_plugin::abi::JsonFn;
 use switchboard_plugin::{
-    Buffer, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK,
-    STATUS_PANIC,
+    Buffer, ROLE_CHANNEL, ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP, STATUS_BAD_REQUEST,
+    STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 
 /// Failures kept per plugin and role for admins (as many as the Lua host keeps per script).
@@ -88,7 +88,11 @@ pub(crate) enum Role {
     Routing = 0,
     Wrapup = 1,
     Channel = 2,
+    Responses = 3,
 }
+
+/// Every role, in the order of [`Role`]'s values.
+const ROLES: [Role; 4] = [Role::Routing, Role::Wrapup, Role::Channel, Role::Responses];
 
 impl Role {
     fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Role {
             Role::Routing => "routing",
             Role::Wrapup => "wrapup",
             Role::Channel => "channel",
+            Role::Responses => "responses",
         }
     }
 
@@ -104,6 +109,7 @@ impl Role {
             Role::Routing => ROLE_ROUTING,
             Role::Wrapup => ROLE_WRAPUP,
             Role::Channel => ROLE_CHANNEL,
+            Role::Responses => ROLE_RESPONSES,
         }
     }
 }
@@ -134,8 +140,10 @@ pub struct NativePlugin {
     generation: u64,
     pub(crate) queues: Vec<String>,
     file: String,
-    stats: [RoleStats; 3],
+    stats: [RoleStats; 4],
     now: AtomicU64,
+    /// The canned responses of a plugin with that role, checked at load.
+    responses: std::sync::Arc<[crate::responses::CannedResponse]>,
 }
 
 impl std::fmt::Debug for NativePlugin {
@@ -183,7 +191,7 @@ impl NativePlugin {
             kind,
         };
         let (vtable, info) = library::open(&spec.path, &spec.cache_dir)?;
-        for role in [Role::Routing, Role::Wrapup, Role::Channel] {
+        for role in ROLES {
             if spec.roles & role.bit() != 0 && info.roles & role.bit() == 0 {
                 return Err(err(ErrorKind::MissingRole {
                     name: info.name.clone(),
@@ -214,7 +222,7 @@ impl NativePlugin {
                 instance
             }
         };
-        let plugin = NativePlugin {
+        let mut plugin = NativePlugin {
             file: spec.path.display().to_string(),
             info,
             vtable,
@@ -224,6 +232,7 @@ impl NativePlugin {
             queues: spec.queues.clone(),
             stats: Default::default(),
             now: AtomicU64::new(now),
+            responses: std::sync::Arc::from(Vec::new()),
         };
         if plugin.vtable.wrapup_reasons.is_some() {
             let problems: Vec<String> = spec
@@ -243,7 +252,20 @@ impl NativePlugin {
                 ))));
             }
         }
+        if plugin.vtable.responses.is_some() {
+            plugin.responses = plugin.fetch_responses(&spec.queues).map_err(|f| {
+                err(ErrorKind::Invalid(format!(
+                    "canned responses refused: {}",
+                    f.message
+                )))
+            })?;
+        }
         Ok(plugin)
+    }
+
+    /// Its canned responses (empty without the `responses` role).
+    pub fn responses(&self) -> std::sync::Arc<[crate::responses::CannedResponse]> {
+        self.responses.clone()
     }
 
     pub fn info(&self) -> &PluginInfo {
@@ -266,7 +288,7 @@ impl NativePlugin {
     /// Calls and failures per role filled, in the Lua host's report shape
     /// (`file` is the library as configured, `line` always `None`).
     pub fn report(&self) -> Vec<FileReport> {
-        [Role::Routing, Role::Wrapup, Role::Channel]
+        ROLES
             .into_iter()
             .filter(|r| self.info.roles & r.bit() != 0)
             .map(|r| {

@@ -169,6 +169,38 @@ impl NativePlugin {
     }
 }
 
+impl NativePlugin {
+    /// The plugin's canned responses for the tenant's `queues`, checked by
+    /// the one check a Lua `responses` script's list goes through
+    /// ([`crate::responses::check_responses`]); uncounted: asked at load.
+    pub(crate) fn fetch_responses(
+        &self,
+        queues: &[String],
+    ) -> Result<Arc<[crate::responses::CannedResponse]>, CallFailure> {
+        let f = self
+            .vtable
+            .responses
+            .ok_or_else(|| CallFailure::shape("no responses"))?;
+        let request = encode(&wire::ResponsesRequest {
+            queues: queues.to_vec(),
+        })?;
+        let bytes = self.raw_call(f, &request)?;
+        let answer: wire::ResponsesAnswer = parse("responses", &bytes)?;
+        let list = answer
+            .responses
+            .into_iter()
+            .map(|r| crate::responses::CannedResponse {
+                code: r.code,
+                title: r.title,
+                text: r.text,
+                queues: r.queues,
+                language: r.language,
+            })
+            .collect();
+        crate::responses::check_responses(list, queues, "responses").map_err(CallFailure::shape)
+    }
+}
+
 fn check_reasons(bytes: &[u8]) -> Result<Arc<[WrapUpReason]>, CallFailure> {
     let answer: wire::WrapUpAnswer = parse("wrapup_reasons", bytes)?;
     let reasons = answer

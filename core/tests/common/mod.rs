@@ -166,6 +166,7 @@ pub fn say(agent: &str, c: ConversationId, text: &str) -> Command {
         agent: agent.into(),
         conversation: c,
         text: text.into(),
+        attachments: Vec::new(),
     }
 }
 

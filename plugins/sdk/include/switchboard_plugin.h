@@ -36,6 +36,7 @@ extern "C" {
 #define SB_ROLE_ROUTING 1u /* route (required), entry (optional) */
 #define SB_ROLE_WRAPUP 2u  /* wrapup_reasons (required) */
 #define SB_ROLE_CHANNEL 4u /* channel_inbound, channel_outbound (required), channel_verify (optional) */
+#define SB_ROLE_RESPONSES 8u /* responses (required; appended to the descriptor) */
 
 /* Status codes returned by every call. */
 #define SB_STATUS_OK 0          /* output holds the answer JSON */
@@ -77,6 +78,7 @@ typedef struct sb_plugin_v1 {
     sb_json_fn channel_verify;   /* optional */
     sb_json_fn channel_inbound;  /* SB_ROLE_CHANNEL */
     sb_json_fn channel_outbound; /* SB_ROLE_CHANNEL */
+    sb_json_fn responses;        /* SB_ROLE_RESPONSES (appended) */
 } sb_plugin_v1;
 
 /* The one exported symbol. */

@@ -33,8 +33,16 @@ pub const ROLE_WRAPUP: u32 = 1 << 1;
 /// The plugin is a channel adapter (`channel_inbound`, `channel_outbound`,
 /// optionally `channel_verify`).
 pub const ROLE_CHANNEL: u32 = 1 << 2;
+/// The plugin provides canned responses (`responses`; appended to
+/// [`PluginV1`], so only a descriptor long enough to hold it may claim it).
+pub const ROLE_RESPONSES: u32 = 1 << 3;
 /// Every role bit this ABI version knows.
-pub const ROLES_KNOWN: u32 = ROLE_ROUTING | ROLE_WRAPUP | ROLE_CHANNEL;
+pub const ROLES_KNOWN: u32 = ROLE_ROUTING | ROLE_WRAPUP | ROLE_CHANNEL | ROLE_RESPONSES;
+
+/// `struct_size` of the first descriptors of ABI version 1, before
+/// `responses` was appended: the least a host accepts. Fields past what a
+/// plugin's `struct_size` covers read as NULL.
+pub const PLUGIN_V1_MIN_SIZE: u32 = std::mem::offset_of!(PluginV1, responses) as u32;
 
 /// The call succeeded; the output buffer holds the answer JSON.
 pub const STATUS_OK: i32 = 0;
@@ -104,7 +112,7 @@ pub struct PluginV1 {
     pub abi_version: u32,
     /// Always second: `sizeof` the descriptor as the plugin knows it.
     pub struct_size: u32,
-    /// [`ROLE_ROUTING`] | [`ROLE_WRAPUP`] | [`ROLE_CHANNEL`].
+    /// [`ROLE_ROUTING`] | [`ROLE_WRAPUP`] | [`ROLE_CHANNEL`] | [`ROLE_RESPONSES`].
     pub roles: u32,
     /// Zero; room for flags without moving the pointers below.
     pub reserved: u32,
@@ -130,6 +138,9 @@ pub struct PluginV1 {
     pub channel_inbound: Option<JsonFn>,
     /// Required with [`ROLE_CHANNEL`].
     pub channel_outbound: Option<JsonFn>,
+    /// Required with [`ROLE_RESPONSES`] (appended: absent from descriptors
+    /// of [`PLUGIN_V1_MIN_SIZE`] bytes).
+    pub responses: Option<JsonFn>,
 }
 
 /// A descriptor placed in a `static` by [`crate::export_plugin!`].
@@ -159,7 +170,9 @@ mod tests {
         assert_eq!(offset_of!(PluginV1, create), 32);
         assert_eq!(offset_of!(PluginV1, free_buffer), 48);
         assert_eq!(offset_of!(PluginV1, channel_outbound), 96);
-        assert_eq!(size_of::<PluginV1>(), 104);
+        assert_eq!(PLUGIN_V1_MIN_SIZE, 104, "the descriptor before `responses`");
+        assert_eq!(offset_of!(PluginV1, responses), 104);
+        assert_eq!(size_of::<PluginV1>(), 112);
         assert_eq!(size_of::<Buffer>(), 24);
         assert_eq!(size_of::<Option<JsonFn>>(), 8);
     }

@@ -30,8 +30,9 @@ mod plugin;
 pub mod wire;
 
 pub use abi::{
-    Buffer, PluginV1, ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING,
-    ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    Buffer, PluginV1, ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V1_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL,
+    ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK,
+    STATUS_PANIC,
 };
 pub use plugin::{Error, Plugin};
 
@@ -39,8 +40,8 @@ pub use plugin::{Error, Plugin};
 #[doc(hidden)]
 pub mod export {
     pub use crate::plugin::{
-        create, descriptor, destroy, entry, free_buffer, inbound, outbound, route, verify,
-        wrapup_reasons,
+        canned_responses, create, descriptor, destroy, entry, free_buffer, inbound, outbound,
+        route, verify, wrapup_reasons,
     };
 }
 

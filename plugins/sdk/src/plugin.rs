@@ -10,12 +10,13 @@
 //! A plugin built with `panic = "abort"` cannot be caught: do not.
 
 use crate::abi::{
-    Buffer, PluginV1, ABI_VERSION, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP, STATUS_BAD_REQUEST,
-    STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    Buffer, PluginV1, ABI_VERSION, ROLE_CHANNEL, ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP,
+    STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 use crate::wire::{
-    ChannelRequest, EntryAnswer, EntryRequest, InboundAnswer, OutboundAnswer, OutboundRequest,
-    RouteAnswer, RouteRequest, Verdict, WrapUpAnswer, WrapUpReason, WrapUpRequest,
+    CannedResponse, ChannelRequest, EntryAnswer, EntryRequest, InboundAnswer, OutboundAnswer,
+    OutboundRequest, ResponsesAnswer, ResponsesRequest, RouteAnswer, RouteRequest, Verdict,
+    WrapUpAnswer, WrapUpReason, WrapUpRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,7 +72,8 @@ impl From<serde_json::Error> for Error {
 /// `Send + Sync`; a panic in any method is caught and counted as a failure,
 /// and the host then uses its built-in behaviour for that call.
 pub trait Plugin: Send + Sync + Sized + 'static {
-    /// The roles filled: [`ROLE_ROUTING`] | [`ROLE_WRAPUP`] | [`ROLE_CHANNEL`].
+    /// The roles filled: [`ROLE_ROUTING`] | [`ROLE_WRAPUP`] | [`ROLE_CHANNEL`]
+    /// | [`ROLE_RESPONSES`].
     const ROLES: u32;
 
     /// Build an instance from the settings the host was configured with
@@ -107,6 +109,11 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     fn outbound(&self, _request: OutboundRequest) -> Result<OutboundAnswer, Error> {
         Err(Error::unsupported("outbound"))
     }
+
+    /// Canned responses: the tenant's list (asked once, at load).
+    fn responses(&self, _request: ResponsesRequest) -> Result<Vec<CannedResponse>, Error> {
+        Err(Error::unsupported("responses"))
+    }
 }
 
 /// The descriptor of `P`; used by [`crate::export_plugin!`]. `name` and
@@ -116,6 +123,7 @@ pub const fn descriptor<P: Plugin>(name: &'static str, version: &'static str) ->
     let routing = P::ROLES & ROLE_ROUTING != 0;
     let wrapup = P::ROLES & ROLE_WRAPUP != 0;
     let channel = P::ROLES & ROLE_CHANNEL != 0;
+    let responses = P::ROLES & ROLE_RESPONSES != 0;
     PluginV1 {
         abi_version: ABI_VERSION,
         struct_size: std::mem::size_of::<PluginV1>() as u32,
@@ -136,6 +144,11 @@ pub const fn descriptor<P: Plugin>(name: &'static str, version: &'static str) ->
         channel_verify: if channel { Some(verify::<P>) } else { None },
         channel_inbound: if channel { Some(inbound::<P>) } else { None },
         channel_outbound: if channel { Some(outbound::<P>) } else { None },
+        responses: if responses {
+            Some(canned_responses::<P>)
+        } else {
+            None
+        },
     }
 }
 
@@ -328,3 +341,11 @@ shim!(verify, ChannelRequest, Verdict, |p, r| p.verify(r));
 shim!(inbound, ChannelRequest, InboundAnswer, |p, r| p.inbound(r));
 shim!(outbound, OutboundRequest, OutboundAnswer, |p, r| p
     .outbound(r));
+shim!(
+    canned_responses,
+    ResponsesRequest,
+    ResponsesAnswer,
+    |p, r| p
+        .responses(r)
+        .map(|responses| ResponsesAnswer { responses })
+);

@@ -160,6 +160,38 @@ pub struct WrapUpAnswer {
     pub reasons: Vec<WrapUpReason>,
 }
 
+/// `responses`: `{"queues": ["support", …]}`, the tenant's queues (a
+/// response's `queues` must be among them). Asked once, when the plugin is
+/// loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsesRequest {
+    pub queues: Vec<String>,
+}
+
+/// One canned response: `text` may hold `{customer_name}`, `{agent_name}`
+/// and `{queue}`; `queues` empty: offered in every queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedResponse {
+    pub code: String,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// `responses`' answer: `{"responses": [{code, title, text, queues?,
+/// language?}, …]}`, checked as a Lua `responses` script's list is
+/// (non-empty, no blank code, title or text, unique codes, text at most
+/// 1000 characters, known queues).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesAnswer {
+    pub responses: Vec<CannedResponse>,
+}
+
 /// An HTTP request as the host received it. The body is text (a non-UTF-8
 /// body reaches the plugin with U+FFFD replacements).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

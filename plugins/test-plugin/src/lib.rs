@@ -1,4 +1,4 @@
-//! A plugin for the native host's tests (not shipped): it fills all three
+//! A plugin for the native host's tests (not shipped): it fills all four
 //! roles and misbehaves when asked, so the tests can check what the host
 //! contains. Requests choose the behaviour:
 //! - routing: queue `panic` panics, `error` fails; otherwise the candidates
@@ -6,24 +6,33 @@
 //! - wrap-up: queue `panic` panics, `dupes` answers a duplicate code;
 //!   otherwise one reason labelled with the queue;
 //! - channel: a body `panic` panics; outbound posts the text as JSON to
-//!   settings `url`.
+//!   settings `url`;
+//! - canned responses: a greeting for every queue and a goodbye for the
+//!   tenant's first queue; settings `{"responses": "dupes"}` answer a
+//!   duplicate code, `{"responses": "unknown-queue"}` a queue the tenant
+//!   does not have.
 //!
 //! Settings `{"create": "panic"}` or `{"create": "error"}` make `create` fail.
 
 use switchboard_plugin::wire::{
-    ChannelEvent, ChannelRequest, HttpResponse, InboundAnswer, InboundMessage, OutboundAnswer,
-    OutboundRequest, OutgoingRequest, RouteAnswer, RouteRequest, WrapUpReason, WrapUpRequest,
+    CannedResponse, ChannelEvent, ChannelRequest, HttpResponse, InboundAnswer, InboundMessage,
+    OutboundAnswer, OutboundRequest, OutgoingRequest, ResponsesRequest, RouteAnswer, RouteRequest,
+    WrapUpReason, WrapUpRequest,
 };
-use switchboard_plugin::{export_plugin, Error, Plugin, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP};
+use switchboard_plugin::{
+    export_plugin, Error, Plugin, ROLE_CHANNEL, ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP,
+};
 
 /// The plugin's instance.
 #[derive(Debug)]
 pub struct TestPlugin {
     url: String,
+    /// `responses` from the settings: how the canned responses misbehave.
+    responses: String,
 }
 
 impl Plugin for TestPlugin {
-    const ROLES: u32 = ROLE_ROUTING | ROLE_WRAPUP | ROLE_CHANNEL;
+    const ROLES: u32 = ROLE_ROUTING | ROLE_WRAPUP | ROLE_CHANNEL | ROLE_RESPONSES;
 
     fn create(settings: serde_json::Value) -> Result<Self, Error> {
         match settings["create"].as_str() {
@@ -34,6 +43,7 @@ impl Plugin for TestPlugin {
                     .as_str()
                     .unwrap_or("http://127.0.0.1:9/send")
                     .to_string(),
+                responses: settings["responses"].as_str().unwrap_or("").to_string(),
             }),
         }
     }
@@ -60,6 +70,27 @@ impl Plugin for TestPlugin {
             "dupes" => Ok(vec![reason("done"), reason("done")]),
             _ => Ok(vec![reason("done")]),
         }
+    }
+
+    fn responses(&self, r: ResponsesRequest) -> Result<Vec<CannedResponse>, Error> {
+        let response = |code: &str, text: &str, queues: Vec<String>| CannedResponse {
+            code: code.into(),
+            title: format!("Title of {code}"),
+            text: text.into(),
+            queues,
+            language: Some("en".into()),
+        };
+        let first = r.queues.first().cloned().into_iter().collect();
+        let mut list = vec![
+            response("greet", "Hello {customer_name}, {agent_name} here.", vec![]),
+            response("bye", "Goodbye from {queue}.", first),
+        ];
+        match self.responses.as_str() {
+            "dupes" => list.push(response("greet", "Again", vec![])),
+            "unknown-queue" => list.push(response("lost", "Nowhere", vec!["nowhere".into()])),
+            _ => {}
+        }
+        Ok(list)
     }
 
     fn inbound(&self, r: ChannelRequest) -> Result<InboundAnswer, Error> {
