@@ -503,7 +503,7 @@ impl Generation {
         self.stats.called(file);
         let mut host = lock(&self.host);
         host.last_called = None;
-        host.budget.arm(self.limits.instructions_per_call);
+        host.budget.arm_watched(self.limits.instructions_per_call);
         let result = f(&mut host);
         let timed_out = host.budget.disarm();
         let stopped_at = host.budget.location();
