@@ -24,7 +24,7 @@ use std::ffi::{c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV1};
+use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV2, RouteFn};
 use switchboard_plugin::{
     ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING, ROLE_WRAPUP,
 };
@@ -45,6 +45,8 @@ pub(crate) struct Vtable {
     pub free_buffer: FreeFn,
     pub route: Option<JsonFn>,
     pub entry: Option<JsonFn>,
+    pub agents: Option<JsonFn>,
+    pub route_agents: Option<RouteFn>,
     pub wrapup_reasons: Option<JsonFn>,
     pub channel_verify: Option<JsonFn>,
     pub channel_inbound: Option<JsonFn>,
@@ -259,7 +261,7 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             expected: ABI_VERSION,
         });
     }
-    let needed = std::mem::size_of::<PluginV1>() as u32;
+    let needed = std::mem::size_of::<PluginV2>() as u32;
     if struct_size < needed {
         return Err(ErrorKind::StructSize {
             found: struct_size,
@@ -267,8 +269,8 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
         });
     }
     // SAFETY: struct_size says the plugin's descriptor holds at least a whole
-    // PluginV1 (a newer plugin may have more, which we do not read).
-    let d: PluginV1 = unsafe { ptr.cast::<PluginV1>().read_unaligned() };
+    // PluginV2 (a newer plugin may have more, which we do not read).
+    let d: PluginV2 = unsafe { ptr.cast::<PluginV2>().read_unaligned() };
     if d.roles == 0 || d.roles & !ROLES_KNOWN != 0 {
         return Err(ErrorKind::Descriptor(format!(
             "roles {:#x}: expected a non-empty set of routing (1), wrapup (2), channel (4)",
@@ -296,7 +298,11 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             Ok(())
         }
     };
-    require(ROLE_ROUTING, d.route, "route")?;
+    if d.roles & ROLE_ROUTING != 0 && d.route.is_none() && d.route_agents.is_none() {
+        return Err(ErrorKind::Descriptor(format!(
+            "{name} claims the routing role but route and route_agents are NULL"
+        )));
+    }
     require(ROLE_WRAPUP, d.wrapup_reasons, "wrapup_reasons")?;
     require(ROLE_CHANNEL, d.channel_inbound, "channel_inbound")?;
     require(ROLE_CHANNEL, d.channel_outbound, "channel_outbound")?;
@@ -308,6 +314,12 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             free_buffer,
             route: only(ROLE_ROUTING, d.route),
             entry: only(ROLE_ROUTING, d.entry),
+            agents: only(ROLE_ROUTING, d.agents),
+            route_agents: if d.roles & ROLE_ROUTING != 0 {
+                d.route_agents
+            } else {
+                None
+            },
             wrapup_reasons: only(ROLE_WRAPUP, d.wrapup_reasons),
             channel_verify: only(ROLE_CHANNEL, d.channel_verify),
             channel_inbound: only(ROLE_CHANNEL, d.channel_inbound),

@@ -76,7 +76,7 @@ struct RoleStats {
     last: Mutex<VecDeque<ScriptFailure>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The list is only pushed to and popped under the lock: a panic cannot
     // leave it half-written.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -136,6 +136,8 @@ pub struct NativePlugin {
     file: String,
     stats: [RoleStats; 3],
     now: AtomicU64,
+    /// The agent table as the plugin knows it (ABI 2 routing).
+    pub(crate) table: Mutex<super::table::HostTable>,
 }
 
 impl std::fmt::Debug for NativePlugin {
@@ -224,6 +226,7 @@ impl NativePlugin {
             queues: spec.queues.clone(),
             stats: Default::default(),
             now: AtomicU64::new(now),
+            table: Mutex::default(),
         };
         if plugin.vtable.wrapup_reasons.is_some() {
             let problems: Vec<String> = spec
@@ -308,9 +311,20 @@ impl NativePlugin {
         request: &[u8],
         parse: impl FnOnce(&[u8]) -> Result<R, CallFailure>,
     ) -> Result<R, ScriptFailure> {
+        self.counted(role, || {
+            self.raw_call(f, request).and_then(|bytes| parse(&bytes))
+        })
+    }
+
+    /// Run `f` as one counted call of `role`.
+    pub(crate) fn counted<R>(
+        &self,
+        role: Role,
+        f: impl FnOnce() -> Result<R, CallFailure>,
+    ) -> Result<R, ScriptFailure> {
         let stats = &self.stats[role as usize];
         stats.calls.fetch_add(1, Ordering::Relaxed);
-        let failure = match self.raw_call(f, request).and_then(|bytes| parse(&bytes)) {
+        let failure = match f() {
             Ok(r) => return Ok(r),
             Err(f) => f,
         };
@@ -342,6 +356,11 @@ impl NativePlugin {
         Err(failure)
     }
 
+    /// The instance pointer, for the calls that are not JSON.
+    pub(crate) fn instance_ptr(&self) -> *mut c_void {
+        self.instance.0
+    }
+
     /// Call `f` with `request`; the answer bytes on `STATUS_OK`.
     pub(crate) fn raw_call(&self, f: JsonFn, request: &[u8]) -> Result<Vec<u8>, CallFailure> {
         let mut out = Buffer::EMPTY;
@@ -371,7 +390,7 @@ impl Drop for NativePlugin {
 }
 
 /// Copy a buffer the plugin filled, then give it back.
-fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
+pub(crate) fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
     if out.ptr.is_null() {
         return if out.len == 0 {
             Ok(Vec::new())
@@ -396,7 +415,7 @@ fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
     copied
 }
 
-fn failure_of(status: i32, message: Result<Vec<u8>, CallFailure>) -> CallFailure {
+pub(crate) fn failure_of(status: i32, message: Result<Vec<u8>, CallFailure>) -> CallFailure {
     let text = match message {
         Ok(b) if b.is_empty() => "(no message)".to_string(),
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),

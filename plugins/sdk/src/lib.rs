@@ -30,17 +30,17 @@ mod plugin;
 pub mod wire;
 
 pub use abi::{
-    Buffer, PluginV1, ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING,
+    Buffer, PluginV2, ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING,
     ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
-pub use plugin::{Error, Plugin};
+pub use plugin::{Agent, AgentTable, ConversationRef, Error, Plugin, RouteCall, Routed};
 
 /// The shims behind a descriptor; public for [`export_plugin!`] and tests.
 #[doc(hidden)]
 pub mod export {
     pub use crate::plugin::{
-        create, descriptor, destroy, entry, free_buffer, inbound, outbound, route, verify,
-        wrapup_reasons,
+        agents, create, descriptor, destroy, entry, free_buffer, inbound, outbound, route,
+        route_agents, verify, wrapup_reasons,
     };
 }
 
@@ -53,7 +53,7 @@ macro_rules! export_plugin {
     ($plugin:ty) => {
         /// The Switchboard plugin entry point (see `switchboard_plugin::abi`).
         #[unsafe(no_mangle)]
-        pub extern "C" fn switchboard_plugin() -> *const $crate::abi::PluginV1 {
+        pub extern "C" fn switchboard_plugin() -> *const $crate::abi::PluginV2 {
             static DESCRIPTOR: $crate::abi::Descriptor =
                 $crate::abi::Descriptor($crate::export::descriptor::<$plugin>(
                     concat!(env!("CARGO_PKG_NAME"), "\0"),
