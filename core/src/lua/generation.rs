@@ -134,6 +134,8 @@ pub(crate) struct Host {
     pub agents: AgentCache,
     pub ctx: Table,
     pub protected: sandbox::Protected,
+    /// Builds the conversation table of a routing call.
+    pub conversation: Function,
     /// The script function the call in progress entered last: where a
     /// shape error (a bad returned value) is reported.
     pub last_called: Option<Function>,
@@ -407,13 +409,14 @@ impl Generation {
             return Err(errors);
         }
         let setup = (|| {
+            let conversation: Function = lua.named_registry_value("sb_conversation")?;
             let agents = AgentCache::new(&lua)?;
             let ctx = lua.create_table()?;
             ctx.raw_set("generation", number)?;
             ctx.raw_set("tenant", spec.tenant.as_str())?;
-            Ok::<_, mlua::Error>((agents, ctx))
+            Ok::<_, mlua::Error>((agents, ctx, conversation))
         })();
-        let (agents, ctx) =
+        let (agents, ctx, conversation) =
             setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         Ok(Generation {
             number,
@@ -428,6 +431,7 @@ impl Generation {
                 agents,
                 ctx,
                 protected,
+                conversation,
                 last_called: None,
             }),
             routing_file: spec.routing.clone(),
@@ -506,6 +510,9 @@ impl Generation {
         host.budget.arm_watched(self.limits.instructions_per_call);
         let result = f(&mut host);
         let timed_out = host.budget.disarm();
+        if let Ok(r) = result {
+            return Ok(r);
+        }
         let stopped_at = host.budget.location();
         let error_at = host.budget.error_location();
         let memory_at = host.budget.memory_location();

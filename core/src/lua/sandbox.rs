@@ -534,6 +534,19 @@ local function readonly(t, name)
   })
 end
 wrapped.readonly = readonly
+-- The conversation table of a routing call, built in one call from the
+-- host (cheaper than setting its fields one by one from Rust).
+wrapped.conversation = function(id, queue, channel, customer, customer_name, source,
+    preview, received_at, queued_at, last_agent, ...)
+  local cad, kv = {}, { ... }
+  for i = 1, #kv, 2 do cad[kv[i]] = kv[i + 1] end
+  return {
+    id = id, queue = queue, channel = channel, customer = customer,
+    customer_name = customer_name, source = source, preview = preview,
+    received_at = received_at, queued_at = queued_at, last_agent = last_agent,
+    cad = cad,
+  }
+end
 -- Finalizers run with hooks off (Lua 5.4 GCTM): no budget could stop them.
 local rawget, type = rawget, type
 wrapped.setmetatable = function(t, mt)
@@ -665,6 +678,7 @@ pub fn new_state(
     let base = readonly.call::<Table>((base, "the global environment"))?;
     lua.set_named_registry_value("sb_base", base.clone())?;
     lua.set_named_registry_value("sb_readonly", readonly)?;
+    lua.set_named_registry_value("sb_conversation", prelude.get::<Function>("conversation")?)?;
 
     // The message handler of `invoke`: notes the innermost tenant frame
     // while the stack is still there.
