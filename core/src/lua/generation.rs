@@ -556,7 +556,16 @@ impl Generation {
                 }
             }
             Err(CallError::Shape(message)) => {
-                let (file, line) = match defined {
+                // The `return` that returned the bad value, when the
+                // function has only one that returns something.
+                let returned = host.last_called.as_ref().and_then(|f| {
+                    let (file, _) = defined.clone()?;
+                    match super::returns::value_return_lines(f)?.as_slice() {
+                        [line] => Some((file, *line)),
+                        _ => None,
+                    }
+                });
+                let (file, line) = match returned.or(defined) {
                     Some((f, l)) => (f, Some(l)),
                     None => (file.to_string(), None),
                 };
