@@ -33,7 +33,7 @@ pub use abi::{
     Buffer, PluginV2, ABI_VERSION, ENTRY_SYMBOL, ROLES_KNOWN, ROLE_CHANNEL, ROLE_ROUTING,
     ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
-pub use plugin::{Agent, AgentTable, ConversationRef, Error, Plugin, RouteCall, Routed};
+pub use plugin::{Agent, AgentTable, ConversationRef, Error, Plugin, RouteCall, Routed, SkillSet};
 
 /// The shims behind a descriptor; public for [`export_plugin!`] and tests.
 #[doc(hidden)]

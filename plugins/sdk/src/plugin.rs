@@ -177,13 +177,31 @@ pub struct Agent {
     pub load: u32,
     pub capacity: u32,
     pub idle_since: u64,
+    /// Bit `n` set: the agent has skill number `n` (numbers below 64).
+    pub skill_bits: u64,
 }
 
 impl Agent {
     /// Whether the agent has the skill numbered `id`.
     pub fn has_skill(&self, id: u32) -> bool {
-        self.skill_ids.contains(&id)
+        if id < 64 {
+            self.skill_bits & (1 << id) != 0
+        } else {
+            self.skill_ids.contains(&id)
+        }
     }
+
+    /// Whether the agent has every skill of `set` ([`AgentTable::skill_set`]).
+    pub fn has_all(&self, set: &SkillSet) -> bool {
+        self.skill_bits & set.bits == set.bits && set.more.iter().all(|&i| self.has_skill(i))
+    }
+}
+
+/// Skills to look for, made once per call by [`AgentTable::skill_set`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkillSet {
+    bits: u64,
+    more: Vec<u32>,
 }
 
 /// The agents the host has told the plugin about, by slot.
@@ -202,6 +220,21 @@ impl AgentTable {
     /// The number of a skill some agent has had, `None` if none ever had it.
     pub fn skill(&self, name: &str) -> Option<u32> {
         self.skills.get(name).copied()
+    }
+
+    /// The skills named, for [`Agent::has_all`]; `None` if some skill no
+    /// agent ever had is among them (then nobody has them all).
+    pub fn skill_set<'s>(&self, names: impl IntoIterator<Item = &'s str>) -> Option<SkillSet> {
+        let mut set = SkillSet::default();
+        for n in names {
+            let id = self.skill(n)?;
+            if id < 64 {
+                set.bits |= 1 << id;
+            } else {
+                set.more.push(id);
+            }
+        }
+        Some(set)
     }
 
     /// How many agents the table holds.
@@ -233,12 +266,17 @@ impl AgentTable {
             if self.agents.len() <= slot {
                 self.agents.resize(slot + 1, None);
             }
+            let skill_bits = ids
+                .iter()
+                .filter(|&&i| i < 64)
+                .fold(0u64, |b, &i| b | (1 << i));
             self.agents[slot] = Some(Agent {
                 slot: rec.slot,
                 id: rec.id,
                 name: rec.name,
                 skills: rec.skills,
                 skill_ids: ids,
+                skill_bits,
                 load: rec.load,
                 capacity: rec.capacity,
                 idle_since: rec.idle_since,

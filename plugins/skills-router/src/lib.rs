@@ -136,10 +136,10 @@ impl Plugin for SkillsRouter {
         let best = match &self.weights {
             None => {
                 // A wanted skill no agent ever had: nobody has them all.
-                let ids: Option<Vec<u32>> = w.iter().map(|s| call.agents.skill(s)).collect();
-                ids.and_then(|ids| {
+                let set = call.agents.skill_set(w.iter().map(String::as_str));
+                set.and_then(|set| {
                     call.candidates()
-                        .filter(|a| ids.iter().all(|&i| a.has_skill(i)))
+                        .filter(|a| a.has_all(&set))
                         .min_by(|a, b| table_key(a).cmp(&table_key(b)))
                 })
                 .or_else(|| {
