@@ -173,7 +173,7 @@ impl HostTable {
             }
         }
         self.shown.truncate(candidates.len());
-        if now % STALE_AFTER == 0 {
+        if now.is_multiple_of(STALE_AFTER) {
             self.sweep(now);
         }
     }
