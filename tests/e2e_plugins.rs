@@ -476,32 +476,54 @@ async fn reload_swaps_a_rebuilt_plugin_without_restart() {
     assert_eq!(v["generation"], 2);
 }
 
-/// A routing plugin speaking ABI version 2.
-const ABI2: &str = r#"
+/// A routing plugin built against the version 1 header: its descriptor as
+/// that header declared it (the host now speaks version 2).
+const ABI1: &str = r#"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "switchboard_plugin.h"
+
+typedef struct { uint8_t *ptr; size_t len; size_t cap; } sb_buffer;
+typedef int32_t (*sb_json_fn)(void *, const uint8_t *, size_t, sb_buffer *);
+
+typedef struct sb_plugin_v1 {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    uint32_t roles;
+    uint32_t reserved;
+    const char *name;
+    const char *version;
+    void *create;
+    void *destroy;
+    void (*free_buffer)(sb_buffer);
+    sb_json_fn route;
+    sb_json_fn entry;
+    sb_json_fn wrapup_reasons;
+    sb_json_fn channel_verify;
+    sb_json_fn channel_inbound;
+    sb_json_fn channel_outbound;
+} sb_plugin_v1;
 
 static int32_t route(void *instance, const uint8_t *input, size_t len, sb_buffer *out) {
     (void)instance; (void)input; (void)len;
     const char *text = "{\"agent\": \"alice\"}";
     size_t n = strlen(text);
     out->ptr = malloc(n);
-    if (out->ptr == NULL) return SB_STATUS_ERROR;
+    if (out->ptr == NULL) return 1;
     memcpy(out->ptr, text, n);
     out->len = n;
     out->cap = n;
-    return SB_STATUS_OK;
+    return 0;
 }
 
 static void free_buffer(sb_buffer b) { free(b.ptr); }
 
 static const sb_plugin_v1 DESCRIPTOR = {
-    .abi_version = 2,
+    .abi_version = 1,
     .struct_size = sizeof(sb_plugin_v1),
-    .roles = SB_ROLE_ROUTING,
-    .name = "future",
-    .version = "9.0.0",
+    .roles = 1,
+    .name = "old",
+    .version = "0.9.0",
     .free_buffer = free_buffer,
     .route = route,
 };
@@ -522,8 +544,8 @@ async fn a_plugin_with_the_wrong_abi_is_refused_and_the_old_one_keeps_routing() 
         Some(id)
     );
 
-    let src = dir.join("abi2.c");
-    std::fs::write(&src, ABI2).expect("write C source");
+    let src = dir.join("abi1.c");
+    std::fs::write(&src, ABI1).expect("write C source");
     cc(&src, &lib, &[]);
     let (status, v) = server
         .admin(Method::POST, "/admin/tenants/demo/reload", None)
@@ -535,7 +557,7 @@ async fn a_plugin_with_the_wrong_abi_is_refused_and_the_old_one_keeps_routing() 
     assert!(
         e["message"]
             .as_str()
-            .is_some_and(|m| m.contains("ABI version 2")),
+            .is_some_and(|m| m.contains("plugin speaks ABI version 1; this host speaks version 2")),
         "{v}"
     );
 
@@ -557,7 +579,7 @@ async fn a_plugin_with_the_wrong_abi_is_refused_and_the_old_one_keeps_routing() 
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let line = stdout.lines().next().unwrap_or_default();
     assert!(
-        line.starts_with(&format!("demo: {}:?: ", lib.display())) && line.contains("ABI version 2"),
+        line.starts_with(&format!("demo: {}:?: ", lib.display())) && line.contains("ABI version 1"),
         "{stdout}"
     );
 }

@@ -437,12 +437,13 @@ fn hostile_kinds_are_told_apart() {
     assert_eq!(at("table_growth.lua"), Some(5), "the allocating line");
     assert_eq!(at("concat_growth.lua"), Some(4), "the allocating line");
     assert_eq!(kind("concat_growth.lua").0, "memory");
-    // Shape errors: the line where the returning function is defined.
+    // Shape errors: the line of the `return` that returned the value.
     let (k, line, m) = kind("returns_agent_table.lua");
-    assert_eq!((k, line), ("shape", Some(2)), "{m}");
+    assert_eq!((k, line), ("shape", Some(3)), "{m}");
     assert!(m.contains("key"), "{m}");
     let (k, line, _) = kind("returns_number.lua");
-    assert_eq!((k, line), ("shape", Some(2)));
+    assert_eq!((k, line), ("shape", Some(3)));
+    assert_eq!(at("returns_candidates.lua"), Some(3));
     assert_eq!(kind("returns_candidates.lua").0, "shape");
 }
 
@@ -607,4 +608,42 @@ fn messenger_outbound_follows_meta_windows() {
     assert_eq!(r.body["messaging_type"], "MESSAGE_TAG");
     assert_eq!(r.body["tag"], "HUMAN_AGENT");
     assert!(matches!(at(8 * 24 * hour), Outbound::Refuse(_)));
+}
+
+#[test]
+fn shape_errors_point_at_the_return_that_returned_the_value() {
+    let failure = |src: &str| {
+        let g = Generation::load(&with_routing(src), 1, 0).expect("loads");
+        let agents = Agents::new(&[&[]]);
+        g.route(&view(&cad(&[]), None), &agents.candidates());
+        let r = g
+            .report()
+            .into_iter()
+            .find(|r| r.file == "routing/policy.lua")
+            .expect("report");
+        let f = r.last_errors[0].clone();
+        (f.kind, f.line)
+    };
+    // The one `return` with a value, after a nested function's own
+    // returns and a bare `return`.
+    let src = "return { route = function(c, cands)\n\
+               \x20 local function pick() return 'x' end\n\
+               \x20 if c.queue == 'nowhere' then return end\n\
+               \x20 local t = { agent = pick() }\n\
+               \x20 return t\n\
+               end }\n";
+    assert_eq!(failure(src), ("shape", Some(5)));
+    // A tail call counts as a return.
+    let src = "local function bad() return 42 end\n\
+               return { route = function(c, cands)\n\
+               \x20 return bad()\n\
+               end }\n";
+    assert_eq!(failure(src), ("shape", Some(3)));
+    // Two returns with values: which one ran is unknown, so the line where
+    // the function is defined.
+    let src = "return { route = function(c, cands)\n\
+               \x20 if c.queue == 'nowhere' then return 1 end\n\
+               \x20 return 2\n\
+               end }\n";
+    assert_eq!(failure(src), ("shape", Some(1)));
 }

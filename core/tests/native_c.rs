@@ -46,7 +46,7 @@ fn the_c_example_routes_through_the_host() {
     let p = NativePlugin::load(&spec(&lib, &dir), 3, 0).expect("load");
     assert_eq!(p.info().name, "c-router");
     assert_eq!(p.info().version, "1.0.0");
-    assert_eq!(p.info().abi_version, 1);
+    assert_eq!(p.info().abi_version, 2);
     // Content-addressed: the same bytes loaded by another test share its copy.
     let copy = &p.info().loaded_from;
     assert!(
@@ -111,7 +111,7 @@ const BROKEN: &str = r#"
 #include <string.h>
 #include "switchboard_plugin.h"
 
-#define ABI2 1
+#define ABI3 1
 #define NO_SYMBOL 2
 #define SMALL 3
 #define NULL_ROUTE 4
@@ -148,18 +148,18 @@ __attribute__((unused)) static int32_t route(void *instance, const uint8_t *inpu
 
 static void free_buffer(sb_buffer b) { free(b.ptr); }
 
-static const sb_plugin_v1 DESCRIPTOR = {
-#if MODE == ABI2
-    .abi_version = 2,
+static const sb_plugin_v2 DESCRIPTOR = {
+#if MODE == ABI3
+    .abi_version = 3,
 #else
     .abi_version = SB_ABI_VERSION,
 #endif
 #if MODE == SMALL
     .struct_size = 16,
 #elif MODE == BEFORE_RESPONSES || MODE == BEFORE_RESPONSES_CLAIMING_THEM
-    .struct_size = offsetof(sb_plugin_v1, responses),
+    .struct_size = offsetof(sb_plugin_v2, responses),
 #else
-    .struct_size = sizeof(sb_plugin_v1),
+    .struct_size = sizeof(sb_plugin_v2),
 #endif
 #if MODE == UNKNOWN_ROLE
     .roles = SB_ROLE_ROUTING | 64u,
@@ -181,9 +181,9 @@ static const sb_plugin_v1 DESCRIPTOR = {
 };
 
 #if MODE == NO_SYMBOL
-const sb_plugin_v1 *switchboard_plugin_v0(void) { return &DESCRIPTOR; }
+const sb_plugin_v2 *switchboard_plugin_v0(void) { return &DESCRIPTOR; }
 #else
-const sb_plugin_v1 *switchboard_plugin(void) { return &DESCRIPTOR; }
+const sb_plugin_v2 *switchboard_plugin(void) { return &DESCRIPTOR; }
 #endif
 "#;
 
@@ -210,14 +210,14 @@ fn broken_libraries_are_refused_naming_the_file() {
     std::fs::write(&not_a_library, "hello").expect("write");
     let cases: Vec<(PathBuf, KindCheck, &str)> = vec![
         (
-            broken(&dir, "ABI2"),
+            broken(&dir, "ABI3"),
             Box::new(|k| {
                 *k == ErrorKind::AbiVersion {
-                    found: 2,
-                    expected: 1,
+                    found: 3,
+                    expected: 2,
                 }
             }),
-            "the plugin speaks ABI version 2; this host speaks version 1",
+            "the plugin speaks ABI version 3; this host speaks version 2",
         ),
         (
             broken(&dir, "NO_SYMBOL"),
@@ -232,7 +232,7 @@ fn broken_libraries_are_refused_naming_the_file() {
         (
             broken(&dir, "NULL_ROUTE"),
             Box::new(|k| matches!(k, ErrorKind::Descriptor(_))),
-            "claims the routing role but route is NULL",
+            "claims the routing role but route and route_agents are NULL",
         ),
         (
             broken(&dir, "NULL_NAME"),
@@ -281,8 +281,8 @@ fn broken_libraries_are_refused_naming_the_file() {
 fn a_plugin_built_before_responses_were_appended_still_loads() {
     let dir = scratch("c-before-responses");
     let old = broken(&dir, "BEFORE_RESPONSES");
-    let p = NativePlugin::load(&spec(&old, &dir), 1, 0).expect("a 104-byte descriptor loads");
-    assert_eq!(p.info().struct_size, 104);
+    let p = NativePlugin::load(&spec(&old, &dir), 1, 0).expect("a 120-byte descriptor loads");
+    assert_eq!(p.info().struct_size, 120);
     assert_eq!(route(&p), RouteDecision::Agent("agent0".into()));
     assert!(p.responses().is_empty());
     // Its descriptor has no `responses` entry, so it cannot claim the role.
@@ -321,5 +321,89 @@ fn bad_answers_fall_back_to_longest_idle_and_are_counted() {
         assert!(last.message.starts_with(text), "{mode}: {}", last.message);
         assert_eq!((last.at, last.line), (5_000, None));
         assert_eq!(last.file, lib.display().to_string());
+    }
+}
+
+/// A routing plugin built against the version 1 header (its descriptor as
+/// that header declared it, 104 bytes, JSON `route` only).
+const OLD_ABI: &str = r#"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { uint8_t *ptr; size_t len; size_t cap; } sb_buffer;
+typedef int32_t (*sb_json_fn)(void *, const uint8_t *, size_t, sb_buffer *);
+
+typedef struct sb_plugin_v1 {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    uint32_t roles;
+    uint32_t reserved;
+    const char *name;
+    const char *version;
+    void *create;
+    void *destroy;
+    void (*free_buffer)(sb_buffer);
+    sb_json_fn route;
+    sb_json_fn entry;
+    sb_json_fn wrapup_reasons;
+    sb_json_fn channel_verify;
+    sb_json_fn channel_inbound;
+    sb_json_fn channel_outbound;
+} sb_plugin_v1;
+
+static int32_t route(void *instance, const uint8_t *input, size_t len, sb_buffer *out) {
+    (void)instance; (void)input; (void)len;
+    const char *text = "{\"agent\": \"agent0\"}";
+    size_t n = strlen(text);
+    out->ptr = malloc(n);
+    if (out->ptr == NULL) return 1;
+    memcpy(out->ptr, text, n);
+    out->len = n;
+    out->cap = n;
+    return 0;
+}
+
+static void free_buffer(sb_buffer b) { free(b.ptr); }
+
+static const sb_plugin_v1 DESCRIPTOR = {
+    .abi_version = 1,
+    .struct_size = sizeof(sb_plugin_v1),
+    .roles = 1,
+    .name = "old-router",
+    .version = "1.0.0",
+    .free_buffer = free_buffer,
+    .route = route,
+};
+
+const sb_plugin_v1 *switchboard_plugin(void) { return &DESCRIPTOR; }
+"#;
+
+#[test]
+fn a_library_built_for_abi_version_1_is_refused_naming_the_file_and_both_versions() {
+    let dir = scratch("c-old-abi");
+    let lib = cc_source(&dir, "old_abi", OLD_ABI, &[]);
+    for err in [
+        native::check(&lib, &dir).err(),
+        NativePlugin::load(&spec(&lib, &dir), 1, 0).err(),
+    ] {
+        let err = err.unwrap_or_else(|| panic!("{} was accepted", lib.display()));
+        assert_eq!(
+            err.kind,
+            ErrorKind::AbiVersion {
+                found: 1,
+                expected: 2
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("plugin {}: ", lib.display())),
+            "{message}"
+        );
+        assert!(
+            message.contains("the plugin speaks ABI version 1; this host speaks version 2 only"),
+            "{message}"
+        );
+        assert!(message.contains("rebuild it"), "{message}");
     }
 }

@@ -16,7 +16,7 @@ use switchboard_core::channel::{
 use switchboard_core::lua::{Generation, Limits, ScriptFiles, ScriptSpec};
 use switchboard_core::masking::Masker;
 use switchboard_core::native::{ErrorKind, NativePlugin, NativeSpec, TRUSTED_CODE_NOTE};
-use switchboard_core::routing::{RouteDecision, RoutingPolicy};
+use switchboard_core::routing::{Candidate, RouteDecision, RoutingPolicy};
 use switchboard_core::wrapup::{BuiltinWrapUp, WrapUpReasons};
 use switchboard_plugin::{ROLE_CHANNEL, ROLE_ROUTING};
 
@@ -145,6 +145,116 @@ fn skills_router_answers_like_skills_lua() {
     let native_report = &native.report()[0];
     assert_eq!((native_report.calls, native_report.errors), (800, 0));
     assert!(lua.report().iter().all(|r| r.errors == 0));
+}
+
+/// The same pool of agents over many decisions, as in a live tenant:
+/// loads, idle times and skills change between calls, candidates come and
+/// go and change order, agents leave the pool for good. The plugin's agent
+/// table (ABI 2: told once, then numeric changes and slots per decision)
+/// must answer exactly like skills.lua given everything afresh.
+#[test]
+fn the_agent_table_follows_changes_between_decisions() {
+    let lua = lua_skills();
+    let native = load(
+        "skills_router",
+        serde_json::Value::Null,
+        &["support", "billing"],
+    )
+    .expect("skills-router loads");
+    let pool = 40;
+    let skills = ["en", "fr", "billing", "vip"];
+    // Every subset of the skills, each its own list: an agent's skills
+    // change by pointing at another list, as a configuration reload does
+    // (agent configs never change in place; see lua/roles.rs).
+    let variants: Vec<Vec<String>> = (0..16)
+        .map(|m| {
+            (0..4)
+                .filter(|b| m & (1 << b) != 0)
+                .map(|b| skills[b].to_string())
+                .collect()
+        })
+        .collect();
+    let mut rng = Lcg(7);
+    let ids: Vec<String> = (0..pool).map(|i| format!("a{i:02}")).collect();
+    let mut own: Vec<usize> = vec![1; pool];
+    let new_ids: Vec<String> = (0..30).map(|k| format!("new{k}")).collect();
+    let mut idle: Vec<u64> = (0..pool).map(|i| 100 + i as u64).collect();
+    let mut load_of: Vec<u32> = vec![0; pool];
+    let languages = ["", "fr", "en"];
+    let tags = ["", "billing", "vip"];
+    // Enough decisions for agents who left to be swept out of the table
+    // and their slots reused by newcomers.
+    let decisions = 2600;
+    let mut newcomers = 0;
+    for n in 0..decisions {
+        // A few changes per decision.
+        for _ in 0..3 {
+            let i = rng.next(pool as u64) as usize;
+            match rng.next(4) {
+                0 => load_of[i] = rng.next(3) as u32,
+                1 => idle[i] = 100 + rng.next(60),
+                2 => own[i] = rng.next(16) as usize,
+                _ => {}
+            }
+        }
+        // From decision 1200 on, agents a00..a09 are gone for good and
+        // newcomers join under new ids.
+        let mut cands: Vec<Candidate<'_>> = Vec::new();
+        if n >= 1200 && n % 100 == 0 {
+            newcomers += 1;
+        }
+        for i in 0..pool {
+            if n >= 1200 && i < 10 {
+                continue;
+            }
+            if rng.next(5) == 0 {
+                continue; // busy this time
+            }
+            cands.push(Candidate {
+                id: &ids[i],
+                name: &ids[i],
+                load: load_of[i],
+                capacity: 5,
+                idle_since: idle[i],
+                skills: &variants[own[i]],
+            });
+        }
+        for (k, id) in new_ids.iter().enumerate().take(newcomers) {
+            cands.push(Candidate {
+                id,
+                name: id,
+                load: 0,
+                capacity: 5,
+                idle_since: 150 + k as u64,
+                skills: &variants[2],
+            });
+        }
+        if rng.next(3) == 0 {
+            cands.reverse();
+        }
+        if cands.is_empty() {
+            continue;
+        }
+        let mut pairs = Vec::new();
+        let language = languages[rng.next(3) as usize];
+        let tag = tags[rng.next(3) as usize];
+        if !language.is_empty() {
+            pairs.push(("language", language));
+        }
+        if !tag.is_empty() {
+            pairs.push(("tags", tag));
+        }
+        let cad = cad(&pairs);
+        let conv = view("support", &cad);
+        assert_eq!(
+            native.route(&conv, &cands),
+            lua.route(&conv, &cands),
+            "decision {n}: {cad:?}"
+        );
+    }
+    assert!(newcomers >= 10);
+    let r = &native.report()[0];
+    assert_eq!(r.errors, 0, "{r:?}");
 }
 
 #[test]

@@ -1,14 +1,16 @@
 /*
  * A routing plugin in C: offers the conversation to the first candidate
  * (or, built with -DPICK_LAST, to the last one). It shows the shape of a C
- * plugin against switchboard_plugin.h: a static descriptor, one exported
- * function, answers malloc'd and given back through free_buffer.
+ * plugin against switchboard_plugin.h (ABI version 2): a static
+ * descriptor, one exported function, and a decision over the agent table
+ * by slots (route_agents): no JSON to read on the hot path.
  *
  * Build: cc -shared -fPIC -I plugins/sdk/include -o librouter.so router.c
  *
- * The request is scanned with a toy reader that finds the "id" keys after
- * "candidates" and does not handle escaped quotes in ids; a real plugin
- * should use a JSON library (cJSON, jansson, yyjson).
+ * This router needs nothing but the candidates' order, so it keeps no
+ * agent table and leaves `agents` NULL; a router that looks at skills or
+ * idle times would fill `agents` (JSON, rare) and keep a table by slot,
+ * applying `input->changed` at each decision.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,79 +24,40 @@
 #define PICK_LAST 0
 #endif
 
-/* Hand `len` bytes of `text` to the host. */
-static int32_t answer(sb_buffer *out, int32_t status, const char *text, size_t len) {
-    if (out == NULL) return status;
+static int32_t fail(sb_route_output *out, const char *message) {
+    size_t len = strlen(message);
     uint8_t *p = malloc(len ? len : 1);
-    if (p == NULL) return SB_STATUS_ERROR;
-    memcpy(p, text, len);
-    out->ptr = p;
-    out->len = len;
-    out->cap = len;
-    return status;
-}
-
-static int32_t fail(sb_buffer *out, const char *message) {
-    return answer(out, SB_STATUS_ERROR, message, strlen(message));
-}
-
-static const char *skip_space(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* Find `needle` in [p, end). */
-static const char *find(const char *p, const char *end, const char *needle) {
-    size_t n = strlen(needle);
-    for (; p + n <= end; p++) {
-        if (memcmp(p, needle, n) == 0) return p;
+    if (p != NULL) {
+        memcpy(p, message, len);
+        out->error.ptr = p;
+        out->error.len = len;
+        out->error.cap = len;
     }
-    return NULL;
+    return SB_STATUS_ERROR;
 }
 
-static int32_t route(void *instance, const uint8_t *input, size_t input_len, sb_buffer *out) {
+static int32_t route_agents(void *instance, const sb_route_input *input, sb_route_output *out) {
     (void)instance;
-    const char *p = (const char *)input;
-    const char *end = p + input_len;
-    const char *chosen = NULL;
-    size_t chosen_len = 0;
-
-    p = find(p, end, "\"candidates\"");
-    if (p == NULL) return answer(out, SB_STATUS_BAD_REQUEST, "no candidates", 13);
-    while ((p = find(p, end, "\"id\"")) != NULL) {
-        p = skip_space(p + 4, end);
-        if (p >= end || *p != ':') continue;
-        p = skip_space(p + 1, end);
-        if (p >= end || *p != '"') continue;
-        const char *start = ++p;
-        while (p < end && *p != '"' && *p != '\\') p++;
-        if (p >= end || *p == '\\') return fail(out, "unsupported agent id");
-        if (chosen == NULL || PICK_LAST) {
-            chosen = start;
-            chosen_len = (size_t)(p - start);
-        }
+    if (input == NULL || out == NULL) return SB_STATUS_BAD_REQUEST;
+    if (input->struct_size < sizeof(sb_route_input)) return fail(out, "route input too short");
+    if (input->candidates_len == 0) {
+        out->kind = SB_ROUTE_KEEP_QUEUED;
+        out->len = 0;
+        return SB_STATUS_OK;
     }
-    if (chosen == NULL) {
-        static const char keep[] = "{\"keep_queued\":true}";
-        return answer(out, SB_STATUS_OK, keep, sizeof keep - 1);
-    }
-    size_t len = chosen_len + 12; /* {"agent":"<id>"} */
-    char *json = malloc(len);
-    if (json == NULL) return fail(out, "out of memory");
-    memcpy(json, "{\"agent\":\"", 10);
-    memcpy(json + 10, chosen, chosen_len);
-    memcpy(json + 10 + chosen_len, "\"}", 2);
-    out->ptr = (uint8_t *)json;
-    out->len = len;
-    out->cap = len;
+    if (out->capacity < 1) return fail(out, "no room for an answer");
+    size_t pick = PICK_LAST ? input->candidates_len - 1 : 0;
+    out->slots[0] = input->candidates[pick];
+    out->len = 1;
+    out->kind = SB_ROUTE_AGENT;
     return SB_STATUS_OK;
 }
 
 static void free_buffer(sb_buffer buffer) { free(buffer.ptr); }
 
-static const sb_plugin_v1 DESCRIPTOR = {
+static const sb_plugin_v2 DESCRIPTOR = {
     .abi_version = SB_ABI_VERSION,
-    .struct_size = sizeof(sb_plugin_v1),
+    .struct_size = sizeof(sb_plugin_v2),
     .roles = SB_ROLE_ROUTING,
     .reserved = 0,
     .name = "c-router",
@@ -102,12 +65,14 @@ static const sb_plugin_v1 DESCRIPTOR = {
     .create = NULL,
     .destroy = NULL,
     .free_buffer = free_buffer,
-    .route = route,
+    .route = NULL,
     .entry = NULL,
     .wrapup_reasons = NULL,
     .channel_verify = NULL,
     .channel_inbound = NULL,
     .channel_outbound = NULL,
+    .agents = NULL,
+    .route_agents = route_agents,
 };
 
-const sb_plugin_v1 *switchboard_plugin(void) { return &DESCRIPTOR; }
+const sb_plugin_v2 *switchboard_plugin(void) { return &DESCRIPTOR; }

@@ -134,6 +134,8 @@ pub(crate) struct Host {
     pub agents: AgentCache,
     pub ctx: Table,
     pub protected: sandbox::Protected,
+    /// Builds the conversation table of a routing call.
+    pub conversation: Function,
     /// The script function the call in progress entered last: where a
     /// shape error (a bad returned value) is reported.
     pub last_called: Option<Function>,
@@ -407,13 +409,14 @@ impl Generation {
             return Err(errors);
         }
         let setup = (|| {
+            let conversation: Function = lua.named_registry_value("sb_conversation")?;
             let agents = AgentCache::new(&lua)?;
             let ctx = lua.create_table()?;
             ctx.raw_set("generation", number)?;
             ctx.raw_set("tenant", spec.tenant.as_str())?;
-            Ok::<_, mlua::Error>((agents, ctx))
+            Ok::<_, mlua::Error>((agents, ctx, conversation))
         })();
-        let (agents, ctx) =
+        let (agents, ctx, conversation) =
             setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         Ok(Generation {
             number,
@@ -428,6 +431,7 @@ impl Generation {
                 agents,
                 ctx,
                 protected,
+                conversation,
                 last_called: None,
             }),
             routing_file: spec.routing.clone(),
@@ -503,9 +507,12 @@ impl Generation {
         self.stats.called(file);
         let mut host = lock(&self.host);
         host.last_called = None;
-        host.budget.arm(self.limits.instructions_per_call);
+        host.budget.arm_watched(self.limits.instructions_per_call);
         let result = f(&mut host);
         let timed_out = host.budget.disarm();
+        if let Ok(r) = result {
+            return Ok(r);
+        }
         let stopped_at = host.budget.location();
         let error_at = host.budget.error_location();
         let memory_at = host.budget.memory_location();
@@ -549,7 +556,16 @@ impl Generation {
                 }
             }
             Err(CallError::Shape(message)) => {
-                let (file, line) = match defined {
+                // The `return` that returned the bad value, when the
+                // function has only one that returns something.
+                let returned = host.last_called.as_ref().and_then(|f| {
+                    let (file, _) = defined.clone()?;
+                    match super::returns::value_return_lines(f)?.as_slice() {
+                        [line] => Some((file, *line)),
+                        _ => None,
+                    }
+                });
+                let (file, line) = match returned.or(defined) {
                     Some((f, l)) => (f, Some(l)),
                     None => (file.to_string(), None),
                 };

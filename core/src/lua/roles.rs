@@ -168,26 +168,25 @@ impl AgentCache {
     }
 }
 
-fn conversation_table(lua: &Lua, c: &ConversationView<'_>) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 12)?;
-    t.raw_set("id", c.id)?;
-    t.raw_set("queue", c.queue)?;
-    t.raw_set("channel", c.channel)?;
-    t.raw_set("customer", c.customer)?;
-    t.raw_set("customer_name", c.customer_name)?;
-    t.raw_set("source", c.source)?;
-    t.raw_set("preview", c.preview)?;
-    t.raw_set("received_at", c.received_at)?;
-    t.raw_set("queued_at", c.queued_at)?;
-    if let Some(a) = c.last_agent {
-        t.raw_set("last_agent", a)?;
-    }
-    let cad = lua.create_table_with_capacity(0, c.cad.len())?;
-    for (k, v) in c.cad {
-        cad.raw_set(k.as_str(), v.as_str())?;
-    }
-    t.raw_set("cad", cad)?;
-    Ok(t)
+fn conversation_table(host: &Host, c: &ConversationView<'_>) -> mlua::Result<Table> {
+    let cad: mlua::Variadic<&str> = c
+        .cad
+        .iter()
+        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
+    host.conversation.call((
+        c.id,
+        c.queue,
+        c.channel,
+        c.customer,
+        c.customer_name,
+        c.source,
+        c.preview,
+        c.received_at,
+        c.queued_at,
+        c.last_agent,
+        cad,
+    ))
 }
 
 fn decision(v: Value) -> Result<RouteDecision, CallError> {
@@ -259,7 +258,7 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.entry.clone() else {
                 return Ok(None);
             };
-            let conv = conversation_table(&host.lua, conversation)?;
+            let conv = conversation_table(host, conversation)?;
             match host.invoke(&f, conv)? {
                 Value::Nil => Ok(None),
                 Value::String(s) => {
@@ -293,7 +292,7 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.route.clone() else {
                 return Err(CallError::Shape("no route function".into()));
             };
-            let conv = conversation_table(&host.lua, conversation)?;
+            let conv = conversation_table(host, conversation)?;
             let cands = host.agents.candidates(&host.lua, candidates)?;
             let ctx = self.with_ctx(host)?;
             decision(host.invoke(&f, (conv, cands, ctx))?)

@@ -7,22 +7,36 @@
 //! `sb` module. Everything is reached through read-only proxies, and the
 //! string metatable is locked, so one script cannot patch what another sees.
 //!
-//! Limits: an instruction [`Budget`] per call, checked by a count hook set as
-//! the global hook so that coroutines inherit it (mlua #347); it is sticky
-//! (`pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` re-raise
-//! once it is spent); a memory limit per state.
+//! Limits: an instruction [`Budget`] per call and a memory limit per state.
+//! The budget is counted by a count hook, but Lua 5.4 takes its slow path on
+//! every instruction while a count hook is set, so a call (a routing
+//! decision, an adapter call) starts without one: the [`watchdog`] thread
+//! arms the hook, asynchronously (`lua_sethook` is made for that), on a call
+//! still running after one tick ([`WATCHDOG_TICK`]), on the main thread and
+//! on every coroutine the call is resuming; from then on the call has
+//! `instructions_per_call` instructions left. Loading a script and its
+//! self-tests count from the first instruction. The budget is sticky
+//! (`pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap` and
+//! `coroutine.close` re-raise once it is spent).
 
 use super::strings;
 use mlua::{
-    ChunkMode, Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, MultiValue, StdLib, Table,
-    Value, VmState,
+    ffi, ChunkMode, Function, IntoLuaMulti, Lua, LuaOptions, MultiValue, StdLib, Table, Thread,
+    Value,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// Instructions between two checks of the budget.
-const HOOK_EVERY: u32 = 10_000;
+const HOOK_EVERY: c_int = 10_000;
+
+/// How often the watchdog looks at the calls in progress: a call still
+/// running at two consecutive looks (so after one to two ticks) gets the
+/// count hook.
+pub const WATCHDOG_TICK: Duration = Duration::from_millis(1);
 
 /// Message of the error raised when a call runs out of instructions.
 pub const BUDGET_EXCEEDED: &str = "instruction budget exceeded";
@@ -66,6 +80,27 @@ pub struct Budget {
     memory_at: std::sync::Mutex<Option<(String, u32)>>,
     /// The state is being closed: finalizers must not touch it.
     closing: AtomicBool,
+    /// Number of the call in progress; 0 between calls.
+    call: AtomicU64,
+    /// Last call number handed out.
+    calls: AtomicU64,
+    /// The call number the watchdog saw at its previous look.
+    seen: AtomicU64,
+    /// The count hook is on: instructions are being counted.
+    counting: AtomicBool,
+    /// The threads the hook goes on; setting or clearing it happens under
+    /// this lock.
+    threads: Mutex<Threads>,
+}
+
+/// The Lua threads of a state that may be running tenant code.
+#[derive(Debug, Default)]
+struct Threads {
+    /// The main thread's `lua_State` (0 until the state is built).
+    main: usize,
+    /// Coroutines being resumed or closed by the call in progress, kept
+    /// alive by their handle until the call ends.
+    running: Vec<(usize, Thread)>,
 }
 
 /// Owned beside a state, dropped just before it: from then on the
@@ -75,7 +110,11 @@ pub struct CloseGuard(pub Arc<Budget>);
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {
-        self.0.closing.store(true, Ordering::Relaxed);
+        let mut t = self.0.threads.lock().unwrap_or_else(|p| p.into_inner());
+        self.0.closing.store(true, Ordering::SeqCst);
+        self.0.call.store(0, Ordering::SeqCst);
+        t.main = 0;
+        t.running.clear();
     }
 }
 
@@ -89,8 +128,13 @@ fn take(cell: &std::sync::Mutex<Option<(String, u32)>>) -> Option<(String, u32)>
     cell.lock().ok().and_then(|mut c| c.take())
 }
 
+fn lock_threads(b: &Budget) -> std::sync::MutexGuard<'_, Threads> {
+    // Nothing is left half-done under this lock by a panic.
+    b.threads.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Budget {
-    pub fn arm(&self, instructions: i64) {
+    fn reset(&self, instructions: i64) {
         put(&self.at, None);
         put(&self.error_at, None);
         put(&self.memory_at, None);
@@ -98,10 +142,96 @@ impl Budget {
         self.exceeded.store(false, Ordering::Relaxed);
     }
 
-    /// End of a call: whatever runs next without a new `arm` is stopped.
+    /// Start a counted run (loading a script, its self-tests): the hook
+    /// counts from the first instruction, so the outcome does not depend on
+    /// timing.
+    pub fn arm(&self, instructions: i64) {
+        self.reset(instructions);
+        let t = lock_threads(self);
+        self.counting.store(true, Ordering::SeqCst);
+        if t.main != 0 {
+            // SAFETY: `main` is the live main thread of this budget's state
+            // (cleared by `CloseGuard` before the state closes); no Lua code
+            // runs on it while it is being armed from its own thread.
+            unsafe { set_hook(t.main, true) };
+        }
+    }
+
+    /// Start a call watched by the [`watchdog`]: it runs without the hook
+    /// until it has run for a tick, then `instructions` are counted.
+    pub fn arm_watched(&self, instructions: i64) {
+        self.reset(instructions);
+        let n = self.calls.load(Ordering::Relaxed) + 1;
+        self.calls.store(n, Ordering::Relaxed);
+        self.call.store(n, Ordering::SeqCst);
+        let w = watchdog();
+        if w.running() {
+            w.wake();
+        } else {
+            self.arm(instructions);
+        }
+    }
+
+    /// End of a call: the hook is taken off; whatever runs next without a
+    /// new `arm` is stopped at once if it is counted.
     pub fn disarm(&self) -> bool {
+        let running = {
+            let mut t = lock_threads(self);
+            self.call.store(0, Ordering::SeqCst);
+            if self.counting.swap(false, Ordering::SeqCst) && t.main != 0 {
+                // SAFETY: as in `arm`; the call has returned.
+                unsafe { set_hook(t.main, false) };
+            }
+            std::mem::take(&mut t.running)
+        };
+        // Coroutine handles are let go outside the lock.
+        drop(running);
         self.remaining.store(0, Ordering::Relaxed);
         self.exceeded.swap(false, Ordering::Relaxed)
+    }
+
+    /// The watchdog's look at this budget: a call seen twice gets the hook.
+    fn watch(&self) -> bool {
+        let call = self.call.load(Ordering::SeqCst);
+        if call == 0 {
+            self.seen.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if self.seen.swap(call, Ordering::Relaxed) == call && !self.counting.load(Ordering::SeqCst)
+        {
+            let t = lock_threads(self);
+            if self.call.load(Ordering::SeqCst) == call
+                && !self.closing.load(Ordering::SeqCst)
+                && t.main != 0
+            {
+                self.counting.store(true, Ordering::SeqCst);
+                // SAFETY: the call is in progress (checked under the lock
+                // `disarm` and `CloseGuard` take), so the main thread and the
+                // coroutines it is resuming (anchored by their handles) are
+                // alive. `lua_sethook` is meant to be called asynchronously
+                // (lua.c calls it from a signal handler): it sets plain
+                // fields the interpreter re-reads at jumps and calls.
+                unsafe {
+                    set_hook(t.main, true);
+                    for (co, _) in &t.running {
+                        set_hook(*co, true);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// A coroutine the call is about to resume or close: it gets the hook
+    /// now if the call is counted, else when the watchdog arms the call.
+    fn enter(&self, co: Thread) {
+        let p = co.to_pointer() as usize;
+        let mut t = lock_threads(self);
+        if self.counting.load(Ordering::SeqCst) {
+            // SAFETY: `co` is alive (we hold its handle) and not running.
+            unsafe { set_hook(p, true) };
+        }
+        t.running.push((p, co));
     }
 
     /// Where the budget ran out in the last call, if it did.
@@ -133,6 +263,7 @@ impl Budget {
         self.exceeded.load(Ordering::Relaxed)
     }
 
+    /// One firing of the count hook: `false` when the budget is spent.
     fn spend(&self) -> bool {
         if self.exceeded.load(Ordering::Relaxed) {
             return false;
@@ -148,13 +279,211 @@ impl Budget {
     }
 }
 
+/// Put the budget's count hook on (or take it off) the thread `l`.
+///
+/// # Safety
+/// `l` is a live `lua_State` of a state built by [`new_state`].
+unsafe fn set_hook(l: usize, on: bool) {
+    let l = l as *mut ffi::lua_State;
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if on {
+            ffi::lua_sethook(l, Some(budget_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+        } else {
+            ffi::lua_sethook(l, None, 0, 0);
+        }
+    }
+}
+
+/// Most coroutines one call may be resuming at once (Lua's own C-stack
+/// limit stops real nesting far earlier).
+const MAX_RUNNING_COROUTINES: usize = 1000;
+
+/// Registry key of the state's [`Budget`] (a light userdata).
+static BUDGET_KEY: u8 = 0;
+
+/// What the hook decided.
+enum Step {
+    Continue,
+    Stop,
+}
+
+/// The count hook. Everything with a destructor is dropped in
+/// [`hook_step`] before `lua_error` unwinds out of this frame.
+unsafe extern "C-unwind" fn budget_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls the hook with a live thread and its debug record.
+    match unsafe { hook_step(l, ar) } {
+        Step::Continue => {}
+        // SAFETY: raising an error from a hook is allowed; no Rust value
+        // with a destructor lives in this frame.
+        Step::Stop => unsafe {
+            ffi::lua_pushlstring(l, BUDGET_EXCEEDED.as_ptr().cast(), BUDGET_EXCEEDED.len());
+            ffi::lua_error(l);
+        },
+    }
+}
+
+/// # Safety
+/// `l` and `ar` as Lua passes them to a hook.
+unsafe fn hook_step(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Step {
+    // SAFETY: the registry holds the budget pointer since `new_state`; the
+    // state keeps the budget alive (its functions hold `Arc`s of it).
+    let budget = unsafe {
+        ffi::lua_rawgetp(
+            l,
+            ffi::LUA_REGISTRYINDEX,
+            std::ptr::addr_of!(BUDGET_KEY).cast(),
+        );
+        let p = ffi::lua_touserdata(l, -1).cast::<Budget>().cast_const();
+        ffi::lua_settop(l, -2);
+        match p.as_ref() {
+            Some(b) => b,
+            None => return Step::Continue,
+        }
+    };
+    if !budget.counting.load(Ordering::SeqCst) {
+        // A hook left on a coroutine by an earlier counted call: take it
+        // off, unless the watchdog is arming this call right now.
+        let _t = lock_threads(budget);
+        if !budget.counting.load(Ordering::SeqCst) {
+            // SAFETY: `l` is the running thread.
+            unsafe { set_hook(l as usize, false) };
+        }
+        return Step::Continue;
+    }
+    if budget.spend() {
+        return Step::Continue;
+    }
+    // SAFETY: `l` is the running thread; `ar` is the hook's own record.
+    let (file, line) = unsafe {
+        running_tenant_line(l).unwrap_or_else(|| {
+            ffi::lua_getinfo(l, c"Sl".as_ptr(), ar);
+            let src = CStr::from_ptr((*ar).short_src.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            (src, u32::try_from((*ar).currentline).unwrap_or(0))
+        })
+    };
+    budget.record(file, line);
+    Step::Stop
+}
+
+/// The innermost frame of `l` running a tenant file (chunks named
+/// `@path`), with its current line: the prelude's wrappers are skipped.
+///
+/// # Safety
+/// `l` is the running thread, inside a hook.
+unsafe fn running_tenant_line(l: *mut ffi::lua_State) -> Option<(String, u32)> {
+    for level in 0..256 {
+        // SAFETY: a zeroed `lua_Debug` (integers and pointers) is a valid
+        // record for `lua_getstack` to fill.
+        let mut d: ffi::lua_Debug = unsafe { std::mem::zeroed() };
+        // SAFETY: `l` is live; `d` is valid for writes.
+        unsafe {
+            if ffi::lua_getstack(l, level, &mut d) == 0 {
+                return None;
+            }
+            ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut d);
+            if d.source.is_null() || d.currentline <= 0 {
+                continue;
+            }
+            let src = CStr::from_ptr(d.source).to_string_lossy();
+            if let Some(file) = src.strip_prefix('@') {
+                return Some((file.to_string(), d.currentline as u32));
+            }
+        }
+    }
+    None
+}
+
+/// The process-wide watchdog thread that arms the count hook on calls
+/// that run long (see the module docs).
+pub struct Watchdog {
+    budgets: Mutex<Vec<Weak<Budget>>>,
+    parked: AtomicBool,
+    thread: Option<std::thread::Thread>,
+}
+
+/// The watchdog, started on first use.
+pub fn watchdog() -> &'static Watchdog {
+    static W: std::sync::OnceLock<Watchdog> = std::sync::OnceLock::new();
+    W.get_or_init(|| {
+        let thread = std::thread::Builder::new()
+            .name("lua-watchdog".into())
+            .spawn(|| watchdog().run())
+            .ok()
+            .map(|h| h.thread().clone());
+        if thread.is_none() {
+            tracing::error!("cannot start the Lua watchdog thread: calls will be counted from their first instruction");
+        }
+        Watchdog {
+            budgets: Mutex::new(Vec::new()),
+            parked: AtomicBool::new(false),
+            thread,
+        }
+    })
+}
+
+impl Watchdog {
+    fn register(&self, b: &Arc<Budget>) {
+        let mut v = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(b));
+    }
+
+    /// A call started: make sure the watchdog is looking.
+    fn wake(&self) {
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
+            if let Some(t) = &self.thread {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Whether there is a watchdog thread to arm long calls.
+    pub fn running(&self) -> bool {
+        self.thread.is_some()
+    }
+
+    fn look(&self) -> bool {
+        let budgets: Vec<Arc<Budget>> = {
+            let mut v = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+            v.retain(|w| w.strong_count() > 0);
+            v.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut busy = false;
+        for b in &budgets {
+            busy |= b.watch();
+        }
+        busy
+    }
+
+    fn run(&self) {
+        loop {
+            std::thread::sleep(WATCHDOG_TICK);
+            if self.look() {
+                continue;
+            }
+            // Nothing running: sleep until a call starts.
+            self.parked.store(true, Ordering::SeqCst);
+            if self.look() {
+                self.parked.store(false, Ordering::SeqCst);
+                continue;
+            }
+            while self.parked.load(Ordering::SeqCst) {
+                std::thread::park();
+            }
+        }
+    }
+}
+
 /// The trusted prelude: wraps the protected-call functions so that a spent
 /// budget cannot be swallowed, and builds read-only proxies. Runs before
 /// any tenant code, with the full base library still in place.
 const PRELUDE: &str = r#"
-local spent, raw_pcall, raw_xpcall, select, error, setmetatable =
+local spent, raw_pcall, raw_xpcall, select, error, setmetatable, enter, leave =
   ...
-local resume, close = coroutine.resume, coroutine.close
+local resume, close, create, type = coroutine.resume, coroutine.close, coroutine.create, type
 local BUDGET = "instruction budget exceeded"
 local function check(ok, ...)
   if spent() then error(BUDGET, 0) end
@@ -168,8 +497,33 @@ wrapped.xpcall = function(f, h, ...)
     return h(e)
   end, ...))
 end
-wrapped.resume = function(co, ...) return check(resume(co, ...)) end
-wrapped.close = function(co) return check(close(co)) end
+-- A coroutine being resumed or closed is known to the host, which puts
+-- the count hook on it when the call is counted (see sandbox.rs).
+local function left(...)
+  leave()
+  return check(...)
+end
+wrapped.resume = function(co, ...)
+  enter(co)
+  return left(resume(co, ...))
+end
+wrapped.close = function(co)
+  enter(co)
+  return left(close(co))
+end
+local wresume, wclose = wrapped.resume, wrapped.close
+local function unwrap(co, ok, ...)
+  if ok then return ... end
+  local e = ...
+  wclose(co)
+  if type(e) == "string" and e ~= "not enough memory" then error(e, 2) end
+  error(e, 0)
+end
+-- coroutine.wrap through the wrapped resume (the C one resumes directly).
+wrapped.wrap = function(f)
+  local co = create(f)
+  return function(...) return unwrap(co, wresume(co, ...)) end
+end
 local function readonly(t, name)
   return setmetatable({}, {
     __index = t,
@@ -180,6 +534,19 @@ local function readonly(t, name)
   })
 end
 wrapped.readonly = readonly
+-- The conversation table of a routing call, built in one call from the
+-- host (cheaper than setting its fields one by one from Rust).
+wrapped.conversation = function(id, queue, channel, customer, customer_name, source,
+    preview, received_at, queued_at, last_agent, ...)
+  local cad, kv = {}, { ... }
+  for i = 1, #kv, 2 do cad[kv[i]] = kv[i + 1] end
+  return {
+    id = id, queue = queue, channel = channel, customer = customer,
+    customer_name = customer_name, source = source, preview = preview,
+    received_at = received_at, queued_at = queued_at, last_agent = last_agent,
+    cad = cad,
+  }
+end
 -- Finalizers run with hooks off (Lua 5.4 GCTM): no budget could stop them.
 local rawget, type = rawget, type
 wrapped.setmetatable = function(t, mt)
@@ -230,6 +597,22 @@ pub fn new_state(
     // Protected calls that re-raise a spent budget; read-only proxies.
     let b = budget.clone();
     let spent = lua.create_function(move |_, ()| Ok(b.exceeded()))?;
+    let b = budget.clone();
+    let enter = lua.create_function(move |_, co: Value| {
+        if let Value::Thread(co) = co {
+            if lock_threads(&b).running.len() >= MAX_RUNNING_COROUTINES {
+                return Err(mlua::Error::runtime("too many coroutines being resumed"));
+            }
+            b.enter(co);
+        }
+        Ok(())
+    })?;
+    let b = budget.clone();
+    let leave = lua.create_function(move |_, ()| {
+        let co = lock_threads(&b).running.pop();
+        drop(co);
+        Ok(())
+    })?;
     let prelude: Table = lua
         .load(PRELUDE)
         .set_name("=prelude")
@@ -241,12 +624,15 @@ pub fn new_state(
             g.get::<Function>("select")?,
             g.get::<Function>("error")?,
             g.get::<Function>("setmetatable")?,
+            enter,
+            leave,
         ))?;
     g.raw_set("pcall", prelude.get::<Function>("pcall")?)?;
     g.raw_set("xpcall", prelude.get::<Function>("xpcall")?)?;
     let co: Table = g.get("coroutine")?;
     co.raw_set("resume", prelude.get::<Function>("resume")?)?;
     co.raw_set("close", prelude.get::<Function>("close")?)?;
+    co.raw_set("wrap", prelude.get::<Function>("wrap")?)?;
     g.raw_set("setmetatable", prelude.get::<Function>("setmetatable")?)?;
     let readonly: Function = prelude.get("readonly")?;
 
@@ -292,6 +678,7 @@ pub fn new_state(
     let base = readonly.call::<Table>((base, "the global environment"))?;
     lua.set_named_registry_value("sb_base", base.clone())?;
     lua.set_named_registry_value("sb_readonly", readonly)?;
+    lua.set_named_registry_value("sb_conversation", prelude.get::<Function>("conversation")?)?;
 
     // The message handler of `invoke`: notes the innermost tenant frame
     // while the stack is still there.
@@ -304,21 +691,22 @@ pub fn new_state(
     lua.set_named_registry_value("sb_xpcall", raw_xpcall)?;
     plant_gc_sentinel(&lua, budget.clone())?;
 
-    let hook_budget = budget;
-    lua.set_global_hook(
-        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, debug| {
-            if hook_budget.spend() {
-                Ok(VmState::Continue)
-            } else {
-                let src = debug.source();
-                let file = src.short_src.as_deref().unwrap_or("?").to_string();
-                let line = debug.current_line().unwrap_or(0) as u32;
-                hook_budget.record(file, line);
-                Err(mlua::Error::runtime(BUDGET_EXCEEDED))
-            }
-        },
-    )?;
+    // The budget's hook: its pointer in the registry (the state keeps the
+    // budget alive through the functions above), the main thread known to
+    // the budget, the budget known to the watchdog.
+    let mut main = 0usize;
+    let key = std::ptr::addr_of!(BUDGET_KEY).cast::<c_void>();
+    let ptr = Arc::as_ptr(&budget).cast_mut().cast::<c_void>();
+    // SAFETY: plain stack operations on the state mlua hands us.
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_pushlightuserdata(l, ptr);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
+            main = l as usize;
+        })?;
+    }
+    lock_threads(&budget).main = main;
+    watchdog().register(&budget);
     lua.set_memory_limit(limits.memory_bytes)?;
     Ok((lua, base))
 }

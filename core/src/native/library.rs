@@ -24,9 +24,9 @@ use std::ffi::{c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV1};
+use switchboard_plugin::abi::{CreateFn, DestroyFn, FreeFn, JsonFn, PluginV2, RouteFn};
 use switchboard_plugin::{
-    ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V1_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL, ROLE_RESPONSES,
+    ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V2_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL, ROLE_RESPONSES,
     ROLE_ROUTING, ROLE_WRAPUP,
 };
 
@@ -46,6 +46,8 @@ pub(crate) struct Vtable {
     pub free_buffer: FreeFn,
     pub route: Option<JsonFn>,
     pub entry: Option<JsonFn>,
+    pub agents: Option<JsonFn>,
+    pub route_agents: Option<RouteFn>,
     pub wrapup_reasons: Option<JsonFn>,
     pub channel_verify: Option<JsonFn>,
     pub channel_inbound: Option<JsonFn>,
@@ -262,27 +264,27 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             expected: ABI_VERSION,
         });
     }
-    let needed = PLUGIN_V1_MIN_SIZE;
+    let needed = PLUGIN_V2_MIN_SIZE;
     if struct_size < needed {
         return Err(ErrorKind::StructSize {
             found: struct_size,
             expected: needed,
         });
     }
-    // The descriptor as far as the plugin has it (at least the first
-    // version's fields); fields appended since, that it does not have,
+    // The descriptor as far as the plugin has it (at least the fields
+    // before `responses`); fields appended since, that it does not have,
     // stay zero: NULL entry points.
-    let known = (struct_size as usize).min(std::mem::size_of::<PluginV1>());
-    let mut d = std::mem::MaybeUninit::<PluginV1>::zeroed();
+    let known = (struct_size as usize).min(std::mem::size_of::<PluginV2>());
+    let mut d = std::mem::MaybeUninit::<PluginV2>::zeroed();
     // SAFETY: struct_size says the plugin's descriptor holds at least
     // `known` bytes (a newer plugin may have more, which we do not read);
-    // the destination is a whole PluginV1.
+    // the destination is a whole PluginV2.
     unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), d.as_mut_ptr().cast::<u8>(), known) };
-    // SAFETY: every field of PluginV1 is an integer, a raw pointer or an
+    // SAFETY: every field of PluginV2 is an integer, a raw pointer or an
     // optional function pointer, for which all-zero bytes (NULL, None) are
     // valid; the bytes copied over them come from a descriptor of the same
     // layout.
-    let d: PluginV1 = unsafe { d.assume_init() };
+    let d: PluginV2 = unsafe { d.assume_init() };
     if d.roles == 0 || d.roles & !ROLES_KNOWN != 0 {
         return Err(ErrorKind::Descriptor(format!(
             "roles {:#x}: expected a non-empty set of routing (1), wrapup (2), channel (4), responses (8)",
@@ -310,7 +312,11 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             Ok(())
         }
     };
-    require(ROLE_ROUTING, d.route, "route")?;
+    if d.roles & ROLE_ROUTING != 0 && d.route.is_none() && d.route_agents.is_none() {
+        return Err(ErrorKind::Descriptor(format!(
+            "{name} claims the routing role but route and route_agents are NULL"
+        )));
+    }
     require(ROLE_WRAPUP, d.wrapup_reasons, "wrapup_reasons")?;
     require(ROLE_CHANNEL, d.channel_inbound, "channel_inbound")?;
     require(ROLE_CHANNEL, d.channel_outbound, "channel_outbound")?;
@@ -323,6 +329,12 @@ fn describe(library: &libloading::Library) -> Result<(Vtable, Described), ErrorK
             free_buffer,
             route: only(ROLE_ROUTING, d.route),
             entry: only(ROLE_ROUTING, d.entry),
+            agents: only(ROLE_ROUTING, d.agents),
+            route_agents: if d.roles & ROLE_ROUTING != 0 {
+                d.route_agents
+            } else {
+                None
+            },
             wrapup_reasons: only(ROLE_WRAPUP, d.wrapup_reasons),
             channel_verify: only(ROLE_CHANNEL, d.channel_verify),
             channel_inbound: only(ROLE_CHANNEL, d.channel_inbound),

@@ -8,7 +8,9 @@
 //! points) and creates one instance with the configured settings. A loaded
 //! plugin implements [`crate::routing::RoutingPolicy`],
 //! [`crate::wrapup::WrapUpReasons`] and, through [`NativePlugin::channel`],
-//! [`crate::channel::ChannelAdapter`] by JSON calls. A call that fails (an
+//! [`crate::channel::ChannelAdapter`] by JSON calls; a routing plugin
+//! with an agent table (ABI 2, `table.rs`) is told about agents once and
+//! given candidate slots per decision instead. A call that fails (an
 //! error status, a caught panic, invalid JSON, a wrong shape) falls back to
 //! the built-in behaviour (`LongestIdle`, `BuiltinWrapUp`, a
 //! `ChannelError`) and is counted and kept like a failing script, in the
@@ -29,6 +31,7 @@
 pub mod library;
 mod plugin;
 mod roles;
+mod table;
 
 pub use library::{mapped_libraries, PluginInfo, CACHE_FOLDER, MAX_LIBRARY_BYTES};
 pub use plugin::{NativePlugin, NativeSpec, PluginReport, MAX_ANSWER_BYTES, TRUSTED_CODE_NOTE};
@@ -57,9 +60,12 @@ pub enum ErrorKind {
     Open(String),
     #[error("not a Switchboard plugin: no `switchboard_plugin` symbol")]
     MissingSymbol,
-    #[error("the plugin speaks ABI version {found}; this host speaks version {expected}")]
+    #[error(
+        "the plugin speaks ABI version {found}; this host speaks version {expected} only: \
+         rebuild it against switchboard-plugin (or switchboard_plugin.h) of ABI version {expected}"
+    )]
     AbiVersion { found: u32, expected: u32 },
-    #[error("the descriptor is {found} bytes; ABI version 1 needs at least {expected}")]
+    #[error("the descriptor is {found} bytes; this ABI version needs at least {expected}")]
     StructSize { found: u32, expected: u32 },
     #[error("invalid descriptor: {0}")]
     Descriptor(String),

@@ -76,7 +76,7 @@ struct RoleStats {
     last: Mutex<VecDeque<ScriptFailure>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The list is only pushed to and popped under the lock: a panic cannot
     // leave it half-written.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -144,6 +144,8 @@ pub struct NativePlugin {
     now: AtomicU64,
     /// The canned responses of a plugin with that role, checked at load.
     responses: std::sync::Arc<[crate::responses::CannedResponse]>,
+    /// The agent table as the plugin knows it (ABI 2 routing).
+    pub(crate) table: Mutex<super::table::HostTable>,
 }
 
 impl std::fmt::Debug for NativePlugin {
@@ -233,6 +235,7 @@ impl NativePlugin {
             stats: Default::default(),
             now: AtomicU64::new(now),
             responses: std::sync::Arc::from(Vec::new()),
+            table: Mutex::default(),
         };
         if plugin.vtable.wrapup_reasons.is_some() {
             let problems: Vec<String> = spec
@@ -330,9 +333,20 @@ impl NativePlugin {
         request: &[u8],
         parse: impl FnOnce(&[u8]) -> Result<R, CallFailure>,
     ) -> Result<R, ScriptFailure> {
+        self.counted(role, || {
+            self.raw_call(f, request).and_then(|bytes| parse(&bytes))
+        })
+    }
+
+    /// Run `f` as one counted call of `role`.
+    pub(crate) fn counted<R>(
+        &self,
+        role: Role,
+        f: impl FnOnce() -> Result<R, CallFailure>,
+    ) -> Result<R, ScriptFailure> {
         let stats = &self.stats[role as usize];
         stats.calls.fetch_add(1, Ordering::Relaxed);
-        let failure = match self.raw_call(f, request).and_then(|bytes| parse(&bytes)) {
+        let failure = match f() {
             Ok(r) => return Ok(r),
             Err(f) => f,
         };
@@ -364,6 +378,11 @@ impl NativePlugin {
         Err(failure)
     }
 
+    /// The instance pointer, for the calls that are not JSON.
+    pub(crate) fn instance_ptr(&self) -> *mut c_void {
+        self.instance.0
+    }
+
     /// Call `f` with `request`; the answer bytes on `STATUS_OK`.
     pub(crate) fn raw_call(&self, f: JsonFn, request: &[u8]) -> Result<Vec<u8>, CallFailure> {
         let mut out = Buffer::EMPTY;
@@ -393,7 +412,7 @@ impl Drop for NativePlugin {
 }
 
 /// Copy a buffer the plugin filled, then give it back.
-fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
+pub(crate) fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
     if out.ptr.is_null() {
         return if out.len == 0 {
             Ok(Vec::new())
@@ -418,7 +437,7 @@ fn take(vtable: &Vtable, out: Buffer) -> Result<Vec<u8>, CallFailure> {
     copied
 }
 
-fn failure_of(status: i32, message: Result<Vec<u8>, CallFailure>) -> CallFailure {
+pub(crate) fn failure_of(status: i32, message: Result<Vec<u8>, CallFailure>) -> CallFailure {
     let text = match message {
         Ok(b) if b.is_empty() => "(no message)".to_string(),
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),

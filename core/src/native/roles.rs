@@ -240,6 +240,13 @@ impl RoutingPolicy for NativePlugin {
         conversation: &ConversationView<'_>,
         candidates: &[Candidate<'_>],
     ) -> RouteDecision {
+        if let Some(f) = self.vtable.route_agents {
+            return self
+                .counted(Role::Routing, || {
+                    super::plugin::lock(&self.table).route(self, f, conversation, candidates)
+                })
+                .unwrap_or(RouteDecision::Fallback);
+        }
         let Some(f) = self.vtable.route else {
             return RouteDecision::Fallback;
         };

@@ -30,18 +30,18 @@ mod plugin;
 pub mod wire;
 
 pub use abi::{
-    Buffer, PluginV1, ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V1_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL,
+    Buffer, PluginV2, ABI_VERSION, ENTRY_SYMBOL, PLUGIN_V2_MIN_SIZE, ROLES_KNOWN, ROLE_CHANNEL,
     ROLE_RESPONSES, ROLE_ROUTING, ROLE_WRAPUP, STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK,
     STATUS_PANIC,
 };
-pub use plugin::{Error, Plugin};
+pub use plugin::{Agent, AgentTable, ConversationRef, Error, Plugin, RouteCall, Routed, SkillSet};
 
 /// The shims behind a descriptor; public for [`export_plugin!`] and tests.
 #[doc(hidden)]
 pub mod export {
     pub use crate::plugin::{
-        canned_responses, create, descriptor, destroy, entry, free_buffer, inbound, outbound,
-        route, verify, wrapup_reasons,
+        agents, canned_responses, create, descriptor, destroy, entry, free_buffer, inbound,
+        outbound, route, route_agents, verify, wrapup_reasons,
     };
 }
 
@@ -54,7 +54,7 @@ macro_rules! export_plugin {
     ($plugin:ty) => {
         /// The Switchboard plugin entry point (see `switchboard_plugin::abi`).
         #[unsafe(no_mangle)]
-        pub extern "C" fn switchboard_plugin() -> *const $crate::abi::PluginV1 {
+        pub extern "C" fn switchboard_plugin() -> *const $crate::abi::PluginV2 {
             static DESCRIPTOR: $crate::abi::Descriptor =
                 $crate::abi::Descriptor($crate::export::descriptor::<$plugin>(
                     concat!(env!("CARGO_PKG_NAME"), "\0"),

@@ -118,6 +118,34 @@ impl From<RouteAnswer> for RawRouteAnswer {
     }
 }
 
+/// One agent of a routing plugin's table, in `slot`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub slot: u32,
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    pub load: u32,
+    pub capacity: u32,
+    pub idle_since: u64,
+}
+
+/// `agents` (ABI 2): `{"reset": bool, "set": [AgentRecord…], "remove": [slot…]}`.
+/// `reset` empties the table first; `set` adds an agent or replaces the
+/// one in its slot; `remove` frees slots the host may reuse. The answer is
+/// ignored (`{}` will do); a non-zero status makes the host resend the
+/// whole table with `reset` next time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentsRequest {
+    #[serde(default)]
+    pub reset: bool,
+    #[serde(default)]
+    pub set: Vec<AgentRecord>,
+    #[serde(default)]
+    pub remove: Vec<u32>,
+}
+
 /// `entry`: `{"conversation": …, "queues": ["support", …], "now": ms}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryRequest {

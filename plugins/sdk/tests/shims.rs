@@ -5,7 +5,7 @@
 use std::ffi::{c_void, CStr};
 use switchboard_plugin::wire::{RouteAnswer, RouteRequest, WrapUpReason, WrapUpRequest};
 use switchboard_plugin::{
-    export_plugin, Buffer, Error, Plugin, PluginV1, ABI_VERSION, ROLE_ROUTING, ROLE_WRAPUP,
+    export_plugin, Buffer, Error, Plugin, PluginV2, ABI_VERSION, ROLE_ROUTING, ROLE_WRAPUP,
     STATUS_BAD_REQUEST, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 
@@ -49,7 +49,7 @@ impl Plugin for Probe {
 
 export_plugin!(Probe);
 
-fn descriptor() -> PluginV1 {
+fn descriptor() -> PluginV2 {
     // SAFETY: the pointer is to a static descriptor defined just above.
     unsafe { *switchboard_plugin() }
 }
@@ -106,7 +106,7 @@ const REQUEST: &str = r#"{"conversation": {"id": 1, "queue": "QUEUE", "channel":
 fn the_descriptor_names_the_package_and_its_roles() {
     let d = descriptor();
     assert_eq!(d.abi_version, ABI_VERSION);
-    assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
+    assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV2>());
     assert_eq!(d.roles, ROLE_ROUTING | ROLE_WRAPUP);
     // SAFETY: the macro points these at NUL-terminated static strings.
     let name = unsafe { CStr::from_ptr(d.name) };

@@ -1,5 +1,7 @@
 //! Skills routing as a native plugin: the job of `scripts/routing/skills.lua`,
-//! answer for answer, so the two hosts can be compared.
+//! answer for answer, so the two hosts can be compared. It routes over the
+//! agent table the SDK keeps (ABI 2: candidates come as slots, skills as
+//! numbers); `route` answers the same from a whole JSON request.
 //!
 //! The conversation's wanted skills are the words of CAD `tags` (split on
 //! commas and white space, lower-cased) plus CAD `language` (lower-cased).
@@ -17,7 +19,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use switchboard_plugin::wire::{Candidate, Conversation, EntryRequest, RouteAnswer, RouteRequest};
-use switchboard_plugin::{export_plugin, Error, Plugin, ROLE_ROUTING};
+use switchboard_plugin::{export_plugin, Agent, Error, Plugin, RouteCall, Routed, ROLE_ROUTING};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,9 +41,15 @@ fn lua_space(c: char) -> bool {
 
 /// The wanted skills, in the order skills.lua builds them.
 fn wanted(c: &Conversation) -> Vec<String> {
-    let mut w: Vec<String> = c
-        .cad
-        .get("tags")
+    wanted_of(
+        c.cad.get("tags").map(String::as_str),
+        c.cad.get("language").map(String::as_str),
+    )
+}
+
+/// The wanted skills from CAD `tags` and `language`.
+fn wanted_of(tags: Option<&str>, language: Option<&str>) -> Vec<String> {
+    let mut w: Vec<String> = tags
         .map(|tags| {
             tags.split(|ch| ch == ',' || lua_space(ch))
                 .filter(|s| !s.is_empty())
@@ -49,10 +57,15 @@ fn wanted(c: &Conversation) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(lang) = c.cad.get("language").filter(|l| !l.is_empty()) {
+    if let Some(lang) = language.filter(|l| !l.is_empty()) {
         w.push(lang.to_ascii_lowercase());
     }
     w
+}
+
+/// The same order over the agent table.
+fn table_key(a: &Agent) -> (u64, u32, &str) {
+    (a.idle_since, a.load, a.id.as_str())
 }
 
 /// `pick.longest_idle`'s order: idle_since, then load, then id.
@@ -111,6 +124,52 @@ impl Plugin for SkillsRouter {
             (r.conversation.cad.get("topic").map(String::as_str) == Some("billing"))
                 .then(|| "billing".to_string()),
         )
+    }
+
+    const AGENT_TABLE: bool = true;
+
+    /// The decision of [`Plugin::route`], over the agent table: wanted
+    /// skills become the table's skill numbers once per call.
+    fn route_agents(&self, call: &RouteCall<'_>) -> Result<Routed, Error> {
+        let c = &call.conversation;
+        let w = wanted_of(c.cad("tags"), c.cad("language"));
+        let best = match &self.weights {
+            None => {
+                // A wanted skill no agent ever had: nobody has them all.
+                let set = call.agents.skill_set(w.iter().map(String::as_str));
+                set.and_then(|set| {
+                    call.candidates()
+                        .filter(|a| a.has_all(&set))
+                        .min_by(|a, b| table_key(a).cmp(&table_key(b)))
+                })
+                .or_else(|| {
+                    call.candidates()
+                        .min_by(|a, b| table_key(a).cmp(&table_key(b)))
+                })
+            }
+            Some(weights) => {
+                let scored: Vec<(u32, u64)> = w
+                    .iter()
+                    .filter_map(|s| {
+                        let id = call.agents.skill(s)?;
+                        Some((id, u64::from(weights.get(s).copied().unwrap_or(1))))
+                    })
+                    .collect();
+                let score = |a: &Agent| -> u64 {
+                    scored
+                        .iter()
+                        .filter(|(id, _)| a.has_skill(*id))
+                        .map(|(_, n)| n)
+                        .sum()
+                };
+                call.candidates().min_by(|a, b| {
+                    score(b)
+                        .cmp(&score(a))
+                        .then_with(|| table_key(a).cmp(&table_key(b)))
+                })
+            }
+        };
+        Ok(best.map_or(Routed::KeepQueued, |a| Routed::Agent(a.slot)))
     }
 
     fn route(&self, r: RouteRequest) -> Result<RouteAnswer, Error> {
