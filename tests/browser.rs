@@ -1296,10 +1296,9 @@ fn wall_ms() -> u64 {
 async fn a_read_messenger_reply_shows_two_ticks_and_the_reply_window_counts_down_then_closes() {
     const HOUR: u64 = 3_600_000;
     let (graph_base, graph) = graph::start().await;
-    let server = Server::start_with_env(
-        &demo_config(),
-        &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)],
-    );
+    // Without the HUMAN_AGENT tag: the 24-hour window.
+    let no_tag = demo_config().replace("human_agent_tag = true", "human_agent_tag = false");
+    let server = Server::start_with_env(&no_tag, &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)]);
     let driver = Driver::start().await;
     let alice = driver
         .available_agent("alice-receipts", &server.base, "alice")
@@ -1322,7 +1321,7 @@ async fn a_read_messenger_reply_shows_two_ticks_and_the_reply_window_counts_down
         })
         .await;
     alice
-        .shown_with_text("#reply-window", "Reply window closes in")
+        .shown_with_text("#reply-window", "Reply window closes in 2")
         .await;
     alice
         .type_in("#compose", &format!("It ships today{ENTER}"))
@@ -1370,7 +1369,7 @@ async fn a_read_messenger_reply_shows_two_ticks_and_the_reply_window_counts_down
             "document.getElementById('reply-window').dataset.state === 'warn'",
         )
         .await;
-    alice.shown_with_text("#reply-window", "min").await;
+    alice.shown_with_text("#reply-window", " min").await;
     alice.screenshot("reply-window-warning").await;
 
     // An hour more: the window is closed and the composer with it (a new
