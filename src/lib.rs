@@ -19,6 +19,7 @@ pub mod profiles;
 pub mod replay;
 pub mod reports;
 pub mod scripts;
+pub mod sender_actions;
 pub mod server;
 pub mod shadow;
 pub mod store;

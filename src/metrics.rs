@@ -50,6 +50,13 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub tenant: String,
+    pub action: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
     pub tenant: String,
     pub queue: String,
@@ -85,6 +92,8 @@ pub struct Metrics {
     pub skipped_events: Family<ChannelLabels, Counter>,
     /// Messenger User Profile lookups that gave no name, by reason.
     pub profile_failures: Family<ReasonLabels, Counter>,
+    /// Messenger sender actions (`mark_seen`, `typing_on`) that failed.
+    pub sender_action_failures: Family<ActionLabels, Counter>,
     /// Tenants this node took (acquired and recovered).
     pub takeovers: Family<TenantLabels, Counter>,
     /// Tenants this node stopped serving because its lease ran out, was
@@ -116,6 +125,7 @@ impl Default for Metrics {
             agent_sockets: Family::default(),
             skipped_events: Family::default(),
             profile_failures: Family::default(),
+            sender_action_failures: Family::default(),
             takeovers: Family::default(),
             leases_lost: Family::default(),
             forwarded: Counter::default(),
@@ -176,6 +186,11 @@ impl Default for Metrics {
             "profile_lookup_failures",
             "Messenger User Profile lookups that gave no name (the customer stays \"Customer\"), by reason",
             m.profile_failures.clone(),
+        );
+        registry.register(
+            "sender_action_failures",
+            "Messenger sender actions (mark_seen, typing_on) that failed, by action and reason (best-effort: nothing else shows them)",
+            m.sender_action_failures.clone(),
         );
         registry.register(
             "cluster_takeovers",

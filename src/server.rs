@@ -105,6 +105,7 @@ fn assemble(
         test_clock: cfg.test_clock,
         store,
         profiles: Arc::new(crate::profiles::Profiles::new(metrics.clone())),
+        sender_actions: Arc::new(crate::sender_actions::SenderActions::new(metrics.clone())),
         metrics,
         node,
         forwarder,

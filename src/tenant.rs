@@ -1140,6 +1140,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::AgentGone { .. } => "agent_gone",
         Command::ChangeSettings { .. } => "change_settings",
         Command::DeliveryFailed { .. } => "delivery_failed",
+        Command::CustomerReceipt { .. } => "customer_receipt",
         Command::SupervisorSetState { .. } => "supervisor_set_state",
         Command::MoveConversation { .. } => "move_conversation",
         Command::CloseConversation { .. } => "close_conversation",
@@ -1236,6 +1237,9 @@ pub fn add_conversation_details(
         map.insert("interrupted_reason".into(), Value::String(r.clone()));
     }
     map.insert("guest".into(), json!(c.guest));
+    if let Some(w) = c.customer_wrote_at {
+        map.insert("customer_wrote_at".into(), Value::String(rfc3339(w)));
+    }
     map.insert(
         "messages".into(),
         Value::Array(
@@ -1270,6 +1274,9 @@ pub fn message_json(m: &switchboard_core::model::Message) -> Value {
     }
     if let Some(reason) = m.failed {
         v["failed"] = json!(reason.name());
+    }
+    if let Some(r) = m.receipt {
+        v["receipt"] = json!(r.name());
     }
     v
 }

@@ -1383,3 +1383,126 @@ async fn an_admin_creates_an_agent_from_the_console_who_then_logs_in_on_the_desk
     dora.close().await;
     ada.close().await;
 }
+
+/// A signed Messenger `read` webhook for `psid` (watermark in ms).
+async fn messenger_read(server: &Server, psid: &str, watermark: u64) {
+    let body =
+        serde_json::json!({"object": "page", "entry": [{"id": "1000", "time": 1, "messaging": [
+            {"sender": {"id": psid}, "recipient": {"id": "1000"}, "timestamp": watermark,
+             "read": {"watermark": watermark}}
+        ]}]})
+        .to_string();
+    assert_eq!(server.messenger_deliver(&body).await.0, 200);
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_messenger_reply_shows_two_ticks_and_the_reply_window_counts_down_then_closes() {
+    const HOUR: u64 = 3_600_000;
+    let (graph_base, graph) = graph::start().await;
+    // Without the HUMAN_AGENT tag: the 24-hour window.
+    let no_tag = demo_config().replace("human_agent_tag = true", "human_agent_tag = false");
+    let server = Server::start_with_env(&no_tag, &[("SWITCHBOARD_GRAPH_API_BASE", &graph_base)]);
+    let driver = Driver::start().await;
+    let alice = driver
+        .available_agent("alice-receipts", &server.base, "alice")
+        .await;
+    server
+        .messenger_says("PSID-TICKS", "m.ticks", "is my order on its way?")
+        .await;
+    let id = first_offer(&alice).await;
+    alice.accept_offer(id).await;
+    // Opening the conversation told Messenger the customer was seen.
+    alice
+        .until("mark_seen to reach Messenger", || async {
+            graph
+                .actions
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|c| c.body["sender_action"] == "mark_seen")
+                .then_some(())
+        })
+        .await;
+    alice
+        .shown_with_text("#reply-window", "Reply window closes in 2")
+        .await;
+    alice
+        .type_in("#compose", &format!("It ships today{ENTER}"))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-agent", "It ships today")
+        .await;
+    assert_eq!(
+        alice
+            .js("return document.querySelectorAll('#messages .msg-agent .receipt').length")
+            .await,
+        0,
+        "no mark before a receipt"
+    );
+
+    // The customer reads it: two ticks, and the word for screen readers.
+    messenger_read(&server, "PSID-TICKS", wall_ms() + HOUR).await;
+    alice.shown("#messages .msg-agent .receipt-read").await;
+    assert_eq!(
+        alice
+            .js("return document.querySelector('#messages .msg-agent .receipt-read .sr-only').textContent")
+            .await,
+        "Read"
+    );
+
+    // 23 h 30 min later (server clock): a second reply, read: the
+    // countdown is a warning.
+    server.advance(23 * HOUR + HOUR / 2).await;
+    alice
+        .type_in("#compose", &format!("Tracking is on its way{ENTER}"))
+        .await;
+    alice
+        .shown_with_text("#messages .msg-agent", "Tracking is on its way")
+        .await;
+    messenger_read(&server, "PSID-TICKS", wall_ms() + 25 * HOUR).await;
+    alice
+        .until_js(
+            "both replies read",
+            "document.querySelectorAll('#messages .msg-agent .receipt-read').length === 2",
+        )
+        .await;
+    alice
+        .until_js(
+            "the countdown to warn",
+            "document.getElementById('reply-window').dataset.state === 'warn'",
+        )
+        .await;
+    alice.shown_with_text("#reply-window", " min").await;
+    alice.screenshot("reply-window-warning").await;
+
+    // An hour more: the window is closed and the composer with it (a new
+    // offer brings the server's time to the page).
+    server.advance(HOUR).await;
+    server
+        .messenger_says("PSID-OTHER", "m.other", "hello there")
+        .await;
+    alice
+        .until_js(
+            "the window to close",
+            "document.getElementById('reply-window').dataset.state === 'closed'",
+        )
+        .await;
+    alice
+        .shown_with_text("#reply-window", "Reply window closed")
+        .await;
+    alice
+        .until_js(
+            "the composer to be disabled",
+            "document.getElementById('compose').disabled && document.getElementById('send').disabled",
+        )
+        .await;
+    alice.screenshot("reply-window-closed").await;
+    alice.close().await;
+}

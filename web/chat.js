@@ -18,6 +18,7 @@
   var TYPING_SHOWN_MS = 6000;  // how long an agent's typing signal is shown
   var typingTimer = null;
   var typingSentAt = 0;
+  var unread = false;        // an agent message arrived since the last read mark
 
   function $(id) { return document.getElementById(id); }
 
@@ -161,7 +162,7 @@
       retry();
       return;
     }
-    ws.onopen = function () { backoff = BACKOFF_MIN; setConn('online'); };
+    ws.onopen = function () { backoff = BACKOFF_MIN; setConn('online'); unread = true; markRead(); };
     ws.onmessage = function (m) {
       var f;
       try { f = JSON.parse(m.data); } catch (e) { return; }
@@ -171,6 +172,8 @@
           if (f.from === 'agent') {
             showTyping(null);
             add({ kind: 'agent', author: f.author || t('agent'), text: f.text, files: agentFiles(f.attachments), at: now });
+            unread = true;
+            markRead();
           }
           break;
         case 'typing':
@@ -203,6 +206,15 @@
     p.hidden = !name;
     p.textContent = name ? t('agentTyping', { name: name }) : '';
     if (name) typingTimer = setTimeout(function () { showTyping(null); }, TYPING_SHOWN_MS);
+  }
+
+  // Tell the server the visitor has read the agents' messages: only while
+  // the page is visible (a tab in the background has not been read), once
+  // per new message; the agent's bubbles then show "read".
+  function markRead() {
+    if (!unread || document.visibilityState !== 'visible') return;
+    if (!ws || ws.readyState !== 1) return;
+    try { ws.send(JSON.stringify({ type: 'read' })); unread = false; } catch (e) { /* closed meanwhile */ }
   }
 
   // Tell the agent the visitor is typing, at most every few seconds.
@@ -331,6 +343,7 @@
     $('chat-form').addEventListener('submit', send);
     $('chat-file').addEventListener('change', attach);
     $('chat-input').addEventListener('input', signalTyping);
+    document.addEventListener('visibilitychange', markRead);
     $('chat-input').addEventListener('keydown', function (ev) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
     });

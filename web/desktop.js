@@ -411,11 +411,12 @@
     if (d.cad && typeof d.cad === 'object') c.cad = d.cad;
     if (d.owner !== undefined) c.owner = d.owner;
     if (d.guest !== undefined) c.guest = d.guest;
+    if (d.customer_wrote_at) noteCustomerWrote(c, Date.parse(d.customer_wrote_at));
     if (d.queue) c.queue = d.queue;
     if (d.queue_name) c.queueName = d.queue_name;
     if (Array.isArray(d.messages)) {
       c.messages = d.messages.map(function (m) {
-        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m), failed: typeof m.failed === 'string' ? m.failed : undefined };
+        return { from: m.from, author: m.author, text: m.text, at: Date.parse(m.at) || 0, attachments: attachmentsOf(m), failed: typeof m.failed === 'string' ? m.failed : undefined, receipt: receiptOf(m.receipt) };
       });
       if (S.rendered.conv === c.id) S.rendered.count = -1; // redraw
     }
@@ -434,6 +435,7 @@
     S.me.reason = me.reason || null;
     S.me.idleReasons = Array.isArray(me.idle_reasons) ? me.idle_reasons : [];
     S.me.mask = !!me.mask;
+    S.me.replyWindowMs = typeof me.messenger_reply_window_ms === 'number' ? me.messenger_reply_window_ms : null;
     var seen = new Set();
     (me.conversations || []).forEach(function (d) {
       var id = d.conversation;
@@ -513,7 +515,11 @@
       case 'message': {
         if (!c) break;
         var added = appendMessage(c, ev);
-        if (ev.from === 'customer') { c.typingUntil = 0; renderTyping(); }
+        if (ev.from === 'customer') {
+          c.typingUntil = 0;
+          renderTyping();
+          noteCustomerWrote(c, typeof ev.sent_at === 'number' ? ev.sent_at : Date.parse(ev.at));
+        }
         if (added && S.selected !== id) c.unread++;
         // A customer writing in a conversation the agent is not looking at
         // (another one selected, or the page hidden) is notified too.
@@ -530,6 +536,14 @@
         if (typeof ev.text === 'string') appendMessage(c, { from: 'system', author: 'system', text: ev.text, at: ev.at });
         if (S.rendered.conv === id) S.rendered.count = -1;
         toast(t('deliveryFailed', { name: c.customerName || t('customer') }), 'error');
+        renderAll();
+        break;
+      }
+      case 'receipt': {
+        // The customer's channel reports the agents' replies delivered or
+        // read, up to transcript entry `through`.
+        if (!c || !markReceipts(c, receiptOf(ev.status), ev.through)) break;
+        if (S.rendered.conv === id) S.rendered.count = -1;
         renderAll();
         break;
       }
@@ -861,7 +875,11 @@
   function select(id, focusComposer) {
     var c = S.convs.get(id);
     if (!c) return;
-    if (S.selected !== id) closeCanned();
+    if (S.selected !== id) {
+      closeCanned();
+      // Opening a Messenger conversation shows the customer "seen".
+      if (c.channel === 'messenger' && isMine(c) && phaseOf(c) === 'active') api('POST', '/api/conversations/' + id + '/seen', {});
+    }
     S.selected = id;
     c.unread = 0;
     renderAll();
@@ -907,7 +925,10 @@
     alert.hidden = phase !== 'interrupted';
     alert.textContent = phase === 'interrupted' ? t('interruptedAlert', { reason: c.interrupted || t('interruptedGeneric') }) : '';
 
-    var canWrite = open && (owner || guest);
+    var win = replyWindow(c);
+    c.windowClosed = !!(win && win.closed);
+    renderReplyWindow(c, win);
+    var canWrite = open && (owner || guest) && !c.windowClosed;
     $('compose').disabled = !canWrite;
     $('send').disabled = !canWrite;
     $('attach-file').disabled = !canWrite;
@@ -942,7 +963,8 @@
     var author = customer ? (m.author || c.customerName) : (m.author === S.session.agent ? t('you') : agentName(m.author));
     var meta = el('div', { cls: 'meta' }, [
       el('span', { cls: 'author', text: author }),
-      el('time', { text: fmtTime(m.at) })
+      el('time', { text: fmtTime(m.at) }),
+      !customer && m.receipt ? receiptMark(m.receipt) : null
     ]);
     var parts = [meta];
     if (m.text || !(m.attachments && m.attachments.length)) parts.push(el('p', { cls: 'text', text: m.text }));
@@ -1151,6 +1173,67 @@
     });
   }
 
+  // ---- Receipts and the reply window (Messenger) ---------------------------
+
+  function receiptOf(v) { return v === 'read' || v === 'delivered' ? v : undefined; }
+  var RECEIPT_RANK = { delivered: 1, read: 2 };
+
+  // Raise the agents' replies up to `through` to `status`; whether any changed.
+  function markReceipts(c, status, through) {
+    if (!status || typeof through !== 'number') return false;
+    var changed = false;
+    for (var i = 0; i <= through && i < c.messages.length; i++) {
+      var m = c.messages[i];
+      if (m.from === 'agent' && (RECEIPT_RANK[m.receipt] || 0) < RECEIPT_RANK[status]) {
+        m.receipt = status;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  // ✓ delivered, ✓✓ read; screen readers hear the word.
+  function receiptMark(status) {
+    var label = t(status === 'read' ? 'receiptRead' : 'receiptDelivered');
+    return el('span', { cls: 'receipt receipt-' + status, attrs: { title: label } }, [
+      el('span', { text: status === 'read' ? '✓✓' : '✓', attrs: { 'aria-hidden': 'true' } }),
+      el('span', { cls: 'sr-only', text: label })
+    ]);
+  }
+
+  function noteCustomerWrote(c, ms) {
+    if (ms && !isNaN(ms) && (!c.customerWroteAt || ms > c.customerWroteAt)) c.customerWroteAt = ms;
+  }
+
+  // Time left to reply on Messenger (24 h, or 7 days with the HUMAN_AGENT
+  // tag, after the customer's last message), by the server's clock.
+  function replyWindow(c) {
+    if (c.channel !== 'messenger' || !S.me.replyWindowMs || !c.customerWroteAt) return null;
+    var left = c.customerWroteAt + S.me.replyWindowMs - serverNow();
+    return { left: left, closed: left <= 0, warn: left > 0 && left <= 3600000 };
+  }
+
+  function fmtLeft(ms) {
+    var min = Math.max(1, Math.ceil(ms / 60000));
+    var d = Math.floor(min / 1440), h = Math.floor((min % 1440) / 60), m = min % 60;
+    // Days from two on (a 24 h window reads "24 h 0 min", not "1 d 0 h").
+    if (min >= 2880) return t('durationDaysHours', { d: d, h: h });
+    h = Math.floor(min / 60);
+    if (h > 0) return t('durationHoursMinutes', { h: h, m: m });
+    return t('durationMinutes', { m: m });
+  }
+
+  function renderReplyWindow(c, win) {
+    var p = $('reply-window');
+    var open = ['active', 'conference_requested', 'conference'].indexOf(phaseOf(c)) >= 0;
+    if (!win || !open) { p.hidden = true; p.textContent = ''; return; }
+    var text = win.closed ? t('replyWindowClosed') : t('replyWindowLeft', { left: fmtLeft(win.left) });
+    var state = win.closed ? 'closed' : win.warn ? 'warn' : 'open';
+    p.hidden = false;
+    if (p.textContent !== text) p.textContent = text;
+    if (p.dataset.state !== state) p.dataset.state = state;
+  }
+
   function renderTyping() {
     var c = S.selected !== null ? S.convs.get(S.selected) : null;
     var on = !!(c && c.typingUntil && c.typingUntil > Date.now());
@@ -1171,6 +1254,13 @@
 
   function tick() {
     renderTyping();
+    var sel = S.selected !== null ? S.convs.get(S.selected) : null;
+    if (sel) {
+      var win = replyWindow(sel);
+      // The window just closed: the composer is disabled with it.
+      if (!!(win && win.closed) !== !!sel.windowClosed) renderPane();
+      else renderReplyWindow(sel, win);
+    }
     var now = serverNow();
     document.querySelectorAll('[data-since]').forEach(function (e) {
       var since = Number(e.dataset.since);

@@ -1,7 +1,7 @@
 //! Commands: what agents, customers, admins and the clock ask of the engine.
 
 use crate::model::{
-    AgentId, Cad, ConversationId, DeliveryFailure, Millis, PasswordHash, QueueId, Role,
+    AgentId, Cad, ConversationId, DeliveryFailure, Millis, PasswordHash, QueueId, Receipt, Role,
     TransferTarget,
 };
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,16 @@ pub enum Command {
         conversation: ConversationId,
         message: usize,
         reason: DeliveryFailure,
+    },
+    /// The customer's channel reports the agent's replies delivered or
+    /// read: every agent reply of the customer's open conversation sent at
+    /// or before `watermark` (ms, the channel's clock). Never opens a
+    /// conversation; a receipt that changes nothing emits nothing.
+    CustomerReceipt {
+        channel: String,
+        customer: String,
+        status: Receipt,
+        watermark: Millis,
     },
     /// A supervisor forces an agent's state: `available`, `idle` (with a
     /// reason, as [`Command::SetIdle`]) or `logged_out` (its offers go back

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 mod admin;
 pub use admin::AdminSnapshot;
+mod receipts;
 
 /// How long a channel's message id is remembered to drop redeliveries
 /// (Meta redelivers unacknowledged webhooks for up to a day or so).
@@ -960,6 +961,12 @@ impl Engine {
                 self.emit(out, ev, aud);
                 Ok(())
             }
+            Command::CustomerReceipt {
+                channel,
+                customer,
+                status,
+                watermark,
+            } => self.customer_receipt(&channel, &customer, status, watermark, now, out),
             Command::SupervisorSetState {
                 supervisor,
                 agent,
@@ -2124,6 +2131,7 @@ impl Engine {
                         at: *at,
                         attachments: attachments.clone(),
                         failed: None,
+                        receipt: None,
                     });
                 }
             }
@@ -2324,6 +2332,16 @@ impl Engine {
                     c.messages.push(delivery_notice(lang, *reason, *at));
                 }
             }
+            Event::Receipt {
+                conversation,
+                status,
+                through,
+                ..
+            } => {
+                if let Some(c) = self.conversations.get_mut(conversation) {
+                    receipts::mark_receipt(&mut c.messages, *status, *through);
+                }
+            }
         }
     }
 
@@ -2494,6 +2512,7 @@ pub fn transcript_of<'a>(
                 at: *at,
                 attachments: attachments.clone(),
                 failed: None,
+                receipt: None,
             }),
             Event::MessageRedacted { index, text, .. } => {
                 if let Some(m) = out.get_mut(*index) {
@@ -2509,6 +2528,9 @@ pub fn transcript_of<'a>(
                 mark_failed(&mut out, *message, *reason);
                 out.push(delivery_notice(language, *reason, *at));
             }
+            Event::Receipt {
+                status, through, ..
+            } => receipts::mark_receipt(&mut out, *status, *through),
             _ => {}
         }
     }
@@ -2525,6 +2547,7 @@ fn delivery_notice(language: text::Language, reason: DeliveryFailure, at: Millis
         at,
         attachments: Vec::new(),
         failed: None,
+        receipt: None,
     }
 }
 

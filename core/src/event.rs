@@ -9,7 +9,7 @@
 use crate::channel::OutgoingRequest;
 use crate::model::{
     AgentId, Cad, ConversationId, DeliveryFailure, Millis, OfferKind, Party, PasswordHash, QueueId,
-    Role, StateName, TransferTarget, WrapUpReason,
+    Receipt, Role, StateName, TransferTarget, WrapUpReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,16 @@ pub enum Event {
         reason: DeliveryFailure,
         at: Millis,
     },
+    /// The customer's channel reported the agent's replies `delivered` or
+    /// `read`: every agent reply of the transcript up to index `through`
+    /// (inclusive) is now at least `status`. Emitted only when it changes
+    /// something.
+    Receipt {
+        conversation: ConversationId,
+        status: Receipt,
+        through: usize,
+        at: Millis,
+    },
     /// The audit trail of a supervisor's action (who, what, when): written
     /// before the events the action caused. `action` is `set_state`,
     /// `move` or `close`; the other fields say on what.
@@ -305,7 +315,8 @@ impl Event {
             | Event::ConversationDropped { conversation, .. }
             | Event::WrapupRequired { conversation, .. }
             | Event::WrapupSubmitted { conversation, .. }
-            | Event::DeliveryFailed { conversation, .. } => Some(*conversation),
+            | Event::DeliveryFailed { conversation, .. }
+            | Event::Receipt { conversation, .. } => Some(*conversation),
         }
     }
 
@@ -332,6 +343,7 @@ impl Event {
             | Event::ConversationArchived { at, .. }
             | Event::SettingsChanged { at, .. }
             | Event::DeliveryFailed { at, .. }
+            | Event::Receipt { at, .. }
             | Event::SupervisorAction { at, .. }
             | Event::AgentSaved { at, .. }
             | Event::PasswordSet { at, .. }
@@ -370,6 +382,7 @@ impl Event {
             Event::ConversationArchived { .. } => "conversation_archived",
             Event::SettingsChanged { .. } => "settings_changed",
             Event::DeliveryFailed { .. } => "delivery_failed",
+            Event::Receipt { .. } => "receipt",
             Event::SupervisorAction { .. } => "supervisor_action",
             Event::AgentSaved { .. } => "agent_saved",
             Event::PasswordSet { .. } => "password_set",

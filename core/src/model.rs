@@ -288,6 +288,30 @@ pub struct Message {
     /// ([`crate::Event::DeliveryFailed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<DeliveryFailure>,
+    /// An agent's reply the customer's channel reported delivered or read
+    /// ([`crate::Event::Receipt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// How far an agent's reply got, as the customer's channel reports it
+/// (Messenger's `delivery` and `read` webhooks, the web chat page's read
+/// marks). Read implies delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    Delivered,
+    Read,
+}
+
+impl Receipt {
+    /// The wire name (`delivered`, `read`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Receipt::Delivered => "delivered",
+            Receipt::Read => "read",
+        }
+    }
 }
 
 /// A degree of latitude or longitude, compared by its bits (so messages

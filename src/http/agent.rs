@@ -4,6 +4,7 @@
 use super::{bearer, query_param, AppError, JsonBody, Shared};
 use crate::auth::Session;
 use crate::passwords::Busy;
+use crate::sender_actions::Action as SenderAction;
 use crate::tenant::{add_conversation_details, agent_frame, Tenant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/conversations/{id}", get(conversation))
         .route("/api/conversations/{id}/history", get(history))
         .route("/api/conversations/{id}/typing", post(typing))
+        .route("/api/conversations/{id}/seen", post(seen))
         .route(
             "/api/conversations/{id}/history/{past}",
             get(history_transcript),
@@ -330,10 +332,23 @@ async fn me(a: Agent) -> Result<Json<Value>, AppError> {
             "role": e.role_of(&a.agent).name(),
             "idle_reasons": e.idle_reasons(),
             "mask": e.settings().mask,
+            "messenger_reply_window_ms": a.tenant.config.messenger.as_ref().map(reply_window_ms),
             "conversations": conversations,
         }))
     })?;
     Ok(Json(v))
+}
+
+/// How long after the customer's last message a Messenger reply may go:
+/// 7 days with the `HUMAN_AGENT` tag, else 24 hours (the desktop's
+/// countdown; the adapter enforces the same).
+fn reply_window_ms(m: &crate::config::MessengerConfig) -> u64 {
+    const HOUR: u64 = 3_600_000;
+    if m.human_agent_tag {
+        7 * 24 * HOUR
+    } else {
+        24 * HOUR
+    }
 }
 
 async fn events(
@@ -525,11 +540,47 @@ async fn conversation(a: Agent, Path(id): Path<ConversationId>) -> Result<Json<V
 }
 
 /// The agent is typing a reply: a web chat visitor's page shows it
-/// (`{"type":"typing", conversation, agent}` on its socket). Not journaled.
-/// 404 unless the agent takes part in the conversation; 409 once it is
-/// not active. On other channels nothing is sent yet (204 all the same).
-async fn typing(a: Agent, Path(id): Path<ConversationId>) -> Result<StatusCode, AppError> {
-    let target = a.tenant.read(|e| match e.conversation(id) {
+/// (`{"type":"typing", conversation, agent}` on its socket); a Messenger
+/// customer gets a `typing_on` sender action (at most one per conversation
+/// every [`crate::sender_actions::EVERY_MS`]). Not journaled. 404 unless
+/// the agent takes part in the conversation; 409 once it is not active.
+/// On other channels nothing is sent (204 all the same).
+async fn typing(
+    State(state): State<Shared>,
+    a: Agent,
+    Path(id): Path<ConversationId>,
+) -> Result<StatusCode, AppError> {
+    let (channel, customer, name) = active_participant(&a, id)?;
+    if channel == switchboard_core::channel::WEBCHAT {
+        let frame: Arc<str> = json!({"type": "typing", "conversation": id, "agent": name})
+            .to_string()
+            .into();
+        a.tenant.hub.to_visitor(&customer, &frame);
+    } else if channel == crate::http::messenger::CHANNEL {
+        messenger_action(&state, &a, id, &customer, SenderAction::TypingOn).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The agent opened (selected) the conversation on its desktop: a
+/// Messenger customer gets a `mark_seen` sender action (throttled as
+/// `typing`). Not journaled; 404 / 409 as `typing`; 204 on every channel.
+async fn seen(
+    State(state): State<Shared>,
+    a: Agent,
+    Path(id): Path<ConversationId>,
+) -> Result<StatusCode, AppError> {
+    let (channel, customer, _) = active_participant(&a, id)?;
+    if channel == crate::http::messenger::CHANNEL {
+        messenger_action(&state, &a, id, &customer, SenderAction::MarkSeen).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The channel, the customer's raw id and the agent's display name of an
+/// active conversation `a` takes part in.
+fn active_participant(a: &Agent, id: ConversationId) -> Result<(String, String, String), AppError> {
+    a.tenant.read(|e| match e.conversation(id) {
         Some(c) if c.participants().contains(&a.agent) => {
             use switchboard_core::model::ConversationState as S;
             if !matches!(c.state, S::Active | S::ConferenceRequested | S::Conference) {
@@ -539,18 +590,29 @@ async fn typing(a: Agent, Path(id): Path<ConversationId>) -> Result<StatusCode, 
                 .agent(&a.agent)
                 .map(|x| x.config.name.clone())
                 .unwrap_or_else(|| a.agent.clone());
-            Ok((c.channel == switchboard_core::channel::WEBCHAT)
-                .then(|| (c.customer.clone(), name)))
+            Ok((c.channel.clone(), c.customer.clone(), name))
         }
         _ => Err(AppError::NotFound("conversation")),
-    })?;
-    if let Some((visitor, name)) = target {
-        let frame: Arc<str> = json!({"type": "typing", "conversation": id, "agent": name})
-            .to_string()
-            .into();
-        a.tenant.hub.to_visitor(&visitor, &frame);
-    }
-    Ok(StatusCode::NO_CONTENT)
+    })
+}
+
+/// A sender action to a Messenger customer: best-effort (a failure is
+/// counted, the agent's request succeeds all the same).
+async fn messenger_action(
+    state: &Shared,
+    a: &Agent,
+    id: ConversationId,
+    psid: &str,
+    action: SenderAction,
+) {
+    let Some(cfg) = a.tenant.config.messenger.as_ref() else {
+        return;
+    };
+    let now = a.tenant.now();
+    state
+        .sender_actions
+        .send(a.tenant.id(), cfg, id, psid, action, now)
+        .await;
 }
 
 /// The customer's earlier conversations on the same channel identity

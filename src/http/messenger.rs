@@ -8,6 +8,7 @@
 
 use super::{AppError, Shared};
 use crate::metrics::ChannelLabels;
+use crate::tenant::ExecuteError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +19,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use switchboard_core::channel::{HttpRequest, Verdict};
 use switchboard_core::lua::sb::verify_sha256_signature;
+use switchboard_core::model::{Millis, Receipt};
+use switchboard_core::Command;
 
 pub const CHANNEL: &str = "messenger";
 
@@ -126,7 +129,71 @@ async fn webhook(
             messenger: cfg.clone(),
         }),
     };
-    super::inbound::handle_all(t, entry, requests).await
+    let answer = super::inbound::handle_all(t.clone(), entry, requests).await?;
+    if answer.status().is_success() {
+        // After the batch's messages: a read mark covers what came before.
+        store_receipts(&t, &body).await?;
+    }
+    Ok(answer)
+}
+
+/// The delivery and read receipts of a webhook body, in order: the PSID,
+/// what it says and its watermark (Meta's clock, ms). Delivery receipts
+/// are taken by their watermark ("every message sent before it was
+/// delivered"), their `mids` aside: the Send API's message ids are not
+/// kept. Wrong shapes are skipped (already counted by [`prepare`]).
+fn receipts(body: &[u8]) -> Vec<(String, Receipt, Millis)> {
+    let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let entries = payload.get("entry").and_then(Value::as_array);
+    for entry in entries.into_iter().flatten() {
+        let events = entry.get("messaging").and_then(Value::as_array);
+        for ev in events.into_iter().flatten().filter(|e| well_formed(e)) {
+            let Some(psid) = ev["sender"]["id"].as_str() else {
+                continue;
+            };
+            for (key, status) in [("delivery", Receipt::Delivered), ("read", Receipt::Read)] {
+                if let Some(watermark) = ev.get(key).and_then(|r| r.get("watermark")) {
+                    if let Some(ms) = watermark.as_u64() {
+                        out.push((psid.to_string(), status, ms));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Journal the receipts of a webhook (each one that changes something is a
+/// `receipt` event to the conversation's agents), before the 200: Meta
+/// redelivers what was not acknowledged, and a redelivered receipt
+/// changes nothing.
+async fn store_receipts(
+    t: &std::sync::Arc<crate::tenant::Tenant>,
+    body: &[u8],
+) -> Result<(), AppError> {
+    // Most webhooks are messages: no need to read them twice.
+    if !body.windows(9).any(|w| w == b"watermark") {
+        return Ok(());
+    }
+    for (customer, status, watermark) in receipts(body) {
+        let command = Command::CustomerReceipt {
+            channel: CHANNEL.into(),
+            customer,
+            status,
+            watermark,
+        };
+        match t.execute(command).await {
+            Ok(_) | Err(ExecuteError::Command(_)) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %t.id(), channel = CHANNEL, "messenger receipt not stored");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Most messaging events given to the adapter in one call: a batch of any
@@ -378,6 +445,26 @@ mod tests {
         let p = prepare(&batch(evs));
         assert_eq!(p.skipped, 8);
         assert_eq!(chunk_events(&p), [2]);
+    }
+
+    #[test]
+    fn receipts_are_read_in_order_and_wrong_shapes_left_out() {
+        let body = batch(vec![
+            json!({"sender": {"id": "1"}, "delivery": {"mids": ["m.1"], "watermark": 5}}),
+            event(json!("2"), 2),
+            json!({"sender": {"id": "3"}, "read": {"watermark": 7}}),
+            json!({"sender": {"id": "4"}, "read": {"watermark": "soon"}}),
+            json!({"sender": {"id": ""}, "read": {"watermark": 9}}),
+            json!({"sender": {"id": "6"}, "delivery": {"mids": ["m.6"]}}),
+        ]);
+        assert_eq!(
+            receipts(&body),
+            [
+                ("1".to_string(), Receipt::Delivered, 5),
+                ("3".to_string(), Receipt::Read, 7)
+            ]
+        );
+        assert!(receipts(b"not json").is_empty());
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Messenger customers' profiles (User Profile API), cached.
     pub profiles: Arc<crate::profiles::Profiles>,
+    /// Messenger sender actions (`mark_seen`, `typing_on`), throttled.
+    pub sender_actions: Arc<crate::sender_actions::SenderActions>,
     /// This node (a server alone is a node of one).
     pub node: Arc<crate::cluster::Node>,
     /// Forwards requests to the node that owns their tenant.

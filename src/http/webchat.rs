@@ -347,6 +347,25 @@ async fn events(
         .on_upgrade(move |socket| visitor_socket(socket, t, visitor.customer)))
 }
 
+/// The visitor read what the agents wrote so far: their replies in its
+/// open conversation are marked read (a journaled `receipt` event to the
+/// agents, only when it changes something; no conversation is opened).
+/// Runs beside the socket so the pump never waits for the journal.
+fn read_mark(t: &Arc<crate::tenant::Tenant>, customer: &str) {
+    let command = switchboard_core::Command::CustomerReceipt {
+        channel: switchboard_core::channel::WEBCHAT.into(),
+        customer: customer.to_string(),
+        status: switchboard_core::model::Receipt::Read,
+        watermark: t.now(),
+    };
+    let t = t.clone();
+    tokio::spawn(async move {
+        if t.execute(command).await.is_err() {
+            tracing::info!(tenant = %t.id(), "web chat read mark not stored");
+        }
+    });
+}
+
 /// Least time between two typing signals of one visitor passed on to the
 /// agents (the page sends one every few seconds while the visitor types).
 pub const TYPING_EVERY_MS: u64 = 2_000;
@@ -357,10 +376,17 @@ async fn visitor_socket(mut socket: WebSocket, t: Arc<crate::tenant::Tenant>, vi
     let tenant = t.clone();
     let customer = visitor.clone();
     super::pump_with(&mut socket, &mut sub.rx, move |text| {
-        // `{"type":"typing"}`: the visitor is typing. Anything else a
-        // visitor sends on its socket is ignored.
-        let typing =
-            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "typing");
+        // `{"type":"typing"}`: the visitor is typing; `{"type":"read"}`:
+        // the visitor's page is visible with every agent message shown.
+        // Anything else a visitor sends on its socket is ignored.
+        let kind = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_string));
+        if kind.as_deref() == Some("read") {
+            read_mark(&tenant, &customer);
+            return;
+        }
+        let typing = kind.as_deref() == Some("typing");
         let now = tenant.now();
         if !typing || last_typing.is_some_and(|at| now.saturating_sub(at) < TYPING_EVERY_MS) {
             return;

@@ -122,6 +122,11 @@ pub struct Graph {
     pub hold_sends: Arc<std::sync::atomic::AtomicBool>,
     /// Sends received while `hold_sends` was set.
     pub held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Sender actions (`{"recipient", "sender_action"}` on the Send API)
+    /// accepted, kept apart from the messages in `sent`.
+    pub actions: Arc<Mutex<Vec<Call>>>,
+    /// How many of the next sender actions are refused (400).
+    pub refuse_actions: Arc<Mutex<usize>>,
 }
 
 fn authorized(g: &Graph, path: &str, q: &BTreeMap<String, String>) -> bool {
@@ -171,6 +176,23 @@ async fn send(
     };
     if !authorized(&g, uri.path(), &query) {
         return oauth_error("Invalid appsecret_proof provided in the API argument");
+    }
+    if body.get("sender_action").is_some() {
+        let mut refuse = g.refuse_actions.lock().expect("lock");
+        if *refuse > 0 {
+            *refuse -= 1;
+            return oauth_error("(#100) The sender action could not be sent");
+        }
+        drop(refuse);
+        g.actions.lock().expect("lock").push(Call {
+            path: uri.path().to_string(),
+            query,
+            body: body.clone(),
+        });
+        return (
+            StatusCode::OK,
+            Json(json!({"recipient_id": body["recipient"]["id"]})),
+        );
     }
     if g.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
         g.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -332,6 +332,12 @@ pub fn line(e: &Emitted) -> String {
             "delivery_failed #{conversation} [{message}] {}",
             reason.name()
         ),
+        Event::Receipt {
+            conversation,
+            status,
+            through,
+            ..
+        } => format!("receipt #{conversation} {} through [{through}]", status.name()),
         Event::SupervisorAction {
             supervisor,
             action,
