@@ -79,6 +79,15 @@ pub struct TenantConfig {
     /// is then read from the journal.
     #[serde(default = "default_archive_after")]
     pub archive_after_ms: u64,
+    /// Events journaled between two snapshots of the tenant (default
+    /// 5,000; at least 1).
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Days of the journal before the latest snapshot read at start for
+    /// the reports (default 2: today and yesterday stay exact across a
+    /// restart; earlier periods count only what happened since the start).
+    #[serde(default = "default_reports_days")]
+    pub reports_days: u64,
     pub default_queue: String,
     #[serde(default = "default_idle_reasons")]
     pub idle_reasons: Vec<String>,
@@ -252,6 +261,12 @@ fn default_lease_ms() -> u64 {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
+fn default_snapshot_every() -> u64 {
+    5_000
+}
+fn default_reports_days() -> u64 {
+    2
+}
 fn default_archive_after() -> u64 {
     switchboard_core::model::DEFAULT_ARCHIVE_AFTER_MS
 }
@@ -365,6 +380,12 @@ impl Config {
             }
             if !ids.insert(&t.id) {
                 bail!("tenant {:?} is configured twice", t.id);
+            }
+            if t.snapshot_every == 0 {
+                bail!("tenant {}: snapshot_every must be at least 1", t.id);
+            }
+            if t.reports_days > 366 {
+                bail!("tenant {}: reports_days must be at most 366", t.id);
             }
             let queues: HashSet<&str> = t.queues.iter().map(|q| q.id.as_str()).collect();
             if queues.len() != t.queues.len() {

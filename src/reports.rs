@@ -7,10 +7,14 @@
 //! it (`queued`); the wait runs until an agent accepts it. *Handle time*
 //! runs from the acceptance to the end (or the transfer) of the
 //! conversation by that agent. A *RONA* is an offer withdrawn on timeout.
-//! *Dropped* counts conversations closed without an agent.
+//! *Abandoned* counts conversations whose customer left while waiting
+//! (dropped with the reason `customer_left`); *dropped* the other
+//! conversations closed without an agent (by a supervisor, a deleted
+//! queue, a transfer nobody accepted).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use switchboard_core::engine::CUSTOMER_LEFT;
 use switchboard_core::model::{ConversationId, Millis};
 use switchboard_core::Event;
 
@@ -25,6 +29,9 @@ enum Fact {
         wait_ms: Millis,
     },
     Dropped {
+        queue: String,
+    },
+    Abandoned {
         queue: String,
     },
     Rona {
@@ -61,7 +68,11 @@ pub struct Reports {
     open: HashMap<ConversationId, Open>,
     /// Each agent's state changes `(at, state)`, in time order.
     states: BTreeMap<String, Vec<(Millis, String)>>,
+    /// The latest event time recorded (facts are dated no earlier).
     last_at: Millis,
+    /// Now, as far as the figures know (commits and report requests): the
+    /// end of the time counted in each agent's current state.
+    now: Millis,
 }
 
 /// Figures of one queue for a period.
@@ -71,6 +82,8 @@ pub struct QueueFigures {
     pub offered: u64,
     pub accepted: u64,
     pub dropped: u64,
+    /// Customers who left while waiting (not in `dropped`).
+    pub abandoned: u64,
     pub rona: u64,
     pub transferred: u64,
     pub wait_avg_ms: u64,
@@ -126,9 +139,13 @@ impl Reports {
     fn record_one(&mut self, ev: &Event, now: Millis) {
         // Facts stay in time order: an event dated earlier than the last
         // (a conversation put back in its queue keeps its first queueing
-        // time) counts at the time it happened.
-        let at = ev.at().unwrap_or(now).max(self.last_at);
+        // time) counts at the latest time seen. Only the events' own times
+        // move that on (one without, an offer withdrawn, counts at the
+        // latest), so the figures read back from the journal at start are
+        // the ones recorded live, whenever each batch was committed.
+        let at = ev.at().map_or(self.last_at, |a| a.max(self.last_at));
         self.last_at = at;
+        self.now = self.now.max(now).max(at);
         match ev {
             Event::Queued {
                 conversation,
@@ -190,12 +207,20 @@ impl Reports {
             | Event::ConferenceEnded { conversation, .. } => {
                 self.end_handling(*conversation, at);
             }
-            Event::ConversationDropped { conversation, .. } => {
+            Event::ConversationDropped {
+                conversation,
+                reason,
+                ..
+            } => {
                 let queue = self.queue_of(*conversation);
                 if let Some(o) = self.open.get_mut(conversation) {
                     o.queued_at = None;
                 }
-                self.push(at, Fact::Dropped { queue });
+                if reason == CUSTOMER_LEFT {
+                    self.push(at, Fact::Abandoned { queue });
+                } else {
+                    self.push(at, Fact::Dropped { queue });
+                }
             }
             Event::WrapupSubmitted {
                 conversation,
@@ -269,6 +294,7 @@ impl Reports {
                 Fact::Offered { queue }
                 | Fact::Accepted { queue, .. }
                 | Fact::Dropped { queue }
+                | Fact::Abandoned { queue }
                 | Fact::Rona { queue, .. }
                 | Fact::Transferred { queue }
                 | Fact::Handled { queue, .. }
@@ -289,6 +315,7 @@ impl Reports {
                     h.2 += wait_ms;
                 }
                 Fact::Dropped { .. } => f.dropped += 1,
+                Fact::Abandoned { .. } => f.abandoned += 1,
                 Fact::Rona { .. } => f.rona += 1,
                 Fact::Transferred { .. } => f.transferred += 1,
                 Fact::Handled { handle_ms, .. } => handles.push(*handle_ms),
@@ -341,7 +368,7 @@ impl Reports {
                 _ => {}
             }
         }
-        let end = to.min(self.last_at.max(from));
+        let end = to.min(self.now.max(self.last_at).max(from));
         for (agent, changes) in &self.states {
             let f = by.entry(agent.clone()).or_default();
             for (i, (at, state)) in changes.iter().enumerate() {
@@ -367,7 +394,7 @@ impl Reports {
     /// Note that time has passed with nothing recorded (the end of the
     /// period counted for the agents' current states).
     pub fn advance(&mut self, now: Millis) {
-        self.last_at = self.last_at.max(now);
+        self.now = self.now.max(now);
     }
 
     /// Number of facts kept (for the benchmark and tests).
@@ -398,9 +425,11 @@ fn p90(v: &mut [Millis]) -> Millis {
     v.get(rank.saturating_sub(1)).copied().unwrap_or(0)
 }
 
-/// CSV of queue figures, header row first.
+/// CSV of queue figures, header row first. Columns only ever get added
+/// at the end (`abandoned` came after `wrapup_reasons`), so a reader by
+/// position keeps working.
 pub fn queues_csv(rows: &[QueueFigures]) -> String {
-    let mut s = String::from("queue,offered,accepted,dropped,rona,transferred,wait_avg_ms,wait_p90_ms,handle_avg_ms,wrapup_reasons\n");
+    let mut s = String::from("queue,offered,accepted,dropped,rona,transferred,wait_avg_ms,wait_p90_ms,handle_avg_ms,wrapup_reasons,abandoned\n");
     for r in rows {
         let reasons: Vec<String> = r
             .wrapup_reasons
@@ -408,7 +437,7 @@ pub fn queues_csv(rows: &[QueueFigures]) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             csv_field(&r.queue),
             r.offered,
             r.accepted,
@@ -418,7 +447,8 @@ pub fn queues_csv(rows: &[QueueFigures]) -> String {
             r.wait_avg_ms,
             r.wait_p90_ms,
             r.handle_avg_ms,
-            csv_field(&reasons.join(";"))
+            csv_field(&reasons.join(";")),
+            r.abandoned
         ));
     }
     s

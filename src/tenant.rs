@@ -225,9 +225,6 @@ enum Target {
     Monitor(ConversationId),
 }
 
-/// Events since the last snapshot after which a new one is taken.
-const SNAPSHOT_EVERY: u64 = 5_000;
-
 /// What the engine lock protects.
 struct Inner {
     engine: Engine,
@@ -447,6 +444,10 @@ impl Tenant {
         let replayed = recovered.events.len();
         let last_seq = recovered.last_seq;
         let hub = Hub::default();
+        // The reports: what the snapshot covers (read back for
+        // `reports_days`), then the events after it.
+        let earlier = report_history(&*store, &config, recovered.snapshot_seq, clock.now());
+        hub.console.record(&earlier, 0);
         hub.console.record(&recovered.events, 0);
         let engine = recovered_engine(&config, masker, recovered);
         if last_seq > 0 {
@@ -964,7 +965,7 @@ impl Tenant {
             }),
         );
         inner.since_snapshot += out.emitted.len() as u64;
-        if inner.since_snapshot >= SNAPSHOT_EVERY {
+        if inner.since_snapshot >= self.config.snapshot_every {
             inner.since_snapshot = 0;
             // A copy under the lock; encoded and stored off it.
             let snapshot = inner.engine.snapshot();
@@ -975,6 +976,52 @@ impl Tenant {
         }
         Some(rx)
     }
+}
+
+/// Events read back per page by [`report_history`].
+const HISTORY_PAGE: usize = 10_000;
+
+/// The journal's events up to `snapshot_seq` (what the latest snapshot
+/// covers) from `reports_days` days before `now` on, in journal order: the
+/// report figures of that time, which the snapshot does not keep. Read
+/// backwards until an event older than that; a failed read is logged and
+/// leaves the figures to what was read (the engine does not need them).
+fn report_history(
+    store: &dyn Store,
+    config: &TenantConfig,
+    snapshot_seq: u64,
+    now: Millis,
+) -> Vec<Event> {
+    let since = now.saturating_sub(config.reports_days.saturating_mul(24 * 3_600_000));
+    let mut events = Vec::new();
+    let mut before = snapshot_seq.saturating_add(1);
+    'pages: while before > 1 && config.reports_days > 0 {
+        let page = match store.events_before(&config.id, before, HISTORY_PAGE) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(tenant = %config.id, error = %e, "reading the journal for the reports");
+                break;
+            }
+        };
+        let Some(&(last, _)) = page.last() else {
+            break;
+        };
+        for (_, ev) in page {
+            // A conversation put back in its queue keeps its first queueing
+            // time: only the other events say where the window ends.
+            let old = !matches!(ev, Event::Queued { .. }) && ev.at().is_some_and(|at| at < since);
+            if old {
+                break 'pages;
+            }
+            events.push(ev);
+        }
+        before = last;
+    }
+    events.reverse();
+    if !events.is_empty() {
+        tracing::info!(tenant = %config.id, events = events.len(), "report figures read back from the journal");
+    }
+    events
 }
 
 /// The tenant's engine as the journal left it: configuration, then the
@@ -1145,12 +1192,14 @@ fn command_name(c: &Command) -> &'static str {
         Command::MoveConversation { .. } => "move_conversation",
         Command::CloseConversation { .. } => "close_conversation",
         Command::JoinConversation { .. } => "join_conversation",
+        Command::CustomerLeft { .. } => "customer_left",
         Command::CreateAgent { .. } => "create_agent",
         Command::EditAgent { .. } => "edit_agent",
         Command::SetPassword { .. } => "set_password",
         Command::SetAgentEnabled { .. } => "set_agent_enabled",
         Command::SaveQueue { .. } => "save_queue",
         Command::SetIdleReasons { .. } => "set_idle_reasons",
+        Command::SetMasking { .. } => "set_masking",
     }
 }
 

@@ -324,3 +324,95 @@ async fn only_the_tenants_admins_administer_it() {
     let (status, _) = call(&server, &ada, Method::GET, AGENTS, None).await;
     assert_eq!(status, 403);
 }
+
+/// The journal's `supervisor_action` events of the demo tenant (the audit
+/// trail), read from the server's SQLite file.
+fn audit_trail(server: &Server) -> Vec<Value> {
+    let path = server.dir.join("data").join("switchboard.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the journal opens");
+    let mut stmt = conn
+        .prepare(
+            "SELECT body FROM events WHERE tenant = 'demo' AND type = 'supervisor_action'
+             ORDER BY seq",
+        )
+        .expect("query");
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("rows");
+    rows.map(|r| json_of(&r.expect("row"))).collect()
+}
+
+#[tokio::test]
+async fn only_the_tenants_admins_switch_masking_and_each_switch_is_audited() {
+    const SETTINGS: &str = "/admin/tenants/demo/settings";
+    let server = Server::start(&config());
+    let alice = login(&server, "demo", "alice", "demo").await;
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let ann = login(&server, "acme", "ann", "acme-pass").await;
+    let ada = login(&server, "demo", "ada", "demo").await;
+    for (who, token) in [("alice", &alice), ("sam", &sam), ("ann of acme", &ann)] {
+        for (method, body) in [
+            (Method::GET, None),
+            (Method::PUT, Some(json!({"mask": false}))),
+        ] {
+            let (status, text) = call(&server, token, method.clone(), SETTINGS, body).await;
+            assert_eq!(status, 403, "{who} {method}: {text}");
+        }
+    }
+    let (status, text) = call(&server, &ada, Method::GET, SETTINGS, None).await;
+    assert_eq!((status, json_of(&text)), (200, json!({"mask": true})));
+    assert!(audit_trail(&server).is_empty(), "nothing changed yet");
+    // A bad body changes nothing.
+    let (status, _) = call(
+        &server,
+        &ada,
+        Method::PUT,
+        SETTINGS,
+        Some(json!({"mask": "no"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, text) = call(
+        &server,
+        &ada,
+        Method::PUT,
+        SETTINGS,
+        Some(json!({"mask": false})),
+    )
+    .await;
+    assert_eq!((status, json_of(&text)), (200, json!({"mask": false})));
+    let (_, text) = call(&server, &ada, Method::GET, SETTINGS, None).await;
+    assert_eq!(json_of(&text), json!({"mask": false}));
+    // Who turned it off, and when, is in the journal.
+    let trail = audit_trail(&server);
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["supervisor"], "ada");
+    assert_eq!(trail[0]["action"], "masking");
+    assert_eq!(trail[0]["state"], "off");
+    assert!(trail[0]["at"].as_u64().is_some());
+    // It applies: a card number now reaches the agent as written.
+    let mut desk = AgentClient::login(&server, "alice").await;
+    desk.available().await;
+    server
+        .customer_says("v1", "Val", "my card 4111 1111 1111 1111")
+        .await;
+    let offer = desk.events.next_of("offer").await;
+    assert!(
+        offer["preview"]
+            .as_str()
+            .is_some_and(|p| p.contains("4111 1111 1111 1111")),
+        "{offer}"
+    );
+    // Back on, by the platform token: audited as the platform.
+    let (status, _) = server
+        .admin(Method::PUT, SETTINGS, Some(json!({"mask": true})))
+        .await;
+    assert_eq!(status, 200);
+    let trail = audit_trail(&server);
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(
+        (&trail[1]["supervisor"], &trail[1]["state"]),
+        (&json!("platform"), &json!("on"))
+    );
+}

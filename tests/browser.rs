@@ -1506,3 +1506,97 @@ async fn a_read_messenger_reply_shows_two_ticks_and_the_reply_window_counts_down
     alice.screenshot("reply-window-closed").await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_sees_a_new_conversation_appear_in_the_live_view() {
+    let server = Server::start(&config_with_supervisor());
+    let driver = Driver::start().await;
+    let sam = driver.open("sam-live").await;
+    sam.login(&server.base, "sam").await;
+    sam.goto(&format!("{}/console", server.base)).await;
+    sam.shown_with_text("#conn", "Connected").await;
+    assert_eq!(
+        sam.js("return document.querySelectorAll('#convs tbody tr').length")
+            .await
+            .as_u64(),
+        Some(0),
+        "nothing waits yet"
+    );
+    // A customer writes: the row appears over the socket, no reload.
+    sam.js("window.__sameDocument = true; return true;").await;
+    let id = server
+        .customer_says("v-live", "Lena Live", "hello there")
+        .await;
+    let row = sam.shown(&format!("#convs tr[data-id=\"{id}\"]")).await;
+    let text = row.text().await.expect("row text");
+    assert!(text.contains("support"), "{text}");
+    assert_eq!(
+        sam.js("return window.__sameDocument === true").await,
+        serde_json::json!(true),
+        "the page was not reloaded"
+    );
+    // The queue's waiting count follows too.
+    sam.until_js(
+        "one waiting in support",
+        "Array.from(document.querySelectorAll('#queues tbody tr')) \
+         .some(function (tr) { return tr.cells[0].textContent === 'Support' && tr.cells[1].textContent === '1'; })",
+    )
+    .await;
+    sam.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_downloads_the_reports_as_csv() {
+    let server = Server::start(&config_with_supervisor());
+    server.customer_says("v-csv", "Cora", "hello").await;
+    let driver = Driver::start().await;
+    let sam = driver.open("sam-csv").await;
+    sam.login(&server.base, "sam").await;
+    sam.goto(&format!("{}/console", server.base)).await;
+    // What the button hands to the browser: the file's name, type and
+    // content (the download itself is kept from leaving the page).
+    sam.js(
+        "window.__downloads = []; \
+         var made = URL.createObjectURL; \
+         URL.createObjectURL = function (blob) { \
+           var url = made.call(URL, blob); \
+           blob.text().then(function (text) { window.__downloads.push({url: url, type: blob.type, text: text}); }); \
+           return url; \
+         }; \
+         HTMLAnchorElement.prototype.click = function () { window.__clicked = {href: this.href, name: this.download}; }; \
+         return true;",
+    )
+    .await;
+    sam.click("#report-form button[type=\"submit\"]").await;
+    sam.click("#csv-queues").await;
+    sam.until_js(
+        "the queues CSV downloaded",
+        "window.__downloads.length === 1 && !!window.__clicked",
+    )
+    .await;
+    let got = sam
+        .js("return [window.__downloads[0], window.__clicked]")
+        .await;
+    let (file, clicked) = (&got[0], &got[1]);
+    assert!(
+        file["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("text/csv")),
+        "{file}"
+    );
+    assert_eq!(clicked["name"], "queues.csv");
+    assert_eq!(clicked["href"], file["url"], "the link is the CSV");
+    let text = file["text"].as_str().expect("csv text");
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("queue,offered,accepted,dropped,rona")),
+        "{text}"
+    );
+    assert!(
+        lines.any(|l| l.starts_with("support,1,0,0,0,0,")),
+        "today's conversation is counted: {text}"
+    );
+    sam.close().await;
+}

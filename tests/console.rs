@@ -188,20 +188,16 @@ async fn the_overview_follows_events_live() {
     }
 }
 
-/// The scripted day: two conversations with known waits and handle times,
-/// one RONA; the figures must be exactly these.
-#[tokio::test]
-async fn report_figures_match_a_scripted_day() {
-    let server = Server::start(&config());
-    let token = login(&server, "demo", "sam", "demo").await;
-    // The console's socket keeps the supervisor present (as the desktop's
-    // keeps an agent).
-    let mut feed =
-        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
-    feed.next_of("overview").await;
-    let mut alice = AgentClient::login(&server, "alice").await;
+/// The scripted day, run through the engine with the test clock: two
+/// conversations handled (waits of 10 s and 35 s, one RONA, handle times
+/// of 60 s and 30 s), one whose customer leaves while waiting (abandoned)
+/// and one a supervisor closes before any agent took it (dropped). Returns
+/// the report period (query string), the wrap-up reason used and alice's
+/// client (her socket keeps her present).
+async fn scripted_day(server: &Server, token: &str) -> (String, String, AgentClient) {
+    let mut alice = AgentClient::login(server, "alice").await;
     // Everything after this instant, for a day.
-    let (_, me) = get(&server, &token, "/api/supervisor/overview").await;
+    let (_, me) = get(server, token, "/api/supervisor/overview").await;
     let me: Value = serde_json::from_str(&me).expect("json");
     let start = me["at"].as_str().expect("at").to_string();
     let from = time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
@@ -262,6 +258,61 @@ async fn report_figures_match_a_scripted_day() {
         )
         .await;
 
+    // 3: the customer leaves after 20 s of waiting (abandoned).
+    let c3 = server.customer_says("v3", "Three", "third").await;
+    alice
+        .events
+        .next_where("offer", |v| v["conversation"] == c3)
+        .await;
+    server.advance(20_000).await;
+    let visitor = server.visitor_token("v3").expect("visitor token");
+    let resp = server
+        .http
+        .post(server.url("/channels/webchat/demo/leave"))
+        .bearer_auth(&visitor)
+        .send()
+        .await
+        .expect("leave");
+    assert_eq!(resp.status().as_u16(), 200);
+    alice
+        .events
+        .next_where("offer_rescinded", |v| v["conversation"] == c3)
+        .await;
+    // Leaving twice: nothing open any more.
+    let resp = server
+        .http
+        .post(server.url("/channels/webchat/demo/leave"))
+        .bearer_auth(&visitor)
+        .send()
+        .await
+        .expect("leave");
+    assert_eq!(resp.status().as_u16(), 404);
+
+    // 4: closed by the supervisor before any agent took it (dropped).
+    let c4 = server.customer_says("v4", "Four", "fourth").await;
+    let (status, v) = call(
+        server,
+        token,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{c4}/close"),
+        json!({"reason": "spam"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    (period, reason, alice)
+}
+
+#[tokio::test]
+async fn report_figures_match_a_scripted_day() {
+    let server = Server::start(&config());
+    let token = login(&server, "demo", "sam", "demo").await;
+    // The console's socket keeps the supervisor present (as the desktop's
+    // keeps an agent).
+    let mut feed =
+        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
+    feed.next_of("overview").await;
+    let (period, reason, _alice) = scripted_day(&server, &token).await;
+
     let (status, body) = get(&server, &token, &format!("/api/reports/queues?{period}")).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("json");
@@ -270,10 +321,11 @@ async fn report_figures_match_a_scripted_day() {
         .and_then(|q| q.iter().find(|q| q["queue"] == "support"))
         .expect("support")
         .clone();
-    assert_eq!(support["offered"], 2, "{support}");
+    assert_eq!(support["offered"], 4, "{support}");
     assert_eq!(support["accepted"], 2);
     assert_eq!(support["rona"], 1);
-    assert_eq!(support["dropped"], 0);
+    assert_eq!(support["abandoned"], 1);
+    assert_eq!(support["dropped"], 1);
     assert_eq!(support["transferred"], 0);
     about(&support["wait_avg_ms"], (10_000 + 35_000) / 2);
     about(&support["wait_p90_ms"], 35_000);
@@ -283,7 +335,7 @@ async fn report_figures_match_a_scripted_day() {
     // waits add up.
     let hours = support["hours"].as_array().expect("hours");
     let sum = |k: &str| hours.iter().filter_map(|h| h[k].as_u64()).sum::<u64>();
-    assert_eq!((sum("offered"), sum("accepted")), (2, 2), "{support}");
+    assert_eq!((sum("offered"), sum("accepted")), (4, 2), "{support}");
     assert!(hours
         .iter()
         .all(|h| h["start"].as_u64().is_some_and(|s| s % 3_600_000 == 0)));
@@ -319,15 +371,15 @@ async fn report_figures_match_a_scripted_day() {
     .await;
     assert_eq!(status, 200);
     let mut lines = csv.lines();
-    assert!(lines
-        .next()
-        .is_some_and(|h| h.starts_with("queue,offered,accepted,dropped,rona")));
+    assert!(lines.next().is_some_and(
+        |h| h.starts_with("queue,offered,accepted,dropped,rona") && h.ends_with(",abandoned")
+    ));
     let row = csv
         .lines()
         .find(|l| l.starts_with("support,"))
         .expect("support row");
-    assert!(row.starts_with("support,2,2,0,1,0,"), "{row}");
-    assert!(row.ends_with(&format!(",{reason}=2")), "{row}");
+    assert!(row.starts_with("support,4,2,1,1,0,"), "{row}");
+    assert!(row.ends_with(&format!(",{reason}=2,1")), "{row}");
     // A period before the day holds nothing.
     let (_, body) = get(
         &server,
@@ -346,6 +398,96 @@ async fn report_figures_match_a_scripted_day() {
         let (status, _) = get(&server, &token, &format!("/api/reports/queues?{q}")).await;
         assert_eq!(status, 400, "{q}");
     }
+}
+
+/// How many snapshots of the demo tenant the server's SQLite file holds.
+fn snapshots(server: &Server) -> i64 {
+    let path = server.dir.join("data").join("switchboard.db");
+    rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM snapshots WHERE tenant = 'demo'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn report_figures_are_the_same_after_a_snapshot_and_a_restart() {
+    // A snapshot every 5 events: the scripted day ends well past the
+    // latest one, so most of its facts are before it.
+    let config = config().replacen(
+        "default_queue = \"support\"",
+        "default_queue = \"support\"\nsnapshot_every = 5",
+        1,
+    );
+    let dir = Server::new_dir("console-restart");
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    let token = login(&server, "demo", "sam", "demo").await;
+    let mut feed =
+        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
+    feed.next_of("overview").await;
+    let (period, _, alice) = scripted_day(&server, &token).await;
+    // The snapshot is written off the engine's path: wait for it (a bound
+    // on a hang, not a timing assertion).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while snapshots(&server) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no snapshot taken");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let report = |server: &Server, token: String, kind: &'static str| {
+        let path = format!("/api/reports/{kind}?{period}");
+        let server_url = server.url(&path);
+        let http = server.http.clone();
+        async move {
+            let resp = http
+                .get(server_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("report");
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+    let queues = report(&server, token.clone(), "queues").await;
+    let agents = report(&server, token.clone(), "agents").await;
+    let support = queues["queues"][0].clone();
+    assert_eq!(support["queue"], "support");
+    assert_eq!(support["offered"], 4, "{support}");
+    drop((alice, feed));
+    server.kill();
+
+    let server = Server::start_in(dir, &config, &[]);
+    let token = login(&server, "demo", "sam", "demo").await;
+    assert!(
+        server
+            .logs()
+            .contains("report figures read back from the journal"),
+        "the figures came from before the snapshot"
+    );
+    let after = report(&server, token.clone(), "queues").await;
+    assert_eq!(
+        after["queues"], queues["queues"],
+        "queue figures after the restart"
+    );
+    let after = report(&server, token, "agents").await;
+    let figures = |v: &Value| -> Vec<Value> {
+        v["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|a| json!([a["agent"], a["handled"], a["handle_ms"], a["rona"]]))
+            .collect()
+    };
+    assert_eq!(figures(&after), figures(&agents));
+    let alice = after["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent"] == "alice"))
+        .expect("alice");
+    assert_eq!(alice["handled"], 2, "{alice}");
 }
 
 /// The test clock moves by the steps the test gives plus the wall time the

@@ -398,7 +398,56 @@ fn recovery_starts_from_the_latest_snapshot_and_only_the_latest_are_kept() {
         let snap = back.snapshot.expect("a snapshot");
         assert_eq!(snap.conversations.len(), 5);
         assert_eq!(back.events, events, "only what came after seq {snap_seq}");
+        assert_eq!(back.snapshot_seq, snap_seq);
         assert_eq!(back.last_seq, seq);
+    });
+}
+
+#[test]
+fn the_journal_reads_backwards_in_pages_down_to_its_start() {
+    for_each_store("backwards", |store| {
+        let mut e = engine();
+        let mut seq = 0;
+        let mut all = Vec::new();
+        for i in 0..6 {
+            let (rows, events) = rows_of(&mut e, i, &mut seq);
+            append(store, "acme", 0, rows).expect("committed");
+            all.extend(events);
+        }
+        // Another tenant's events never come back.
+        let (rows, _) = rows_of(&mut engine(), 9, &mut 0);
+        append(store, "other", 0, rows).expect("committed");
+        assert!(seq > 6, "several events per customer");
+        // Pages of 4 from the middle down to the start: every event before
+        // it exactly once, numbered, the latest first.
+        let middle = seq / 2 + 1;
+        let mut read = Vec::new();
+        let mut before = middle;
+        loop {
+            let page = store.events_before("acme", before, 4).expect("read");
+            assert!(page.len() <= 4);
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            assert!(page.windows(2).all(|w| w[0].0 > w[1].0), "latest first");
+            read.extend(page);
+            before = last;
+        }
+        let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..middle).rev().collect::<Vec<u64>>());
+        let events: Vec<Event> = read.into_iter().rev().map(|(_, ev)| ev).collect();
+        assert_eq!(events, all[..(middle - 1) as usize].to_vec());
+        // Past the end: the latest events; nothing before the first.
+        let tail = store.events_before("acme", u64::MAX, 2).expect("read");
+        assert_eq!(
+            tail.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![seq, seq - 1]
+        );
+        assert!(store.events_before("acme", 1, 10).expect("read").is_empty());
+        assert!(store
+            .events_before("nobody", u64::MAX, 10)
+            .expect("read")
+            .is_empty());
     });
 }
 

@@ -28,14 +28,18 @@
       enabled: 'Enabled', newAgent: 'New agent', newQueue: 'New queue', queuesComma: 'Queues (comma separated)',
       skillsComma: 'Skills (comma separated)', roleAgent: 'Agent', roleSupervisor: 'Supervisor', roleAdmin: 'Admin',
       password: 'Password', save: 'Save', edit: 'Edit', disable: 'Disable', enable: 'Enable', yes: 'Yes', no: 'No',
-      ronaTimeout: 'RONA timeout (s)', idleReasons: 'Idle reasons', idleReasonsHelp: 'One per line', saved: 'Saved.'
+      ronaTimeout: 'RONA timeout (s)', idleReasons: 'Idle reasons', idleReasonsHelp: 'One per line', saved: 'Saved.',
+      abandoned: 'Abandoned', masking: 'Masking',
+      maskingHelp: 'Mask sensitive customer data (cards, IBAN, e-mail, phone numbers) for what comes in from now on',
+      confirmMaskOn: 'Turn masking on for every new message of this tenant?',
+      confirmMaskOff: 'Turn masking off? Agents will then see customers’ card numbers, IBANs, e-mail addresses and phone numbers as written. This is recorded with your name.'
     },
     fr: {
       backToDesktop: 'Poste agent', queues: 'Files', queue: 'File', waiting: 'En attente',
       longestWait: 'Attente max.', offeredNow: 'Proposées', agentsAvailable: 'Disponibles',
       agentsBusy: 'Occupés', agents: 'Agents', agent: 'Agent', inStateFor: 'Depuis', load: 'Charge',
       reports: 'Rapports', perHour: 'Demandes par heure (UTC)', day: 'Jour', show: 'Afficher', csvQueues: 'CSV (files)',
-      csvAgents: 'CSV (agents)', offered: 'Proposées', accepted: 'Acceptées', dropped: 'Abandonnées',
+      csvAgents: 'CSV (agents)', offered: 'Proposées', accepted: 'Acceptées', dropped: 'Perdues',
       transferred: 'Transférées', waitAvg: 'Attente (moy.)', waitP90: 'Attente (p90)',
       handleAvg: 'Traitement (moy.)', handled: 'Traitées', handleTime: 'Temps de traitement',
       noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
@@ -51,7 +55,11 @@
       enabled: 'Actif', newAgent: 'Nouvel agent', newQueue: 'Nouvelle file', queuesComma: 'Files (séparées par des virgules)',
       skillsComma: 'Compétences (séparées par des virgules)', roleAgent: 'Agent', roleSupervisor: 'Superviseur', roleAdmin: 'Administrateur',
       password: 'Mot de passe', save: 'Enregistrer', edit: 'Modifier', disable: 'Désactiver', enable: 'Réactiver', yes: 'Oui', no: 'Non',
-      ronaTimeout: 'Délai RONA (s)', idleReasons: 'Motifs de pause', idleReasonsHelp: 'Un par ligne', saved: 'Enregistré.'
+      ronaTimeout: 'Délai RONA (s)', idleReasons: 'Motifs de pause', idleReasonsHelp: 'Un par ligne', saved: 'Enregistré.',
+      abandoned: 'Abandons', masking: 'Masquage',
+      maskingHelp: 'Masquer les données sensibles des clients (cartes, IBAN, e-mails, téléphones) pour ce qui arrive désormais',
+      confirmMaskOn: 'Activer le masquage pour chaque nouveau message de ce client ?',
+      confirmMaskOff: 'Désactiver le masquage ? Les agents verront alors les numéros de carte, IBAN, e-mails et téléphones des clients tels qu’écrits. Votre nom est enregistré avec ce changement.'
     }
   });
   var t = I18N.t;
@@ -347,7 +355,7 @@
     var p = period();
     api('GET', '/api/reports/queues?' + p).then(function (r) { return r.json(); }).then(function (b) {
       fill('report-queues', b.queues.map(function (q) {
-        return [q.queue, q.offered, q.accepted, q.dropped, q.rona, q.transferred,
+        return [q.queue, q.offered, q.accepted, q.abandoned, q.dropped, q.rona, q.transferred,
           duration(q.wait_avg_ms), duration(q.wait_p90_ms), duration(q.handle_avg_ms)];
       }));
       chart(b.queues);
@@ -513,6 +521,9 @@
         return api('GET', tenantPath('/idle-reasons')).then(function (r) { return r.json(); });
       }).then(function (b) {
         if (document.activeElement !== $('idle-reasons')) $('idle-reasons').value = (b.reasons || []).join('\n');
+        return api('GET', tenantPath('/settings')).then(function (r) { return r.json(); });
+      }).then(function (s) {
+        $('masking-on').checked = !!s.mask;
       });
     });
   }
@@ -537,6 +548,18 @@
       ? adminAct('POST', tenantPath('/queues'), Object.assign({ id: $('queue-id').value }, body))
       : adminAct('PUT', tenantPath('/queues/' + encodeURIComponent(editingQueue)), body);
     done.then(function (ok) { if (ok) hideAdminForms(); });
+  }
+
+  // The masking switch: asked again before it changes (the server records
+  // who changed it).
+  function saveMasking(e) {
+    e.preventDefault();
+    var on = $('masking-on').checked;
+    if (!window.confirm(t(on ? 'confirmMaskOn' : 'confirmMaskOff'))) {
+      $('masking-on').checked = !on;
+      return;
+    }
+    adminAct('PUT', tenantPath('/settings'), { mask: on });
   }
 
   function saveIdleReasons(e) {
@@ -582,6 +605,7 @@
     $('agent-form').addEventListener('submit', saveAgent);
     $('queue-form').addEventListener('submit', saveQueue);
     $('idle-form').addEventListener('submit', saveIdleReasons);
+    $('masking-form').addEventListener('submit', saveMasking);
     document.querySelectorAll('.admin-cancel').forEach(function (b) { b.addEventListener('click', hideAdminForms); });
   });
 })();

@@ -131,6 +131,15 @@ pub enum Command {
         conversation: ConversationId,
         reason: String,
     },
+    /// The customer left before an agent took the conversation (a web chat
+    /// visitor closed the chat): a waiting or offered conversation is
+    /// dropped with the reason `customer_left` (the reports count it as
+    /// *abandoned*); an offer out for it is withdrawn. Refused (409) once
+    /// an agent has it: ending it is then the agent's.
+    CustomerLeft {
+        channel: String,
+        customer: String,
+    },
     /// A supervisor joins an active conversation as its third participant
     /// (the conference guest, without an invitation): the agent and the
     /// customer see them join; they write and leave as a guest does.
@@ -176,6 +185,13 @@ pub enum Command {
         name: String,
         rona_timeout_ms: Millis,
         create: bool,
+    },
+    /// An admin (`by`) turns masking on or off for what comes in from now
+    /// on: a `supervisor_action` (`action: "masking"`, `state: "on"|"off"`)
+    /// for the audit trail, then `settings_changed` if the setting changes.
+    SetMasking {
+        by: String,
+        mask: bool,
     },
     /// An admin replaces the tenant's idle reasons.
     SetIdleReasons {

@@ -31,8 +31,10 @@ use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
 mod admin;
+mod customer;
 pub use admin::AdminSnapshot;
 mod receipts;
+pub use customer::CUSTOMER_LEFT;
 
 /// How long a channel's message id is remembered to drop redeliveries
 /// (Meta redelivers unacknowledged webhooks for up to a day or so).
@@ -928,7 +930,8 @@ impl Engine {
             | Command::SetPassword { .. }
             | Command::SetAgentEnabled { .. }
             | Command::SaveQueue { .. }
-            | Command::SetIdleReasons { .. } => self.administer(command, now, out),
+            | Command::SetIdleReasons { .. }
+            | Command::SetMasking { .. } => self.administer(command, now, out),
             Command::AgentGone { agent } => self.agent_gone(&agent, now, out),
             Command::ChangeSettings { mask } => {
                 if self.settings.mask != mask {
@@ -987,6 +990,9 @@ impl Engine {
                 supervisor,
                 conversation,
             } => self.join_conversation(&supervisor, conversation, now, out),
+            Command::CustomerLeft { channel, customer } => {
+                self.customer_left(&channel, &customer, now, out)
+            }
         }
     }
 

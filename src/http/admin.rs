@@ -44,7 +44,10 @@ pub fn routes() -> Router<Shared> {
             "/admin/tenants/{tenant}/conversations/{id}/messages",
             get(transcript),
         )
-        .route("/admin/tenants/{tenant}/settings", put(settings))
+        .route(
+            "/admin/tenants/{tenant}/settings",
+            put(settings).get(show_settings),
+        )
         .route("/admin/tenants/{tenant}/reload", post(reload))
         .route("/admin/tenants/{tenant}/scripts", get(scripts))
         .route("/admin/tenants/{tenant}/scripts/source", get(script_source))
@@ -210,18 +213,34 @@ struct SettingsBody {
 }
 
 /// Turn masking on or off for what comes in from now on: a journaled
-/// command, so the setting survives a restart.
+/// command, so the setting survives a restart; audited with who did it
+/// (the platform token or a tenant admin from the console).
 async fn settings(
-    _: Admin,
+    admin: Admin,
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     JsonBody(body): JsonBody<SettingsBody>,
 ) -> Result<Json<Value>, AppError> {
     let t = state.tenant(&tenant)?;
-    t.execute(Command::ChangeSettings { mask: body.mask })
-        .await?;
-    tracing::info!(tenant = %tenant, mask = body.mask, "settings changed");
+    t.execute(Command::SetMasking {
+        by: admin.by.clone(),
+        mask: body.mask,
+    })
+    .await?;
+    tracing::info!(tenant = %tenant, by = %admin.by, mask = body.mask, "settings changed");
     Ok(Json(json!({"mask": body.mask})))
+}
+
+/// `GET /admin/tenants/{tenant}/settings` → `{"mask"}`: the tenant's
+/// current settings (the console's masking switch).
+async fn show_settings(
+    _: Admin,
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.tenant(&tenant)?;
+    let mask = t.read(|e| e.settings().mask);
+    Ok(Json(json!({ "mask": mask })))
 }
 
 /// Build, validate and swap in a new generation of the tenant's scripts:

@@ -44,6 +44,42 @@ pub fn routes() -> Router<Shared> {
             get(visitor_attachment),
         )
         .route("/channels/webchat/{tenant}/events", get(events))
+        .route("/channels/webchat/{tenant}/leave", post(leave))
+}
+
+/// `POST /channels/webchat/{tenant}/leave`, the visitor's token as bearer:
+/// the visitor closed the chat while waiting. Its open conversation is
+/// dropped as abandoned → 200 `{"conversation": ID}`; 404 when it has
+/// none, 409 once an agent has it (the agent ends it), 401 without a
+/// valid token.
+async fn leave(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let t = state.tenant(&tenant)?;
+    if t.config.webchat.is_none() {
+        return Err(AppError::NotFound("channel"));
+    }
+    let Some(visitor) =
+        bearer_header(&headers)?.and_then(|token| state.visitors.check(&tenant, token))
+    else {
+        return Err(AppError::Unauthorized);
+    };
+    let out = t
+        .execute(Command::CustomerLeft {
+            channel: switchboard_core::channel::WEBCHAT.into(),
+            customer: visitor.customer,
+        })
+        .await?;
+    let conversation = out
+        .events()
+        .find_map(|e| match e {
+            Event::ConversationDropped { conversation, .. } => Some(*conversation),
+            _ => None,
+        })
+        .ok_or(AppError::Conflict("nothing was stored".into()))?;
+    Ok(Json(json!({ "conversation": conversation })).into_response())
 }
 
 #[derive(Deserialize)]

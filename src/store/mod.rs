@@ -99,6 +99,9 @@ pub struct Row {
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub snapshot: Option<Snapshot>,
+    /// The sequence number the snapshot was taken after (0 without one):
+    /// `events` are the ones after it.
+    pub snapshot_seq: u64,
     pub events: Vec<Event>,
     pub last_seq: u64,
 }
@@ -229,6 +232,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn resync(&self, tenant: &str) -> Result<Recovered, StoreError>;
     /// How many snapshots of the tenant are stored.
     fn snapshot_count(&self, tenant: &str) -> Result<usize, StoreError>;
+    /// Up to `limit` of the tenant's events numbered below `before`, the
+    /// latest first, with their sequence numbers: the journal read
+    /// backwards page by page, from any point down to its start (what the
+    /// reports read at start for the events a snapshot covers).
+    fn events_before(
+        &self,
+        tenant: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>, StoreError>;
     /// The events of one conversation, in order (JSON bodies).
     fn conversation_events(
         &self,

@@ -555,6 +555,7 @@ fn recover_on(client: &mut Client, tenant: &str) -> Result<Recovered> {
     tx.commit()?;
     Ok(Recovered {
         snapshot,
+        snapshot_seq: from,
         events,
         last_seq: last_seq.max(max.map(unsigned).unwrap_or(0)),
     })
@@ -733,6 +734,36 @@ impl Store for PgStore {
                 .and_then(|r| r.try_get(0))
                 .map_err(sql)?;
             Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn events_before(
+        &self,
+        tenant: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>, StoreError> {
+        let tenant = tenant.to_string();
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let rows = c
+                .query(
+                    "SELECT seq, body FROM sb_journal WHERE tenant = $1 AND seq < $2
+                     ORDER BY seq DESC LIMIT $3",
+                    &[&tenant, &before, &limit],
+                )
+                .map_err(sql)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let seq = unsigned(row.try_get(0).map_err(sql)?);
+                let body: &str = row.try_get(1).map_err(sql)?;
+                let ev: Event = serde_json::from_str(body).map_err(|e| {
+                    StoreError::Failed(format!("tenant {tenant}: event {seq} is unreadable: {e}"))
+                })?;
+                out.push((seq, ev));
+            }
+            Ok(out)
         })
     }
 

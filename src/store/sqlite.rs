@@ -197,6 +197,7 @@ impl SqliteStore {
             Some((seq, snap)) => (seq, Some(snap)),
             None => (0, None),
         };
+        let snapshot_seq = from;
         let mut stmt = conn
             .prepare("SELECT seq, body FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq")?;
         let mut rows = stmt.query(params![tenant, from as i64])?;
@@ -218,6 +219,7 @@ impl SqliteStore {
         last_seq = last_seq.max(max.unwrap_or(0) as u64);
         Ok(Recovered {
             snapshot,
+            snapshot_seq,
             events,
             last_seq,
         })
@@ -377,6 +379,34 @@ impl Store for SqliteStore {
             )
             .map_err(sql)?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn events_before(
+        &self,
+        tenant: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, body FROM events WHERE tenant = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
+            )
+            .map_err(sql)?;
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![tenant, before, limit]).map_err(sql)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sql)? {
+            let seq = row.get::<_, i64>(0).map_err(sql)? as u64;
+            let body: String = row.get(1).map_err(sql)?;
+            let ev: Event = serde_json::from_str(&body).map_err(|e| {
+                StoreError::Failed(format!("tenant {tenant}: event {seq} is unreadable: {e}"))
+            })?;
+            out.push((seq, ev));
+        }
+        Ok(out)
     }
 
     fn conversation_events(

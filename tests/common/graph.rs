@@ -188,6 +188,7 @@ async fn send(
             path: uri.path().to_string(),
             query,
             body: body.clone(),
+            files,
         });
         return (
             StatusCode::OK,

@@ -293,6 +293,25 @@ impl Engine {
                 self.emit(out, ev, nobody());
                 Ok(())
             }
+            Command::SetMasking { by, mask } => {
+                // Who changed it and to what, even when it already was so:
+                // the audit trail records every attempt.
+                let ev = Event::SupervisorAction {
+                    supervisor: by,
+                    action: "masking".into(),
+                    agent: None,
+                    conversation: None,
+                    queue: None,
+                    state: Some(if mask { "on" } else { "off" }.into()),
+                    reason: None,
+                    at: now,
+                };
+                self.emit(out, ev, nobody());
+                if self.settings.mask != mask {
+                    self.emit(out, Event::SettingsChanged { mask, at: now }, nobody());
+                }
+                Ok(())
+            }
             _ => Err(invalid("not an administration command")),
         }
     }
