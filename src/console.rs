@@ -12,9 +12,10 @@
 use crate::clock::rfc3339;
 use crate::reports::Reports;
 use crate::tenant::Tenant;
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use switchboard_core::model::{AgentState, ConversationId, ConversationState, Millis};
 use switchboard_core::Event;
 use tokio::sync::watch;
@@ -28,6 +29,23 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One overview built for a tenant.
+#[derive(Debug)]
+struct Built {
+    version: u64,
+    frame: Utf8Bytes,
+    at: std::time::Instant,
+}
+
+/// What a console socket sends: the whole `overview` frame (shared, not
+/// copied per socket: it is the size of the tenant), and whether it
+/// reflects the latest change.
+#[derive(Debug)]
+pub struct Overview {
+    pub frame: Utf8Bytes,
+    pub fresh: bool,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Feed {
@@ -36,8 +54,9 @@ pub struct Feed {
     agent_since: Mutex<HashMap<String, Millis>>,
     /// Since when each conversation is handled by its agent.
     handled_since: Mutex<HashMap<ConversationId, Millis>>,
-    /// The last overview built, with the change count it reflects.
-    cache: Mutex<Option<(u64, Arc<str>)>>,
+    /// The last overview built, with the change count it reflects and
+    /// when it was built.
+    cache: Mutex<Option<Built>>,
     pub reports: Mutex<Reports>,
 }
 
@@ -86,18 +105,33 @@ impl Feed {
         self.changes.subscribe()
     }
 
-    /// The overview as of the latest change, built at most once per change
-    /// count and shared by every socket.
-    pub fn overview(&self, tenant: &Tenant) -> Arc<str> {
+    /// The overview, built at most once per [`COALESCE_MS`] for the whole
+    /// tenant and shared by every socket: a socket woken by a change made
+    /// less than that after the last build gets that build, and `fresh`
+    /// says whether it reflects the latest change (if not, the socket asks
+    /// again once its own coalescing pause is over). Real time, not the
+    /// tenant's clock: this paces work, it decides nothing.
+    pub fn overview(&self, tenant: &Tenant) -> Overview {
         let version = *self.changes.borrow();
-        if let Some((v, text)) = lock(&self.cache).as_ref() {
-            if *v == version {
-                return text.clone();
+        let mut cache = lock(&self.cache);
+        if let Some(b) = cache.as_ref() {
+            let young = b.at.elapsed() < std::time::Duration::from_millis(COALESCE_MS);
+            if b.version == version || young {
+                return Overview {
+                    frame: b.frame.clone(),
+                    fresh: b.version == version,
+                };
             }
         }
-        let text: Arc<str> = self.build(tenant).to_string().into();
-        *lock(&self.cache) = Some((version, text.clone()));
-        text
+        let frame = Utf8Bytes::from(
+            json!({"type": "overview", "overview": self.build(tenant)}).to_string(),
+        );
+        *cache = Some(Built {
+            version,
+            frame: frame.clone(),
+            at: std::time::Instant::now(),
+        });
+        Overview { frame, fresh: true }
     }
 
     /// `{queues, agents, conversations, at}` (CONTRACT.md, "Added for the

@@ -247,12 +247,16 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
                     break;
                 }
                 let frame = s.tenant.hub.console.overview(&s.tenant);
-                let text = format!("{{\"type\":\"overview\",\"overview\":{frame}}}");
-                if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                if socket.send(WsMessage::Text(frame.frame.clone())).await.is_err() {
                     break;
                 }
                 // Coalesce: whatever happens meanwhile goes in the next frame.
                 tokio::time::sleep(Duration::from_millis(COALESCE_MS)).await;
+                // Given an earlier build (another socket's, a moment ago):
+                // the latest change is still owed to this one.
+                if !frame.fresh {
+                    changes.mark_changed();
+                }
             }
             frame = sub.rx.recv() => {
                 if frame.is_none() {
