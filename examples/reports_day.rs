@@ -40,7 +40,7 @@ fn day() -> Vec<Event> {
         if i % 50 == 0 {
             events.push(Event::ConversationDropped {
                 conversation: i + 1,
-                reason: "customer left".into(),
+                reason: switchboard_core::engine::CUSTOMER_LEFT.into(),
                 at: at + 60_000,
             });
             continue;
