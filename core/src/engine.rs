@@ -683,6 +683,23 @@ impl Engine {
         }
     }
 
+    /// Withdraw the offer of `conversation` from `agent`, telling that
+    /// agent why.
+    fn rescind(
+        &mut self,
+        out: &mut Output,
+        conversation: ConversationId,
+        agent: &str,
+        reason: &str,
+    ) {
+        let ev = Event::OfferRescinded {
+            conversation,
+            agent: agent.to_string(),
+            reason: reason.to_string(),
+        };
+        self.emit(out, ev, one(agent));
+    }
+
     fn emit(&mut self, out: &mut Output, event: Event, audience: Audience) {
         self.apply(&event);
         out.emitted.push(Emitted { event, audience });
@@ -1510,12 +1527,7 @@ impl Engine {
             return;
         };
         if let Some(offer) = c.offer.clone() {
-            let ev = Event::OfferRescinded {
-                conversation: id,
-                agent: offer.agent.clone(),
-                reason: "ended".into(),
-            };
-            self.emit(out, ev, one(&offer.agent));
+            self.rescind(out, id, &offer.agent, "ended");
         }
         let Some(c) = self.conversations.get(&id) else {
             return;
@@ -1567,12 +1579,7 @@ impl Engine {
             };
             let state = c.state;
             if let Some(offer) = c.offer.clone() {
-                let ev = Event::OfferRescinded {
-                    conversation: id,
-                    agent: offer.agent.clone(),
-                    reason: "interrupted".into(),
-                };
-                self.emit(out, ev, one(&offer.agent));
+                self.rescind(out, id, &offer.agent, "interrupted");
             }
             match state {
                 ConversationState::Queued | ConversationState::Offered => {
@@ -1676,12 +1683,7 @@ impl Engine {
         };
         let (queue, queued_at, received_at, owner) =
             (c.queue.clone(), c.queued_at, c.received_at, c.owner.clone());
-        let ev = Event::OfferRescinded {
-            conversation: id,
-            agent: offer.agent.clone(),
-            reason: reason.to_string(),
-        };
-        self.emit(out, ev, one(&offer.agent));
+        self.rescind(out, id, &offer.agent, reason);
         match offer.kind {
             OfferKind::Queue => {
                 let ev = Event::Queued {
@@ -2729,12 +2731,7 @@ impl Engine {
             now,
         );
         if let Some(o) = offer {
-            let ev = Event::OfferRescinded {
-                conversation: id,
-                agent: o.agent.clone(),
-                reason: "cancelled".into(),
-            };
-            self.emit(out, ev, one(&o.agent));
+            self.rescind(out, id, &o.agent, "cancelled");
         }
         // Its place in the new queue is its arrival: the customer has
         // waited already.
@@ -2862,12 +2859,7 @@ impl Engine {
         match state {
             ConversationState::Queued | ConversationState::Offered => {
                 if let Some(o) = offer {
-                    let ev = Event::OfferRescinded {
-                        conversation: id,
-                        agent: o.agent.clone(),
-                        reason: "ended".into(),
-                    };
-                    self.emit(out, ev, one(&o.agent));
+                    self.rescind(out, id, &o.agent, "ended");
                 }
                 let ev = Event::ConversationDropped {
                     conversation: id,

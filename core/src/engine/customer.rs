@@ -2,7 +2,7 @@
 //! conversation ([`crate::Command::CustomerLeft`], counted as *abandoned* by the
 //! reports).
 
-use super::{one, Audience, Engine, Output};
+use super::{Audience, Engine, Output};
 use crate::command::CommandError;
 use crate::event::Event;
 use crate::model::{ConversationState, Millis};
@@ -33,12 +33,7 @@ impl Engine {
         }
         let (id, offer) = (c.id, c.offer.clone());
         if let Some(o) = offer {
-            let ev = Event::OfferRescinded {
-                conversation: id,
-                agent: o.agent.clone(),
-                reason: "ended".into(),
-            };
-            self.emit(out, ev, one(&o.agent));
+            self.rescind(out, id, &o.agent, "ended");
         }
         let ev = Event::ConversationDropped {
             conversation: id,
