@@ -11,10 +11,12 @@
 //! cargo run --release --example console_scale -- --supervisors 50 --duration 10
 //! ```
 
+#[path = "support/listening.rs"]
+mod listening;
+
 use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,18 +96,7 @@ fn start(args: &Args, cfg: &std::path::Path) -> (std::process::Child, String) {
                 args.server.display()
             )
         });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(b) = l.strip_prefix("Switchboard is listening on ") {
-                    break b.trim().to_string();
-                }
-            }
-            _ => panic!("the server did not start"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let base = listening::base_url(&mut child);
     (child, base)
 }
 

@@ -18,6 +18,9 @@
 //! ```
 //! Requests loop for a bounded time and stop by themselves.
 
+#[path = "support/listening.rs"]
+mod listening;
+
 use clap::Parser;
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
@@ -471,18 +474,7 @@ fn start_node(args: &Args, cfg: &std::path::Path, n: usize) -> (std::process::Ch
             args.server.display()
         )
     });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(b) = l.strip_prefix("Switchboard is listening on ") {
-                    break b.trim().to_string();
-                }
-            }
-            _ => panic!("the server did not start"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let base = listening::base_url(&mut child);
     (child, base)
 }
 
