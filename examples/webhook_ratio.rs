@@ -11,7 +11,9 @@
 //! Each server runs on its own tokio runtime in this process; the load is
 //! 64 keep-alive connections on loopback sending signed webhooks, each
 //! with a distinct message id, from 2,000 customers, as fast as answers
-//! come back. Prints both rates and their ratio.
+//! come back. Prints both rates and their ratio, and the CPU time the
+//! process spent per webhook in each phase (less sensitive to other work on
+//! the machine than the rates).
 //!
 //! ```sh
 //! cargo run --release --example webhook_ratio
@@ -152,9 +154,32 @@ fn serve(make: impl FnOnce() -> Router + Send + 'static, threads: Option<usize>)
     rx.recv().expect("server address")
 }
 
+/// CPU time (user + system) this process has used so far, in seconds,
+/// from `/proc/self/stat` (Linux; `None` elsewhere).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux ABI Rust targets.
+    Some(ticks / 100.0)
+}
+
+/// What one server did under the load.
+struct Rate {
+    /// Accepted webhooks per second.
+    per_second: f64,
+    /// CPU time of the whole process (server and load alike) per accepted
+    /// webhook, in microseconds: less sensitive than the rate to other work
+    /// on the machine.
+    cpu_us: Option<f64>,
+}
+
 /// Send signed webhooks over `connections` keep-alive connections for
 /// warm-up + `seconds`; returns accepted webhooks per second measured.
-async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> f64 {
+async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> Rate {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .tcp_nodelay(true)
@@ -200,9 +225,11 @@ async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> f64 {
     tokio::time::sleep(Duration::from_secs(1)).await;
     counting.store(true, Ordering::SeqCst);
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     counting.store(false, Ordering::SeqCst);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         let _ = t.await;
@@ -211,7 +238,16 @@ async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> f64 {
     if failed > 0 {
         eprintln!("  {failed} requests failed");
     }
-    ok.load(Ordering::SeqCst) as f64 / elapsed
+    let ok = ok.load(Ordering::SeqCst) as f64;
+    Rate {
+        per_second: ok / elapsed,
+        cpu_us: cpu.filter(|_| ok > 0.0).map(|c| c / ok * 1e6),
+    }
+}
+
+fn cpu_text(r: &Rate) -> String {
+    r.cpu_us
+        .map_or(String::new(), |c| format!(", {c:.0} µs of CPU each"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -243,11 +279,24 @@ fn main() -> anyhow::Result<()> {
         "{} connections, {} s each, distinct message ids, {} customers, journal_sync = full",
         args.connections, args.seconds, args.customers
     );
-    let bare_rate = rt.block_on(load(bare_addr, &args, next.clone()));
-    println!("bare axum (signature + JSON):       {bare_rate:>9.0} webhooks/s");
-    let real_rate = rt.block_on(load(real_addr, &args, next));
-    println!("switchboard (adapter, engine, fsync): {real_rate:>7.0} webhooks/s");
-    println!("ratio: {:.3}", real_rate / bare_rate);
+    let bare = rt.block_on(load(bare_addr, &args, next.clone()));
+    println!(
+        "bare axum (signature + JSON):         {:>7.0} webhooks/s{}",
+        bare.per_second,
+        cpu_text(&bare)
+    );
+    let real = rt.block_on(load(real_addr, &args, next));
+    println!(
+        "switchboard (adapter, engine, fsync): {:>7.0} webhooks/s{}",
+        real.per_second,
+        cpu_text(&real)
+    );
+    println!("ratio: {:.3}", real.per_second / bare.per_second);
+    if let (Some(b), Some(r)) = (bare.cpu_us, real.cpu_us) {
+        // On a busy machine the rates follow the other work; the CPU each
+        // webhook costs much less so.
+        println!("CPU ratio (bare CPU per webhook / switchboard's): {:.3}", b / r);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! What every adapter channel's webhook does once the host has checked the
-//! request's signature: the adapter verifies and parses it off the async
-//! workers, then each message goes through `Tenant::execute` (durable)
+//! request's signature: the adapter verifies and parses it (on the worker
+//! for a small body, on a blocking thread for a big batch), then each message goes through `Tenant::execute` (durable)
 //! before the adapter's answer is given, so the channel redelivers what was
 //! not stored, and the channel's message id travels as `external_id` so a
 //! redelivery is stored once. Used by the Messenger route and the routes of
@@ -101,27 +101,42 @@ enum Handled {
     Stored(Response),
 }
 
+/// Bodies up to this size are parsed by the adapter on the async worker
+/// that received them; bigger ones (batches) go to a blocking thread.
+/// A webhook of one message is well under it, and an adapter call is
+/// budgeted (`instructions_per_call`, a few milliseconds at most), like the
+/// routing calls `Tenant::execute` already makes on the worker: measured
+/// with `cargo run --release --example webhook_ratio`, the hop to the
+/// blocking pool and back cost more (thread wake-ups, the Lua state's lock
+/// contended by several blocking threads) than the call itself.
+const INLINE_BODY: usize = 16 * 1024;
+
+fn parse(t: &Tenant, channel: &str, req: &HttpRequest) -> Result<Parsed, String> {
+    let gen = t.generation();
+    let Some(adapter) = gen.channel(channel) else {
+        return Err("no adapter loaded".into());
+    };
+    match adapter.verify(req) {
+        Ok(Verdict::Accept) => {}
+        Ok(Verdict::Respond(r)) => return Ok(Parsed::Answer(r)),
+        Err(e) => return Err(e.to_string()),
+    }
+    adapter
+        .inbound(req)
+        .map(Parsed::Messages)
+        .map_err(|e| e.to_string())
+}
+
 async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<Handled, AppError> {
-    let parsing = t.clone();
-    let name = entry.channel.clone();
-    // Adapters are scripts or plugins: CPU work, off the async workers.
-    let parsed = tokio::task::spawn_blocking(move || -> Result<Parsed, String> {
-        let gen = parsing.generation();
-        let Some(adapter) = gen.channel(&name) else {
-            return Err("no adapter loaded".into());
-        };
-        match adapter.verify(&req) {
-            Ok(Verdict::Accept) => {}
-            Ok(Verdict::Respond(r)) => return Ok(Parsed::Answer(r)),
-            Err(e) => return Err(e.to_string()),
-        }
-        adapter
-            .inbound(&req)
-            .map(Parsed::Messages)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|_| AppError::Conflict("adapter task failed".into()))?;
+    let parsed = if req.body.len() <= INLINE_BODY {
+        parse(&t, &entry.channel, &req)
+    } else {
+        let parsing = t.clone();
+        let name = entry.channel.clone();
+        tokio::task::spawn_blocking(move || parse(&parsing, &name, &req))
+            .await
+            .map_err(|_| AppError::Conflict("adapter task failed".into()))?
+    };
     let inbound = match parsed {
         Ok(Parsed::Answer(r)) => return Ok(Handled::Answer(respond(r))),
         Ok(Parsed::Messages(inbound)) => inbound,
