@@ -474,6 +474,39 @@ fn route_returning_nil_keeps_the_conversation_queued() {
     assert_eq!(g.report()[0].errors, 0);
 }
 
+/// `sb.json.decode` as adapters use it on webhook bodies: every JSON type,
+/// the last of duplicate keys, `null` as nil, integers kept integers, and
+/// a clear error (raised, so `pcall` sees it) for a cut or trailing text.
+#[test]
+fn json_decode_gives_lua_values_and_clear_errors() {
+    let policy = r#"
+function route(conversation, candidates)
+  local v = sb.json.decode('{"a":[1,2.5,{"b":null,"c":"é\\u00e9"}],"t":true,"k":1,"k":2,"s":"x\\ny"}')
+  local ok = type(v.a) == "table" and #v.a == 3
+    and math.type(v.a[1]) == "integer" and v.a[1] == 1 and v.a[2] == 2.5
+    and v.a[3].b == nil and v.a[3].c == "\u{e9}\u{e9}"
+    and v.t == true and v.k == 2 and v.s == "x\ny"
+  local cut_ok, cut = pcall(sb.json.decode, '{"x": [1, 2')
+  local trailing_ok, trailing = pcall(sb.json.decode, '{} x')
+  ok = ok and not cut_ok and not trailing_ok
+    and tostring(cut):find("sb.json.decode: ", 1, true) ~= nil
+    and tostring(cut):find("line 1", 1, true) ~= nil
+    and tostring(trailing):find("trailing characters", 1, true) ~= nil
+  if ok then return "agent0" end
+  error("decoded: " .. tostring(v.k) .. " " .. tostring(v.a[3].c) .. " cut: " .. tostring(cut) .. " trailing: " .. tostring(trailing))
+end
+"#;
+    let g = Generation::load(&with_routing(policy), 1, 0).expect("loads");
+    let agents = Agents::new(&[&[], &[]]);
+    assert_eq!(
+        g.route(&view(&cad(&[]), None), &agents.candidates()),
+        RouteDecision::Agent("agent0".into()),
+        "{:?}",
+        g.report()
+    );
+    assert_eq!(g.report()[0].errors, 0);
+}
+
 fn messenger() -> Generation {
     let mut s = spec(bundled(), None);
     let settings: BTreeMap<String, String> = [

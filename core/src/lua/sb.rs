@@ -16,6 +16,11 @@ use std::sync::Arc;
 /// Largest JSON text `sb.json.decode` accepts and `encode` produces.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
+/// An error of `sb.json.decode`, as scripts see it.
+fn json_error(e: &dyn std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(format!("sb.json.decode: {e}"))
+}
+
 /// Version of the Lua API.
 pub const API_VERSION: &str = "0.1.0";
 
@@ -98,15 +103,25 @@ pub fn register(lua: &Lua, ctx: &SbContext) -> mlua::Result<Table> {
             if b.len() > MAX_JSON_BYTES {
                 return Err(mlua::Error::runtime("sb.json.decode: input too large"));
             }
-            let j: serde_json::Value = serde_json::from_slice(&b)
-                .map_err(|e| mlua::Error::runtime(format!("sb.json.decode: {e}")))?;
-            lua.to_value_with(
-                &j,
-                mlua::SerializeOptions::new()
-                    .serialize_none_to_null(false)
-                    .serialize_unit_to_null(false)
-                    .set_array_metatable(false),
-            )
+            // Transcoded: each JSON value becomes a Lua value as it is
+            // read. A syntax error found late leaves the values built so
+            // far to the garbage collector; the error is the same.
+            let mut de = serde_json::Deserializer::from_slice(&b);
+            let value = lua
+                .to_value_with(
+                    &serde_transcode::Transcoder::new(&mut de),
+                    mlua::SerializeOptions::new()
+                        .serialize_none_to_null(false)
+                        .serialize_unit_to_null(false)
+                        .set_array_metatable(false),
+                )
+                .map_err(|e| match e {
+                    // The reader's error, passed through the transcoder.
+                    mlua::Error::SerializeError(m) => json_error(&m),
+                    other => json_error(&other),
+                })?;
+            de.end().map_err(|e| json_error(&e))?;
+            Ok(value)
         })?,
     )?;
     sb.raw_set("json", json)?;
