@@ -51,6 +51,15 @@ pub enum Verdict {
     Accept,
 }
 
+/// What [`ChannelAdapter::receive`] makes of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// `verify` answered it (handshake, refusal): give this answer.
+    Answer(HttpResponse),
+    /// `verify` let it through and `inbound` parsed it.
+    Messages(Inbound),
+}
+
 /// A customer's message, normalized. Attachments are text placeholders
 /// (`[image]`, `[file]`, …); a postback is its title.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +204,14 @@ pub trait ChannelAdapter: Send + Sync {
     fn verify(&self, request: &HttpRequest) -> Result<Verdict, ChannelError>;
     /// Parse an accepted request.
     fn inbound(&self, request: &HttpRequest) -> Result<Inbound, ChannelError>;
+    /// `verify`, then `inbound` if it let the request through: what a
+    /// webhook does. A host may do both in one call into the adapter.
+    fn receive(&self, request: &HttpRequest) -> Result<Received, ChannelError> {
+        match self.verify(request)? {
+            Verdict::Respond(r) => Ok(Received::Answer(r)),
+            Verdict::Accept => self.inbound(request).map(Received::Messages),
+        }
+    }
     /// Build the request that carries an agent's message.
     fn outbound(
         &self,

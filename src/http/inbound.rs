@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_core::channel::{ChannelEvent, HttpRequest, HttpResponse, Inbound, Verdict};
+use switchboard_core::channel::{ChannelEvent, HttpRequest, HttpResponse, Inbound, Received};
 use switchboard_core::{Command, CommandError, CustomerMessage};
 
 /// Where a channel's new conversations go.
@@ -116,15 +116,11 @@ fn parse(t: &Tenant, channel: &str, req: &HttpRequest) -> Result<Parsed, String>
     let Some(adapter) = gen.channel(channel) else {
         return Err("no adapter loaded".into());
     };
-    match adapter.verify(req) {
-        Ok(Verdict::Accept) => {}
-        Ok(Verdict::Respond(r)) => return Ok(Parsed::Answer(r)),
-        Err(e) => return Err(e.to_string()),
+    match adapter.receive(req) {
+        Ok(Received::Answer(r)) => Ok(Parsed::Answer(r)),
+        Ok(Received::Messages(m)) => Ok(Parsed::Messages(m)),
+        Err(e) => Err(e.to_string()),
     }
-    adapter
-        .inbound(req)
-        .map(Parsed::Messages)
-        .map_err(|e| e.to_string())
 }
 
 async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<Handled, AppError> {

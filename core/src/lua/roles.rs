@@ -11,7 +11,7 @@ use super::generation::{CallError, Generation, Host};
 use super::sandbox;
 use crate::channel::{
     ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
-    Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Verdict,
+    Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Received, Verdict,
 };
 use crate::model::WrapUpReason;
 use crate::responses::{check_responses, CannedResponse};
@@ -653,64 +653,76 @@ impl LuaChannel<'_> {
     }
 }
 
+impl LuaChannel<'_> {
+    fn verify_in(&self, host: &mut Host, request: &HttpRequest) -> Result<Verdict, CallError> {
+        let fns = self.fns(host)?;
+        let Some(f) = fns.verify.clone() else {
+            return Ok(Verdict::Accept);
+        };
+        let req = request_table(&host.lua, request)?;
+        let ctx = self.ctx(host, fns)?;
+        match host.invoke(&f, (req, ctx))? {
+            Value::Nil => Ok(Verdict::Accept),
+            Value::Table(t) => Ok(Verdict::Respond(response_of(&t)?)),
+            other => Err(CallError::Shape(format!(
+                "verify returned a {}; expected nil or a response",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn inbound_in(&self, host: &mut Host, request: &HttpRequest) -> Result<Inbound, CallError> {
+        let fns = self.fns(host)?;
+        let req = request_table(&host.lua, request)?;
+        let ctx = self.ctx(host, fns)?;
+        let inbound = fns.inbound.clone();
+        let Value::Table(t) = host.invoke(&inbound, (req, ctx))? else {
+            return Err(CallError::Shape(
+                "inbound must return {events = …, response = …}".into(),
+            ));
+        };
+        let response = match t.get::<Value>("response")? {
+            Value::Table(r) => response_of(&r)?,
+            Value::Nil => HttpResponse::text(200, "EVENT_RECEIVED"),
+            _ => return Err(CallError::Shape("response must be a table".into())),
+        };
+        let mut events = Vec::new();
+        if let Value::Table(evs) = t.get::<Value>("events")? {
+            for ev in evs.sequence_values::<Table>() {
+                let ev = ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
+                if events.len() >= MAX_EVENTS {
+                    return Err(CallError::Shape("too many events".into()));
+                }
+                match string_field(&ev, "type")?.as_deref() {
+                    Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
+                    other => return Err(CallError::Shape(format!("unknown event type {other:?}"))),
+                }
+            }
+        }
+        Ok(Inbound { events, response })
+    }
+}
+
 impl ChannelAdapter for LuaChannel<'_> {
     fn verify(&self, request: &HttpRequest) -> Result<Verdict, ChannelError> {
         self.generation
-            .call(self.file, |host| {
-                let fns = self.fns(host)?;
-                let Some(f) = fns.verify.clone() else {
-                    return Ok(Verdict::Accept);
-                };
-                let req = request_table(&host.lua, request)?;
-                let ctx = self.ctx(host, fns)?;
-                match host.invoke(&f, (req, ctx))? {
-                    Value::Nil => Ok(Verdict::Accept),
-                    Value::Table(t) => Ok(Verdict::Respond(response_of(&t)?)),
-                    other => Err(CallError::Shape(format!(
-                        "verify returned a {}; expected nil or a response",
-                        other.type_name()
-                    ))),
-                }
-            })
+            .call(self.file, |host| self.verify_in(host, request))
             .map_err(|f| self.err(f))
     }
 
     fn inbound(&self, request: &HttpRequest) -> Result<Inbound, ChannelError> {
         self.generation
-            .call(self.file, |host| {
-                let fns = self.fns(host)?;
-                let req = request_table(&host.lua, request)?;
-                let ctx = self.ctx(host, fns)?;
-                let inbound = fns.inbound.clone();
-                let Value::Table(t) = host.invoke(&inbound, (req, ctx))? else {
-                    return Err(CallError::Shape(
-                        "inbound must return {events = …, response = …}".into(),
-                    ));
-                };
-                let response = match t.get::<Value>("response")? {
-                    Value::Table(r) => response_of(&r)?,
-                    Value::Nil => HttpResponse::text(200, "EVENT_RECEIVED"),
-                    _ => return Err(CallError::Shape("response must be a table".into())),
-                };
-                let mut events = Vec::new();
-                if let Value::Table(evs) = t.get::<Value>("events")? {
-                    for ev in evs.sequence_values::<Table>() {
-                        let ev =
-                            ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
-                        if events.len() >= MAX_EVENTS {
-                            return Err(CallError::Shape("too many events".into()));
-                        }
-                        match string_field(&ev, "type")?.as_deref() {
-                            Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
-                            other => {
-                                return Err(CallError::Shape(format!(
-                                    "unknown event type {other:?}"
-                                )))
-                            }
-                        }
-                    }
-                }
-                Ok(Inbound { events, response })
+            .call(self.file, |host| self.inbound_in(host, request))
+            .map_err(|f| self.err(f))
+    }
+
+    /// Both in one budgeted call: one lock of the generation's state and
+    /// one count, not two (a webhook's whole adapter work).
+    fn receive(&self, request: &HttpRequest) -> Result<Received, ChannelError> {
+        self.generation
+            .call(self.file, |host| match self.verify_in(host, request)? {
+                Verdict::Respond(r) => Ok(Received::Answer(r)),
+                Verdict::Accept => self.inbound_in(host, request).map(Received::Messages),
             })
             .map_err(|f| self.err(f))
     }
