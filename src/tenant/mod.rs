@@ -13,12 +13,14 @@
 mod frames;
 mod hub;
 mod lease;
+mod recovery;
 
 pub use frames::{add_conversation_details, agent_frame, message_json};
 pub use hub::{Hub, Subscription};
 pub use lease::Lease;
 
 use frames::{command_name, frames, Target};
+use recovery::{recovered_engine, report_history};
 
 use crate::auth::Sessions;
 use crate::clock::Clock;
@@ -735,74 +737,6 @@ impl Tenant {
         }
         Some(rx)
     }
-}
-
-/// Events read back per page by [`report_history`].
-const HISTORY_PAGE: usize = 10_000;
-
-/// The journal's events up to `snapshot_seq` (what the latest snapshot
-/// covers) from `reports_days` days before `now` on, in journal order: the
-/// report figures of that time, which the snapshot does not keep. Read
-/// backwards until an event older than that; a failed read is logged and
-/// leaves the figures to what was read (the engine does not need them).
-fn report_history(
-    store: &dyn Store,
-    config: &TenantConfig,
-    snapshot_seq: u64,
-    now: Millis,
-) -> Vec<Event> {
-    let since = now.saturating_sub(config.reports_days.saturating_mul(24 * 3_600_000));
-    let mut events = Vec::new();
-    let mut before = snapshot_seq.saturating_add(1);
-    'pages: while before > 1 && config.reports_days > 0 {
-        let page = match store.events_before(&config.id, before, HISTORY_PAGE) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(tenant = %config.id, error = %e, "reading the journal for the reports");
-                break;
-            }
-        };
-        let Some(&(last, _)) = page.last() else {
-            break;
-        };
-        for (_, ev) in page {
-            // A conversation put back in its queue keeps its first queueing
-            // time: only the other events say where the window ends.
-            let old = !matches!(ev, Event::Queued { .. }) && ev.at().is_some_and(|at| at < since);
-            if old {
-                break 'pages;
-            }
-            events.push(ev);
-        }
-        before = last;
-    }
-    events.reverse();
-    if !events.is_empty() {
-        tracing::info!(tenant = %config.id, events = events.len(), "report figures read back from the journal");
-    }
-    events
-}
-
-/// The tenant's engine as the journal left it: configuration, then the
-/// snapshot, then the events after it.
-fn recovered_engine(config: &TenantConfig, masker: Masker, recovered: Recovered) -> Engine {
-    let mut engine = Engine::new(
-        config.settings(),
-        masker,
-        config.queue_configs(),
-        config.agent_configs(),
-    );
-    engine.seed_roles(config.agents.iter().map(|a| (a.id.clone(), a.role)));
-    if let Some(snap) = recovered.snapshot {
-        engine.restore(snap);
-    }
-    for ev in &recovered.events {
-        engine.apply(ev);
-    }
-    if let Err(e) = engine.check_invariants() {
-        tracing::warn!(tenant = %config.id, error = %e, "recovered state is inconsistent");
-    }
-    engine
 }
 
 /// The requests carrying agents' replies, as the engine decided them (web
