@@ -13,13 +13,16 @@
 mod frames;
 mod hub;
 mod lease;
+mod outbox;
 mod recovery;
 
 pub use frames::{add_conversation_details, agent_frame, message_json};
 pub use hub::{Hub, Subscription};
 pub use lease::Lease;
+pub use outbox::Outgoing;
 
 use frames::{command_name, frames, Target};
+use outbox::channel_requests;
 use recovery::{recovered_engine, report_history};
 
 use crate::auth::Sessions;
@@ -27,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
 use crate::metrics::{Metrics, TenantMetrics};
-use crate::store::{OutboxId, OutboxRow, Recovered, Row, Store, StoreError};
+use crate::store::{Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
@@ -35,14 +38,13 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_core::channel::{
-    ChannelDirectory, ChannelError, Outbound, OutboundContext, OutboundMessage, OutgoingRequest,
-    WEBCHAT,
+    ChannelDirectory, ChannelError, Outbound, OutboundContext, OutboundMessage, WEBCHAT,
 };
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::{AgentState, DeliveryFailure, Millis, DISCONNECTED_REASON};
+use switchboard_core::model::{AgentState, Millis, DISCONNECTED_REASON};
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
-use switchboard_core::{Carrier, Command, CommandError, Event, Extensions, Masker, Output};
+use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,24 +130,6 @@ pub struct Tenant {
 struct Presence {
     sessions: Arc<Sessions>,
     grace_ms: Millis,
-}
-
-/// An agent's reply on its way out through a channel, as the engine
-/// decided it (`message`: the reply's index in the transcript, for
-/// reporting a failure back).
-#[derive(Debug)]
-pub struct Outgoing {
-    pub conversation: u64,
-    pub channel: String,
-    pub message: usize,
-    pub request: OutgoingRequest,
-    /// The files the reply carries, each sent before the text (see
-    /// `crate::channels`); by id, read from the tenant's storage.
-    pub attachments: Vec<switchboard_core::model::Attachment>,
-    /// Whether the reply has a text to send (a reply may be files alone).
-    pub send_text: bool,
-    /// Its row in the store's outbox, marked sent once it is.
-    pub id: OutboxId,
 }
 
 /// The tenant's channels for the engine: web chat built in (replies are
@@ -331,56 +315,6 @@ impl Tenant {
         shadow: Option<crate::shadow::Shadow>,
     ) -> Option<Arc<crate::shadow::Shadow>> {
         self.shadow.swap(shadow.map(Arc::new))
-    }
-
-    /// The receiver of outgoing channel requests (taken once, by the sender task).
-    pub fn take_outbox(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
-        lock(&self.outbox_rx).take()
-    }
-
-    /// A reply the engine handed out did not reach the customer: journal
-    /// it (the agents see `delivery_failed`, the transcript a system line).
-    /// True once settled: journaled, or refused by the engine (nothing to
-    /// journal); false when it may still be journaled later.
-    pub async fn delivery_failed(
-        &self,
-        conversation: u64,
-        message: usize,
-        reason: DeliveryFailure,
-    ) -> bool {
-        let command = Command::DeliveryFailed {
-            conversation,
-            message,
-            reason,
-        };
-        match self.execute(command).await {
-            Ok(_) => true,
-            Err(ExecuteError::Command(e)) => {
-                tracing::warn!(tenant = %self.config.id, conversation, error = %e, "delivery failure refused by the engine");
-                true
-            }
-            Err(e) => {
-                tracing::error!(tenant = %self.config.id, conversation, error = ?e, "delivery failure not journaled");
-                false
-            }
-        }
-    }
-
-    /// The replies committed and not yet sent (the store's outbox).
-    pub async fn outbox_pending(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let (store, key) = (self.store.clone(), self.key.clone());
-        tokio::task::spawn_blocking(move || store.outbox_pending(&key))
-            .await
-            .unwrap_or(Err(StoreError::Stopped))
-    }
-
-    /// Record that the reply `id` was sent (or its failure journaled), under
-    /// this tenant's epoch: refused once another node owns the tenant.
-    pub async fn outbox_sent(&self, ids: Vec<OutboxId>) -> Result<(), StoreError> {
-        let (store, key, epoch) = (self.store.clone(), self.key.clone(), self.epoch);
-        tokio::task::spawn_blocking(move || store.outbox_sent(&key, epoch, &ids))
-            .await
-            .unwrap_or(Err(StoreError::Stopped))
     }
 
     /// Where the tenant's attachments are kept (shared by the nodes of a
@@ -737,43 +671,6 @@ impl Tenant {
         }
         Some(rx)
     }
-}
-
-/// The requests carrying agents' replies, as the engine decided them (web
-/// chat replies are pushed as frames instead), and their rows for the
-/// store's outbox (`seq`: the append's last event).
-fn channel_requests(out: &Output, seq: u64, now: Millis) -> (Vec<Outgoing>, Vec<OutboxRow>) {
-    let mut outgoing = Vec::new();
-    let mut rows = Vec::new();
-    for d in &out.deliveries {
-        let Carrier::Request(request) = &d.carrier else {
-            continue;
-        };
-        let id = OutboxId {
-            seq,
-            n: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-        };
-        rows.push(OutboxRow {
-            id,
-            conversation: d.conversation,
-            message: d.message as u64,
-            channel: d.channel.clone(),
-            customer: d.customer.clone(),
-            author: d.author.to_string(),
-            text: d.text.clone(),
-            at: now,
-        });
-        outgoing.push(Outgoing {
-            conversation: d.conversation,
-            channel: d.channel.clone(),
-            message: d.message,
-            request: request.clone(),
-            attachments: d.attachments.clone(),
-            send_text: !switchboard_core::model::is_blank(&d.text),
-            id,
-        });
-    }
-    (outgoing, rows)
 }
 
 /// A routing policy whose decisions are timed into a histogram.
