@@ -15,17 +15,19 @@ mod hub;
 mod lease;
 mod outbox;
 mod recovery;
+mod timers;
 
 pub use frames::{add_conversation_details, agent_frame, message_json};
 pub use hub::{Hub, Subscription};
 pub use lease::Lease;
 pub use outbox::Outgoing;
+pub use timers::run_timers;
 
 use frames::{command_name, frames, Target};
 use outbox::channel_requests;
 use recovery::{recovered_engine, report_history};
+use timers::Presence;
 
-use crate::auth::Sessions;
 use crate::clock::Clock;
 use crate::config::TenantConfig;
 use crate::generation::TenantGeneration;
@@ -34,7 +36,6 @@ use crate::store::{Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_core::channel::{
@@ -42,7 +43,7 @@ use switchboard_core::channel::{
 };
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::{AgentState, Millis, DISCONNECTED_REASON};
+use switchboard_core::model::Millis;
 use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
@@ -123,13 +124,6 @@ pub struct Tenant {
     inflight: std::sync::atomic::AtomicUsize,
     /// The tenant's tasks (timers, outbox), stopped when it leaves this node.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-/// What the timer needs to end sessions and log out agents who are gone.
-#[derive(Debug)]
-struct Presence {
-    sessions: Arc<Sessions>,
-    grace_ms: Millis,
 }
 
 /// The tenant's channels for the engine: web chat built in (replies are
@@ -497,102 +491,6 @@ impl Tenant {
         self.sweep_agents().await;
     }
 
-    /// Connect the tenant's timer to the server's sessions: from then on it
-    /// ends expired sessions (closing their sockets) and logs out agents
-    /// with no live session or with no socket for longer than `grace_ms`.
-    pub fn attach_sessions(&self, sessions: Arc<Sessions>, grace_ms: Millis) {
-        if self.presence.set(Presence { sessions, grace_ms }).is_err() {
-            tracing::warn!(tenant = %self.config.id, "sessions attached twice");
-        }
-        self.timer.notify_one();
-    }
-
-    /// When the timer next has work: an offer or archive deadline, a
-    /// session expiry, or the end of an away agent's grace period.
-    pub fn next_deadline(&self) -> Option<Millis> {
-        let engine = self.read(|e| e.next_deadline());
-        let Some(p) = self.presence.get() else {
-            return engine;
-        };
-        let session = p.sessions.next_expiry(&self.key);
-        let away = self
-            .hub
-            .away()
-            .into_iter()
-            .map(|(_, since)| since.saturating_add(p.grace_ms))
-            .min();
-        [engine, session, away].into_iter().flatten().min()
-    }
-
-    /// End the sessions expired now (their sockets are closed) and log out
-    /// through the engine every agent who is gone: no live session, or no
-    /// socket for longer than the grace period. Their pending offers go
-    /// back to the queue at once.
-    async fn sweep_agents(&self) {
-        let Some(p) = self.presence.get() else {
-            return;
-        };
-        let now = self.clock.now();
-        for s in p.sessions.expire(&self.key, now) {
-            self.hub.close_session(&s.agent, &s.id);
-            tracing::info!(tenant = %self.config.id, agent = %s.agent, "session expired");
-        }
-        // Agents who could be offered work (the others need no watching).
-        let watched: HashSet<String> = self.read(|e| {
-            e.agents()
-                .filter(|a| match &a.state {
-                    AgentState::LoggedOut => false,
-                    AgentState::Idle { reason } => {
-                        reason != DISCONNECTED_REASON || !a.offers.is_empty()
-                    }
-                    AgentState::Available | AgentState::Rona => true,
-                })
-                .map(|a| a.config.id.clone())
-                .collect()
-        });
-        for (agent, _) in self.hub.away() {
-            if !watched.contains(&agent) {
-                self.hub.forget_away(&agent);
-            }
-        }
-        for agent in watched {
-            let has_session = p.sessions.has_live(&self.key, &agent, now);
-            let away_too_long = self
-                .hub
-                .away_since(&agent)
-                .is_some_and(|since| since.saturating_add(p.grace_ms) <= now);
-            if has_session && !away_too_long {
-                // After a restart nobody is connected yet: start the grace.
-                self.hub.away_unless_connected(&agent, now);
-                continue;
-            }
-            let why = if has_session { "away" } else { "no_session" };
-            match self
-                .execute(Command::AgentGone {
-                    agent: agent.clone(),
-                })
-                .await
-            {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(tenant = %self.config.id, agent = %agent, error = ?e, "could not log out an agent who is gone");
-                }
-            }
-            self.hub.forget_away(&agent);
-            let logged_out = self.read(|e| {
-                e.agent(&agent)
-                    .is_some_and(|a| a.state == AgentState::LoggedOut)
-            });
-            if logged_out {
-                // No session may outlive its agent's login.
-                for s in p.sessions.revoke_agent(&self.key, &agent) {
-                    self.hub.close_session(&s.agent, &s.id);
-                }
-            }
-            tracing::info!(tenant = %self.config.id, agent = %agent, reason = why, logged_out, "agent gone");
-        }
-    }
-
     /// Under the engine lock: number the events, hand them to the journal
     /// with the frames to publish once they are committed.
     fn journal_and_publish(
@@ -708,22 +606,5 @@ impl RoutingPolicy for TimedRouting<'_> {
 
     fn generation(&self) -> u64 {
         self.inner.generation()
-    }
-}
-
-/// Drive the tenant's timers until the process ends.
-pub async fn run_timers(tenant: Arc<Tenant>) {
-    loop {
-        let next = tenant.next_deadline();
-        let now = tenant.now();
-        let wait = match next {
-            Some(d) => d.saturating_sub(now),
-            None => 60_000,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
-            _ = tenant.timer.notified() => {}
-        }
-        tenant.tick().await;
     }
 }
