@@ -10,6 +10,7 @@
 //! **Invariant:** raw customer text is never logged here: logs carry event
 //! types and ids only.
 
+mod extensions;
 mod frames;
 mod hub;
 mod lease;
@@ -23,6 +24,7 @@ pub use lease::Lease;
 pub use outbox::Outgoing;
 pub use timers::run_timers;
 
+use extensions::{Directory, TimedRouting};
 use frames::{command_name, frames, Target};
 use outbox::channel_requests;
 use recovery::{recovered_engine, report_history};
@@ -34,17 +36,12 @@ use crate::generation::TenantGeneration;
 use crate::metrics::{Metrics, TenantMetrics};
 use crate::store::{Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
-use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use switchboard_core::channel::{
-    ChannelDirectory, ChannelError, Outbound, OutboundContext, OutboundMessage, WEBCHAT,
-};
+use switchboard_core::channel::WEBCHAT;
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
-use switchboard_core::model::Millis;
-use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
 
@@ -124,33 +121,6 @@ pub struct Tenant {
     inflight: std::sync::atomic::AtomicUsize,
     /// The tenant's tasks (timers, outbox), stopped when it leaves this node.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-/// The tenant's channels for the engine: web chat built in (replies are
-/// pushed on the visitor's socket), every other channel through the
-/// generation's adapter (plugin, else script).
-struct Directory<'a> {
-    generation: &'a TenantGeneration,
-}
-
-impl ChannelDirectory for Directory<'_> {
-    fn outbound(
-        &self,
-        channel: &str,
-        message: &OutboundMessage,
-        ctx: &OutboundContext,
-    ) -> Option<Result<Outbound, ChannelError>> {
-        if channel == WEBCHAT {
-            return Some(Ok(Outbound::Push));
-        }
-        let adapter = self.generation.channel(channel)?;
-        let answer = adapter.outbound(message, ctx);
-        if answer.is_err() {
-            // Not the adapter's message: a script's error may quote the reply.
-            tracing::warn!(channel = %channel, "channel adapter failed to build a reply");
-        }
-        Some(answer)
-    }
 }
 
 impl std::fmt::Debug for Tenant {
@@ -568,43 +538,5 @@ impl Tenant {
             );
         }
         Some(rx)
-    }
-}
-
-/// A routing policy whose decisions are timed into a histogram.
-struct TimedRouting<'a> {
-    inner: &'a dyn RoutingPolicy,
-    seconds: &'a Histogram,
-    /// The shadow policy told of each decision, and the time.
-    shadow: Option<(&'a crate::shadow::Shadow, Millis)>,
-}
-
-impl RoutingPolicy for TimedRouting<'_> {
-    fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
-        self.inner.entry(conversation)
-    }
-
-    fn route(
-        &self,
-        conversation: &ConversationView<'_>,
-        candidates: &[Candidate<'_>],
-    ) -> RouteDecision {
-        let started = std::time::Instant::now();
-        let decision = self.inner.route(conversation, candidates);
-        self.seconds.observe(started.elapsed().as_secs_f64());
-        if let Some((shadow, now)) = self.shadow {
-            shadow.observe(
-                now,
-                conversation,
-                candidates,
-                &decision,
-                self.inner.generation(),
-            );
-        }
-        decision
-    }
-
-    fn generation(&self) -> u64 {
-        self.inner.generation()
     }
 }
