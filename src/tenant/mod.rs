@@ -1,6 +1,12 @@
-//! A tenant at run time: its engine behind a lock, the journaling of its
-//! events, their fan-out to agent sessions and web chat visitors, and its
-//! timer.
+//! A tenant at run time: its engine behind a lock, and the one straight
+//! path every change takes ([`Tenant::execute`] for commands,
+//! [`Tenant::tick`] for timers): lock → handle → journal (fenced append)
+//! → after the commit, publish and hand replies to the outbox. What hangs
+//! off that path lives beside it: `hub` (sockets and presence), `frames`
+//! (the JSON on the wire), `outbox` (replies on their way to a channel),
+//! `timers` (the timer task and the presence sweep), `lease` (this node's
+//! right to write), `recovery` (the engine and reports read back),
+//! `extensions` (what the engine is handed).
 //!
 //! **Invariant:** events are numbered and handed to the journal while the
 //! engine lock is held; the journal writer publishes them after the commit,
@@ -42,6 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_core::channel::WEBCHAT;
 use switchboard_core::engine::Engine;
 use switchboard_core::lua::ScriptError;
+use switchboard_core::model::Millis;
 use switchboard_core::{Command, CommandError, Event, Extensions, Masker, Output};
 use tokio::sync::{mpsc, Notify};
 
@@ -296,6 +303,38 @@ impl Tenant {
     /// published).
     pub async fn execute(&self, command: Command) -> Result<Output, ExecuteError> {
         let kind = command_name(&command);
+        let result = self
+            .run(kind, true, |engine, now, ext| {
+                let started = std::time::Instant::now();
+                let result = engine.handle(command, now, ext);
+                self.metrics
+                    .command_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                result
+            })
+            .await;
+        if let Err(ExecuteError::Command(e)) = &result {
+            tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused");
+        }
+        result
+    }
+
+    /// The one path every change of the tenant takes, commands and timers
+    /// alike. Under the engine lock: the lease, then `step` on the engine
+    /// at the clock's `now` with the live generation's extensions (routing
+    /// timed and shown to the shadow, so re-offers after a RONA count
+    /// too), then its events numbered and handed to the journal with what
+    /// to publish and send once committed ([`Tenant::journal_and_publish`]).
+    /// Off the lock: wake the timer when the next deadline moved
+    /// (`wake_timer`; not when the timer itself runs), then wait for the
+    /// commit. A stale epoch fences the tenant here; any other failed
+    /// commit rebuilds the engine from the journal ([`Tenant::resync`]).
+    async fn run(
+        &self,
+        what: &'static str,
+        wake_timer: bool,
+        step: impl FnOnce(&mut Engine, Millis, &Extensions<'_>) -> Result<Output, CommandError>,
+    ) -> Result<Output, ExecuteError> {
         let (out, committed, rearm, rebuilds) = {
             let mut inner = lock(&self.inner);
             if !self.lease.valid() {
@@ -317,19 +356,10 @@ impl Tenant {
                 wrapup: &*gen,
                 channels: &channels,
             };
-            let started = std::time::Instant::now();
-            let result = inner.engine.handle(command, now, &ext);
-            self.metrics
-                .command_seconds
-                .observe(started.elapsed().as_secs_f64());
-            let out = match result {
-                Ok(out) => out,
-                Err(e) => {
-                    tracing::debug!(tenant = %self.config.id, command = kind, error = %e, "command refused");
-                    return Err(e.into());
-                }
-            };
-            tracing::debug!(tenant = %self.config.id, command = kind, events = out.emitted.len(), "command");
+            let out = step(&mut inner.engine, now, &ext)?;
+            if !out.emitted.is_empty() {
+                tracing::debug!(tenant = %self.config.id, command = what, events = out.emitted.len(), "events");
+            }
             let committed = self.journal_and_publish(&mut inner, &out);
             if committed.is_some() {
                 self.inflight.fetch_add(1, Ordering::SeqCst);
@@ -343,7 +373,7 @@ impl Tenant {
         };
         // The timer task sleeps until the earliest deadline: wake it only
         // when that changed.
-        if rearm {
+        if rearm && wake_timer {
             self.timer.notify_one();
         }
         if let Some(rx) = committed {
@@ -358,10 +388,11 @@ impl Tenant {
                     // Deposed: another node owns the tenant now. Nothing
                     // of this is stored; stop writing and let the node
                     // drop the tenant (no resync: the journal is theirs).
-                    tracing::warn!(tenant = %self.config.id, epoch = self.epoch, "append refused: stale epoch; the tenant is fenced here");
+                    tracing::warn!(tenant = %self.config.id, epoch = self.epoch, command = what, "append refused: stale epoch; the tenant is fenced here");
                     self.lease.mark_stale();
                     return Err(ExecuteError::Moved);
                 }
+                tracing::error!(tenant = %self.config.id, command = what, error = %e, "events not journaled");
                 self.resync(rebuilds);
                 return Err(ExecuteError::Storage(e));
             }
@@ -409,54 +440,17 @@ impl Tenant {
     /// Expire due offers, end expired sessions and log out agents who are
     /// gone; returns once the events are journaled.
     pub async fn tick(&self) {
-        let (committed, rebuilds) = {
-            let mut inner = lock(&self.inner);
-            if !self.lease.valid() {
-                return;
-            }
-            let now = self.clock.now();
-            let gen = self.generation.load_full();
-            gen.set_now(now);
-            // Re-offers after a RONA are routing decisions too: timed alike.
-            let shadow = self.shadow.load();
-            let routing = TimedRouting {
-                inner: &*gen,
-                seconds: &self.metrics.routing_seconds,
-                shadow: shadow.as_deref().map(|s| (s, now)),
-            };
-            let channels = Directory { generation: &gen };
-            let ext = Extensions {
-                routing: &routing,
-                wrapup: &*gen,
-                channels: &channels,
-            };
-            let out = inner.engine.tick(now, &ext);
-            let committed = if out.emitted.is_empty() {
-                None
-            } else {
-                tracing::debug!(tenant = %self.config.id, events = out.emitted.len(), "timers");
-                self.journal_and_publish(&mut inner, &out)
-            };
-            if committed.is_some() {
-                self.inflight.fetch_add(1, Ordering::SeqCst);
-            }
-            (committed, inner.rebuilds)
-        };
-        if let Some(rx) = committed {
-            let answer = rx.await;
-            self.inflight.fetch_sub(1, Ordering::SeqCst);
-            match answer {
-                Ok(Err(StoreError::StaleEpoch { .. })) => {
-                    tracing::warn!(tenant = %self.config.id, "timer events refused: stale epoch; the tenant is fenced here");
-                    self.lease.mark_stale();
-                    return;
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(tenant = %self.config.id, error = %e, "timer events not journaled");
-                    self.resync(rebuilds);
-                }
-                _ => {}
-            }
+        let result = self
+            .run(
+                "timers",
+                false,
+                |engine, now, ext| Ok(engine.tick(now, ext)),
+            )
+            .await;
+        // Fenced or moved: the sessions are the new owner's to sweep. A
+        // failed commit was logged and the engine rebuilt on the way.
+        if let Err(ExecuteError::Moved) = result {
+            return;
         }
         self.sweep_agents().await;
     }
