@@ -22,13 +22,15 @@ pub(super) enum Target {
     Monitor(ConversationId),
 }
 
-/// The frames an output sends: to agents (their projection of each event)
-/// and to web chat visitors (notices and the agents' raw replies).
+/// The frames an output sends: to agents (their projection of each event),
+/// to web chat visitors (notices and the agents' raw replies) and to the
+/// supervisors monitoring a conversation (`monitored`).
 pub(super) fn frames(
     engine: &Engine,
     tenant: &str,
     out: &Output,
     now: u64,
+    monitored: impl Fn(ConversationId) -> bool,
 ) -> Vec<(Target, Arc<str>)> {
     let mut frames = Vec::new();
     for emitted in &out.emitted {
@@ -69,6 +71,17 @@ pub(super) fn frames(
                 Target::Visitor(d.customer.clone()),
                 frame.to_string().into(),
             ));
+        }
+    }
+    // Supervisors monitoring a conversation get the agents' frame of each
+    // of its events but its creation (which holds the customer's raw id).
+    for e in &out.emitted {
+        let Some(id) = e.event.conversation() else {
+            continue;
+        };
+        if !matches!(e.event, Event::ConversationCreated { .. }) && monitored(id) {
+            let frame = json!({"type": "monitor", "event": agent_frame(engine, &e.event)});
+            frames.push((Target::Monitor(id), frame.to_string().into()));
         }
     }
     frames

@@ -42,7 +42,6 @@ use crate::generation::TenantGeneration;
 use crate::metrics::{Metrics, TenantMetrics};
 use crate::store::{Recovered, Row, Store, StoreError};
 use arc_swap::ArcSwap;
-use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_core::channel::WEBCHAT;
@@ -476,17 +475,9 @@ impl Tenant {
             });
         }
         self.metrics.record(&inner.engine, out);
-        let mut frames = frames(&inner.engine, self.id(), out, self.clock.now());
-        for e in &out.emitted {
-            let Some(id) = e.event.conversation() else {
-                continue;
-            };
-            if !matches!(e.event, Event::ConversationCreated { .. }) && self.hub.is_monitored(id) {
-                let frame =
-                    json!({"type": "monitor", "event": agent_frame(&inner.engine, &e.event)});
-                frames.push((Target::Monitor(id), frame.to_string().into()));
-            }
-        }
+        let frames = frames(&inner.engine, self.id(), out, self.clock.now(), |id| {
+            self.hub.is_monitored(id)
+        });
         let (outgoing, replies) = channel_requests(out, inner.last_seq, self.clock.now());
         // The console and reports need no transcript texts.
         let console: Vec<Event> = out
