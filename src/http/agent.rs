@@ -676,8 +676,14 @@ async fn history_transcript(
     Ok(Json(json!({ "conversation": past, "messages": messages })))
 }
 
-/// Answer of a successful action: the events it caused for this agent.
-fn done(a: &Agent, out: switchboard_core::Output) -> Response {
+/// The one path of an agent's action on a conversation: the command
+/// `make` builds for the session's agent (authenticated by the [`Agent`]
+/// extractor), run on its tenant and answered once journaled: 200
+/// `{"events": [...]}`, the events it caused for this agent; a refusal is
+/// the engine's 404 / 409 / 422, a failed commit or a tenant on the move
+/// 503 (`AppError` from `ExecuteError`).
+async fn act(a: &Agent, make: impl FnOnce(String) -> Command) -> Result<Response, AppError> {
+    let out = a.tenant.execute(make(a.agent.clone())).await?;
     let events: Vec<Value> = a.tenant.read(|e| {
         out.emitted
             .iter()
@@ -685,18 +691,15 @@ fn done(a: &Agent, out: switchboard_core::Output) -> Response {
             .map(|em| agent_frame(e, &em.event))
             .collect()
     });
-    (StatusCode::OK, Json(json!({ "events": events }))).into_response()
+    Ok((StatusCode::OK, Json(json!({ "events": events }))).into_response())
 }
 
 async fn accept(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::Accept {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::Accept {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -717,16 +720,13 @@ async fn send_message(
 ) -> Result<Response, AppError> {
     let attachments =
         super::attachments::reply_attachments(&a.tenant, id, body.attachments).await?;
-    let out = a
-        .tenant
-        .execute(Command::AgentMessage {
-            agent: a.agent.clone(),
-            conversation: id,
-            text: body.text,
-            attachments,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::AgentMessage {
+        agent,
+        conversation: id,
+        text: body.text,
+        attachments,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -751,15 +751,12 @@ async fn transfer(
             ))
         }
     };
-    let out = a
-        .tenant
-        .execute(Command::Transfer {
-            agent: a.agent.clone(),
-            conversation: id,
-            to,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::Transfer {
+        agent,
+        conversation: id,
+        to,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -772,48 +769,36 @@ async fn conference(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<ConferenceBody>,
 ) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::InviteToConference {
-            agent: a.agent.clone(),
-            conversation: id,
-            invitee: body.agent,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::InviteToConference {
+        agent,
+        conversation: id,
+        invitee: body.agent,
+    })
+    .await
 }
 
 async fn end_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::EndConference {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::EndConference {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 async fn leave_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::LeaveConference {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::LeaveConference {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 async fn end(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::End {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::End {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -826,13 +811,10 @@ async fn wrapup(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<WrapupBody>,
 ) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::WrapUp {
-            agent: a.agent.clone(),
-            conversation: id,
-            reason: body.reason,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::WrapUp {
+        agent,
+        conversation: id,
+        reason: body.reason,
+    })
+    .await
 }
