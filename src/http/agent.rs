@@ -5,7 +5,7 @@ use super::{bearer, query_param, AppError, JsonBody, Shared};
 use crate::auth::Session;
 use crate::passwords::Busy;
 use crate::sender_actions::Action as SenderAction;
-use crate::tenant::{add_conversation_details, agent_frame, Tenant};
+use crate::tenant::{add_conversation_details, agent_frame, agent_name, Tenant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -217,13 +217,13 @@ async fn login(
     // The desktop has the grace period to connect its socket.
     tenant.hub.away_unless_connected(&body.agent, now);
     tenant.timer.notify_one();
-    let name = tenant.read(|e| e.agent(&body.agent).map(|a| a.config.name.clone()));
+    let name = tenant.read(|e| agent_name(e, &body.agent));
     tracing::info!(tenant = %body.tenant, agent = %body.agent, client = %addr, "agent logged in");
     Ok(Json(json!({
         "token": token,
         "tenant": body.tenant,
         "agent": body.agent,
-        "name": name.unwrap_or_else(|| body.agent.clone()),
+        "name": name,
     })))
 }
 
@@ -459,10 +459,7 @@ async fn responses(a: Agent, Query(q): Query<ResponsesQuery>) -> Result<Json<Val
             .conversation(q.conversation)
             .filter(|c| c.concerns(&a.agent))
             .ok_or(AppError::NotFound("conversation"))?;
-        let agent_name = e
-            .agent(&a.agent)
-            .map(|ag| ag.config.name.clone())
-            .unwrap_or_else(|| a.agent.clone());
+        let own_name = agent_name(e, &a.agent);
         let queue_name = e
             .queue(&c.queue)
             .map(|qc| qc.name.clone())
@@ -474,7 +471,7 @@ async fn responses(a: Agent, Query(q): Query<ResponsesQuery>) -> Result<Json<Val
                 json!({
                     "code": r.code,
                     "title": r.title,
-                    "text": r.fill(&c.customer_name, &agent_name, &queue_name),
+                    "text": r.fill(&c.customer_name, &own_name, &queue_name),
                     "language": r.language,
                 })
             })
@@ -586,10 +583,7 @@ fn active_participant(a: &Agent, id: ConversationId) -> Result<(String, String, 
             if !matches!(c.state, S::Active | S::ConferenceRequested | S::Conference) {
                 return Err(AppError::Conflict("the conversation is not active".into()));
             }
-            let name = e
-                .agent(&a.agent)
-                .map(|x| x.config.name.clone())
-                .unwrap_or_else(|| a.agent.clone());
+            let name = agent_name(e, &a.agent);
             Ok((c.channel.clone(), c.customer.clone(), name))
         }
         _ => Err(AppError::NotFound("conversation")),

@@ -54,10 +54,7 @@ pub(super) fn frames(
     }
     for d in &out.deliveries {
         if d.carrier == Carrier::Push {
-            let author = engine
-                .agent(&d.author)
-                .map(|a| a.config.name.clone())
-                .unwrap_or_else(|| d.author.clone());
+            let author = agent_name(engine, &d.author);
             let frame = json!({
                 "type": "message",
                 "conversation": d.conversation,
@@ -178,7 +175,7 @@ pub fn agent_frame(engine: &Engine, ev: &Event) -> Value {
 }
 
 /// An agent's display name (its id when unknown).
-fn agent_name(engine: &Engine, agent: &str) -> String {
+pub fn agent_name(engine: &Engine, agent: &str) -> String {
     engine
         .agent(agent)
         .map(|a| a.config.name.clone())

@@ -24,7 +24,7 @@ mod outbox;
 mod recovery;
 mod timers;
 
-pub use frames::{add_conversation_details, agent_frame, message_json};
+pub use frames::{add_conversation_details, agent_frame, agent_name, message_json};
 pub use hub::{Hub, Subscription};
 pub use lease::Lease;
 pub use outbox::Outgoing;
