@@ -5,7 +5,7 @@ use super::{bearer, query_param, AppError, JsonBody, Shared};
 use crate::auth::Session;
 use crate::passwords::Busy;
 use crate::sender_actions::Action as SenderAction;
-use crate::tenant::{add_conversation_details, agent_frame, Tenant};
+use crate::tenant::{add_conversation_details, agent_frame, agent_name, Tenant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -217,13 +217,13 @@ async fn login(
     // The desktop has the grace period to connect its socket.
     tenant.hub.away_unless_connected(&body.agent, now);
     tenant.timer.notify_one();
-    let name = tenant.read(|e| e.agent(&body.agent).map(|a| a.config.name.clone()));
+    let name = tenant.read(|e| agent_name(e, &body.agent));
     tracing::info!(tenant = %body.tenant, agent = %body.agent, client = %addr, "agent logged in");
     Ok(Json(json!({
         "token": token,
         "tenant": body.tenant,
         "agent": body.agent,
-        "name": name.unwrap_or_else(|| body.agent.clone()),
+        "name": name,
     })))
 }
 
@@ -459,10 +459,7 @@ async fn responses(a: Agent, Query(q): Query<ResponsesQuery>) -> Result<Json<Val
             .conversation(q.conversation)
             .filter(|c| c.concerns(&a.agent))
             .ok_or(AppError::NotFound("conversation"))?;
-        let agent_name = e
-            .agent(&a.agent)
-            .map(|ag| ag.config.name.clone())
-            .unwrap_or_else(|| a.agent.clone());
+        let own_name = agent_name(e, &a.agent);
         let queue_name = e
             .queue(&c.queue)
             .map(|qc| qc.name.clone())
@@ -474,7 +471,7 @@ async fn responses(a: Agent, Query(q): Query<ResponsesQuery>) -> Result<Json<Val
                 json!({
                     "code": r.code,
                     "title": r.title,
-                    "text": r.fill(&c.customer_name, &agent_name, &queue_name),
+                    "text": r.fill(&c.customer_name, &own_name, &queue_name),
                     "language": r.language,
                 })
             })
@@ -586,10 +583,7 @@ fn active_participant(a: &Agent, id: ConversationId) -> Result<(String, String, 
             if !matches!(c.state, S::Active | S::ConferenceRequested | S::Conference) {
                 return Err(AppError::Conflict("the conversation is not active".into()));
             }
-            let name = e
-                .agent(&a.agent)
-                .map(|x| x.config.name.clone())
-                .unwrap_or_else(|| a.agent.clone());
+            let name = agent_name(e, &a.agent);
             Ok((c.channel.clone(), c.customer.clone(), name))
         }
         _ => Err(AppError::NotFound("conversation")),
@@ -676,8 +670,14 @@ async fn history_transcript(
     Ok(Json(json!({ "conversation": past, "messages": messages })))
 }
 
-/// Answer of a successful action: the events it caused for this agent.
-fn done(a: &Agent, out: switchboard_core::Output) -> Response {
+/// The one path of an agent's action on a conversation: the command
+/// `make` builds for the session's agent (authenticated by the [`Agent`]
+/// extractor), run on its tenant and answered once journaled: 200
+/// `{"events": [...]}`, the events it caused for this agent; a refusal is
+/// the engine's 404 / 409 / 422, a failed commit or a tenant on the move
+/// 503 (`AppError` from `ExecuteError`).
+async fn act(a: &Agent, make: impl FnOnce(String) -> Command) -> Result<Response, AppError> {
+    let out = a.tenant.execute(make(a.agent.clone())).await?;
     let events: Vec<Value> = a.tenant.read(|e| {
         out.emitted
             .iter()
@@ -685,18 +685,15 @@ fn done(a: &Agent, out: switchboard_core::Output) -> Response {
             .map(|em| agent_frame(e, &em.event))
             .collect()
     });
-    (StatusCode::OK, Json(json!({ "events": events }))).into_response()
+    Ok((StatusCode::OK, Json(json!({ "events": events }))).into_response())
 }
 
 async fn accept(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::Accept {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::Accept {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -717,16 +714,13 @@ async fn send_message(
 ) -> Result<Response, AppError> {
     let attachments =
         super::attachments::reply_attachments(&a.tenant, id, body.attachments).await?;
-    let out = a
-        .tenant
-        .execute(Command::AgentMessage {
-            agent: a.agent.clone(),
-            conversation: id,
-            text: body.text,
-            attachments,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::AgentMessage {
+        agent,
+        conversation: id,
+        text: body.text,
+        attachments,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -751,15 +745,12 @@ async fn transfer(
             ))
         }
     };
-    let out = a
-        .tenant
-        .execute(Command::Transfer {
-            agent: a.agent.clone(),
-            conversation: id,
-            to,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::Transfer {
+        agent,
+        conversation: id,
+        to,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -772,48 +763,36 @@ async fn conference(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<ConferenceBody>,
 ) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::InviteToConference {
-            agent: a.agent.clone(),
-            conversation: id,
-            invitee: body.agent,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::InviteToConference {
+        agent,
+        conversation: id,
+        invitee: body.agent,
+    })
+    .await
 }
 
 async fn end_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::EndConference {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::EndConference {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 async fn leave_conference(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::LeaveConference {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::LeaveConference {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 async fn end(a: Agent, Path(id): Path<ConversationId>) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::End {
-            agent: a.agent.clone(),
-            conversation: id,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::End {
+        agent,
+        conversation: id,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -826,13 +805,10 @@ async fn wrapup(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<WrapupBody>,
 ) -> Result<Response, AppError> {
-    let out = a
-        .tenant
-        .execute(Command::WrapUp {
-            agent: a.agent.clone(),
-            conversation: id,
-            reason: body.reason,
-        })
-        .await?;
-    Ok(done(&a, out))
+    act(&a, |agent| Command::WrapUp {
+        agent,
+        conversation: id,
+        reason: body.reason,
+    })
+    .await
 }
