@@ -2,9 +2,9 @@
 //! batch of events (after the journal commit, in journal order), it keeps
 //! what the engine does not (since when each agent is in its state, since
 //! when each conversation is handled), the report figures
-//! ([`crate::reports::Reports`]), a change counter the console sockets
-//! wait on, and its own copy of the rows the live view shows (the
-//! projection).
+//! ([`crate::reports::Reports`]), and its own copy of the rows the live
+//! view shows (the projection), whose version the console sockets wait
+//! on.
 //!
 //! **Invariant:** supervisors never read the engine. The projection is
 //! seeded from the engine once, when the tenant starts and after a resync
@@ -258,9 +258,87 @@ struct Projection {
     agent_since: HashMap<String, Millis>,
     /// Since when each conversation is handled by its agent.
     handled_since: HashMap<ConversationId, Millis>,
+    /// Each queue's figures, kept as rows change (by queue id, listed or
+    /// not), so a frame costs the queues, not the conversations.
+    figures: HashMap<String, Figures>,
+}
+
+/// One queue's figures.
+#[derive(Debug, Default)]
+struct Figures {
+    /// Its queued conversations by queueing time (the oldest first).
+    waiting: BTreeSet<(Millis, ConversationId)>,
+    offered: u64,
+    available: u64,
+    busy: u64,
 }
 
 impl Projection {
+    /// Add (or take back) a conversation row's part of its queue's figures.
+    fn count_conversation(&mut self, c: &ConversationRow, add: bool) {
+        let f = self.figures.entry(c.queue.clone()).or_default();
+        match c.state {
+            ConversationState::Queued => {
+                if add {
+                    f.waiting.insert((c.queued_at, c.id));
+                } else {
+                    f.waiting.remove(&(c.queued_at, c.id));
+                }
+            }
+            ConversationState::Offered if add => f.offered += 1,
+            ConversationState::Offered => f.offered = f.offered.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    /// Add (or take back) an agent row's part of its queues' figures.
+    fn count_agent(&mut self, a: &AgentRow, add: bool) {
+        let available = a.can_take_more();
+        let busy = !available && a.load > 0 && a.state != AgentState::LoggedOut;
+        for q in &a.queues {
+            let f = self.figures.entry(q.clone()).or_default();
+            let n = if available {
+                &mut f.available
+            } else if busy {
+                &mut f.busy
+            } else {
+                continue;
+            };
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
+    /// Every queue's figures from the rows (a seed).
+    fn count_all(&mut self) {
+        self.figures.clear();
+        let conversations: Vec<ConversationRow> = self.conversations.values().cloned().collect();
+        for c in &conversations {
+            self.count_conversation(c, true);
+        }
+        let agents: Vec<AgentRow> = self.agents.values().cloned().collect();
+        for a in &agents {
+            self.count_agent(a, true);
+        }
+    }
+
+    fn put_agent(&mut self, a: AgentRow) {
+        if let Some(old) = self.agents.remove(&a.id) {
+            self.count_agent(&old, false);
+        }
+        self.count_agent(&a, true);
+        self.agents.insert(a.id.clone(), a);
+    }
+
+    fn put_conversation(&mut self, id: ConversationId, row: Option<ConversationRow>) {
+        if let Some(old) = self.conversations.remove(&id) {
+            self.count_conversation(&old, false);
+        }
+        if let Some(c) = row {
+            self.count_conversation(&c, true);
+            self.conversations.insert(id, c);
+        }
+    }
+
     fn note(&mut self, key: Key) {
         self.log.push_back((self.version, key));
         while self.log.len() > LOG_KEPT {
@@ -271,52 +349,19 @@ impl Projection {
     }
 
     fn queue_json(&self, now: Millis) -> Vec<Value> {
-        // Per queue: waiting, oldest queued, offered, available, busy.
-        let mut figures: HashMap<&str, (u64, Option<Millis>, u64, u64, u64)> = self
-            .queues
-            .iter()
-            .map(|q| (q.id.as_str(), (0, None, 0, 0, 0)))
-            .collect();
-        for c in self.conversations.values() {
-            if let Some(f) = figures.get_mut(c.queue.as_str()) {
-                match c.state {
-                    ConversationState::Queued => {
-                        f.0 += 1;
-                        f.1 = Some(f.1.map_or(c.queued_at, |o| o.min(c.queued_at)));
-                    }
-                    ConversationState::Offered => f.2 += 1,
-                    _ => {}
-                }
-            }
-        }
-        for a in self.agents.values() {
-            let available = a.can_take_more();
-            let busy = !available && a.load > 0 && a.state != AgentState::LoggedOut;
-            for q in &a.queues {
-                if let Some(f) = figures.get_mut(q.as_str()) {
-                    if available {
-                        f.3 += 1;
-                    } else if busy {
-                        f.4 += 1;
-                    }
-                }
-            }
-        }
         self.queues
             .iter()
             .map(|q| {
-                let (waiting, oldest, offered, available, busy) = figures
-                    .get(q.id.as_str())
-                    .copied()
-                    .unwrap_or((0, None, 0, 0, 0));
+                let f = self.figures.get(&q.id);
+                let oldest = f.and_then(|f| f.waiting.first()).map(|(at, _)| *at);
                 json!({
                     "id": q.id,
                     "name": q.name,
-                    "waiting": waiting,
+                    "waiting": f.map_or(0, |f| f.waiting.len()),
                     "longest_wait_ms": oldest.map_or(0, |o| now.saturating_sub(o)),
-                    "offered": offered,
-                    "agents_available": available,
-                    "agents_busy": busy,
+                    "offered": f.map_or(0, |f| f.offered),
+                    "agents_available": f.map_or(0, |f| f.available),
+                    "agents_busy": f.map_or(0, |f| f.busy),
                 })
             })
             .collect()
@@ -475,7 +520,18 @@ impl Feed {
             }
         }
         lock(&self.reports).record(events, now);
-        self.changes.send_modify(|n| *n += 1);
+        self.wake();
+    }
+
+    /// Wake the sockets when a row changed (not for a message, a receipt:
+    /// fifty sockets woken per message cost more than their frames).
+    fn wake(&self) {
+        let version = lock(&self.projection).version;
+        self.changes.send_if_modified(|n| {
+            let moved = *n != version;
+            *n = version;
+            moved
+        });
     }
 
     /// The whole projection from the engine, under its lock: at start and
@@ -498,8 +554,9 @@ impl Feed {
             .filter_map(ConversationRow::of)
             .map(|c| (c.id, c))
             .collect();
+        p.count_all();
         drop(p);
-        self.changes.send_modify(|n| *n += 1);
+        self.wake();
     }
 
     /// A committed batch's rows (after the commit, in journal order; a
@@ -521,7 +578,7 @@ impl Feed {
                 changed = true;
                 p.version = version;
                 p.note(Key::Agent(a.id.clone()));
-                p.agents.insert(a.id.clone(), a);
+                p.put_agent(a);
             }
         }
         for (id, row) in changes.conversations {
@@ -535,15 +592,12 @@ impl Feed {
             changed = true;
             p.version = version;
             p.note(Key::Conversation(id));
-            match row {
-                Some(r) => p.conversations.insert(id, r),
-                None => p.conversations.remove(&id),
-            };
+            p.put_conversation(id, row);
         }
         p.version = if changed { version } else { p.version };
     }
 
-    /// A receiver woken on every recorded batch.
+    /// A receiver woken when the rows change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

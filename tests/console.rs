@@ -1169,6 +1169,39 @@ async fn the_projection_equals_the_engine_after_a_scripted_sequence() {
             }
         }
     }
+    // The queue figures (kept as rows change) are those the rows give
+    // (in the demo every agent is in both queues).
+    let convs = overview["conversations"].as_array().expect("conversations");
+    let agents = overview["agents"].as_array().expect("agents");
+    let queued_agents = || {
+        agents
+            .iter()
+            .filter(|a| ["alice", "bob", "carol"].contains(&a["id"].as_str().unwrap_or_default()))
+    };
+    let free =
+        |a: &&Value| a["state"] == "available" && a["load"].as_u64() < a["capacity"].as_u64();
+    let available = queued_agents().filter(free).count();
+    let busy = queued_agents()
+        .filter(|a| !free(a) && a["load"].as_u64() > Some(0) && a["state"] != "logged_out")
+        .count();
+    for q in overview["queues"].as_array().expect("queues") {
+        let count = |state: &str| {
+            convs
+                .iter()
+                .filter(|c| c["queue"] == q["id"] && c["state"] == state)
+                .count()
+        };
+        assert_eq!(q["waiting"], json!(count("queued")), "{q}");
+        assert_eq!(q["offered"], json!(count("offered")), "{q}");
+        assert_eq!(q["agents_available"], json!(available), "{q}");
+        assert_eq!(q["agents_busy"], json!(busy), "{q}");
+    }
+    assert!(
+        convs
+            .iter()
+            .any(|c| c["state"] == "queued" || c["state"] == "offered"),
+        "the figures count something: {overview:#}"
+    );
     let carol = row(&overview, "agents", &json!("carol")).expect("carol");
     assert_eq!(carol["state"], "logged_out");
     assert_eq!(
