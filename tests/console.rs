@@ -1270,3 +1270,63 @@ async fn console_frames_never_read_the_engine() {
         .all(|c| c.types.iter().any(|t| t == "overview_changes")));
     assert_eq!(console_engine_reads(&server, "demo").await, 1);
 }
+
+/// A failed commit: the engine is rebuilt from the journal and the
+/// console's projection seeded again from it (the one other engine read
+/// the console makes); the page shows what the journal holds, then goes
+/// on with diffs.
+#[tokio::test]
+async fn after_a_failed_commit_the_console_shows_what_the_journal_holds() {
+    let server = Server::start(&config());
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let mut console = Console::open(&server, &sam).await;
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v1", "Val", "hello").await;
+    alice.events.next_of("offer").await;
+    console
+        .until(|v| row(v, "conversations", &json!(id)).is_some_and(|c| c["state"] == "offered"))
+        .await;
+
+    let (status, v) = server
+        .admin(reqwest::Method::POST, "/admin/journal/fail-next", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = alice
+        .post(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    let o = console.settles_on_overview(&server, &sam).await;
+    assert_eq!(
+        row(&o, "conversations", &json!(id)).map(|c| c["state"].clone()),
+        Some(json!("offered")),
+        "what the journal holds"
+    );
+    assert_eq!(
+        console_engine_reads(&server, "demo").await,
+        2,
+        "start and resync"
+    );
+    // A whole overview again after the reseed.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while console.types.iter().filter(|t| *t == "overview").count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no whole overview after the reseed: {:?}",
+            console.types
+        );
+        console.next(std::time::Duration::from_millis(300)).await;
+    }
+
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let o = console
+        .until(|v| row(v, "conversations", &json!(id)).is_some_and(|c| c["state"] == "active"))
+        .await;
+    assert_eq!(
+        timeless(&o),
+        timeless(&console.settles_on_overview(&server, &sam).await)
+    );
+    assert_eq!(console_engine_reads(&server, "demo").await, 2);
+}
