@@ -88,6 +88,9 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub agent_sockets: Family<TenantLabels, Gauge>,
+    /// Reads of the engine made for the supervisors' console (read from
+    /// its feed at scrape time).
+    pub console_engine_reads: Family<TenantLabels, Gauge>,
     /// Webhook events skipped because their shape is wrong.
     pub skipped_events: Family<ChannelLabels, Counter>,
     /// Messenger User Profile lookups that gave no name, by reason.
@@ -123,6 +126,7 @@ impl Default for Metrics {
             commit_seconds: latency(),
             queue_depth: Family::default(),
             agent_sockets: Family::default(),
+            console_engine_reads: Family::default(),
             skipped_events: Family::default(),
             profile_failures: Family::default(),
             sender_action_failures: Family::default(),
@@ -176,6 +180,11 @@ impl Default for Metrics {
             "agent_sockets",
             "Open agent WebSocket connections",
             m.agent_sockets.clone(),
+        );
+        registry.register(
+            "console_engine_reads",
+            "Reads of the engine made for the supervisors' console (only when the tenant starts or resyncs: frames come from its own projection)",
+            m.console_engine_reads.clone(),
         );
         registry.register(
             "channel_events_skipped",

@@ -1600,3 +1600,71 @@ async fn a_supervisor_downloads_the_reports_as_csv() {
     );
     sam.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_leaves_the_chat_and_the_supervisor_sees_it_abandoned() {
+    let server = Server::start(&config_with_supervisor());
+    let driver = Driver::start().await;
+    let sam = driver.open("sam-leave").await;
+    sam.login(&server.base, "sam").await;
+    sam.goto(&format!("{}/console", server.base)).await;
+    sam.shown_with_text("#conn", "Connected").await;
+
+    // Nobody is available: the visitor's conversation waits.
+    let customer = driver.open("visitor-leave").await;
+    customer.goto(&server.url("/chat/demo")).await;
+    customer.gone("#chat-leave").await;
+    customer.type_in("#chat-name", "Lou").await;
+    customer
+        .type_in("#chat-input", &format!("is anyone there?{ENTER}"))
+        .await;
+    customer.shown("#chat-leave").await;
+    let row = sam.shown("#convs tbody tr").await;
+    let id: u64 = sam
+        .js("return Number(document.querySelector('#convs tbody tr').dataset.id)")
+        .await
+        .as_u64()
+        .expect("the row's conversation");
+    assert!(row.text().await.expect("row").contains("queued"));
+
+    // The visitor leaves: the page says so, the button goes.
+    customer.click("#chat-leave").await;
+    customer
+        .shown_with_text("#chat-log .msg-system", "You left the chat.")
+        .await;
+    customer.gone("#chat-leave").await;
+    assert_eq!(
+        customer
+            .js("return document.querySelectorAll('#chat-log .msg-system').length")
+            .await
+            .as_u64(),
+        Some(1),
+        "said once: {}",
+        customer.visible_text().await
+    );
+    customer.screenshot("chat-left").await;
+    // In French too.
+    customer.choose("#lang", "fr").await;
+    customer
+        .shown_with_text("#chat-log .msg-system", "Vous avez quitté la discussion.")
+        .await;
+
+    // The supervisor's live view drops it, and the report counts it
+    // abandoned.
+    sam.gone(&format!("#convs tr[data-id=\"{id}\"]")).await;
+    sam.until_js(
+        "nobody waiting in support",
+        "Array.from(document.querySelectorAll('#queues tbody tr')) \
+         .some(function (tr) { return tr.cells[0].textContent === 'Support' && tr.cells[1].textContent === '0'; })",
+    )
+    .await;
+    sam.click("#report-form button[type=\"submit\"]").await;
+    sam.until_js(
+        "support's report counts one abandoned",
+        "Array.from(document.querySelectorAll('#report-queues tbody tr')) \
+         .some(function (tr) { return tr.cells[0].textContent === 'support' && tr.cells[3].textContent === '1'; })",
+    )
+    .await;
+    sam.close().await;
+    customer.close().await;
+}

@@ -141,25 +141,30 @@ async fn the_role_matrix_holds_on_every_console_route() {
 async fn the_overview_follows_events_live() {
     let server = Server::start(&config());
     let token = login(&server, "demo", "sam", "demo").await;
-    let mut feed =
-        Events::connect(&server.ws_url(&format!("/api/supervisor/events?token={token}"))).await;
-    let first = feed.next_of("overview").await;
-    assert_eq!(first["overview"]["conversations"], json!([]));
+    let mut console = Console::open(&server, &token).await;
+    console
+        .until(|v| v["conversations"].as_array().is_some_and(Vec::is_empty))
+        .await;
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
     let id = server.customer_says("v1", "Val", "hello").await;
-    let o = feed
-        .next_where("overview", |v| {
-            v["overview"]["conversations"]
+    let o = console
+        .until(|v| {
+            v["conversations"]
                 .as_array()
                 .is_some_and(|c| c.iter().any(|c| c["state"] == "offered"))
         })
         .await;
-    let conv = &o["overview"]["conversations"][0];
+    assert_eq!(console.types.first().map(String::as_str), Some("overview"));
+    assert_eq!(
+        console.types.last().map(String::as_str),
+        Some("overview_changes")
+    );
+    let conv = &o["conversations"][0];
     assert_eq!(conv["id"], id);
     assert_eq!(conv["queue"], "support");
     assert_eq!(conv["agent"], "alice");
-    let support = o["overview"]["queues"]
+    let support = o["queues"]
         .as_array()
         .and_then(|q| q.iter().find(|q| q["id"] == "support"))
         .expect("support");
@@ -888,4 +893,440 @@ async fn a_tenant_admin_sees_and_reloads_its_scripts_and_nobody_elses() {
         .await
         .expect("advance");
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+/// A console socket with the page's state rebuilt from its frames: the
+/// whole `overview` first, then each `overview_changes` applied by id (as
+/// web/console.js does).
+struct Console {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    view: Value,
+    /// Frame types received, in order.
+    types: Vec<String>,
+}
+
+impl Console {
+    async fn open(server: &Server, token: &str) -> Console {
+        let url = server.ws_url(&format!("/api/supervisor/events?token={token}"));
+        let (ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("console socket");
+        Console {
+            ws,
+            view: Value::Null,
+            types: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, frame: Value) {
+        let ty = frame["type"].as_str().unwrap_or_default().to_string();
+        match ty.as_str() {
+            "overview" => self.view = frame["overview"].clone(),
+            "overview_changes" => {
+                assert!(self.view.is_object(), "changes before any overview");
+                self.view["at"] = frame["at"].clone();
+                self.view["queues"] = frame["queues"].clone();
+                for (list, rows) in [
+                    ("agents", &frame["agents"]),
+                    ("conversations", &frame["conversations"]),
+                ] {
+                    let mut have = self.view[list].as_array().cloned().unwrap_or_default();
+                    for row in rows.as_array().into_iter().flatten() {
+                        have.retain(|r| r["id"] != row["id"]);
+                        have.push(row.clone());
+                    }
+                    if list == "conversations" {
+                        let removed = frame["removed"].as_array().cloned().unwrap_or_default();
+                        have.retain(|r| !removed.contains(&r["id"]));
+                        have.sort_by_key(|r| r["id"].as_u64());
+                    } else {
+                        have.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+                    }
+                    self.view[list] = Value::Array(have);
+                }
+            }
+            _ => {}
+        }
+        self.types.push(ty);
+    }
+
+    /// The next frame, applied; false when none came within `wait`.
+    async fn next(&mut self, wait: std::time::Duration) -> bool {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).expect("frame is JSON");
+                self.apply(v);
+                true
+            }
+            Ok(Some(Ok(_))) => true,
+            Ok(other) => panic!("console socket ended: {other:?}"),
+            Err(_) => false,
+        }
+    }
+
+    /// Read frames until the rebuilt page satisfies `pred` (a bound on a
+    /// hang, not a timing assertion); returns it.
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !(self.view.is_object() && pred(&self.view)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never shown; the page: {:#}",
+                self.view
+            );
+            self.next(std::time::Duration::from_millis(300)).await;
+        }
+        self.view.clone()
+    }
+
+    /// Read frames until the rebuilt page equals a fresh
+    /// `GET /api/supervisor/overview` (a bound on a hang, not a timing
+    /// assertion); returns it.
+    async fn settles_on_overview(&mut self, server: &Server, token: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = get(server, token, "/api/supervisor/overview").await;
+            assert_eq!(status, 200, "{body}");
+            let fresh: Value = serde_json::from_str(&body).expect("json");
+            if timeless(&self.view) == timeless(&fresh) {
+                return fresh;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page never caught up:\n{:#}\nfresh:\n{:#}",
+                self.view,
+                fresh
+            );
+            self.next(std::time::Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// An overview without what only the clock moves (`at`, the longest
+/// waits).
+fn timeless(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("at");
+    }
+    for q in v["queues"].as_array_mut().into_iter().flatten() {
+        if let Some(o) = q.as_object_mut() {
+            o.remove("longest_wait_ms");
+        }
+    }
+    v
+}
+
+fn row<'a>(overview: &'a Value, list: &str, id: &Value) -> Option<&'a Value> {
+    overview[list]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| &r["id"] == id))
+}
+
+/// The console's projection against what the engine itself shows (each
+/// conversation's supervisor route and each agent's `/api/me`), after a
+/// scripted sequence: customers write, offers, an accept, a transfer, a
+/// RONA with the test clock, a supervisor's move and close, a customer
+/// who leaves, an agent who logs out. And a console socket that applied
+/// every diff holds exactly the fresh overview.
+#[tokio::test]
+async fn the_projection_equals_the_engine_after_a_scripted_sequence() {
+    let server = Server::start(&config());
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let mut console = Console::open(&server, &sam).await;
+    let mut alice = AgentClient::login(&server, "alice").await;
+    let mut bob = AgentClient::login(&server, "bob").await;
+    let carol = AgentClient::login(&server, "carol").await;
+    alice.available().await;
+
+    // Offered to alice, accepted, then transferred to billing.
+    let c1 = server.customer_says("p1", "One", "first").await;
+    alice.events.next_of("offer").await;
+    alice
+        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
+        .await;
+    // Offered to alice and left to ring: RONA.
+    let c2 = server.customer_says("p2", "Two", "second").await;
+    alice
+        .events
+        .next_where("offer", |o| o["conversation"] == c2)
+        .await;
+    server.advance(31_000).await;
+    alice
+        .events
+        .next_where("offer_rescinded", |o| o["conversation"] == c2)
+        .await;
+    alice
+        .ok(
+            &format!("/api/conversations/{c1}/transfer"),
+            json!({"queue": "billing"}),
+        )
+        .await;
+    // Waiting ones: one moved, one closed, one whose customer leaves.
+    let c3 = server.customer_says("p3", "Three", "third").await;
+    let c4 = server.customer_says("p4", "Four", "fourth").await;
+    let c5 = server.customer_says("p5", "Five", "fifth").await;
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{c3}/move"),
+        json!({"queue": "billing"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::POST,
+        &format!("/api/supervisor/conversations/{c4}/close"),
+        json!({"reason": "spam"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let token = server.visitor_token("p5").expect("p5's token");
+    let resp = server
+        .http
+        .post(server.url("/channels/webchat/demo/leave"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("leave");
+    assert_eq!(resp.status().as_u16(), 200);
+    // Bob takes what he is offered; carol is logged out by the supervisor.
+    bob.available().await;
+    let offer = bob.events.next_of("offer").await;
+    let taken = offer["conversation"].as_u64().expect("id");
+    bob.ok(&format!("/api/conversations/{taken}/accept"), json!({}))
+        .await;
+    let (status, v) = call(
+        &server,
+        &sam,
+        reqwest::Method::PUT,
+        "/api/supervisor/agents/carol/state",
+        json!({"state": "logged_out"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    drop(carol);
+
+    // The page rebuilt from diffs is exactly the fresh overview.
+    let overview = console.settles_on_overview(&server, &sam).await;
+    assert_eq!(console.types.first().map(String::as_str), Some("overview"));
+    assert!(
+        console.types.iter().any(|t| t == "overview_changes"),
+        "{:?}",
+        console.types
+    );
+
+    // Every conversation as the engine shows it.
+    for id in [c1, c2, c3, c4, c5] {
+        let (status, body) = get(
+            &server,
+            &sam,
+            &format!("/api/supervisor/conversations/{id}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let engine: Value = serde_json::from_str(&body).expect("json");
+        let state = engine["state"].as_str().expect("state");
+        let listed = row(&overview, "conversations", &json!(id));
+        if state == "wrapped_up" || state == "dropped" {
+            assert!(listed.is_none(), "{id} is {state} yet listed: {listed:?}");
+            continue;
+        }
+        let listed = listed.unwrap_or_else(|| panic!("{id} ({state}) not listed"));
+        assert_eq!(listed["state"], engine["state"], "{id}");
+        assert_eq!(listed["queue"], engine["queue"], "{id}");
+        assert_eq!(listed["customer_name"], engine["customer_name"], "{id}");
+        assert_eq!(listed["channel"], engine["channel"], "{id}");
+        if !engine["owner"].is_null() {
+            assert_eq!(listed["agent"], engine["owner"], "{id}");
+        }
+    }
+    assert!(row(&overview, "conversations", &json!(c4)).is_none());
+    assert!(row(&overview, "conversations", &json!(c5)).is_none());
+    assert_eq!(
+        row(&overview, "conversations", &json!(c3)).map(|c| c["queue"].clone()),
+        Some(json!("billing"))
+    );
+    // Every agent as its own desktop shows it.
+    for agent in [&alice, &bob] {
+        let (status, me) = agent.call(reqwest::Method::GET, "/api/me", None).await;
+        assert_eq!(status, 200, "{me}");
+        let listed = row(&overview, "agents", &me["agent"]).expect("listed");
+        assert_eq!(listed["state"], me["state"], "{}", agent.name);
+        assert_eq!(listed["reason"], me["reason"], "{}", agent.name);
+        let concerns = me["conversations"].as_array().map_or(0, Vec::len);
+        assert_eq!(listed["load"], json!(concerns), "{}: {me}", agent.name);
+        for c in me["conversations"].as_array().into_iter().flatten() {
+            if c["offer"].is_object() {
+                let offered = row(&overview, "conversations", &c["conversation"]).expect("listed");
+                assert_eq!(offered["agent"], me["agent"]);
+            }
+        }
+    }
+    // The queue figures (kept as rows change) are those the rows give
+    // (in the demo every agent is in both queues).
+    let convs = overview["conversations"].as_array().expect("conversations");
+    let agents = overview["agents"].as_array().expect("agents");
+    let queued_agents = || {
+        agents
+            .iter()
+            .filter(|a| ["alice", "bob", "carol"].contains(&a["id"].as_str().unwrap_or_default()))
+    };
+    let free =
+        |a: &&Value| a["state"] == "available" && a["load"].as_u64() < a["capacity"].as_u64();
+    let available = queued_agents().filter(free).count();
+    let busy = queued_agents()
+        .filter(|a| !free(a) && a["load"].as_u64() > Some(0) && a["state"] != "logged_out")
+        .count();
+    for q in overview["queues"].as_array().expect("queues") {
+        let count = |state: &str| {
+            convs
+                .iter()
+                .filter(|c| c["queue"] == q["id"] && c["state"] == state)
+                .count()
+        };
+        assert_eq!(q["waiting"], json!(count("queued")), "{q}");
+        assert_eq!(q["offered"], json!(count("offered")), "{q}");
+        assert_eq!(q["agents_available"], json!(available), "{q}");
+        assert_eq!(q["agents_busy"], json!(busy), "{q}");
+    }
+    assert!(
+        convs
+            .iter()
+            .any(|c| c["state"] == "queued" || c["state"] == "offered"),
+        "the figures count something: {overview:#}"
+    );
+    let carol = row(&overview, "agents", &json!("carol")).expect("carol");
+    assert_eq!(carol["state"], "logged_out");
+    assert_eq!(
+        row(&overview, "agents", &json!("alice")).map(|a| a["state"].clone()),
+        Some(json!("rona"))
+    );
+}
+
+/// `switchboard_console_engine_reads` of a tenant, from `/metrics`.
+async fn console_engine_reads(server: &Server, tenant: &str) -> u64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let label = format!("tenant=\"{tenant}\"");
+    text.lines()
+        .filter(|l| l.starts_with("switchboard_console_engine_reads") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .next()
+        .expect("the metric is there")
+}
+
+/// Supervisors read the console's projection, never the engine: with 20
+/// console sockets receiving frames while customers write and an agent
+/// takes conversations, the engine was read for the console only once,
+/// when the tenant started.
+#[tokio::test]
+async fn console_frames_never_read_the_engine() {
+    let server = Server::start(&config());
+    assert_eq!(console_engine_reads(&server, "demo").await, 1, "the seed");
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let mut consoles = Vec::new();
+    for _ in 0..20 {
+        consoles.push(Console::open(&server, &sam).await);
+    }
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    for i in 0..12 {
+        let id = server
+            .customer_says(&format!("w{i}"), "Walt", "hello")
+            .await;
+        server
+            .customer_says(&format!("w{i}"), "Walt", "still there?")
+            .await;
+        if i < 5 {
+            alice
+                .events
+                .next_where("offer", |o| o["conversation"] == id)
+                .await;
+            alice
+                .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+                .await;
+        }
+    }
+    for c in &mut consoles {
+        let o = c.settles_on_overview(&server, &sam).await;
+        assert_eq!(o["conversations"].as_array().map(Vec::len), Some(12));
+    }
+    assert!(consoles
+        .iter()
+        .all(|c| c.types.iter().any(|t| t == "overview_changes")));
+    assert_eq!(console_engine_reads(&server, "demo").await, 1);
+}
+
+/// A failed commit: the engine is rebuilt from the journal and the
+/// console's projection seeded again from it (the one other engine read
+/// the console makes); the page shows what the journal holds, then goes
+/// on with diffs.
+#[tokio::test]
+async fn after_a_failed_commit_the_console_shows_what_the_journal_holds() {
+    let server = Server::start(&config());
+    let sam = login(&server, "demo", "sam", "demo").await;
+    let mut console = Console::open(&server, &sam).await;
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+    let id = server.customer_says("v1", "Val", "hello").await;
+    alice.events.next_of("offer").await;
+    console
+        .until(|v| row(v, "conversations", &json!(id)).is_some_and(|c| c["state"] == "offered"))
+        .await;
+
+    let (status, v) = server
+        .admin(reqwest::Method::POST, "/admin/journal/fail-next", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = alice
+        .post(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    let o = console.settles_on_overview(&server, &sam).await;
+    assert_eq!(
+        row(&o, "conversations", &json!(id)).map(|c| c["state"].clone()),
+        Some(json!("offered")),
+        "what the journal holds"
+    );
+    assert_eq!(
+        console_engine_reads(&server, "demo").await,
+        2,
+        "start and resync"
+    );
+    // A whole overview again after the reseed.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while console.types.iter().filter(|t| *t == "overview").count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no whole overview after the reseed: {:?}",
+            console.types
+        );
+        console.next(std::time::Duration::from_millis(300)).await;
+    }
+
+    alice
+        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+        .await;
+    let o = console
+        .until(|v| row(v, "conversations", &json!(id)).is_some_and(|c| c["state"] == "active"))
+        .await;
+    assert_eq!(
+        timeless(&o),
+        timeless(&console.settles_on_overview(&server, &sam).await)
+    );
+    assert_eq!(console_engine_reads(&server, "demo").await, 2);
 }

@@ -4,7 +4,9 @@
 // session (sessionStorage) and sent as `Authorization: Bearer` with later
 // messages. The agents' replies and notices arrive live on the WebSocket
 // GET /channels/webchat/{tenant}/events?visitor_token=T, opened once the
-// visitor has a token. All text reaches the page through textContent only.
+// visitor has a token. "Leave the chat" ends a waiting conversation with
+// POST /channels/webchat/{tenant}/leave (one an agent has is the agent's
+// to end). All text reaches the page through textContent only.
 (function () {
   'use strict';
 
@@ -19,6 +21,7 @@
   var typingTimer = null;
   var typingSentAt = 0;
   var unread = false;        // an agent message arrived since the last read mark
+  var left = null;           // the conversation the visitor left (already said)
 
   function $(id) { return document.getElementById(id); }
 
@@ -186,6 +189,9 @@
           add({ kind: 'notice', key: 'agentLeft', vars: { name: f.agent }, at: now });
           break;
         case 'conversation_ended':
+          showLeave(false);
+          // The visitor's own leave (from this page or another of its tabs).
+          if (f.reason === 'customer_left') { markLeft(f.conversation); break; }
           add({ kind: 'notice', key: 'chatEnded', at: now });
           break;
         case 'notice':
@@ -249,6 +255,50 @@
     });
   }
 
+  // The Leave button: while the visitor may have an open chat.
+  function showLeave(on) {
+    $('chat-leave').hidden = !on;
+  }
+
+  // "You left the chat", once per conversation (the answer to the leave
+  // and the socket's end of the conversation both say it).
+  function markLeft(id) {
+    showLeave(false);
+    if (typeof id === 'number' && left === id) return;
+    left = typeof id === 'number' ? id : null;
+    add({ kind: 'notice', key: 'chatLeft', at: Date.now() });
+  }
+
+  // The visitor ends the chat (POST …/leave): a waiting conversation is
+  // dropped; one an agent already has is the agent's to end (409).
+  function leave() {
+    if (!token) return;
+    $('chat-leave').disabled = true;
+    $('chat-error').textContent = '';
+    fetch(base + '/leave', {
+      method: 'POST',
+      headers: { 'Accept': 'application/json', 'Authorization': 'Bearer ' + token }
+    }).then(function (resp) {
+      return resp.json().catch(function () { return null; }).then(function (b) { return { status: resp.status, body: b }; });
+    }, function () {
+      return { status: 0, body: null };
+    }).then(function (r) {
+      $('chat-leave').disabled = false;
+      if (r.status === 200 || r.status === 404) {
+        // 404: nothing open any more (it ended meanwhile): left all the same.
+        markLeft(r.body && r.body.conversation);
+      } else if (r.status === 409) {
+        $('chat-error').textContent = t('leaveRefused');
+      } else if (r.status === 401) {
+        forgetToken();
+        showLeave(false);
+      } else {
+        $('chat-error').textContent = r.status === 0 ? t('networkError')
+          : (r.body && r.body.error) || t('httpError', { status: r.status });
+      }
+    });
+  }
+
   // A token the server no longer knows (its secret was replaced): forget
   // it and write as a new visitor.
   function forgetToken() {
@@ -283,6 +333,7 @@
           storeIn('sessionStorage', keys.token, token);
         }
         add({ kind: 'me', text: text, at: Date.now() });
+        showLeave(true);
         connect();
       } else {
         $('chat-error').textContent = r.status === 0 ? t('networkError')
@@ -326,6 +377,7 @@
           $('chat-send').disabled = false;
           if (m.status === 202) {
             add({ kind: 'me', text: '', file: r.body.name || file.name, at: Date.now() });
+            showLeave(true);
             connect();
           } else {
             $('chat-error').textContent = m.status === 0 ? t('networkError')
@@ -342,6 +394,7 @@
     $('chat-name').value = loadFrom('localStorage', keys.name) || '';
     $('chat-form').addEventListener('submit', send);
     $('chat-file').addEventListener('change', attach);
+    $('chat-leave').addEventListener('click', leave);
     $('chat-input').addEventListener('input', signalTyping);
     document.addEventListener('visibilitychange', markRead);
     $('chat-input').addEventListener('keydown', function (ev) {
@@ -355,6 +408,7 @@
     });
     redraw();
     if (token) {
+      showLeave(true);
       setConn('connecting');
       connect();
     } else {

@@ -16,7 +16,7 @@
       transferred: 'Transferred', waitAvg: 'Wait (avg)', waitP90: 'Wait (p90)',
       handleAvg: 'Handle (avg)', handled: 'Handled', handleTime: 'Handle time',
       noSession: 'Log in on the desktop first.', forbidden: 'The console is for supervisors and admins.',
-      connected: 'Connected', offline: 'Offline',
+      connected: 'Connected', offline: 'Offline', moreConversations: '… and {n} more conversations, not listed',
       actions: 'Actions', setAvailable: 'Available', setIdle: 'Idle', forceLogout: 'Log out',
       scripts: 'Scripts', generation: 'Generation', reload: 'Reload', file: 'File', role: 'Role', calls: 'Calls', errors: 'Errors', lastError: 'Last error', viewSource: 'Source', reloaded: 'Reloaded: generation {id}.', reloadRefused: 'Reload refused: the previous generation keeps serving.',
       monitor: 'Monitor', join: 'Join', joined: 'Joined: write from the agent desktop (it shows the conversation).', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
@@ -43,7 +43,7 @@
       transferred: 'Transférées', waitAvg: 'Attente (moy.)', waitP90: 'Attente (p90)',
       handleAvg: 'Traitement (moy.)', handled: 'Traitées', handleTime: 'Temps de traitement',
       noSession: 'Connectez-vous d’abord sur le poste agent.', forbidden: 'La console est réservée aux superviseurs et administrateurs.',
-      connected: 'Connecté', offline: 'Hors ligne',
+      connected: 'Connecté', offline: 'Hors ligne', moreConversations: '… et {n} autres conversations, non listées',
       actions: 'Actions', setAvailable: 'Disponible', setIdle: 'En pause', forceLogout: 'Déconnecter',
       scripts: 'Scripts', generation: 'Génération', reload: 'Recharger', file: 'Fichier', role: 'Rôle', calls: 'Appels', errors: 'Erreurs', lastError: 'Dernière erreur', viewSource: 'Source', reloaded: 'Rechargé : génération {id}.', reloadRefused: 'Rechargement refusé : la génération précédente reste en service.',
       monitor: 'Écouter', join: 'Rejoindre', joined: 'Conversation rejointe : écrivez depuis le poste agent (elle y apparaît).', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
@@ -66,7 +66,11 @@
   var $ = function (id) { return document.getElementById(id); };
   var session = null;
   try { session = JSON.parse(sessionStorage.getItem('switchboard.session') || 'null'); } catch (e) { session = null; }
-  var last = null;       // the last overview
+  var last = null;       // the overview as last received (whole, then changed by diffs)
+  var agentsById = {};   // its agents and open conversations, by id
+  var convsById = {};
+  var MAX_CONVERSATIONS = 200; // rows listed; the rest are counted ("N more")
+  var renderPending = false;
   var socket = null;     // the console socket
   var monitored = null;  // the conversation monitored
   var target = null;     // the conversation of the move or close form
@@ -231,7 +235,11 @@
       ];
       return [a.name, state, since(a.since), a.load + '/' + a.capacity, a.conversations.join(', '), actions];
     }), last.agents.map(function (a) { return a.id; }));
-    fill('convs', last.conversations.map(function (c) {
+    var shown = last.conversations.slice(0, MAX_CONVERSATIONS);
+    var more = last.conversations.length - shown.length;
+    $('convs-more').hidden = more <= 0;
+    $('convs-more').textContent = more > 0 ? t('moreConversations').replace('{n}', String(more)) : '';
+    fill('convs', shown.map(function (c) {
       var actions = [button('monitor', 'btn-quiet', function () { startMonitor(c.id); })];
       if (c.state === 'queued' || c.state === 'offered') {
         actions.push(button('move', 'btn-quiet', function () { showForm('move-form', c.id); }));
@@ -247,7 +255,43 @@
       }
       actions.push(button('close', 'btn-danger', function () { showForm('close-form', c.id); }));
       return [c.id, c.state, c.queue, c.agent || '', since(c.since), actions];
-    }), last.conversations.map(function (c) { return c.id; }));
+    }), shown.map(function (c) { return c.id; }));
+  }
+
+  // At most one render per animation frame, however many frames arrive.
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    requestAnimationFrame(function () { renderPending = false; render(); });
+  }
+
+  // The whole overview: the page's state from scratch.
+  function onOverview(o) {
+    agentsById = {};
+    convsById = {};
+    o.agents.forEach(function (a) { agentsById[a.id] = a; });
+    o.conversations.forEach(function (c) { convsById[c.id] = c; });
+    last = o;
+    lastAt = Date.now();
+    scheduleRender();
+  }
+
+  // What changed since the last frame: rows replaced by id, closed
+  // conversations removed, every queue's figures anew.
+  function onChanges(ev) {
+    if (!last) return;
+    ev.agents.forEach(function (a) { agentsById[a.id] = a; });
+    ev.conversations.forEach(function (c) { convsById[c.id] = c; });
+    ev.removed.forEach(function (id) { delete convsById[id]; });
+    last = {
+      at: ev.at,
+      queues: ev.queues,
+      agents: Object.keys(agentsById).sort().map(function (k) { return agentsById[k]; }),
+      conversations: Object.keys(convsById).map(function (k) { return convsById[k]; })
+        .sort(function (x, y) { return x.id - y.id; })
+    };
+    lastAt = Date.now();
+    scheduleRender();
   }
 
   function connect() {
@@ -263,7 +307,8 @@
       ws.onmessage = function (m) {
         var ev;
         try { ev = JSON.parse(m.data); } catch (e) { return; }
-        if (ev.type === 'overview') { last = ev.overview; lastAt = Date.now(); render(); }
+        if (ev.type === 'overview') onOverview(ev.overview);
+        if (ev.type === 'overview_changes') onChanges(ev);
         if (ev.type === 'monitor_started' || ev.type === 'monitor') onMonitor(ev);
         if (ev.type === 'error') $('action-status').textContent = ev.error;
       };

@@ -195,6 +195,12 @@ async fn metrics(State(state): State<Shared>) -> Response {
                 .get_or_create(&labels)
                 .set(errors);
         }
+        let reads = t.hub.console.engine_reads();
+        state
+            .metrics
+            .console_engine_reads
+            .get_or_create(&tenant_labels(t.id()))
+            .set(i64::try_from(reads).unwrap_or(i64::MAX));
         state
             .metrics
             .agent_sockets

@@ -200,13 +200,16 @@ async fn join_conversation(
     conversation_view(&s.tenant, id).map(Json)
 }
 
+/// `GET /api/supervisor/overview`: from the console's projection, not the
+/// engine.
 async fn overview(s: Supervisor) -> Json<Value> {
-    Json(s.tenant.hub.console.build(&s.tenant))
+    Json(s.tenant.hub.console.overview(s.tenant.now()))
 }
 
 /// `WS /api/supervisor/events?token=` (or `?ticket=`, as the agent
-/// socket): the overview first, then a new one after changes, at most one
-/// frame per [`COALESCE_MS`].
+/// socket): the whole overview first, then `overview_changes` (what
+/// changed since the socket's last frame), at most one frame per
+/// [`COALESCE_MS`]; a socket too far behind gets a whole overview again.
 async fn events(
     State(state): State<Shared>,
     SocketAgent(a): SocketAgent,
@@ -229,6 +232,8 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
     let mut sub = s.tenant.hub.join_agent(&s.agent, &session);
     let mut changes = s.tenant.hub.console.subscribe();
     changes.mark_changed();
+    // The projection's version this socket's page reflects.
+    let mut shown: Option<u64> = None;
     let mut ended = false;
     let mut monitor: Option<(ConversationId, Subscription)> = None;
     loop {
@@ -246,17 +251,16 @@ async fn console_socket(mut socket: WebSocket, s: Supervisor, session: String, s
                 if changed.is_err() {
                     break;
                 }
-                let frame = s.tenant.hub.console.overview(&s.tenant);
-                if socket.send(WsMessage::Text(frame.frame.clone())).await.is_err() {
+                // Nothing shown changed (a message, a receipt): no frame.
+                let Some(frame) = s.tenant.hub.console.frame(shown, s.tenant.now()) else {
+                    continue;
+                };
+                if socket.send(WsMessage::Text(frame.frame)).await.is_err() {
                     break;
                 }
+                shown = Some(frame.version);
                 // Coalesce: whatever happens meanwhile goes in the next frame.
                 tokio::time::sleep(Duration::from_millis(COALESCE_MS)).await;
-                // Given an earlier build (another socket's, a moment ago):
-                // the latest change is still owed to this one.
-                if !frame.fresh {
-                    changes.mark_changed();
-                }
             }
             frame = sub.rx.recv() => {
                 if frame.is_none() {

@@ -165,6 +165,7 @@ impl Tenant {
         hub.console.record(&earlier, 0);
         hub.console.record(&recovered.events, 0);
         let engine = recovered_engine(&config, masker, recovered);
+        hub.console.seed(&engine, last_seq);
         if last_seq > 0 {
             tracing::info!(tenant = %config.id, replayed, last_seq, "state recovered from the journal");
         }
@@ -426,6 +427,7 @@ impl Tenant {
         inner.engine = recovered_engine(&self.config, masker, recovered);
         inner.last_seq = last_seq;
         inner.since_snapshot = replayed;
+        self.hub.console.seed(&inner.engine, last_seq);
         tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal after a failed commit");
         drop(inner);
         self.timer.notify_one();
@@ -479,6 +481,7 @@ impl Tenant {
             self.hub.is_monitored(id)
         });
         let (outgoing, replies) = channel_requests(out, inner.last_seq, self.clock.now());
+        let console_rows = crate::console::Changes::of(&inner.engine, out, inner.last_seq);
         // The console and reports need no transcript texts.
         let console: Vec<Event> = out
             .emitted
@@ -505,6 +508,7 @@ impl Tenant {
                         Target::Monitor(c) => hub.to_monitors(*c, frame),
                     }
                 }
+                hub.console.apply(console_rows);
                 hub.console.record(&console, now);
                 // Replies leave for the customer only once journaled.
                 for job in outgoing {
