@@ -278,7 +278,7 @@ fn prepare(body: &[u8]) -> Prepared {
         chunks: None,
         skipped: 0,
     };
-    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(body) else {
+    let Ok(Value::Object(mut payload)) = serde_json::from_slice::<Value>(body) else {
         return as_is;
     };
     if payload.get("object").and_then(Value::as_str) != Some("page") {
@@ -288,16 +288,16 @@ fn prepare(body: &[u8]) -> Prepared {
     let mut changed = false;
     // Each entry's fields but `messaging`, and its good events.
     let mut entries: Vec<(Map<String, Value>, Vec<Value>)> = Vec::new();
-    match payload.get("entry") {
+    // Taken apart, not copied: the chunks are built from the pieces.
+    match payload.remove("entry") {
         None => {}
         Some(Value::Array(list)) => {
             for entry in list {
-                let Value::Object(e) = entry else {
+                let Value::Object(mut head) = entry else {
                     skipped += 1;
                     changed = true;
                     continue;
                 };
-                let mut head = e.clone();
                 let events = match head.remove("messaging") {
                     None => Vec::new(),
                     Some(Value::Array(evs)) => {
