@@ -295,7 +295,10 @@ fn main() -> anyhow::Result<()> {
     if let (Some(b), Some(r)) = (bare.cpu_us, real.cpu_us) {
         // On a busy machine the rates follow the other work; the CPU each
         // webhook costs much less so.
-        println!("CPU ratio (bare CPU per webhook / switchboard's): {:.3}", b / r);
+        println!(
+            "CPU ratio (bare CPU per webhook / switchboard's): {:.3}",
+            b / r
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use switchboard_core::channel::{
-    ChannelAdapter, ChannelEvent, HttpRequest, Outbound, OutboundContext, OutboundMessage, Verdict,
+    ChannelAdapter, ChannelEvent, HttpRequest, Outbound, OutboundContext, OutboundMessage,
+    Received, Verdict,
 };
 use switchboard_core::lua::{ChannelSpec, Generation, Limits, ScriptFiles, ScriptSpec};
 use switchboard_core::masking::Masker;
@@ -540,6 +541,76 @@ fn get(query: &[(&str, &str)]) -> HttpRequest {
             .collect(),
         ..Default::default()
     }
+}
+
+/// A webhook's `verify` and `inbound` run in one call of the script, with
+/// the same request table: what `verify` found is there for `inbound`, a
+/// refusal in `verify` is the answer, and each webhook counts once.
+#[test]
+fn a_webhook_is_verified_and_parsed_in_one_call() {
+    let mut files = bundled();
+    files.0.insert(
+        "channels/gate.lua".into(),
+        r#"
+local M = {}
+function M.verify(request, ctx)
+  if request.headers["x-key"] ~= ctx.settings.key then
+    return { status = 401, body = "no key" }
+  end
+  request.checked = true
+  return nil
+end
+function M.inbound(request, ctx)
+  local text = request.checked and "checked" or "unchecked"
+  return { events = { { type = "message", customer = "c1", text = text } },
+           response = { status = 200, body = "ok" } }
+end
+function M.outbound(message, ctx) return { refuse = "not here" } end
+return M
+"#
+        .into(),
+    );
+    let mut s = spec(files, None);
+    s.channels.insert(
+        "gate".into(),
+        ChannelSpec {
+            script: "channels/gate.lua".into(),
+            settings: [("key".to_string(), "k1".to_string())]
+                .into_iter()
+                .collect(),
+        },
+    );
+    let g = Generation::load(&s, 1, 0).expect("loads");
+    let gate = g.channel("gate").expect("adapter");
+    let post = |key: &str| HttpRequest {
+        method: "POST".into(),
+        headers: [("x-key".to_string(), key.to_string())]
+            .into_iter()
+            .collect(),
+        body: b"{}".to_vec(),
+        ..Default::default()
+    };
+    match gate.receive(&post("wrong")).expect("receive") {
+        Received::Answer(r) => assert_eq!((r.status, r.body.as_str()), (401, "no key")),
+        other => panic!("a refusal expected, got {other:?}"),
+    }
+    match gate.receive(&post("k1")).expect("receive") {
+        Received::Messages(inbound) => {
+            let texts: Vec<&str> = inbound
+                .events
+                .iter()
+                .map(|ChannelEvent::Message(m)| m.text.as_str())
+                .collect();
+            assert_eq!(texts, ["checked"]);
+        }
+        other => panic!("messages expected, got {other:?}"),
+    }
+    let report = g.report();
+    let calls = report
+        .iter()
+        .find(|r| r.file == "channels/gate.lua")
+        .map(|r| (r.calls, r.errors));
+    assert_eq!(calls, Some((2, 0)));
 }
 
 #[test]

@@ -30,11 +30,11 @@ pub struct Entry {
     pub names: Option<Names>,
 }
 
-/// The Messenger profile lookup, for a channel whose messages carry no name.
+/// The Messenger profile lookup, for a channel whose messages carry no name
+/// (with the tenant's `messenger` settings).
 #[derive(Debug, Clone)]
 pub struct Names {
     pub profiles: std::sync::Arc<crate::profiles::Profiles>,
-    pub messenger: crate::config::MessengerConfig,
 }
 
 /// The request as adapters see it (header names in lower case).
@@ -145,12 +145,10 @@ async fn handle_one(t: Arc<Tenant>, entry: &Entry, req: HttpRequest) -> Result<H
         }
     };
     for ChannelEvent::Message(mut m) in inbound.events {
-        if let (None, Some(names)) = (&m.customer_name, &entry.names) {
+        let messenger = t.config.messenger.as_ref();
+        if let (None, Some(names), Some(cfg)) = (&m.customer_name, &entry.names, messenger) {
             // At most profiles::LOOKUP_TIMEOUT; cached after the first.
-            m.customer_name = names
-                .profiles
-                .name_of(t.id(), &names.messenger, &m.customer)
-                .await;
+            m.customer_name = names.profiles.name_of(t.id(), cfg, &m.customer).await;
         }
         let command = Command::CustomerMessage(CustomerMessage {
             channel: entry.channel.clone(),

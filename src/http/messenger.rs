@@ -80,7 +80,7 @@ async fn webhook(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let t = state.tenant(&tenant)?.clone();
-    let Some(cfg) = t.config.messenger.clone() else {
+    let Some(cfg) = t.config.messenger.as_ref() else {
         return Err(AppError::NotFound("channel"));
     };
     let signature = headers
@@ -126,7 +126,6 @@ async fn webhook(
         queue: cfg.queue.clone(),
         names: Some(super::inbound::Names {
             profiles: state.profiles.clone(),
-            messenger: cfg.clone(),
         }),
     };
     let answer = super::inbound::handle_all(t.clone(), entry, requests).await?;

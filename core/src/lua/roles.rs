@@ -654,14 +654,17 @@ impl LuaChannel<'_> {
 }
 
 impl LuaChannel<'_> {
-    fn verify_in(&self, host: &mut Host, request: &HttpRequest) -> Result<Verdict, CallError> {
+    /// The request and context tables a call is given.
+    fn args(&self, host: &Host, request: &HttpRequest) -> Result<(Table, Table), CallError> {
         let fns = self.fns(host)?;
-        let Some(f) = fns.verify.clone() else {
+        Ok((request_table(&host.lua, request)?, self.ctx(host, fns)?))
+    }
+
+    fn verify_in(&self, host: &mut Host, args: (Table, Table)) -> Result<Verdict, CallError> {
+        let Some(f) = self.fns(host)?.verify.clone() else {
             return Ok(Verdict::Accept);
         };
-        let req = request_table(&host.lua, request)?;
-        let ctx = self.ctx(host, fns)?;
-        match host.invoke(&f, (req, ctx))? {
+        match host.invoke(&f, args)? {
             Value::Nil => Ok(Verdict::Accept),
             Value::Table(t) => Ok(Verdict::Respond(response_of(&t)?)),
             other => Err(CallError::Shape(format!(
@@ -671,12 +674,9 @@ impl LuaChannel<'_> {
         }
     }
 
-    fn inbound_in(&self, host: &mut Host, request: &HttpRequest) -> Result<Inbound, CallError> {
-        let fns = self.fns(host)?;
-        let req = request_table(&host.lua, request)?;
-        let ctx = self.ctx(host, fns)?;
-        let inbound = fns.inbound.clone();
-        let Value::Table(t) = host.invoke(&inbound, (req, ctx))? else {
+    fn inbound_in(&self, host: &mut Host, args: (Table, Table)) -> Result<Inbound, CallError> {
+        let inbound = self.fns(host)?.inbound.clone();
+        let Value::Table(t) = host.invoke(&inbound, args)? else {
             return Err(CallError::Shape(
                 "inbound must return {events = …, response = …}".into(),
             ));
@@ -706,23 +706,36 @@ impl LuaChannel<'_> {
 impl ChannelAdapter for LuaChannel<'_> {
     fn verify(&self, request: &HttpRequest) -> Result<Verdict, ChannelError> {
         self.generation
-            .call(self.file, |host| self.verify_in(host, request))
+            .call(self.file, |host| {
+                if self.fns(host)?.verify.is_none() {
+                    return Ok(Verdict::Accept);
+                }
+                let args = self.args(host, request)?;
+                self.verify_in(host, args)
+            })
             .map_err(|f| self.err(f))
     }
 
     fn inbound(&self, request: &HttpRequest) -> Result<Inbound, ChannelError> {
         self.generation
-            .call(self.file, |host| self.inbound_in(host, request))
+            .call(self.file, |host| {
+                let args = self.args(host, request)?;
+                self.inbound_in(host, args)
+            })
             .map_err(|f| self.err(f))
     }
 
-    /// Both in one budgeted call: one lock of the generation's state and
-    /// one count, not two (a webhook's whole adapter work).
+    /// Both in one budgeted call (one lock of the generation's state, one
+    /// count), given the same `request` and `ctx` tables: a webhook's whole
+    /// adapter work.
     fn receive(&self, request: &HttpRequest) -> Result<Received, ChannelError> {
         self.generation
-            .call(self.file, |host| match self.verify_in(host, request)? {
-                Verdict::Respond(r) => Ok(Received::Answer(r)),
-                Verdict::Accept => self.inbound_in(host, request).map(Received::Messages),
+            .call(self.file, |host| {
+                let (req, ctx) = self.args(host, request)?;
+                match self.verify_in(host, (req.clone(), ctx.clone()))? {
+                    Verdict::Respond(r) => Ok(Received::Answer(r)),
+                    Verdict::Accept => self.inbound_in(host, (req, ctx)).map(Received::Messages),
+                }
             })
             .map_err(|f| self.err(f))
     }
