@@ -25,17 +25,21 @@ use std::sync::Arc;
 mod admin;
 mod agent;
 mod apply;
+mod conversations;
 mod customer;
 mod decide;
 mod dispatch;
 mod invariants;
 mod receipts;
+mod recent;
 mod snapshot;
 mod state;
 mod supervisor;
 mod transcript;
 pub use admin::AdminSnapshot;
+pub use conversations::Conversations;
 pub use customer::CUSTOMER_LEFT;
+pub use recent::RecentIds;
 pub use snapshot::{AgentSnapshot, Snapshot};
 pub use state::{
     plausible_sent_at, Agent, Conversation, PastConversation, PendingOffer, HISTORY_KEPT,
@@ -93,8 +97,8 @@ pub struct Engine {
     masker: Masker,
     queues: BTreeMap<QueueId, QueueConfig>,
     agents: BTreeMap<AgentId, Agent>,
-    /// Boxed: a B-tree node holds eleven slots, mostly half full.
-    conversations: BTreeMap<ConversationId, Box<Conversation>>,
+    /// Shared with snapshots, in chunks (see [`Conversations`]).
+    conversations: Conversations,
     open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
     /// Each customer identity's archived conversations, oldest first, at
@@ -122,7 +126,7 @@ pub struct Engine {
     /// Channel message ids seen recently, to drop redeliveries.
     /// (Each id is stored once, shared by both.)
     recent_external: HashMap<Arc<str>, Millis>,
-    recent_order: VecDeque<(Millis, Arc<str>)>,
+    recent_order: RecentIds,
     /// Each agent's role, admin-set password hash and disabled flag (the
     /// roles of configured agents are seeded by [`Engine::seed_roles`]).
     accounts: BTreeMap<AgentId, Account>,
@@ -204,7 +208,7 @@ impl Engine {
                     (agent.config.id.clone(), agent)
                 })
                 .collect(),
-            conversations: BTreeMap::new(),
+            conversations: Conversations::default(),
             open_by_customer: HashMap::new(),
             last_agent: HashMap::new(),
             history: HashMap::new(),
@@ -216,7 +220,7 @@ impl Engine {
             next_id: 1,
             deleted_queues: BTreeSet::new(),
             recent_external: HashMap::new(),
-            recent_order: VecDeque::new(),
+            recent_order: RecentIds::default(),
             accounts: BTreeMap::new(),
             managed_agents: BTreeSet::new(),
             managed_queues: BTreeSet::new(),
@@ -249,7 +253,7 @@ impl Engine {
     }
 
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
-        self.conversations.values().map(|c| &**c)
+        self.conversations.values()
     }
 
     /// The customer's open conversation on `channel`, if any.
@@ -257,7 +261,7 @@ impl Engine {
         let id = self
             .open_by_customer
             .get(&(channel.to_string(), customer.to_string()))?;
-        self.conversations.get(id).map(|c| &**c)
+        self.conversations.get(id)
     }
 
     /// The earlier (archived) conversations of the customer of
@@ -273,7 +277,7 @@ impl Engine {
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.conversations.get(&id).map(|c| &**c)
+        self.conversations.get(&id)
     }
 
     /// Queued conversations in the order they will be served (oldest
@@ -306,7 +310,7 @@ impl Engine {
             .get(agent)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.conversations.get(id).map(|c| &**c))
+            .filter_map(|id| self.conversations.get(id))
     }
 
     /// When [`Engine::tick`] next has work: the earliest offer expiry.

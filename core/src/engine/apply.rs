@@ -124,32 +124,29 @@ impl Engine {
                 } else {
                     customer_handle.clone()
                 };
-                self.conversations.insert(
-                    *conversation,
-                    Box::new(Conversation {
-                        id: *conversation,
-                        channel: channel.clone(),
-                        customer: customer.clone(),
-                        customer_handle,
-                        customer_name: customer_name.clone(),
-                        source: source.clone(),
-                        received_at: *received_at,
-                        cad: cad.clone().into(),
-                        queue: String::new(),
-                        state: ConversationState::Queued,
-                        queued_at: *received_at,
-                        owner: None,
-                        guest: None,
-                        offer: None,
-                        preview: String::new(),
-                        messages: Vec::new(),
-                        pending_wrapups: BTreeSet::new(),
-                        interrupted_reason: None,
-                        closed_at: None,
-                        wrapup_reasons: Vec::new(),
-                        customer_wrote_at: None,
-                    }),
-                );
+                self.conversations.insert(Arc::new(Conversation {
+                    id: *conversation,
+                    channel: channel.clone(),
+                    customer: customer.clone(),
+                    customer_handle,
+                    customer_name: customer_name.clone(),
+                    source: source.clone(),
+                    received_at: *received_at,
+                    cad: cad.clone().into(),
+                    queue: String::new(),
+                    state: ConversationState::Queued,
+                    queued_at: *received_at,
+                    owner: None,
+                    guest: None,
+                    offer: None,
+                    preview: String::new(),
+                    messages: Vec::new(),
+                    pending_wrapups: BTreeSet::new(),
+                    interrupted_reason: None,
+                    closed_at: None,
+                    wrapup_reasons: Vec::new(),
+                    customer_wrote_at: None,
+                }));
                 self.open_by_customer
                     .insert((channel.clone(), customer.clone()), *conversation);
                 self.next_id = self.next_id.max(conversation + 1);

@@ -1,27 +1,31 @@
 //! Snapshots: the whole state of an engine at one point of its journal,
 //! so recovery need not replay the journal from the start.
 
-use super::{enqueue, AdminSnapshot, Conversation, Engine, PastConversation};
+use super::{enqueue, AdminSnapshot, Conversations, Engine, PastConversation, RecentIds};
 use crate::model::{AgentId, AgentState, ConversationId, ConversationState, Millis, QueueId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 /// The whole state of an engine at one point of its journal, so recovery
 /// need not replay the journal from the start. Indexes are rebuilt.
+///
+/// Conversations and channel message ids are shared with the engine
+/// (serialized as the values themselves): taking a snapshot under the
+/// engine lock copies pointers, and the encoding, done off the lock,
+/// reads values the engine no longer changes in place.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub agents: Vec<AgentSnapshot>,
-    pub conversations: Vec<Conversation>,
+    pub conversations: Conversations,
     pub last_agent: Vec<(String, String, AgentId)>,
     /// Customers' earlier conversations; absent in older snapshots.
     #[serde(default)]
     pub history: Vec<(String, String, Vec<PastConversation>)>,
     pub deleted_queues: Vec<QueueId>,
-    pub recent_external: Vec<(Millis, String)>,
+    pub recent_external: RecentIds,
     pub next_id: ConversationId,
     /// The masking setting as the journal left it (admins change it with
-    /// [`Command::ChangeSettings`]); absent in older snapshots.
+    /// [`crate::Command::ChangeSettings`]); absent in older snapshots.
     #[serde(default)]
     pub mask: Option<bool>,
     /// What admins changed (agents, accounts, queues, idle reasons);
@@ -57,7 +61,7 @@ impl Engine {
                     wrapups: a.wrapups.clone(),
                 })
                 .collect(),
-            conversations: self.conversations.values().map(|c| (**c).clone()).collect(),
+            conversations: self.conversations.clone(),
             last_agent: self
                 .last_agent
                 .iter()
@@ -76,11 +80,7 @@ impl Engine {
                 h
             },
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
-            recent_external: self
-                .recent_order
-                .iter()
-                .map(|(at, id)| (*at, id.to_string()))
-                .collect(),
+            recent_external: self.recent_order.clone(),
             next_id: self.next_id,
             mask: Some(self.settings.mask),
             admin: self.admin_snapshot(),
@@ -113,7 +113,7 @@ impl Engine {
                 a.wrapups = s.wrapups;
             }
         }
-        for c in snap.conversations {
+        for c in snap.conversations.iter_shared() {
             let key = (c.channel.clone(), c.customer.clone());
             if c.state.is_open() {
                 self.open_by_customer.insert(key, c.id);
@@ -132,7 +132,7 @@ impl Engine {
                 self.closing
                     .insert((at.saturating_add(self.settings.archive_after_ms), c.id));
             }
-            self.conversations.insert(c.id, Box::new(c));
+            self.conversations.insert(c.clone());
         }
         self.last_agent = snap
             .last_agent
@@ -144,10 +144,9 @@ impl Engine {
             .into_iter()
             .map(|(ch, cu, h)| ((ch, cu), h.into()))
             .collect();
-        for (at, id) in snap.recent_external {
-            let id: Arc<str> = id.into();
-            self.recent_external.insert(id.clone(), at);
-            self.recent_order.push_back((at, id));
+        for (at, id) in snap.recent_external.iter() {
+            self.recent_external.insert(id.clone(), *at);
+            self.recent_order.push_back((*at, id.clone()));
         }
         self.next_id = self.next_id.max(snap.next_id);
     }

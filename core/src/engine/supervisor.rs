@@ -56,7 +56,8 @@ impl Engine {
                     );
                 }
                 _ => {
-                    let aud = agents_aud(self.conversations[&id].participants());
+                    let participants = self.conversations.get(&id).map(|c| c.participants());
+                    let aud = agents_aud(participants.unwrap_or_default());
                     let ev = Event::ConversationInterrupted {
                         conversation: id,
                         reason: text::queue_deleted_reason(self.settings.language, &name),
