@@ -30,7 +30,6 @@ mod customer;
 mod decide;
 mod dispatch;
 mod invariants;
-mod key_index;
 mod receipts;
 mod recent;
 mod snapshot;
@@ -40,7 +39,6 @@ mod transcript;
 pub use admin::AdminSnapshot;
 pub use conversations::Conversations;
 pub use customer::CUSTOMER_LEFT;
-use key_index::KeyIndex;
 pub use recent::RecentIds;
 pub use snapshot::{AgentSnapshot, Snapshot};
 pub use state::{
@@ -101,9 +99,7 @@ pub struct Engine {
     agents: BTreeMap<AgentId, Agent>,
     /// Shared with snapshots, in chunks (see [`Conversations`]).
     conversations: Conversations,
-    /// Keyed by (channel, customer); a new customer's lookup reads no
-    /// other customer's id (see [`KeyIndex`]).
-    open_by_customer: KeyIndex<(String, String), ConversationId>,
+    open_by_customer: HashMap<(String, String), ConversationId>,
     last_agent: HashMap<(String, String), AgentId>,
     /// Each customer identity's archived conversations, oldest first, at
     /// most [`HISTORY_KEPT`].
@@ -129,7 +125,7 @@ pub struct Engine {
     deleted_queues: BTreeSet<QueueId>,
     /// Channel message ids seen recently, to drop redeliveries.
     /// (Each id is stored once, shared by both.)
-    recent_external: KeyIndex<Arc<str>, Millis>,
+    recent_external: HashMap<Arc<str>, Millis>,
     recent_order: RecentIds,
     /// Each agent's role, admin-set password hash and disabled flag (the
     /// roles of configured agents are seeded by [`Engine::seed_roles`]).
@@ -213,7 +209,7 @@ impl Engine {
                 })
                 .collect(),
             conversations: Conversations::default(),
-            open_by_customer: KeyIndex::default(),
+            open_by_customer: HashMap::new(),
             last_agent: HashMap::new(),
             history: HashMap::new(),
             waiting: BTreeMap::new(),
@@ -223,7 +219,7 @@ impl Engine {
             closing: BTreeSet::new(),
             next_id: 1,
             deleted_queues: BTreeSet::new(),
-            recent_external: KeyIndex::default(),
+            recent_external: HashMap::new(),
             recent_order: RecentIds::default(),
             accounts: BTreeMap::new(),
             managed_agents: BTreeSet::new(),
