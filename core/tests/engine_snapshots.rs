@@ -126,7 +126,11 @@ fn redeliveries_are_dropped_within_the_window_across_snapshots() {
     w.run(messenger_customer(1_000));
     let late = w.engine.snapshot();
     let ids: Vec<u64> = late.recent_external.iter().map(|(at, _)| *at).collect();
-    assert_eq!(ids.len(), 1 + 150 - 99, "ids seen before the window are gone");
+    assert_eq!(
+        ids.len(),
+        1 + 150 - 99,
+        "ids seen before the window are gone"
+    );
     assert!(ids.windows(2).all(|p| p[0] <= p[1]));
     assert_eq!(early.recent_external.len(), 150);
     let seen_70 = w.engine.handle(messenger_customer(70), w.now, &ext);
