@@ -2,8 +2,10 @@
 //! conversations already waiting and no agent free (issue 11, "Cost that
 //! must not grow with the queue"): it should not depend on the depth.
 //!
-//! Also reports the time an engine snapshot (a clone of the state, what
-//! the server takes under the engine lock) takes at each depth.
+//! Also reports the time an engine snapshot (`Engine::snapshot`, what the
+//! server takes under the engine lock; it shares the conversations, the
+//! encoding is done off the lock) takes at each depth, dropping it
+//! included.
 //!
 //! Run: `cargo bench -p switchboard-core --bench queue_depth`
 //! (small samples: about a minute, most of it filling the queues).
