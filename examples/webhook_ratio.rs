@@ -15,9 +15,14 @@
 //! process spent per webhook in each phase (less sensitive to other work on
 //! the machine than the rates).
 //!
+//! With `--depths 1000,10000,100000`, instead: the real server's ingestion
+//! rate with that many conversations already waiting (every webhook a new
+//! customer, no agent free), which must not fall as the queue grows.
+//!
 //! ```sh
 //! cargo run --release --example webhook_ratio
 //! cargo run --release --example webhook_ratio -- --seconds 10 --connections 64
+//! cargo run --release --example webhook_ratio -- --depths 1000,10000,100000 --sync normal
 //! ```
 
 use axum::body::Bytes;
@@ -49,6 +54,21 @@ struct Args {
     /// Worker threads of each server's runtime (default: the cores).
     #[arg(long)]
     server_threads: Option<usize>,
+    /// Instead of the ratio: the ingestion rate of the real server with
+    /// this many conversations already waiting (comma-separated), every
+    /// webhook a new customer and no agent free (issue 11, "Cost that must
+    /// not grow with the queue"). The queue is filled through the same
+    /// webhooks, unmeasured, up to each depth; then `--window` webhooks
+    /// are timed.
+    #[arg(long, value_delimiter = ',')]
+    depths: Vec<u64>,
+    /// Webhooks timed at each depth.
+    #[arg(long, default_value_t = 3000)]
+    window: u64,
+    /// `journal_sync` of the real server: `full` (fsync per commit, as in
+    /// the ratio) or `normal` (the engine's cost less hidden behind the disk).
+    #[arg(long, default_value = "full")]
+    sync: String,
 }
 
 const SECRET: &str = "ratio-secret";
@@ -88,12 +108,12 @@ async fn bare(headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
     }
 }
 
-fn config(dir: &std::path::Path) -> String {
+fn config(dir: &std::path::Path, sync: &str) -> String {
     format!(
         r#"listen = "127.0.0.1:0"
 data_dir = {data:?}
 admin_token = "ratio-admin"
-journal_sync = "full"
+journal_sync = "{sync}"
 
 [[tenants]]
 id = "load"
@@ -120,6 +140,7 @@ graph_api_version = "v21.0"
 queue = "support"
 "#,
         data = dir.join("data"),
+        sync = sync,
     )
 }
 
@@ -250,12 +271,136 @@ fn cpu_text(r: &Rate) -> String {
         .map_or(String::new(), |c| format!(", {c:.0} µs of CPU each"))
 }
 
+/// `--depths`: fill the queue with new customers and time `window`
+/// webhooks from each depth on; prints the rate at each and the spread.
+async fn fill(addr: SocketAddr, args: &Args) {
+    let mut depths = args.depths.clone();
+    depths.sort_unstable();
+    // Room past the last window: webhooks in flight when a depth is seen
+    // make the window start a little later.
+    let total = depths.last().copied().unwrap_or(0) + 2 * args.window + args.connections as u64;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    let url = format!("http://{addr}{PATH}");
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (client, url) = (client.clone(), url.clone());
+        let (next, accepted, failed) = (next.clone(), accepted.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                // Customer n: every webhook opens a conversation.
+                let b = body(n, n);
+                let sig = sign(b.as_bytes());
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(b)
+                    .send()
+                    .await;
+                let good = match r {
+                    Ok(r) => {
+                        let s = r.status();
+                        let _ = r.bytes().await;
+                        s.is_success()
+                    }
+                    Err(_) => false,
+                };
+                if good { &accepted } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    println!(
+        "{} connections, journal_sync = {}, every webhook a new customer, no agent free; {} timed at each depth",
+        args.connections, args.sync, args.window
+    );
+    let mut rates = Vec::new();
+    // Until `accepted` reaches `n`, or every webhook was answered (some
+    // failed: then the run says so and stops).
+    let reach = |n: u64| {
+        let (accepted, failed) = (accepted.clone(), failed.clone());
+        async move {
+            loop {
+                let a = accepted.load(Ordering::Relaxed);
+                if a >= n {
+                    return true;
+                }
+                if a + failed.load(Ordering::Relaxed) >= total {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    };
+    for d in depths {
+        if !reach(d).await {
+            println!(
+                "stopped before {d} waiting: {} accepted, {} failed",
+                accepted.load(Ordering::Relaxed),
+                failed.load(Ordering::Relaxed)
+            );
+            break;
+        }
+        let (from, started) = (accepted.load(Ordering::Relaxed), Instant::now());
+        if !reach(from + args.window).await {
+            println!(
+                "stopped at {from} waiting: {} accepted, {} failed",
+                accepted.load(Ordering::Relaxed),
+                failed.load(Ordering::Relaxed)
+            );
+            break;
+        }
+        let done = accepted.load(Ordering::Relaxed) - from;
+        let rate = done as f64 / started.elapsed().as_secs_f64();
+        println!("{from:>8} waiting: {rate:>8.0} new conversations/s");
+        rates.push(rate);
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let failed = failed.load(Ordering::SeqCst);
+    if failed > 0 {
+        eprintln!("  {failed} requests failed");
+    }
+    let max = rates.iter().copied().fold(f64::MIN, f64::max);
+    let min = rates.iter().copied().fold(f64::MAX, f64::min);
+    if rates.len() > 1 && max > 0.0 {
+        println!("slowest / fastest: {:.3}", min / max);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("switchboard-ratio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let cfg = switchboard::config::Config::from_toml_str(&config(&dir))?;
+    let cfg = switchboard::config::Config::from_toml_str(&config(&dir, &args.sync))?;
+    if !args.depths.is_empty() {
+        let real_addr = serve(
+            move || {
+                let state =
+                    switchboard::server::build(&cfg, "ratio-admin".into()).expect("server builds");
+                switchboard::http::app(state)
+            },
+            args.server_threads,
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(fill(real_addr, &args));
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     let bare_addr = serve(
         || Router::new().route(PATH, post(bare)),
@@ -276,8 +421,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let next = Arc::new(AtomicU64::new(0));
     println!(
-        "{} connections, {} s each, distinct message ids, {} customers, journal_sync = full",
-        args.connections, args.seconds, args.customers
+        "{} connections, {} s each, distinct message ids, {} customers, journal_sync = {}",
+        args.connections, args.seconds, args.customers, args.sync
     );
     let bare = rt.block_on(load(bare_addr, &args, next.clone()));
     println!(
