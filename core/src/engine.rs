@@ -256,6 +256,13 @@ impl Engine {
         self.conversations.values()
     }
 
+    /// How much a snapshot holds, in entries: the conversations kept and
+    /// the customers with a history. The server spaces snapshots by it, so
+    /// that encoding them costs the same per event at any size.
+    pub fn size(&self) -> usize {
+        self.conversations.len() + self.history.len()
+    }
+
     /// The customer's open conversation on `channel`, if any.
     pub fn open_conversation_of(&self, channel: &str, customer: &str) -> Option<&Conversation> {
         let id = self

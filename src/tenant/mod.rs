@@ -125,6 +125,8 @@ pub struct Tenant {
     pub lease: Lease,
     /// Commits handed to the journal and not yet answered.
     inflight: std::sync::atomic::AtomicUsize,
+    /// A snapshot is being encoded and stored: the next waits for it.
+    snapshotting: Arc<std::sync::atomic::AtomicBool>,
     /// The tenant's tasks (timers, outbox), stopped when it leaves this node.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -195,6 +197,7 @@ impl Tenant {
             presence: OnceLock::new(),
             lease: Lease::default(),
             inflight: Default::default(),
+            snapshotting: Default::default(),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -517,14 +520,30 @@ impl Tenant {
             }),
         );
         inner.since_snapshot += out.emitted.len() as u64;
-        if inner.since_snapshot >= self.config.snapshot_every {
+        // Encoding a snapshot costs its size: spaced by at least the state's
+        // size in events, snapshots cost the same per event whatever the
+        // number of waiting conversations (a start-up then replays at most
+        // about as many events as the snapshot holds), and one at a time,
+        // so a slow encoding is never stacked with the next.
+        let due = self.config.snapshot_every.max(inner.engine.size() as u64);
+        if inner.since_snapshot >= due && !self.snapshotting.swap(true, Ordering::SeqCst) {
             inner.since_snapshot = 0;
-            // A copy under the lock; encoded and stored off it.
+            // A copy under the lock (shared conversations, a few pointers);
+            // encoded and stored off it.
             let snapshot = inner.engine.snapshot();
-            drop(
-                self.store
-                    .snapshot(&self.key, self.epoch, inner.last_seq, snapshot),
-            );
+            let stored = self
+                .store
+                .snapshot(&self.key, self.epoch, inner.last_seq, snapshot);
+            let busy = self.snapshotting.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        let _ = stored.await;
+                        busy.store(false, Ordering::SeqCst);
+                    });
+                }
+                Err(_) => busy.store(false, Ordering::SeqCst),
+            }
         }
         Some(rx)
     }
