@@ -90,7 +90,7 @@ enum ScriptsCmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Cmd::Mask { json }) => mask_cmd::run(json),
+        Some(Cmd::Mask { json }) => Ok(mask_cmd::run(json)?),
         Some(Cmd::Serve {
             config,
             listen,
