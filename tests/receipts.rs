@@ -55,10 +55,7 @@ async fn delivery_and_read_webhooks_mark_the_agents_replies_once_and_survive_a_r
     let (base, _graph) = graph::start().await;
     let env = [("SWITCHBOARD_GRAPH_API_BASE", base.as_str())];
     let mut server = Server::start_in(dir.clone(), &config, &env);
-    let customer = Customer::Messenger {
-        psid: "PSID-R",
-        mid: "m.1",
-    };
+    let customer = Customer::messenger("PSID-R", "m.1");
     let (mut alice, id) = server
         .handled_conversation("alice", customer, "hello")
         .await;
@@ -131,10 +128,7 @@ async fn delivery_and_read_webhooks_mark_the_agents_replies_once_and_survive_a_r
 #[tokio::test]
 async fn a_web_chat_visitor_reading_marks_the_agents_replies_read() {
     let server = Server::start(&demo_config());
-    let customer = Customer::Webchat {
-        visitor: "v1",
-        name: "Ann",
-    };
+    let customer = Customer::webchat("v1", "Ann");
     let (mut alice, id) = server
         .handled_conversation("alice", customer, "hello")
         .await;

@@ -45,10 +45,7 @@ fn stored_files(server: &Server) -> usize {
 
 /// Alice handles a web chat from Zoé, the visitor the test calls `visitor`.
 async fn accepted_webchat(server: &Server, visitor: &str) -> (AgentClient, u64) {
-    let customer = Customer::Webchat {
-        visitor,
-        name: "Zoé",
-    };
+    let customer = Customer::webchat(visitor, "Zoé");
     server
         .handled_conversation("alice", customer, "can you send the form?")
         .await
@@ -275,10 +272,7 @@ async fn sends(g: &graph::Graph, n: usize) -> Vec<graph::Call> {
 async fn a_messenger_customer_gets_the_file_through_the_send_api_and_a_refusal_marks_the_reply() {
     let (base, g) = graph::start().await;
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
-    let customer = Customer::Messenger {
-        psid: "PSID-7",
-        mid: "m.1",
-    };
+    let customer = Customer::messenger("PSID-7", "m.1");
     let (mut alice, id) = server
         .handled_conversation("alice", customer, "the invoice please")
         .await;

@@ -78,10 +78,7 @@ async fn opening_and_typing_send_mark_seen_and_typing_on_at_most_every_few_secon
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    let customer = Customer::Messenger {
-        psid: "PSID-A",
-        mid: "m.1",
-    };
+    let customer = Customer::messenger("PSID-A", "m.1");
     let id = server.offered(&mut alice, customer, "hello").await;
     // Not taking part yet: refused, nothing sent.
     let (status, _) = alice
@@ -126,10 +123,7 @@ async fn opening_and_typing_send_mark_seen_and_typing_on_at_most_every_few_secon
 async fn a_refused_sender_action_is_counted_and_never_a_failed_message() {
     let (base, g) = graph::start().await;
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
-    let customer = Customer::Messenger {
-        psid: "PSID-B",
-        mid: "m.1",
-    };
+    let customer = Customer::messenger("PSID-B", "m.1");
     let (alice, id) = server
         .handled_conversation("alice", customer, "hello")
         .await;

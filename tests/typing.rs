@@ -13,10 +13,7 @@ async fn typing_goes_both_ways_and_only_to_the_conversations_people() {
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
     let mut bob = AgentClient::login(&server, "bob").await;
-    let customer = Customer::Webchat {
-        visitor: "v-typing",
-        name: "Lea",
-    };
+    let customer = Customer::webchat("v-typing", "Lea");
     let id = server.offered(&mut alice, customer, "hello").await;
     let mut visitor = server.visitor_events("v-typing").await;
 

@@ -50,10 +50,7 @@ async fn say(server: &Server, token: &str, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn a_visitor_attaches_a_picture_and_the_agent_gets_switchboards_copy() {
     let server = Server::start(&demo_config());
-    let customer = Customer::Webchat {
-        visitor: "v-up",
-        name: "Zoé",
-    };
+    let customer = Customer::webchat("v-up", "Zoé");
     let (mut alice, _) = server
         .handled_conversation("alice", customer, "hello")
         .await;

@@ -527,6 +527,16 @@ pub enum Customer<'a> {
     Messenger { psid: &'a str, mid: &'a str },
 }
 
+impl<'a> Customer<'a> {
+    pub fn webchat(visitor: &'a str, name: &'a str) -> Customer<'a> {
+        Customer::Webchat { visitor, name }
+    }
+
+    pub fn messenger(psid: &'a str, mid: &'a str) -> Customer<'a> {
+        Customer::Messenger { psid, mid }
+    }
+}
+
 impl Server {
     /// `customer` writes `text`; the offer reaches `agent` (available):
     /// the conversation. For web chat, the offer is checked to be for the
@@ -565,9 +575,21 @@ impl Server {
     ) -> (AgentClient, u64) {
         let mut client = AgentClient::login(self, agent).await;
         client.available().await;
-        let id = self.offered(&mut client, customer, text).await;
-        client.accept(id).await;
+        let id = self.handled(&mut client, customer, text).await;
         (client, id)
+    }
+
+    /// `customer` writes `text`; `agent` (available) is offered it and
+    /// accepts it: the conversation.
+    pub async fn handled(
+        &self,
+        agent: &mut AgentClient,
+        customer: Customer<'_>,
+        text: &str,
+    ) -> u64 {
+        let id = self.offered(agent, customer, text).await;
+        agent.accept(id).await;
+        id
     }
 }
 
