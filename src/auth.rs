@@ -10,7 +10,7 @@
 //! race, at most [`MAX_FAILURES`] passwords of one account are ever
 //! evaluated per window (`tests/login_limits.rs`).
 
-use crate::store::{Store, StoredSession};
+use crate::store::{Store, StoreError, StoredSession};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
@@ -41,13 +41,18 @@ pub struct Session {
     pub expires_at: Millis,
 }
 
+/// A password could not be hashed (argon2 refused its parameters).
+#[derive(Debug, thiserror::Error)]
+#[error("hashing a password: {0}")]
+pub struct HashError(String);
+
 /// Hash a password with argon2id and a random salt (PHC string).
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+        .map_err(|e| HashError(e.to_string()))
 }
 
 fn token_hash(token: &str) -> String {
@@ -133,7 +138,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Sessions {
     /// Load the sessions still valid at `now`.
-    pub fn load(store: Arc<dyn Store>, ttl_ms: Millis, now: Millis) -> anyhow::Result<Sessions> {
+    pub fn load(
+        store: Arc<dyn Store>,
+        ttl_ms: Millis,
+        now: Millis,
+    ) -> Result<Sessions, StoreError> {
         let mut map = SessionMap::default();
         for s in store.live_sessions(now)? {
             map.insert(Session {
@@ -156,7 +165,7 @@ impl Sessions {
     /// it: they were created on the node that served it before).
     /// What memory held of the tenant is replaced: a session revoked on
     /// another node since this one last saw it must not come back.
-    pub fn load_tenant(&self, tenant: &str, now: Millis) -> anyhow::Result<usize> {
+    pub fn load_tenant(&self, tenant: &str, now: Millis) -> Result<usize, StoreError> {
         let stored = self.store.live_sessions(now)?;
         self.forget_tenant(tenant);
         let mut map = lock(&self.map);
@@ -189,7 +198,7 @@ impl Sessions {
     }
 
     /// A new session; returns the token to give the client.
-    pub fn create(&self, tenant: &str, agent: &str, now: Millis) -> anyhow::Result<String> {
+    pub fn create(&self, tenant: &str, agent: &str, now: Millis) -> Result<String, StoreError> {
         let token = tenant_token(tenant);
         let id = token_hash(&token);
         let expires_at = now + self.ttl_ms;

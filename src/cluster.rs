@@ -31,6 +31,7 @@
 use crate::auth::Sessions;
 use crate::clock::{rfc3339, Clock};
 use crate::config::TenantConfig;
+use crate::error::StartError;
 use crate::http::Shared;
 use crate::metrics::Metrics;
 use crate::store::{ClusterStore, LeaseRow, NodeRow, Store, StoreError};
@@ -261,20 +262,21 @@ pub fn serve_all_here(
     clock: &Arc<Clock>,
     metrics: &Arc<Metrics>,
     away_grace_ms: Millis,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
+) -> Result<(), StartError> {
     for id in registry.ids() {
         let Some(cfg) = registry.config(id) else {
             continue;
         };
-        let recovered = store
-            .recover(id)
-            .with_context(|| format!("recovering tenant {id}"))?;
+        let recovered = store.recover(id).map_err(|cause| StartError::Recover {
+            tenant: id.to_string(),
+            cause,
+        })?;
         // One node owns every tenant: it writes under the tenant's
         // current epoch.
-        let epoch = store
-            .epoch(id)
-            .with_context(|| format!("reading the epoch of tenant {id}"))?;
+        let epoch = store.epoch(id).map_err(|cause| StartError::Epoch {
+            tenant: id.to_string(),
+            cause,
+        })?;
         let tenant = Arc::new(Tenant::new(
             cfg.clone(),
             clock.clone(),
@@ -452,13 +454,13 @@ async fn take_tenant(
     // Recovery reads the journal and loads the scripts: off the workers,
     // with no deadline of the loop's (a long journal takes what it takes;
     // the lease is renewed right after if needed).
-    let built = tokio::task::spawn_blocking(move || -> anyhow::Result<Tenant> {
+    let built = tokio::task::spawn_blocking(move || -> Result<Tenant, StoreError> {
         let recovered = store.recover(&t)?;
-        Tenant::new(cfg, clock, store, epoch, recovered, metrics)
+        Tenant::new(cfg, clock, store, epoch, recovered, metrics).map_err(StoreError::failed)
     })
     .await
-    .map_err(|e| StoreError::Failed(e.to_string()))
-    .and_then(|r| r.map_err(|e| StoreError::Failed(format!("{e:#}"))));
+    .map_err(StoreError::failed)
+    .and_then(|r| r);
     let tenant = match built {
         Ok(t) => Arc::new(t),
         Err(e) => {
@@ -469,13 +471,7 @@ async fn take_tenant(
     };
     tenant.lease.hold_until(started + node.lease());
     let (sessions, t, now) = (state.sessions.clone(), id.to_string(), state.clock.now());
-    if let Err(e) = blocking(node.call_patience(), move || {
-        sessions
-            .load_tenant(&t, now)
-            .map_err(|e| StoreError::Failed(e.to_string()))
-    })
-    .await
-    {
+    if let Err(e) = blocking(node.call_patience(), move || sessions.load_tenant(&t, now)).await {
         tracing::warn!(tenant = %id, error = %e, "sessions not loaded");
     }
     tenant.attach_sessions(state.sessions.clone(), node.away_grace_ms);

@@ -1,7 +1,6 @@
 //! Configuration: a TOML file (or the embedded demo) plus `SWITCHBOARD_*`
 //! environment overrides, read with the `config` crate.
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,6 +9,34 @@ use switchboard_core::model::{
     AgentConfig, QueueConfig, TenantSettings, TransferNotAccepted, DEFAULT_CAPACITY,
     DEFAULT_RONA_TIMEOUT_MS,
 };
+
+/// Why a configuration was refused. Each text is whole: the cause (the
+/// file's syntax error, the field missing) is in it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file (or the environment) could not be read or parsed as TOML.
+    #[error("reading {what}: {cause}")]
+    Read {
+        what: String,
+        cause: config::ConfigError,
+    },
+    /// The text is TOML but not a configuration (a field missing, a
+    /// value of the wrong type).
+    #[error("invalid configuration: {0}")]
+    Shape(config::ConfigError),
+    /// A rule of [`Config::validate`] is broken; the text names it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// Refuse with `ConfigError::Invalid`: the text says what to fix.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(ConfigError::Invalid(format!($($arg)*)))
+    };
+}
 
 /// The embedded demo configuration (examples/demo.toml).
 pub const DEMO: &str = include_str!("../examples/demo.toml");
@@ -308,11 +335,14 @@ impl Config {
         let raw = builder
             .add_source(config::Environment::with_prefix("SWITCHBOARD").ignore_empty(true))
             .build()
-            .with_context(|| match path {
-                Some(p) => format!("reading {}", p.display()),
-                None => "reading the embedded demo configuration".into(),
+            .map_err(|cause| ConfigError::Read {
+                what: match path {
+                    Some(p) => p.display().to_string(),
+                    None => "the embedded demo configuration".into(),
+                },
+                cause,
             })?;
-        let mut cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        let mut cfg: Config = raw.try_deserialize().map_err(ConfigError::Shape)?;
         let base_dir = path.map(|p| {
             p.parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -341,8 +371,11 @@ impl Config {
         let raw = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .context("reading the configuration")?;
-        let mut cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+            .map_err(|cause| ConfigError::Read {
+                what: "the configuration".into(),
+                cause,
+            })?;
+        let mut cfg: Config = raw.try_deserialize().map_err(ConfigError::Shape)?;
         for t in &mut cfg.tenants {
             t.data_dir = cfg.data_dir.clone();
         }
@@ -438,7 +471,7 @@ impl Config {
                 }
             }
             switchboard_core::Masker::new(&t.mask_patterns)
-                .map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.id))?;
+                .map_err(|e| ConfigError::Invalid(format!("tenant {}: {e}", t.id)))?;
             validate_plugins(t, &queues)?;
         }
         Ok(())

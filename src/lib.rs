@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod console;
+pub mod error;
 pub mod generation;
 pub mod http;
 pub mod mask_cmd;

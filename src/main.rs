@@ -90,7 +90,7 @@ enum ScriptsCmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Cmd::Mask { json }) => mask_cmd::run(json),
+        Some(Cmd::Mask { json }) => Ok(mask_cmd::run(json)?),
         Some(Cmd::Serve {
             config,
             listen,
@@ -253,5 +253,5 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>, watch: bool) -> R
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(server::run(cfg, config_path.is_none()))
+    Ok(runtime.block_on(server::run(cfg, config_path.is_none()))?)
 }

@@ -4,11 +4,11 @@
 //! no further input is already buffered, so an interactive or piped
 //! producer gets each answer without waiting for end of input.
 
-use anyhow::Result;
 use std::io::{BufRead, Write};
 use switchboard_core::Masker;
 
-pub fn run(json: bool) -> Result<()> {
+/// Errors are the streams' (a closed pipe, a failed write).
+pub fn run(json: bool) -> std::io::Result<()> {
     let masker = Masker::default();
     let stdin = std::io::stdin();
     let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());

@@ -20,7 +20,6 @@
 
 use crate::config::TenantConfig;
 use crate::generation::RoutingCandidate;
-use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +28,37 @@ use switchboard_core::engine::Engine;
 use switchboard_core::model::{ConversationId, Millis, OfferKind};
 use switchboard_core::routing::{RouteDecision, RoutingPolicy};
 use switchboard_core::{Event, Masker};
+
+/// Why a journal could not be replayed. Each text is whole, cause
+/// included (it is what `POST …/replay` answers too).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no journal at {}", .0.display())]
+    NoJournal(std::path::PathBuf),
+    #[error("opening {}: {cause}", .path.display())]
+    Open {
+        path: std::path::PathBuf,
+        cause: rusqlite::Error,
+    },
+    #[error("reading the journal: {0}")]
+    Read(rusqlite::Error),
+    #[error("journal event {seq} of tenant {tenant} is unreadable: {cause}")]
+    Unreadable {
+        tenant: String,
+        seq: i64,
+        cause: serde_json::Error,
+    },
+    #[error("the tenant's mask patterns: {0}")]
+    MaskPatterns(switchboard_core::masking::MaskError),
+}
+
+impl From<rusqlite::Error> for ReplayError {
+    fn from(e: rusqlite::Error) -> ReplayError {
+        ReplayError::Read(e)
+    }
+}
+
+type Result<T, E = ReplayError> = std::result::Result<T, E>;
 
 /// Disagreements kept in a report (the first ones, in journal order).
 pub const SAMPLE: usize = 20;
@@ -114,7 +144,7 @@ impl<'a> Replayer<'a> {
         routing: &str,
         window: Window,
     ) -> Result<Replayer<'a>> {
-        let masker = Masker::new(&t.mask_patterns).context("the tenant's mask patterns")?;
+        let masker = Masker::new(&t.mask_patterns).map_err(ReplayError::MaskPatterns)?;
         let engine = Engine::new(t.settings(), masker, t.queue_configs(), t.agent_configs());
         Ok(Replayer {
             engine,
@@ -227,13 +257,16 @@ pub fn replay_journal(
 ) -> Result<Report> {
     let path = data_dir.join("switchboard.db");
     if !path.is_file() {
-        anyhow::bail!("no journal at {}", path.display());
+        return Err(ReplayError::NoJournal(path));
     }
     let conn = rusqlite::Connection::open_with_flags(
         &path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .with_context(|| format!("opening {}", path.display()))?;
+    .map_err(|cause| ReplayError::Open {
+        path: path.clone(),
+        cause,
+    })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mut replayer = Replayer::new(t, candidate, routing, window)?;
     let mut stmt = conn.prepare("SELECT seq, body FROM events WHERE tenant = ?1 ORDER BY seq")?;
@@ -241,8 +274,12 @@ pub fn replay_journal(
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let body: String = row.get(1)?;
-        let event: Event = serde_json::from_str(&body)
-            .with_context(|| format!("journal event {seq} of tenant {} is unreadable", t.id))?;
+        let event: Event =
+            serde_json::from_str(&body).map_err(|cause| ReplayError::Unreadable {
+                tenant: t.id.clone(),
+                seq,
+                cause,
+            })?;
         if let (Some(until), Some(at)) = (window.until, event_time(&event)) {
             if at >= until {
                 break;

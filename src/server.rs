@@ -5,20 +5,24 @@ use crate::auth::Sessions;
 use crate::clock::Clock;
 use crate::cluster::{serve_all_here, Node, Registry};
 use crate::config::Config;
+use crate::error::StartError;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::store::{ClusterStore, PgStore, SqliteStore, Store};
-use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use std::sync::Arc;
+
+type Result<T, E = StartError> = std::result::Result<T, E>;
 
 /// Build the shared state of a server alone (SQLite; `database_url`
 /// is ignored): open the store, recover each tenant from its journal,
 /// load live sessions, read credentials, start timers.
 /// Must run inside a tokio runtime.
 pub fn build(cfg: &Config, admin_token: String) -> Result<Arc<AppState>> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&cfg.data_dir, cfg.journal_sync).map_err(StartError::OpenStore)?,
+    );
     let bound = cfg
         .listen
         .parse()
@@ -34,11 +38,14 @@ type Opened = (Arc<dyn Store>, Option<Arc<dyn ClusterStore>>);
 fn open_store(cfg: &Config) -> Result<Opened> {
     match &cfg.database_url {
         None => Ok((
-            Arc::new(SqliteStore::open(&cfg.data_dir, cfg.journal_sync)?),
+            Arc::new(
+                SqliteStore::open(&cfg.data_dir, cfg.journal_sync)
+                    .map_err(StartError::OpenStore)?,
+            ),
             None,
         )),
         Some(url) => {
-            let pg = Arc::new(PgStore::open(url).context("opening the PostgreSQL store")?);
+            let pg = Arc::new(PgStore::open(url).map_err(StartError::OpenPostgres)?);
             Ok((pg.clone(), Some(pg)))
         }
     }
@@ -56,11 +63,10 @@ fn assemble(
 ) -> Result<Arc<AppState>> {
     let clock = Arc::new(Clock::default());
     let metrics = Arc::new(Metrics::default());
-    let sessions = Arc::new(Sessions::load(
-        store.clone(),
-        cfg.session_ttl_secs * 1000,
-        clock.now(),
-    )?);
+    let sessions = Arc::new(
+        Sessions::load(store.clone(), cfg.session_ttl_secs * 1000, clock.now())
+            .map_err(StartError::Sessions)?,
+    );
     let away_grace_ms = cfg.away_grace_secs.saturating_mul(1000);
     let tenants = Registry::new(&cfg.tenants);
     for t in &cfg.tenants {
@@ -87,14 +93,14 @@ fn assemble(
         away_grace_ms,
         clock.now(),
     ));
-    let visitors = crate::visitors::VisitorTokens::load(&*store)?;
+    let visitors = crate::visitors::VisitorTokens::load(&*store).map_err(StartError::Secret)?;
     // Cheap: plain passwords are keyed hashes, argon2 hashes are only parsed.
     let passwords = Passwords::from_config(cfg);
     let forwarder = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .context("building the HTTP client that forwards to other nodes")?;
+        .map_err(StartError::Forwarder)?;
     Ok(Arc::new(AppState {
         tenants,
         sessions,
@@ -146,14 +152,18 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
             (hex::encode(raw), true)
         }
     };
+    let listen = |cause| StartError::Listen {
+        address: cfg.listen.clone(),
+        cause,
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
     let open_cfg = cfg.clone();
     let (store, cluster) = tokio::task::spawn_blocking(move || open_store(&open_cfg))
         .await
-        .context("opening the store")??;
+        .map_err(StartError::Opener)??;
     let state = assemble(&cfg, admin_token.clone(), store, cluster, addr)?;
     // Events are small frames written one by one: without TCP_NODELAY,
     // Nagle's algorithm and the peer's delayed ACK hold some of them ~40 ms.
@@ -210,7 +220,7 @@ pub async fn run(cfg: Config, demo: bool) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     };
     tokio::select! {
-        served = serving => served.context("serving HTTP"),
+        served = serving => served.map_err(StartError::Serve),
         _ = cut => {
             tracing::info!("stopped with sockets still open");
             Ok(())

@@ -37,6 +37,15 @@ impl std::fmt::Debug for VisitorTokens {
     }
 }
 
+/// Why the visitors' secret could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the stored {SECRET} is too short")]
+    TooShort,
+}
+
 /// A visitor the server knows: its customer id on the `webchat` channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visitor {
@@ -45,12 +54,14 @@ pub struct Visitor {
 
 impl VisitorTokens {
     /// Load the server secret from the store (created on first start).
-    pub fn load(store: &dyn Store) -> anyhow::Result<VisitorTokens> {
+    pub fn load(store: &dyn Store) -> Result<VisitorTokens, SecretError> {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);
         let key = store.secret(SECRET, &fresh)?;
-        anyhow::ensure!(key.len() >= 32, "the stored {SECRET} is too short");
+        if key.len() < 32 {
+            return Err(SecretError::TooShort);
+        }
         Ok(VisitorTokens { key })
     }
 

@@ -124,8 +124,7 @@ async fn an_admin_creates_an_agent_who_logs_in_gets_offers_and_is_then_disabled(
     dan.available().await;
     let c1 = server.customer_says("v1", "Ann", "hello").await;
     assert_eq!(dan.events.next_of("offer").await["conversation"], c1);
-    dan.ok(&format!("/api/conversations/{c1}/accept"), json!({}))
-        .await;
+    dan.accept(c1).await;
 
     // A new queue (the platform token), given to dan with a second place:
     // a transfer to it reaches dan.
@@ -154,9 +153,7 @@ async fn an_admin_creates_an_agent_who_logs_in_gets_offers_and_is_then_disabled(
         .events
         .next_where("offer", |o| o["conversation"] == c2)
         .await;
-    alice
-        .ok(&format!("/api/conversations/{c2}/accept"), json!({}))
-        .await;
+    alice.accept(c2).await;
     alice
         .ok(
             &format!("/api/conversations/{c2}/transfer"),

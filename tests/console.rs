@@ -220,9 +220,7 @@ async fn scripted_day(server: &Server, token: &str) -> (String, String, AgentCli
     let c1 = server.customer_says("v1", "One", "first").await;
     alice.events.next_of("offer").await;
     server.advance(10_000).await;
-    alice
-        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
-        .await;
+    alice.accept(c1).await;
     server.advance(60_000).await;
     alice
         .ok(&format!("/api/conversations/{c1}/end"), json!({}))
@@ -248,9 +246,7 @@ async fn scripted_day(server: &Server, token: &str) -> (String, String, AgentCli
     alice.available().await;
     alice.events.next_of("offer").await;
     server.advance(5_000).await;
-    alice
-        .ok(&format!("/api/conversations/{c2}/accept"), json!({}))
-        .await;
+    alice.accept(c2).await;
     server.advance(30_000).await;
     alice
         .ok(&format!("/api/conversations/{c2}/end"), json!({}))
@@ -693,15 +689,11 @@ async fn a_supervisor_moves_monitors_and_closes_a_conversation_with_a_reason() {
     alice.available().await;
     let offer = alice.events.next_of("offer").await;
     assert_eq!(offer["conversation"], first, "the oldest first");
-    alice
-        .ok(&format!("/api/conversations/{first}/accept"), json!({}))
-        .await;
+    alice.accept(first).await;
     let offer = alice.events.next_of("offer").await;
     assert_eq!(offer["conversation"], id);
     assert_eq!(offer["queue"], "billing");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     feed.next_where("monitor", |v| v["event"]["type"] == "conversation_started")
         .await;
     server.customer_says("v2", "Vic", "anyone there?").await;
@@ -758,9 +750,7 @@ async fn a_supervisor_joins_a_conversation_as_its_third_participant() {
     let id = server.customer_says("v-join", "Ana", "help please").await;
     let mut visitor = server.visitor_events("v-join").await;
     alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let join = format!("/api/supervisor/conversations/{id}/join");
 
     // An agent may not; another tenant's supervisor finds nothing.
@@ -1043,10 +1033,8 @@ async fn the_projection_equals_the_engine_after_a_scripted_sequence() {
     alice.available().await;
 
     // Offered to alice, accepted, then transferred to billing.
-    let c1 = server.customer_says("p1", "One", "first").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
+    let c1 = server
+        .handled(&mut alice, Customer::webchat("p1", "One"), "first")
         .await;
     // Offered to alice and left to ring: RONA.
     let c2 = server.customer_says("p2", "Two", "second").await;
@@ -1100,8 +1088,7 @@ async fn the_projection_equals_the_engine_after_a_scripted_sequence() {
     bob.available().await;
     let offer = bob.events.next_of("offer").await;
     let taken = offer["conversation"].as_u64().expect("id");
-    bob.ok(&format!("/api/conversations/{taken}/accept"), json!({}))
-        .await;
+    bob.accept(taken).await;
     let (status, v) = call(
         &server,
         &sam,
@@ -1256,9 +1243,7 @@ async fn console_frames_never_read_the_engine() {
                 .events
                 .next_where("offer", |o| o["conversation"] == id)
                 .await;
-            alice
-                .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-                .await;
+            alice.accept(id).await;
         }
     }
     for c in &mut consoles {
@@ -1318,9 +1303,7 @@ async fn after_a_failed_commit_the_console_shows_what_the_journal_holds() {
         console.next(std::time::Duration::from_millis(300)).await;
     }
 
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let o = console
         .until(|v| row(v, "conversations", &json!(id)).is_some_and(|c| c["state"] == "active"))
         .await;

@@ -19,10 +19,8 @@ async fn a_restart_keeps_conversations_sessions_and_pending_timers() {
     bob.available().await;
 
     // #1 active with alice, #2 offered to bob, #3 ended with wrap-up pending.
-    let c1 = server.customer_says("v1", "Ann", "first question").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{c1}/accept"), json!({}))
+    let c1 = server
+        .handled(&mut alice, Customer::webchat("v1", "Ann"), "first question")
         .await;
     alice
         .ok(
@@ -37,9 +35,7 @@ async fn a_restart_keeps_conversations_sessions_and_pending_timers() {
         .events
         .next_where("offer", |o| o["conversation"] == c3)
         .await;
-    alice
-        .ok(&format!("/api/conversations/{c3}/accept"), json!({}))
-        .await;
+    alice.accept(c3).await;
     alice
         .ok(&format!("/api/conversations/{c3}/end"), json!({}))
         .await;
@@ -271,14 +267,12 @@ async fn an_archived_conversation_leaves_memory_but_its_transcript_stays() {
         "default_queue = \"support\"\narchive_after_ms = 60000",
     );
     let server = Server::start(&config);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server
-        .customer_says("arch-1", "Ada", "an old question")
-        .await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let (alice, id) = server
+        .handled_conversation(
+            "alice",
+            Customer::webchat("arch-1", "Ada"),
+            "an old question",
+        )
         .await;
     alice
         .ok(

@@ -36,9 +36,7 @@ async fn whole_flow_from_web_chat_to_wrap_up() {
     );
 
     // Accept, then talk both ways.
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     assert_eq!(started["conversation"], id);
     assert_eq!(
@@ -77,8 +75,7 @@ async fn whole_flow_from_web_chat_to_wrap_up() {
     assert!(w["reasons"].as_array().is_some_and(|r| !r.is_empty()));
     let offer = bob.events.next_of("offer").await;
     assert_eq!(offer["kind"], "transfer");
-    bob.ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    bob.accept(id).await;
     let started = bob.events.next_of("conversation_started").await;
     let texts: Vec<&str> = started["messages"]
         .as_array()
@@ -106,9 +103,7 @@ async fn whole_flow_from_web_chat_to_wrap_up() {
     bob.events.next_of("conference_requested").await;
     let invite = carol.events.next_of("offer").await;
     assert_eq!(invite["kind"], "conference");
-    carol
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    carol.accept(id).await;
     bob.events.next_of("conference_started").await;
     carol.events.next_of("conference_started").await;
     let joined = bob
@@ -322,12 +317,8 @@ async fn metrics_and_openapi_describe_the_running_server() {
 #[tokio::test]
 async fn deleting_a_queue_interrupts_its_conversations_and_only_end_remains() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server.customer_says("q-1", "Quinn", "help").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let (mut alice, id) = server
+        .handled_conversation("alice", Customer::webchat("q-1", "Quinn"), "help")
         .await;
     let (status, body) = server
         .admin(Method::DELETE, "/admin/tenants/demo/queues/support", None)

@@ -381,9 +381,7 @@ async fn signed_messenger_webhook_reaches_an_agent_and_the_reply_reaches_graph_a
             .0,
         200
     );
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     let texts: Vec<&str> = started["messages"]
         .as_array()
@@ -481,9 +479,7 @@ async fn an_unreachable_graph_api_is_reported_to_the_agent() {
     let id = alice.events.next_of("offer").await["conversation"]
         .as_u64()
         .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     alice
         .ok(
             &format!("/api/conversations/{id}/messages"),
@@ -548,9 +544,7 @@ async fn canned_responses_are_served_per_conversation_and_reloaded_with_the_gene
         .await;
     let offer = alice.events.next_of("offer").await;
     assert_eq!(offer["conversation"].as_u64(), Some(id));
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
 
     let path = format!("/api/responses?conversation={id}");
     let (status, v) = alice.call(Method::GET, &path, None).await;

@@ -119,9 +119,7 @@ async fn a_failed_commit_leaves_nothing_applied() {
     assert_eq!(status, 503, "{v}");
     let (_, me) = alice.call(Method::GET, "/api/me", None).await;
     assert_eq!(me["conversations"][0]["state"], "offered", "{me}");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let before = conversations(&server).await;
     assert_eq!(before[0]["state"], "active", "{before}");
 
@@ -167,9 +165,7 @@ async fn a_refused_reply_is_journaled_shown_to_the_agent_and_kept_in_the_transcr
     let id = alice.events.next_of("offer").await["conversation"]
         .as_u64()
         .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     alice
         .ok(
             &format!("/api/conversations/{id}/messages"),

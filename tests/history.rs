@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 /// Take the offer of conversation `id`, end it and wrap it up with the
 /// first reason offered; returns that reason's label.
 async fn handle_to_the_end(agent: &mut AgentClient, id: u64) -> String {
-    agent
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    agent.accept(id).await;
     agent
         .ok(
             &format!("/api/conversations/{id}/messages"),
@@ -60,9 +58,7 @@ async fn a_returning_customer_shows_its_earlier_conversations_masked() {
         .await;
     assert_ne!(again, first);
     assert_eq!(alice.events.next_of("offer").await["conversation"], again);
-    alice
-        .ok(&format!("/api/conversations/{again}/accept"), json!({}))
-        .await;
+    alice.accept(again).await;
     let (status, h) = alice
         .call(
             Method::GET,
@@ -125,9 +121,7 @@ async fn a_returning_customer_shows_its_earlier_conversations_masked() {
         .events
         .next_where("offer", |o| o["conversation"] == other)
         .await;
-    alice
-        .ok(&format!("/api/conversations/{other}/accept"), json!({}))
-        .await;
+    alice.accept(other).await;
     let (_, h) = alice
         .call(
             Method::GET,

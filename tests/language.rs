@@ -20,9 +20,7 @@ async fn a_french_tenant_writes_its_system_lines_in_french() {
     let id = server.customer_says("v-fr", "Jeanne", "Bonjour").await;
     let mut visitor = server.visitor_events("v-fr").await;
     alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     alice
         .ok(
             &format!("/api/conversations/{id}/transfer"),

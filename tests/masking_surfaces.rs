@@ -27,9 +27,7 @@ async fn every_agent_facing_surface_is_masked_and_logs_hold_no_raw_value() {
     assert_eq!(offer["preview"], expected);
     assert_eq!(offer["customer_name"], "m******@gmail.com");
     // Conversation pane, CAD variables.
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     assert_eq!(started["messages"][0]["text"], expected);
     assert_eq!(started["cad"]["customer_name"], "m******@gmail.com");
@@ -242,9 +240,7 @@ async fn typography_and_a_card_split_over_two_messages_are_masked_everywhere() {
     assert_eq!(redacted["text"], "ma carte ********");
     assert_eq!(redacted["preview"], "ma carte ********");
     assert_eq!(redacted["messages"][0]["text"], "ma carte ********");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     assert_eq!(started["messages"][0]["text"], "ma carte ********");
     assert_eq!(started["messages"][1]["text"], "****1111 merci");

@@ -59,9 +59,7 @@ async fn a_new_messenger_customer_is_named_from_the_user_profile_api_with_appsec
 
     // Cached: the next message asks nothing.
     post_webhook(&server, "PSID-1", "m.2", "still there?").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     assert_eq!(started["messages"][1]["author"], "Peter Chang");
     assert_eq!(g.profile_calls.lock().expect("lock").len(), 1);
@@ -182,11 +180,7 @@ async fn messenger_attachments_of_every_kind_reach_the_agent_as_switchboard_urls
     .to_string();
     let (status, answer) = server.messenger_deliver(&body).await;
     assert_eq!(status, 200, "{answer}");
-    let offer = alice.events.next_of("offer").await;
-    let id = offer["conversation"].as_u64().expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    let id = alice.accept_next_offer().await;
     let started = alice.events.next_of("conversation_started").await;
     let messages = started["messages"].as_array().expect("messages").clone();
     assert_eq!(messages.len(), 3, "{messages:#?}");
@@ -328,12 +322,7 @@ async fn sent(g: &graph::Graph, n: usize) -> Vec<graph::Call> {
 
 /// Accept the first offer; reply `text`; the status of the reply.
 async fn accept_and_reply(alice: &mut AgentClient, text: &str) -> (u16, serde_json::Value) {
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    let id = alice.accept_next_offer().await;
     alice
         .post(
             &format!("/api/conversations/{id}/messages"),

@@ -49,9 +49,7 @@ async fn a_reply_committed_before_a_crash_is_sent_once_after_the_restart() {
     let id = alice.events.next_of("offer").await["conversation"]
         .as_u64()
         .expect("conversation");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let (status, v) = alice
         .post(
             &format!("/api/conversations/{id}/messages"),

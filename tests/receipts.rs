@@ -55,15 +55,9 @@ async fn delivery_and_read_webhooks_mark_the_agents_replies_once_and_survive_a_r
     let (base, _graph) = graph::start().await;
     let env = [("SWITCHBOARD_GRAPH_API_BASE", base.as_str())];
     let mut server = Server::start_in(dir.clone(), &config, &env);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-
-    server.messenger_says("PSID-R", "m.1", "hello").await;
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let customer = Customer::messenger("PSID-R", "m.1");
+    let (mut alice, id) = server
+        .handled_conversation("alice", customer, "hello")
         .await;
     let say = |text: &'static str| json!({ "text": text });
     alice
@@ -134,12 +128,9 @@ async fn delivery_and_read_webhooks_mark_the_agents_replies_once_and_survive_a_r
 #[tokio::test]
 async fn a_web_chat_visitor_reading_marks_the_agents_replies_read() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server.customer_says("v1", "Ann", "hello").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let customer = Customer::webchat("v1", "Ann");
+    let (mut alice, id) = server
+        .handled_conversation("alice", customer, "hello")
         .await;
     let mut visitor = server.visitor_events("v1").await;
     // Nothing written by the agent yet: a read mark changes nothing.

@@ -43,27 +43,19 @@ fn stored_files(server: &Server) -> usize {
         .unwrap_or(0)
 }
 
-async fn accepted_webchat(server: &Server, alice: &mut AgentClient, visitor: &str) -> u64 {
-    let id = server
-        .customer_says(visitor, "Zoé", "can you send the form?")
-        .await;
-    let offered = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    assert_eq!(offered, id);
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
-    id
+/// Alice handles a web chat from Zoé, the visitor the test calls `visitor`.
+async fn accepted_webchat(server: &Server, visitor: &str) -> (AgentClient, u64) {
+    let customer = Customer::webchat(visitor, "Zoé");
+    server
+        .handled_conversation("alice", customer, "can you send the form?")
+        .await
 }
 
 #[tokio::test]
 async fn a_web_chat_visitor_gets_the_agents_picture_and_document_and_no_one_else_does() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
     let bob = AgentClient::login(&server, "bob").await;
-    alice.available().await;
-    let id = accepted_webchat(&server, &mut alice, "v-zoe").await;
+    let (alice, id) = accepted_webchat(&server, "v-zoe").await;
     let mut visitor = server.visitor_events("v-zoe").await;
 
     // Bob is not in the conversation; a made-up id is no conversation.
@@ -183,9 +175,7 @@ async fn a_web_chat_visitor_gets_the_agents_picture_and_document_and_no_one_else
 #[tokio::test]
 async fn refused_uploads_and_attachments_store_and_send_nothing() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = accepted_webchat(&server, &mut alice, "v-lim").await;
+    let (alice, id) = accepted_webchat(&server, "v-lim").await;
     let before = stored_files(&server);
 
     // Too large, active content, empty: refused with a reason, nothing kept.
@@ -282,16 +272,9 @@ async fn sends(g: &graph::Graph, n: usize) -> Vec<graph::Call> {
 async fn a_messenger_customer_gets_the_file_through_the_send_api_and_a_refusal_marks_the_reply() {
     let (base, g) = graph::start().await;
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    server
-        .messenger_says("PSID-7", "m.1", "the invoice please")
-        .await;
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let customer = Customer::messenger("PSID-7", "m.1");
+    let (mut alice, id) = server
+        .handled_conversation("alice", customer, "the invoice please")
         .await;
 
     let (status, doc) = agent_upload(&server, &alice, id, "invoice.pdf", PDF.to_vec()).await;

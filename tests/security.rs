@@ -172,12 +172,8 @@ async fn logins_are_checked_limited_and_revocable() {
 #[tokio::test]
 async fn secrets_never_reach_logs_or_error_bodies() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server.customer_says("v9", "Vic", "hello").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let (alice, id) = server
+        .handled_conversation("alice", Customer::webchat("v9", "Vic"), "hello")
         .await;
     let (_, err) = alice
         .post(
@@ -253,9 +249,7 @@ async fn another_agents_messenger_conversation_answers_like_a_missing_one() {
     let id = alice.events.next_of("offer").await["conversation"]
         .as_u64()
         .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     // Past Meta's 7-day window the customer cannot be reached.
     server.advance(8 * 24 * 3600 * 1000).await;
     let (status, _) = alice

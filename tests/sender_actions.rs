@@ -78,18 +78,14 @@ async fn opening_and_typing_send_mark_seen_and_typing_on_at_most_every_few_secon
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
-    server.messenger_says("PSID-A", "m.1", "hello").await;
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
+    let customer = Customer::messenger("PSID-A", "m.1");
+    let id = server.offered(&mut alice, customer, "hello").await;
     // Not taking part yet: refused, nothing sent.
     let (status, _) = alice
         .post(&format!("/api/conversations/{id}/seen"), json!({}))
         .await;
     assert_eq!(status, 404);
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
 
     let seen = format!("/api/conversations/{id}/seen");
     let typing = format!("/api/conversations/{id}/typing");
@@ -127,14 +123,9 @@ async fn opening_and_typing_send_mark_seen_and_typing_on_at_most_every_few_secon
 async fn a_refused_sender_action_is_counted_and_never_a_failed_message() {
     let (base, g) = graph::start().await;
     let server = Server::start_with_env(&demo_config(), &[("SWITCHBOARD_GRAPH_API_BASE", &base)]);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    server.messenger_says("PSID-B", "m.1", "hello").await;
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let customer = Customer::messenger("PSID-B", "m.1");
+    let (alice, id) = server
+        .handled_conversation("alice", customer, "hello")
         .await;
     *g.refuse_actions.lock().expect("lock") = 1;
     let (status, _) = alice

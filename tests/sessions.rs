@@ -83,12 +83,8 @@ async fn logout_all_ends_every_session_of_the_agent_and_closes_every_socket() {
 #[tokio::test]
 async fn logout_with_a_conversation_open_is_refused_and_changes_nothing() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server.customer_says("v1", "Vic", "hello").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let (alice, id) = server
+        .handled_conversation("alice", Customer::webchat("v1", "Vic"), "hello")
         .await;
     for path in ["/api/logout", "/api/logout/all"] {
         let (status, _) = alice.post(path, json!({})).await;
@@ -164,12 +160,8 @@ async fn an_agent_gone_with_a_conversation_keeps_it_but_gets_no_new_offer() {
         "session_ttl_secs = 31536000\naway_grace_secs = 10",
     );
     let server = Server::start(&config);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let id = server.customer_says("v1", "Ann", "hello").await;
-    alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let (alice, _) = server
+        .handled_conversation("alice", Customer::webchat("v1", "Ann"), "hello")
         .await;
     let token = alice.token.clone();
     alice.events.close().await;

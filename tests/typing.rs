@@ -13,8 +13,8 @@ async fn typing_goes_both_ways_and_only_to_the_conversations_people() {
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
     let mut bob = AgentClient::login(&server, "bob").await;
-    let id = server.customer_says("v-typing", "Lea", "hello").await;
-    alice.events.next_of("offer").await;
+    let customer = Customer::webchat("v-typing", "Lea");
+    let id = server.offered(&mut alice, customer, "hello").await;
     let mut visitor = server.visitor_events("v-typing").await;
 
     // Not before the conversation is the agent's.
@@ -26,9 +26,7 @@ async fn typing_goes_both_ways_and_only_to_the_conversations_people() {
         )
         .await;
     assert_eq!(status, 404, "offered, not yet taken");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
 
     // The agent types: the visitor's page is told who.
     let (status, _) = alice

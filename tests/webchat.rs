@@ -54,9 +54,7 @@ async fn knowing_a_visitors_label_or_conversation_gives_no_events_and_no_write()
     let token = first["visitor_token"].as_str().expect("visitor_token");
     assert!(token.len() >= 32, "at least 128 bits: {token}");
     alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let started = alice.events.next_of("conversation_started").await;
     let customer = started["customer"].as_str().unwrap_or_default().to_string();
     assert_eq!(started["cad"]["visitor"], "jeanne", "the label is kept");
@@ -146,9 +144,7 @@ async fn the_token_continues_the_conversation_even_after_a_restart() {
         "the token is given once: {second}"
     );
     alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
 
     server.kill();
     let server = Server::start_in(dir, &config, &[]);
@@ -205,9 +201,7 @@ async fn a_visitor_cannot_set_the_servers_cad() {
     assert_eq!(status, 202, "{ok}");
     let id = ok["conversation"].as_u64().expect("conversation");
     alice.events.next_of("offer").await;
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
-        .await;
+    alice.accept(id).await;
     let cad = alice.events.next_of("conversation_started").await["cad"].clone();
     assert_eq!(cad["language"], "fr");
     assert_eq!(cad["contact_origin"], "webchat");

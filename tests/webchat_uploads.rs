@@ -50,16 +50,11 @@ async fn say(server: &Server, token: &str, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn a_visitor_attaches_a_picture_and_the_agent_gets_switchboards_copy() {
     let server = Server::start(&demo_config());
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
-    let (_, first) = server.webchat_post("v-up", "Zoé", "hello").await;
-    let token = first["visitor_token"].as_str().expect("token").to_string();
-    let id = alice.events.next_of("offer").await["conversation"]
-        .as_u64()
-        .expect("id");
-    alice
-        .ok(&format!("/api/conversations/{id}/accept"), json!({}))
+    let customer = Customer::webchat("v-up", "Zoé");
+    let (mut alice, _) = server
+        .handled_conversation("alice", customer, "hello")
         .await;
+    let token = server.visitor_token("v-up").expect("token");
 
     // The declared type and the name do not matter; the content does.
     let (status, a) = upload(

@@ -181,6 +181,34 @@ impl StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::failed(e)
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> StoreError {
+        StoreError::failed(e)
+    }
+}
+
+/// Say what the store was doing when something failed: the message
+/// becomes `what: cause`, one line.
+pub(crate) trait Context<T> {
+    fn context(self, what: &str) -> Result<T, StoreError>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn context(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Failed(format!("{what}: {e}")))
+    }
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Failed(format!("{}: {e}", what())))
+    }
+}
+
 /// Runs on the store's side right after the commit of its append (in
 /// journal order): publishing and handing replies out.
 pub type AfterCommit = Box<dyn FnOnce() + Send>;

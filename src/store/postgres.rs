@@ -22,12 +22,14 @@
 //! **Invariant:** times of leases and heartbeats are the database's clock
 //! (`sb_now_ms()`), never a node's.
 
+use super::Context;
 use super::{
     AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, OutboxId, OutboxRow, Recovered, Row,
     Store, StoreError, StoredSession, SNAPSHOTS_KEPT,
 };
 use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
-use anyhow::{bail, Context, Result};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -155,10 +157,10 @@ fn migrate(client: &mut Client) -> Result<()> {
         .query_one("SELECT COALESCE(MAX(version), 0) FROM sb_schema", &[])?
         .try_get(0)?;
     if current > SCHEMA_VERSION {
-        bail!(
+        return Err(StoreError::Failed(format!(
             "the database's schema is version {current}, newer than this build knows \
              ({SCHEMA_VERSION}): upgrade this node"
-        );
+        )));
     }
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i32 + 1;
@@ -169,10 +171,6 @@ fn migrate(client: &mut Client) -> Result<()> {
     }
     tx.commit().context("committing the schema")?;
     Ok(())
-}
-
-fn failed(e: anyhow::Error) -> StoreError {
-    StoreError::Failed(format!("{e:#}"))
 }
 
 fn sql(e: ::postgres::Error) -> StoreError {
@@ -226,7 +224,7 @@ impl Connection {
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
-            self.client = Some(connect(&self.config).map_err(failed)?);
+            self.client = Some(connect(&self.config)?);
             self.generation += 1;
         }
         self.client
@@ -410,7 +408,7 @@ fn writer(
         .spawn(move || {
             let conn = Connection::open(config).and_then(|mut c| {
                 if migrate_first {
-                    let client = c.client().map_err(anyhow::Error::new)?;
+                    let client = c.client()?;
                     migrate(client).context("migrating the PostgreSQL schema")?;
                 }
                 Ok(c)
@@ -711,7 +709,7 @@ impl Store for PgStore {
 
     fn recover(&self, tenant: &str) -> Result<Recovered, StoreError> {
         let tenant = tenant.to_string();
-        self.call(move |c| recover_on(c, &tenant).map_err(failed))
+        self.call(move |c| recover_on(c, &tenant))
     }
 
     fn resync(&self, tenant: &str) -> Result<Recovered, StoreError> {
@@ -1234,15 +1232,9 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBo
             match job {
                 Job::Resync { tenant, reply } => {
                     settle(&mut w, std::mem::take(&mut batch));
-                    let mut read = w
-                        .conn
-                        .client()
-                        .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                    let mut read = w.conn.client().and_then(|c| recover_on(c, &tenant));
                     if read.is_err() && w.conn.lost() {
-                        read = w
-                            .conn
-                            .client()
-                            .and_then(|c| recover_on(c, &tenant).map_err(failed));
+                        read = w.conn.client().and_then(|c| recover_on(c, &tenant));
                     }
                     if read.is_ok() {
                         w.failed.remove(&tenant);
@@ -1292,7 +1284,7 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
         .cloned()
         .collect();
     let result = match w.ready() {
-        Ok((client, prepared)) => commit(client, &prepared, &open, &new, fail).map_err(failed),
+        Ok((client, prepared)) => commit(client, &prepared, &open, &new, fail),
         Err(e) => Err(e),
     };
     match result {
@@ -1431,7 +1423,7 @@ fn commit(
     }
     if fail {
         // Rolled back when `tx` is dropped.
-        bail!("commit failed (test hook)");
+        return Err(StoreError::failed("commit failed (test hook)"));
     }
     tx.commit().context("committing")?;
     Ok(refusals)

@@ -9,11 +9,13 @@
 //! journal is never pruned, so an unreadable snapshot only means a longer
 //! replay.
 
+use super::Context;
 use super::{
     AfterCommit, Committed, OutboxId, OutboxRow, Recovered, Row, Store, StoreError, StoredSession,
     SyncMode, SNAPSHOTS_KEPT,
 };
-use anyhow::{Context, Result};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -226,10 +228,6 @@ impl SqliteStore {
     }
 }
 
-fn failed(e: anyhow::Error) -> StoreError {
-    StoreError::Failed(format!("{e:#}"))
-}
-
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::failed(e)
 }
@@ -357,7 +355,7 @@ impl Store for SqliteStore {
     }
 
     fn recover(&self, tenant: &str) -> Result<Recovered, StoreError> {
-        Self::recover_on(&self.conn(), tenant).map_err(failed)
+        Self::recover_on(&self.conn(), tenant)
     }
 
     fn resync(&self, tenant: &str) -> Result<Recovered, StoreError> {
@@ -520,7 +518,7 @@ fn decode_snapshot(body: rusqlite::types::ValueRef<'_>) -> Result<Snapshot> {
     match body {
         ValueRef::Blob(b) => ciborium::from_reader(b).context("decoding a CBOR snapshot"),
         ValueRef::Text(t) => serde_json::from_slice(t).context("decoding a JSON snapshot"),
-        _ => anyhow::bail!("a snapshot is neither CBOR nor JSON"),
+        _ => Err(StoreError::failed("a snapshot is neither CBOR nor JSON")),
     }
 }
 
@@ -602,7 +600,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, fail_next: Arc<AtomicBo
             match job {
                 Job::Resync { tenant, reply } => {
                     settle(&mut w, std::mem::take(&mut batch));
-                    let read = SqliteStore::recover_on(&w.conn, &tenant).map_err(failed);
+                    let read = SqliteStore::recover_on(&w.conn, &tenant);
                     if read.is_ok() {
                         w.failed.remove(&tenant);
                     }
@@ -640,7 +638,7 @@ fn settle(w: &mut Writer, jobs: Vec<Job>) {
     let result = if w.fail_next.swap(false, Ordering::SeqCst) {
         Err(StoreError::Failed("commit failed (test hook)".into()))
     } else {
-        commit(&mut w.conn, &jobs).map_err(failed)
+        commit(&mut w.conn, &jobs)
     };
     if let Err(e) = &result {
         tracing::error!(error = %e, jobs = jobs.len(), "journal commit failed");

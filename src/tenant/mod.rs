@@ -148,14 +148,18 @@ impl Tenant {
         epoch: u64,
         recovered: Recovered,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Tenant> {
-        let masker = Masker::new(&config.mask_patterns)?;
-        let generation = crate::generation::load(&config, 1, clock.now()).map_err(|errors| {
-            let list: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {e}", config.id))
-                .collect();
-            anyhow::anyhow!("invalid scripts or plugins:\n{}", list.join("\n"))
+    ) -> Result<Tenant, crate::error::TenantError> {
+        use crate::error::TenantError;
+        let masker =
+            Masker::new(&config.mask_patterns).map_err(|cause| TenantError::MaskPatterns {
+                tenant: config.id.clone(),
+                cause,
+            })?;
+        let generation = crate::generation::load(&config, 1, clock.now()).map_err(|problems| {
+            TenantError::Scripts {
+                tenant: config.id.clone(),
+                problems,
+            }
         })?;
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let replayed = recovered.events.len();

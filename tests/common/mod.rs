@@ -517,6 +517,99 @@ impl Server {
     }
 }
 
+/// Who writes the first message of a test's conversation.
+#[derive(Debug, Clone, Copy)]
+pub enum Customer<'a> {
+    /// A web chat visitor: the test's label for it and the name it gives.
+    Webchat { visitor: &'a str, name: &'a str },
+    /// A Messenger customer (its PSID) and its message's id, through the
+    /// signed webhook of the demo page.
+    Messenger { psid: &'a str, mid: &'a str },
+}
+
+impl<'a> Customer<'a> {
+    pub fn webchat(visitor: &'a str, name: &'a str) -> Customer<'a> {
+        Customer::Webchat { visitor, name }
+    }
+
+    pub fn messenger(psid: &'a str, mid: &'a str) -> Customer<'a> {
+        Customer::Messenger { psid, mid }
+    }
+}
+
+impl Server {
+    /// `customer` writes `text`; the offer reaches `agent` (available):
+    /// the conversation. For web chat, the offer is checked to be for the
+    /// conversation the message started.
+    pub async fn offered(
+        &self,
+        agent: &mut AgentClient,
+        customer: Customer<'_>,
+        text: &str,
+    ) -> u64 {
+        let started = match customer {
+            Customer::Webchat { visitor, name } => {
+                Some(self.customer_says(visitor, name, text).await)
+            }
+            Customer::Messenger { psid, mid } => {
+                self.messenger_says(psid, mid, text).await;
+                None
+            }
+        };
+        let offered = agent.events.next_of("offer").await["conversation"]
+            .as_u64()
+            .expect("the offer's conversation");
+        if let Some(id) = started {
+            assert_eq!(offered, id, "the offer is for the customer's conversation");
+        }
+        offered
+    }
+
+    /// `agent` logs in, becomes available, is offered `customer`'s first
+    /// message `text` and accepts it: the agent and the conversation.
+    pub async fn handled_conversation(
+        &self,
+        agent: &str,
+        customer: Customer<'_>,
+        text: &str,
+    ) -> (AgentClient, u64) {
+        let mut client = AgentClient::login(self, agent).await;
+        client.available().await;
+        let id = self.handled(&mut client, customer, text).await;
+        (client, id)
+    }
+
+    /// `customer` writes `text`; `agent` (available) is offered it and
+    /// accepts it: the conversation.
+    pub async fn handled(
+        &self,
+        agent: &mut AgentClient,
+        customer: Customer<'_>,
+        text: &str,
+    ) -> u64 {
+        let id = self.offered(agent, customer, text).await;
+        agent.accept(id).await;
+        id
+    }
+}
+
+impl AgentClient {
+    /// Accept the offer of conversation `id` (200).
+    pub async fn accept(&self, id: u64) {
+        self.ok(&format!("/api/conversations/{id}/accept"), json!({}))
+            .await;
+    }
+
+    /// Wait for the next offer and accept it: its conversation.
+    pub async fn accept_next_offer(&mut self) -> u64 {
+        let id = self.events.next_of("offer").await["conversation"]
+            .as_u64()
+            .expect("the offer's conversation");
+        self.accept(id).await;
+        id
+    }
+}
+
 /// A server process's resident memory in KiB (`VmRSS` of /proc/PID/status).
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
