@@ -1323,11 +1323,22 @@ async fn the_console_charts_the_days_volume_per_hour() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_reads_and_reloads_the_scripts_from_the_console() {
     let server = Server::start(&config_with_admin());
+    // A candidate policy tried beside the live one: the console says so.
+    let (status, _) = server
+        .admin(
+            Method::PUT,
+            "/admin/tenants/demo/shadow",
+            Some(serde_json::json!({"routing": "routing/skills.lua"})),
+        )
+        .await;
+    assert_eq!(status, 200);
     let driver = Driver::start().await;
     let ada = driver.open("ada-scripts").await;
     ada.login(&server.base, "ada").await;
     ada.goto(&format!("{}/console", server.base)).await;
     ada.shown_with_text("#scripts", "routing/longest_idle.lua")
+        .await;
+    ada.shown_with_text("#scripts-shadow", "Shadow policy routing/skills.lua")
         .await;
     ada.click("#scripts tr[data-id=\"routing/longest_idle.lua\"] button")
         .await;

@@ -19,6 +19,7 @@
       connected: 'Connected', offline: 'Offline', moreConversations: '… and {n} more conversations, not listed',
       actions: 'Actions', setAvailable: 'Available', setIdle: 'Idle', forceLogout: 'Log out',
       scripts: 'Scripts', generation: 'Generation', reload: 'Reload', file: 'File', role: 'Role', calls: 'Calls', errors: 'Errors', lastError: 'Last error', viewSource: 'Source', reloaded: 'Reloaded: generation {id}.', reloadRefused: 'Reload refused: the previous generation keeps serving.',
+      shadow: 'Shadow policy {file} (since {since}): {decisions} decisions, {agreed} agreed with the live policy, {errors} errors.', noShadow: 'No shadow policy.',
       monitor: 'Monitor', join: 'Join', joined: 'Joined: write from the agent desktop (it shows the conversation).', move: 'Move', moveTo: 'Move to', close: 'Close', cancel: 'Cancel',
       closeReason: 'Reason shown to the agent', stopMonitoring: 'Stop monitoring',
       monitoring: 'Monitoring conversation #{id} (read only)', moveTitle: 'Conversation #{id}',
@@ -46,6 +47,7 @@
       connected: 'Connecté', offline: 'Hors ligne', moreConversations: '… et {n} autres conversations, non listées',
       actions: 'Actions', setAvailable: 'Disponible', setIdle: 'En pause', forceLogout: 'Déconnecter',
       scripts: 'Scripts', generation: 'Génération', reload: 'Recharger', file: 'Fichier', role: 'Rôle', calls: 'Appels', errors: 'Erreurs', lastError: 'Dernière erreur', viewSource: 'Source', reloaded: 'Rechargé : génération {id}.', reloadRefused: 'Rechargement refusé : la génération précédente reste en service.',
+      shadow: 'Politique en observation {file} (depuis {since}) : {decisions} décisions, {agreed} identiques à la politique en service, {errors} erreurs.', noShadow: 'Aucune politique en observation.',
       monitor: 'Écouter', join: 'Rejoindre', joined: 'Conversation rejointe : écrivez depuis le poste agent (elle y apparaît).', move: 'Déplacer', moveTo: 'Déplacer vers', close: 'Clore', cancel: 'Annuler',
       closeReason: 'Motif montré à l’agent', stopMonitoring: 'Arrêter l’écoute',
       monitoring: 'Écoute de la conversation n° {id} (lecture seule)', moveTitle: 'Conversation n° {id}',
@@ -445,6 +447,13 @@
       if (!b) return;
       $('scripts-section').hidden = false;
       $('scripts-generation').textContent = String(b.generation);
+      // The candidate policy tried beside the live one (docs/lua.md, shadow).
+      var sh = b.shadow;
+      $('scripts-shadow').textContent = sh
+        ? t('shadow').replace('{file}', sh.routing).replace('{since}', sh.since)
+          .replace('{decisions}', String(sh.decisions)).replace('{agreed}', String(sh.agreed))
+          .replace('{errors}', String(sh.errors))
+        : t('noShadow');
       fill('scripts', b.scripts.map(function (sc) {
         var last = sc.last_errors && sc.last_errors.length ? errorLine(sc.last_errors[sc.last_errors.length - 1]) : '';
         var view = button('viewSource', 'btn-quiet', function () { showSource(sc.file); });
