@@ -175,6 +175,26 @@ fn serve(make: impl FnOnce() -> Router + Send + 'static, threads: Option<usize>)
     rx.recv().expect("server address")
 }
 
+/// Post one signed webhook; whether it was accepted.
+async fn deliver(client: &reqwest::Client, url: &str, body: String) -> bool {
+    let sig = sign(body.as_bytes());
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) => {
+            let s = r.status();
+            let _ = r.bytes().await;
+            s.is_success()
+        }
+        Err(_) => false,
+    }
+}
+
 /// CPU time (user + system) this process has used so far, in seconds,
 /// from `/proc/self/stat` (Linux; `None` elsewhere).
 fn cpu_seconds() -> Option<f64> {
@@ -220,23 +240,7 @@ async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> Rate {
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                let b = body(n % customers, n);
-                let sig = sign(b.as_bytes());
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(b)
-                    .send()
-                    .await;
-                let good = match r {
-                    Ok(r) => {
-                        let s = r.status();
-                        let _ = r.bytes().await;
-                        s.is_success()
-                    }
-                    Err(_) => false,
-                };
+                let good = deliver(&client, &url, body(n % customers, n)).await;
                 if counting.load(Ordering::Relaxed) {
                     if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
                 }
@@ -299,23 +303,7 @@ async fn fill(addr: SocketAddr, args: &Args) {
                     break;
                 }
                 // Customer n: every webhook opens a conversation.
-                let b = body(n, n);
-                let sig = sign(b.as_bytes());
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(b)
-                    .send()
-                    .await;
-                let good = match r {
-                    Ok(r) => {
-                        let s = r.status();
-                        let _ = r.bytes().await;
-                        s.is_success()
-                    }
-                    Err(_) => false,
-                };
+                let good = deliver(&client, &url, body(n, n)).await;
                 if good { &accepted } else { &failed }.fetch_add(1, Ordering::Relaxed);
             }
         }));

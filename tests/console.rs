@@ -1199,20 +1199,9 @@ async fn the_projection_equals_the_engine_after_a_scripted_sequence() {
 
 /// `switchboard_console_engine_reads` of a tenant, from `/metrics`.
 async fn console_engine_reads(server: &Server, tenant: &str) -> u64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
+    server
+        .metric("switchboard_console_engine_reads", tenant)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let label = format!("tenant=\"{tenant}\"");
-    text.lines()
-        .filter(|l| l.starts_with("switchboard_console_engine_reads") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .next()
         .expect("the metric is there")
 }
 

@@ -483,8 +483,9 @@ impl Server {
         self.child.id()
     }
 
-    /// Open agent WebSockets of `tenant`, from `/metrics`.
-    pub async fn agent_sockets(&self, tenant: &str) -> u64 {
+    /// The value of a `/metrics` series named `name` (or starting with
+    /// it) for `tenant`, if the server exports one.
+    pub async fn metric(&self, name: &str, tenant: &str) -> Option<u64> {
         let text = self
             .http
             .get(self.url("/metrics"))
@@ -496,9 +497,15 @@ impl Server {
             .expect("metrics text");
         let label = format!("tenant=\"{tenant}\"");
         text.lines()
-            .filter(|l| l.contains("agent_sockets") && l.contains(&label))
+            .filter(|l| l.starts_with(name) && l.contains(&label))
             .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
             .next()
+    }
+
+    /// Open agent WebSockets of `tenant`, from `/metrics`.
+    pub async fn agent_sockets(&self, tenant: &str) -> u64 {
+        self.metric("switchboard_agent_sockets", tenant)
+            .await
             .unwrap_or(0)
     }
 
