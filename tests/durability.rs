@@ -322,3 +322,77 @@ async fn an_archived_conversation_leaves_memory_but_its_transcript_stays() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// A snapshot encodes the whole state, so a fixed spacing would cost more
+/// per event as the queue grows: a growing tenant's snapshots are spaced
+/// by at least as many events as it holds conversations. With
+/// `snapshot_every = 5` and 40 customers waiting, the two snapshots kept
+/// are further apart than the conversations the older one held (not 5
+/// events), and a restart still recovers every conversation.
+#[tokio::test]
+async fn snapshots_of_a_growing_tenant_are_spaced_by_its_size() {
+    let config = demo_config().replacen(
+        "default_queue = \"support\"",
+        "default_queue = \"support\"\nsnapshot_every = 5",
+        1,
+    );
+    let dir = Server::new_dir("snapshot-spacing");
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    for i in 0..40 {
+        server
+            .customer_says(&format!("v-{i}"), &format!("Customer {i}"), "hello")
+            .await;
+    }
+    let db = dir.join("data").join("switchboard.db");
+    let kept = || -> Vec<u64> {
+        let conn = rusqlite::Connection::open(&db).expect("the journal opens");
+        let mut stmt = conn
+            .prepare("SELECT seq FROM snapshots WHERE tenant = 'demo' ORDER BY seq")
+            .expect("query");
+        let seqs = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .expect("snapshots")
+            .filter_map(Result::ok)
+            .map(|s| s as u64)
+            .collect();
+        seqs
+    };
+    // Snapshots are stored off the command's path: wait for two (a bound
+    // on a hang, not a timing assertion).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let seqs = loop {
+        let seqs = kept();
+        if seqs.len() >= 2 {
+            break seqs;
+        }
+        assert!(std::time::Instant::now() < deadline, "snapshots: {seqs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let (older, newer) = (seqs[0], seqs[1]);
+    let conn = rusqlite::Connection::open(&db).expect("the journal opens");
+    let held: u64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE tenant = 'demo' \
+             AND type = 'conversation_created' AND seq <= ?1",
+            [older as i64],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .expect("counted");
+    assert!(held >= 10, "the older snapshot held {held} conversations");
+    assert!(
+        newer - older >= held,
+        "snapshots at {older} and {newer}, the older holding {held} conversations"
+    );
+    drop(conn);
+    server.kill();
+    let server = Server::start_in(dir, &config, &[]);
+    let (status, body) = server
+        .admin(Method::GET, "/admin/tenants/demo/conversations", None)
+        .await;
+    assert_eq!(status, 200);
+    let waiting = body
+        .as_array()
+        .map_or(0, |l| l.iter().filter(|c| c["state"] == "queued").count());
+    assert_eq!(waiting, 40, "{body}");
+}
