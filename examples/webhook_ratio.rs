@@ -373,27 +373,6 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let cfg = switchboard::config::Config::from_toml_str(&config(&dir, &args.sync))?;
-    if !args.depths.is_empty() {
-        let real_addr = serve(
-            move || {
-                let state =
-                    switchboard::server::build(&cfg, "ratio-admin".into()).expect("server builds");
-                switchboard::http::app(state)
-            },
-            args.server_threads,
-        );
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(fill(real_addr, &args));
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
-    }
-
-    let bare_addr = serve(
-        || Router::new().route(PATH, post(bare)),
-        args.server_threads,
-    );
     // The real server, assembled as `switchboard serve` does it.
     let real_addr = serve(
         move || {
@@ -403,10 +382,18 @@ fn main() -> anyhow::Result<()> {
         },
         args.server_threads,
     );
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if !args.depths.is_empty() {
+        rt.block_on(fill(real_addr, &args));
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+    let bare_addr = serve(
+        || Router::new().route(PATH, post(bare)),
+        args.server_threads,
+    );
     let next = Arc::new(AtomicU64::new(0));
     println!(
         "{} connections, {} s each, distinct message ids, {} customers, journal_sync = {}",
