@@ -413,6 +413,25 @@ impl Engine {
         out.emitted.push(Emitted { event, audience });
     }
 
+    /// A conversation no agent has is closed without one (`reason`: the
+    /// customer left, a supervisor closed it, its queue was deleted, a
+    /// transfer nobody took); only the customer is told.
+    fn drop_unhandled(&mut self, out: &mut Output, id: ConversationId, reason: &str, now: Millis) {
+        let ev = Event::ConversationDropped {
+            conversation: id,
+            reason: reason.into(),
+            at: now,
+        };
+        self.emit(
+            out,
+            ev,
+            Audience {
+                agents: vec![],
+                customer: true,
+            },
+        );
+    }
+
     fn agent_mut_checked(&self, agent: &str) -> Result<&Agent, CommandError> {
         self.agents
             .get(agent)

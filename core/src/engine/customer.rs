@@ -9,7 +9,7 @@ use super::{
     MAX_CUSTOMER_MESSAGE_CHARS,
 };
 use crate::command::{CommandError, CustomerMessage};
-use crate::event::{Audience, Event};
+use crate::event::Event;
 use crate::model::{is_blank, strip_controls, Cad, ConversationState, Millis, Party};
 use crate::routing::ConversationView;
 use std::borrow::Cow;
@@ -42,19 +42,7 @@ impl Engine {
         if let Some(o) = offer {
             self.rescind(out, id, &o.agent, "ended");
         }
-        let ev = Event::ConversationDropped {
-            conversation: id,
-            reason: CUSTOMER_LEFT.into(),
-            at: now,
-        };
-        self.emit(
-            out,
-            ev,
-            Audience {
-                agents: vec![],
-                customer: true,
-            },
-        );
+        self.drop_unhandled(out, id, CUSTOMER_LEFT, now);
         Ok(())
     }
 

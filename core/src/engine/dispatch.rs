@@ -3,7 +3,7 @@
 //! policy is asked with (live and on replay alike).
 
 use super::{nobody, one, Engine, Extensions, Output};
-use crate::event::{Audience, Event};
+use crate::event::Event;
 use crate::model::{
     AgentState, ConversationId, Millis, OfferKind, QueueId, StateName, TransferNotAccepted,
     DEFAULT_RONA_TIMEOUT_MS,
@@ -122,19 +122,7 @@ impl Engine {
                         self.emit(out, ev, nobody());
                     }
                     None => {
-                        let ev = Event::ConversationDropped {
-                            conversation: id,
-                            reason: "transfer_not_accepted".into(),
-                            at: now,
-                        };
-                        self.emit(
-                            out,
-                            ev,
-                            Audience {
-                                agents: vec![],
-                                customer: true,
-                            },
-                        );
+                        self.drop_unhandled(out, id, "transfer_not_accepted", now);
                     }
                 }
             }

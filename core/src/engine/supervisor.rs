@@ -7,7 +7,7 @@
 
 use super::{agents_aud, nobody, Engine, Extensions, Output};
 use crate::command::{Command, CommandError};
-use crate::event::{Audience, Event};
+use crate::event::Event;
 use crate::model::{
     is_blank, strip_controls, AgentId, AgentState, ConversationId, ConversationState, Millis,
     OfferKind, QueueId,
@@ -41,19 +41,7 @@ impl Engine {
             }
             match state {
                 ConversationState::Queued | ConversationState::Offered => {
-                    let ev = Event::ConversationDropped {
-                        conversation: id,
-                        reason: "queue_deleted".into(),
-                        at: now,
-                    };
-                    self.emit(
-                        out,
-                        ev,
-                        Audience {
-                            agents: vec![],
-                            customer: true,
-                        },
-                    );
+                    self.drop_unhandled(out, id, "queue_deleted", now);
                 }
                 _ => {
                     let participants = self.conversations.get(&id).map(|c| c.participants());
@@ -334,19 +322,7 @@ impl Engine {
                 if let Some(o) = offer {
                     self.rescind(out, id, &o.agent, "ended");
                 }
-                let ev = Event::ConversationDropped {
-                    conversation: id,
-                    reason: "closed_by_supervisor".into(),
-                    at: now,
-                };
-                self.emit(
-                    out,
-                    ev,
-                    Audience {
-                        agents: vec![],
-                        customer: true,
-                    },
-                );
+                self.drop_unhandled(out, id, "closed_by_supervisor", now);
             }
             _ => {
                 let name = self.display_name(supervisor);
