@@ -413,6 +413,26 @@ impl Engine {
         out.emitted.push(Emitted { event, audience });
     }
 
+    /// An agent who holds nothing more is logged out (their offers
+    /// withdrawn first); nothing if they already are.
+    fn log_out(&mut self, agent: &str, now: Millis, out: &mut Output) {
+        if self
+            .agents
+            .get(agent)
+            .is_none_or(|a| a.state == AgentState::LoggedOut)
+        {
+            return;
+        }
+        self.withdraw_offers_of(agent, "agent_unavailable", now, out);
+        let ev = Event::AgentState {
+            agent: agent.to_string(),
+            state: crate::model::StateName::LoggedOut,
+            reason: None,
+            at: now,
+        };
+        self.emit(out, ev, one(agent));
+    }
+
     /// A conversation no agent has is closed without one (`reason`: the
     /// customer left, a supervisor closed it, its queue was deleted, a
     /// transfer nobody took); only the customer is told.

@@ -2,12 +2,12 @@
 //! tenant's admin. Every change is an event (journaled, replayed, kept in
 //! snapshots), so it survives restarts and reaches every node.
 
-use super::{nobody, one, Agent, Engine, Output};
+use super::{nobody, Agent, Engine, Output};
 use crate::command::{AgentProfile, Command, CommandError};
 use crate::event::Event;
 use crate::model::{
     is_forbidden_control, Account, AgentConfig, AgentId, AgentState, Millis, PasswordHash,
-    QueueConfig, QueueId, Role, StateName,
+    QueueConfig, QueueId, Role,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -219,16 +219,7 @@ impl Engine {
                                 .into(),
                         ));
                     }
-                    if a.state != AgentState::LoggedOut {
-                        self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
-                        let ev = Event::AgentState {
-                            agent: agent.clone(),
-                            state: StateName::LoggedOut,
-                            reason: None,
-                            at: now,
-                        };
-                        self.emit(out, ev, one(&agent));
-                    }
+                    self.log_out(&agent, now, out);
                 }
                 let ev = Event::AgentEnabled {
                     agent,

@@ -43,16 +43,7 @@ impl Engine {
                         "end your conversations and submit their wrap-up before logging out".into(),
                     ));
                 }
-                if a.state != AgentState::LoggedOut {
-                    self.withdraw_offers_of(&agent, "agent_unavailable", now, out);
-                    let ev = Event::AgentState {
-                        agent: agent.clone(),
-                        state: StateName::LoggedOut,
-                        reason: None,
-                        at: now,
-                    };
-                    self.emit(out, ev, one(&agent));
-                }
+                self.log_out(&agent, now, out);
                 Ok(())
             }
             Command::SetAvailable { agent } => {
