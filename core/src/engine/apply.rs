@@ -2,15 +2,13 @@
 //! with the indexes kept alongside (waiting queues, the agent index, the
 //! queues dispatch must look at, recent channel message ids).
 
-use super::transcript::{delivery_notice, mark_failed};
+use super::transcript::{delivery_notice, mark_failed, message_of};
 use super::{
     dequeue, enqueue, preview_of, receipts, Conversation, Engine, PastConversation, PendingOffer,
     DEDUP_WINDOW_MS, HISTORY_KEPT,
 };
 use crate::event::Event;
-use crate::model::{
-    AgentState, ConversationId, ConversationState, Message, Millis, OfferKind, Party,
-};
+use crate::model::{AgentState, ConversationId, ConversationState, Millis, OfferKind, Party};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -218,12 +216,11 @@ impl Engine {
             Event::Message {
                 conversation,
                 from,
-                author,
                 text,
                 at,
                 external_id,
-                attachments,
                 sent_at,
+                ..
             } => {
                 if let Some(x) = external_id {
                     self.remember_external(x, *at);
@@ -243,15 +240,7 @@ impl Engine {
                     if c.messages.is_empty() {
                         c.messages.reserve_exact(1);
                     }
-                    c.messages.push(Message {
-                        from: *from,
-                        author: author.clone(),
-                        text: text.clone(),
-                        at: *at,
-                        attachments: attachments.clone(),
-                        failed: None,
-                        receipt: None,
-                    });
+                    c.messages.extend(message_of(event));
                 }
             }
             Event::MessageRedacted {

@@ -5,6 +5,30 @@ use crate::event::Event;
 use crate::model::{DeliveryFailure, Message, Millis, Party};
 use crate::text;
 
+/// The transcript line a `message` event adds (as sent: no failure, no
+/// receipt yet); `None` for any other event.
+pub(super) fn message_of(ev: &Event) -> Option<Message> {
+    match ev {
+        Event::Message {
+            from,
+            author,
+            text,
+            at,
+            attachments,
+            ..
+        } => Some(Message {
+            from: *from,
+            author: author.clone(),
+            text: text.clone(),
+            at: *at,
+            attachments: attachments.clone(),
+            failed: None,
+            receipt: None,
+        }),
+        _ => None,
+    }
+}
+
 /// The transcript a conversation's events make, in order: its messages,
 /// with every later redaction applied. What an archived conversation's
 /// transcript is rebuilt from (the engine keeps the same in memory while
@@ -16,22 +40,7 @@ pub fn transcript_of<'a>(
     let mut out: Vec<Message> = Vec::new();
     for ev in events {
         match ev {
-            Event::Message {
-                from,
-                author,
-                text,
-                at,
-                attachments,
-                ..
-            } => out.push(Message {
-                from: *from,
-                author: author.clone(),
-                text: text.clone(),
-                at: *at,
-                attachments: attachments.clone(),
-                failed: None,
-                receipt: None,
-            }),
+            Event::Message { .. } => out.extend(message_of(ev)),
             Event::MessageRedacted { index, text, .. } => {
                 if let Some(m) = out.get_mut(*index) {
                     m.text = text.clone();
