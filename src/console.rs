@@ -63,6 +63,9 @@ pub struct AgentRow {
     load: u32,
     capacity: u32,
     conversations: Vec<ConversationId>,
+    /// [`Agent::can_take_more`] when the row was copied: the engine's rule,
+    /// not a second one.
+    can_take_more: bool,
 }
 
 impl AgentRow {
@@ -75,12 +78,8 @@ impl AgentRow {
             load: a.load(),
             capacity: a.config.capacity,
             conversations: a.conversations.iter().copied().collect(),
+            can_take_more: a.can_take_more(),
         }
-    }
-
-    /// [`Agent::can_take_more`], on the copy.
-    fn can_take_more(&self) -> bool {
-        self.state == AgentState::Available && self.load < self.capacity
     }
 }
 
@@ -293,7 +292,7 @@ impl Projection {
 
     /// Add (or take back) an agent row's part of its queues' figures.
     fn count_agent(&mut self, a: &AgentRow, add: bool) {
-        let available = a.can_take_more();
+        let available = a.can_take_more;
         let busy = !available && a.load > 0 && a.state != AgentState::LoggedOut;
         for q in &a.queues {
             let f = self.figures.entry(q.clone()).or_default();
