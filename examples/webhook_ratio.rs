@@ -175,6 +175,15 @@ fn serve(make: impl FnOnce() -> Router + Send + 'static, threads: Option<usize>)
     rx.recv().expect("server address")
 }
 
+/// The load's HTTP client: one keep-alive connection per task.
+fn client(args: &Args) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client")
+}
+
 /// Post one signed webhook; whether it was accepted.
 async fn deliver(client: &reqwest::Client, url: &str, body: String) -> bool {
     let sig = sign(body.as_bytes());
@@ -221,11 +230,7 @@ struct Rate {
 /// Send signed webhooks over `connections` keep-alive connections for
 /// warm-up + `seconds`; returns accepted webhooks per second measured.
 async fn load(addr: SocketAddr, args: &Args, next: Arc<AtomicU64>) -> Rate {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .tcp_nodelay(true)
-        .build()
-        .expect("client");
+    let client = client(args);
     let url = format!("http://{addr}{PATH}");
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -283,11 +288,7 @@ async fn fill(addr: SocketAddr, args: &Args) {
     // Room past the last window: webhooks in flight when a depth is seen
     // make the window start a little later.
     let total = depths.last().copied().unwrap_or(0) + 2 * args.window + args.connections as u64;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .tcp_nodelay(true)
-        .build()
-        .expect("client");
+    let client = client(args);
     let url = format!("http://{addr}{PATH}");
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
