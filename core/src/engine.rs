@@ -27,6 +27,7 @@ mod agent;
 mod apply;
 mod conversations;
 mod customer;
+mod customers;
 mod decide;
 mod dispatch;
 mod invariants;
@@ -39,6 +40,7 @@ mod transcript;
 pub use admin::AdminSnapshot;
 pub use conversations::Conversations;
 pub use customer::CUSTOMER_LEFT;
+pub use customers::CustomerMap;
 pub use recent::RecentIds;
 pub use snapshot::{AgentSnapshot, Snapshot};
 pub use state::{
@@ -100,10 +102,11 @@ pub struct Engine {
     /// Shared with snapshots, in chunks (see [`Conversations`]).
     conversations: Conversations,
     open_by_customer: HashMap<(String, String), ConversationId>,
-    last_agent: HashMap<(String, String), AgentId>,
+    /// Shared with snapshots, in buckets (see [`CustomerMap`]).
+    last_agent: CustomerMap<AgentId>,
     /// Each customer identity's archived conversations, oldest first, at
-    /// most [`HISTORY_KEPT`].
-    history: HashMap<(String, String), VecDeque<PastConversation>>,
+    /// most [`HISTORY_KEPT`]; shared with snapshots, in buckets.
+    history: CustomerMap<Arc<VecDeque<PastConversation>>>,
     /// Queued conversations of each queue, first to serve first.
     waiting: BTreeMap<QueueId, BTreeSet<(Millis, ConversationId)>>,
     /// Queues `dispatch` must look at: a conversation joined it, one of
@@ -210,8 +213,8 @@ impl Engine {
                 .collect(),
             conversations: Conversations::default(),
             open_by_customer: HashMap::new(),
-            last_agent: HashMap::new(),
-            history: HashMap::new(),
+            last_agent: CustomerMap::default(),
+            history: CustomerMap::default(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
             by_agent: HashMap::new(),

@@ -388,13 +388,24 @@ impl Engine {
                 self.mark_closed_if_done(*conversation, *at);
             }
             Event::ConversationArchived { conversation, .. } => {
-                self.closing.retain(|(_, id)| id != conversation);
+                // Archives are emitted from the front of `closing`, in
+                // order: the entry is the first one (a scan only for an
+                // event that says otherwise).
+                match self.closing.first() {
+                    Some((_, id)) if id == conversation => {
+                        self.closing.pop_first();
+                    }
+                    _ => self.closing.retain(|(_, id)| id != conversation),
+                }
                 if let Some(c) = self.conversations.remove(conversation) {
                     dequeue(&mut self.waiting, &c.queue, c.queued_at, *conversation);
                     if let Some(o) = &c.offer {
                         self.deadlines.remove(&(o.expires_at, *conversation));
                     }
-                    let past = self.history.entry((c.channel, c.customer)).or_default();
+                    let past = Arc::make_mut(
+                        self.history
+                            .get_or_insert_with((c.channel, c.customer), Default::default),
+                    );
                     if past.len() >= HISTORY_KEPT {
                         past.pop_front();
                     }

@@ -1,26 +1,31 @@
 //! Snapshots: the whole state of an engine at one point of its journal,
 //! so recovery need not replay the journal from the start.
 
-use super::{enqueue, AdminSnapshot, Conversations, Engine, PastConversation, RecentIds};
+use super::{
+    enqueue, AdminSnapshot, Conversations, CustomerMap, Engine, PastConversation, RecentIds,
+};
 use crate::model::{AgentId, AgentState, ConversationId, ConversationState, Millis, QueueId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// The whole state of an engine at one point of its journal, so recovery
 /// need not replay the journal from the start. Indexes are rebuilt.
 ///
-/// Conversations and channel message ids are shared with the engine
-/// (serialized as the values themselves): taking a snapshot under the
-/// engine lock copies pointers, and the encoding, done off the lock,
-/// reads values the engine no longer changes in place.
+/// Conversations, channel message ids, last agents and histories are
+/// shared with the engine (serialized as the values themselves): taking a
+/// snapshot under the engine lock copies pointers, and the encoding, done
+/// off the lock, reads values the engine no longer changes in place.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub agents: Vec<AgentSnapshot>,
     pub conversations: Conversations,
-    pub last_agent: Vec<(String, String, AgentId)>,
-    /// Customers' earlier conversations; absent in older snapshots.
+    /// Encoded as `[channel, customer, agent]`, sorted.
+    pub last_agent: CustomerMap<AgentId>,
+    /// Customers' earlier conversations, encoded as `[channel, customer,
+    /// [past…]]`, sorted; absent in older snapshots.
     #[serde(default)]
-    pub history: Vec<(String, String, Vec<PastConversation>)>,
+    pub history: CustomerMap<Arc<VecDeque<PastConversation>>>,
     pub deleted_queues: Vec<QueueId>,
     pub recent_external: RecentIds,
     pub next_id: ConversationId,
@@ -62,23 +67,8 @@ impl Engine {
                 })
                 .collect(),
             conversations: self.conversations.clone(),
-            last_agent: self
-                .last_agent
-                .iter()
-                .map(|((ch, cu), a)| (ch.clone(), cu.clone(), a.clone()))
-                .collect(),
-            history: {
-                // Sorted: the same state gives the same snapshot bytes.
-                let mut h: Vec<_> = self
-                    .history
-                    .iter()
-                    .map(|((ch, cu), h)| (ch.clone(), cu.clone(), h.iter().cloned().collect()))
-                    .collect();
-                h.sort_by(|a: &(String, String, Vec<PastConversation>), b| {
-                    (&a.0, &a.1).cmp(&(&b.0, &b.1))
-                });
-                h
-            },
+            last_agent: self.last_agent.clone(),
+            history: self.history.clone(),
             deleted_queues: self.deleted_queues.iter().cloned().collect(),
             recent_external: self.recent_order.clone(),
             next_id: self.next_id,
@@ -134,16 +124,8 @@ impl Engine {
             }
             self.conversations.insert(c.clone());
         }
-        self.last_agent = snap
-            .last_agent
-            .into_iter()
-            .map(|(ch, cu, a)| ((ch, cu), a))
-            .collect();
-        self.history = snap
-            .history
-            .into_iter()
-            .map(|(ch, cu, h)| ((ch, cu), h.into()))
-            .collect();
+        self.last_agent = snap.last_agent;
+        self.history = snap.history;
         for (at, id) in snap.recent_external.iter() {
             self.recent_external.insert(id.clone(), *at);
             self.recent_order.push_back((*at, id.clone()));
