@@ -129,6 +129,55 @@ async fn a_failed_commit_leaves_nothing_applied() {
     assert_eq!(conversations(&server).await, before);
 }
 
+/// A bug that panics under the engine lock, after the engine changed and
+/// before the journal holds it: that caller gets no answer, and the next
+/// caller finds the engine rebuilt from the journal (no conversation the
+/// journal does not hold, the ids it gives), not the half-changed one.
+#[tokio::test]
+async fn a_panic_under_the_engine_lock_leaves_nothing_applied() {
+    let dir = Server::new_dir("engine-panic");
+    let config = demo_config();
+    let mut server = Server::start_in(dir.clone(), &config, &[]);
+    let mut alice = AgentClient::login(&server, "alice").await;
+    alice.available().await;
+
+    let (status, v) = server
+        .admin(Method::POST, "/admin/engine/panic-next", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let lost = server
+        .http
+        .post(server.url("/channels/webchat/demo/messages"))
+        .json(&json!({"visitor": "lost", "text": "hello?", "name": "Lou"}))
+        .send()
+        .await;
+    // An error is the connection dropped: no answer at all.
+    if let Ok(r) = lost {
+        assert!(
+            r.status().is_server_error(),
+            "a command that panicked was answered {}",
+            r.status()
+        );
+    }
+    assert_eq!(conversations(&server).await, json!([]));
+    let (_, me) = alice.call(Method::GET, "/api/me", None).await;
+    assert_eq!(me["conversations"], json!([]), "no offer from a lost event");
+
+    let id = server.customer_says("v1", "Ann", "first question").await;
+    assert_eq!(
+        id, 1,
+        "the next conversation takes the id the journal gives it"
+    );
+    alice.events.next_of("offer").await;
+    alice.accept(id).await;
+    let before = conversations(&server).await;
+    assert_eq!(before[0]["state"], "active", "{before}");
+
+    server.kill();
+    let server = Server::start_in(dir, &config, &[]);
+    assert_eq!(conversations(&server).await, before);
+}
+
 /// A stand-in Graph API that refuses every message (an expired token).
 async fn refusing_graph_api() -> String {
     let app = axum::Router::new().route(

@@ -53,6 +53,7 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/tenants/{tenant}/scripts/source", get(script_source))
         .route("/admin/clock/advance", post(advance_clock))
         .route("/admin/journal/fail-next", post(fail_next_commit))
+        .route("/admin/engine/panic-next", post(panic_next_command))
         .route(
             "/admin/tenants/{tenant}/shadow",
             put(shadow::start).get(shadow::show).delete(shadow::stop),
@@ -374,4 +375,20 @@ async fn fail_next_commit(_: Admin, State(state): State<Shared>) -> Result<Json<
         t.fail_next_commit();
     }
     Ok(Json(json!({"fail_next": true})))
+}
+
+/// Make every tenant's next command panic under its engine lock, to test
+/// that the engine is rebuilt from the journal (config `test_clock`; else
+/// 404).
+async fn panic_next_command(
+    _: Admin,
+    State(state): State<Shared>,
+) -> Result<Json<Value>, AppError> {
+    if !state.test_clock {
+        return Err(AppError::NotFound("test hook"));
+    }
+    for t in state.tenants.values() {
+        t.panic_next_command();
+    }
+    Ok(Json(json!({"panic_next": true})))
 }

@@ -67,6 +67,10 @@ struct Inner {
     /// Bumped each time the engine is rebuilt from the journal after a
     /// failed commit: a failure seen by several callers rebuilds once.
     rebuilds: u64,
+    /// The engine may hold what the journal does not (a panic under the
+    /// lock, and the rebuild after it failed): nothing runs on it until a
+    /// rebuild succeeds.
+    suspect: bool,
 }
 
 /// Why an action failed.
@@ -125,6 +129,8 @@ pub struct Tenant {
     pub lease: Lease,
     /// Commits handed to the journal and not yet answered.
     inflight: std::sync::atomic::AtomicUsize,
+    /// Test hook: the next command panics under the engine lock.
+    panic_next: std::sync::atomic::AtomicBool,
     /// A snapshot is being encoded and stored: the next waits for it.
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
     /// The tenant's tasks (timers, outbox), stopped when it leaves this node.
@@ -186,6 +192,7 @@ impl Tenant {
                 last_seq,
                 since_snapshot: replayed as u64,
                 rebuilds: 0,
+                suspect: false,
             }),
             hub: Arc::new(hub),
             timer: Notify::new(),
@@ -201,6 +208,7 @@ impl Tenant {
             presence: OnceLock::new(),
             lease: Lease::default(),
             inflight: Default::default(),
+            panic_next: Default::default(),
             snapshotting: Default::default(),
             tasks: Mutex::new(Vec::new()),
         })
@@ -232,7 +240,7 @@ impl Tenant {
         self.lease.fence();
         // Once the engine lock has been taken after the fence, no command
         // can still be between `handle` and `append`.
-        drop(lock(&self.inner));
+        drop(self.engine_lock());
         let deadline = tokio::time::Instant::now() + patience;
         let mut settled = true;
         while self.inflight.load(Ordering::SeqCst) > 0 {
@@ -303,7 +311,7 @@ impl Tenant {
 
     /// Read the engine's state.
     pub fn read<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
-        f(&lock(&self.inner).engine)
+        f(&self.engine_lock().engine)
     }
 
     /// Run a command; answer once its events are durably journaled (and
@@ -343,9 +351,14 @@ impl Tenant {
         step: impl FnOnce(&mut Engine, Millis, &Extensions<'_>) -> Result<Output, CommandError>,
     ) -> Result<Output, ExecuteError> {
         let (out, committed, rearm, rebuilds) = {
-            let mut inner = lock(&self.inner);
+            let mut inner = self.engine_lock();
             if !self.lease.valid() {
                 return Err(ExecuteError::Moved);
+            }
+            if inner.suspect {
+                return Err(ExecuteError::Storage(StoreError::failed(
+                    "the engine could not be rebuilt from the journal after a panic",
+                )));
             }
             let now = self.clock.now();
             let deadline_before = inner.engine.next_deadline();
@@ -364,6 +377,9 @@ impl Tenant {
                 channels: &channels,
             };
             let out = step(&mut inner.engine, now, &ext)?;
+            if self.panic_next.swap(false, Ordering::SeqCst) {
+                panic!("test hook: a command panicked under the engine lock");
+            }
             if !out.emitted.is_empty() {
                 tracing::debug!(tenant = %self.config.id, command = what, events = out.emitted.len(), "events");
             }
@@ -414,18 +430,26 @@ impl Tenant {
     /// keeps the usual path straight (lock → handle → journal → publish,
     /// no copy of the engine per command).
     fn resync(&self, rebuilds: u64) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.engine_lock();
         if inner.rebuilds != rebuilds {
             return;
         }
+        // On failure the journal stays closed to this tenant: the next
+        // failed command tries again.
+        self.rebuild(&mut inner, "after a failed commit");
+        drop(inner);
+        self.timer.notify_one();
+    }
+
+    /// Replace the engine with the journal's (snapshot + events). False
+    /// when the journal could not be read back.
+    fn rebuild(&self, inner: &mut Inner, why: &str) -> bool {
         inner.rebuilds += 1;
         let recovered = match self.store.resync(&self.key) {
             Ok(r) => r,
             Err(e) => {
-                // The journal stays closed to this tenant: the next failed
-                // command tries again.
-                tracing::error!(tenant = %self.config.id, error = %e, "cannot read the journal back after a failed commit");
-                return;
+                tracing::error!(tenant = %self.config.id, error = %e, "cannot read the journal back {why}");
+                return false;
             }
         };
         let masker = inner.engine.masker().clone();
@@ -435,9 +459,40 @@ impl Tenant {
         inner.last_seq = last_seq;
         inner.since_snapshot = replayed;
         self.hub.console.seed(&inner.engine, last_seq);
-        tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal after a failed commit");
-        drop(inner);
-        self.timer.notify_one();
+        tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal {why}");
+        true
+    }
+
+    /// The engine lock. Commands never panic on input, but a bug that
+    /// panics while the lock is held may leave the engine half changed,
+    /// with events the journal does not hold: the next caller rebuilds it
+    /// from the journal, as after a failed commit, before anyone reads or
+    /// changes it (`tests/effects.rs`
+    /// `a_panic_under_the_engine_lock_leaves_nothing_applied`).
+    fn engine_lock(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = match self.inner.lock() {
+            Ok(inner) => inner,
+            Err(poisoned) => {
+                self.inner.clear_poison();
+                let mut inner = poisoned.into_inner();
+                inner.suspect = true;
+                inner
+            }
+        };
+        if inner.suspect {
+            inner.suspect = !self.rebuild(&mut inner, "after a panic under the engine lock");
+            if !inner.suspect {
+                self.timer.notify_one();
+            }
+        }
+        inner
+    }
+
+    /// Make the next command panic under the engine lock, after the engine
+    /// changed and before its events are journaled (test hook behind
+    /// `test_clock`).
+    pub fn panic_next_command(&self) {
+        self.panic_next.store(true, Ordering::SeqCst);
     }
 
     /// Make the journal's next commit fail (test hook behind `test_clock`).
