@@ -89,13 +89,26 @@ async fn fail_next_commit(server: &Server) {
     assert_eq!(status, 200, "{v}");
 }
 
-#[tokio::test]
-async fn a_failed_commit_leaves_nothing_applied() {
-    let dir = Server::new_dir("failed-commit");
-    let config = demo_config();
-    let mut server = Server::start_in(dir.clone(), &config, &[]);
+/// The demo tenant in a folder of its own, and alice available.
+async fn demo_with_alice_available(name: &str) -> (std::path::PathBuf, Server, AgentClient) {
+    let dir = Server::new_dir(name);
+    let server = Server::start_in(dir.clone(), &demo_config(), &[]);
     let mut alice = AgentClient::login(&server, "alice").await;
     alice.available().await;
+    (dir, server, alice)
+}
+
+/// What memory held is what the journal holds: the conversations are the
+/// same after a restart.
+async fn assert_same_after_restart(mut server: Server, dir: std::path::PathBuf, before: Value) {
+    server.kill();
+    let server = Server::start_in(dir, &demo_config(), &[]);
+    assert_eq!(conversations(&server).await, before);
+}
+
+#[tokio::test]
+async fn a_failed_commit_leaves_nothing_applied() {
+    let (dir, server, mut alice) = demo_with_alice_available("failed-commit").await;
 
     // A customer's first message whose commit fails: 503, and the engine
     // holds no conversation the journal does not.
@@ -123,10 +136,7 @@ async fn a_failed_commit_leaves_nothing_applied() {
     let before = conversations(&server).await;
     assert_eq!(before[0]["state"], "active", "{before}");
 
-    // What memory held is what the journal holds.
-    server.kill();
-    let server = Server::start_in(dir, &config, &[]);
-    assert_eq!(conversations(&server).await, before);
+    assert_same_after_restart(server, dir, before).await;
 }
 
 /// A bug that panics under the engine lock, after the engine changed and
@@ -135,11 +145,7 @@ async fn a_failed_commit_leaves_nothing_applied() {
 /// journal does not hold, the ids it gives), not the half-changed one.
 #[tokio::test]
 async fn a_panic_under_the_engine_lock_leaves_nothing_applied() {
-    let dir = Server::new_dir("engine-panic");
-    let config = demo_config();
-    let mut server = Server::start_in(dir.clone(), &config, &[]);
-    let mut alice = AgentClient::login(&server, "alice").await;
-    alice.available().await;
+    let (dir, server, mut alice) = demo_with_alice_available("engine-panic").await;
 
     let (status, v) = server
         .admin(Method::POST, "/admin/engine/panic-next", None)
@@ -173,9 +179,7 @@ async fn a_panic_under_the_engine_lock_leaves_nothing_applied() {
     let before = conversations(&server).await;
     assert_eq!(before[0]["state"], "active", "{before}");
 
-    server.kill();
-    let server = Server::start_in(dir, &config, &[]);
-    assert_eq!(conversations(&server).await, before);
+    assert_same_after_restart(server, dir, before).await;
 }
 
 /// A stand-in Graph API that refuses every message (an expired token).
