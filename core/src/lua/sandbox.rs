@@ -259,6 +259,26 @@ impl Budget {
         }
     }
 
+    /// Count `instructions` of work a host function does for the call in
+    /// progress (hooks do not run inside host functions): once the budget
+    /// is spent, the call stops here as it would at a count hook. Nothing
+    /// is counted before the watchdog arms the call, as for Lua code.
+    pub fn charge(&self, lua: &Lua, instructions: i64) -> mlua::Result<()> {
+        if !self.counting.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if !self.exceeded.load(Ordering::Relaxed)
+            && self.remaining.fetch_sub(instructions, Ordering::Relaxed) > instructions
+        {
+            return Ok(());
+        }
+        self.exceeded.store(true, Ordering::Relaxed);
+        if let Some((file, line)) = tenant_frame(lua, 1) {
+            self.record(file, line);
+        }
+        Err(mlua::Error::runtime(BUDGET_EXCEEDED))
+    }
+
     pub fn exceeded(&self) -> bool {
         self.exceeded.load(Ordering::Relaxed)
     }
