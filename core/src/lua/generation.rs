@@ -135,8 +135,6 @@ pub(crate) struct Host {
     pub agents: Arc<Mutex<AgentCache>>,
     pub ctx: Table,
     pub protected: sandbox::Protected,
-    /// Builds the conversation table of a routing call.
-    pub conversation: Function,
     /// The script function the call in progress entered last: where a
     /// shape error (a bad returned value) is reported.
     pub last_called: Option<Function>,
@@ -424,14 +422,12 @@ impl Generation {
             return Err(errors);
         }
         let setup = (|| {
-            let conversation: Function = lua.named_registry_value("sb_conversation")?;
             let ctx = lua.create_table()?;
             ctx.raw_set("generation", number)?;
             ctx.raw_set("tenant", spec.tenant.as_str())?;
-            Ok::<_, mlua::Error>((agents, ctx, conversation))
+            Ok::<_, mlua::Error>(ctx)
         })();
-        let (agents, ctx, conversation) =
-            setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        let ctx = setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         Ok(Generation {
             number,
             tenant: spec.tenant.clone(),
@@ -445,7 +441,6 @@ impl Generation {
                 agents,
                 ctx,
                 protected,
-                conversation,
                 last_called: None,
             }),
             routing_file: spec.routing.clone(),

@@ -17,8 +17,9 @@ use crate::model::WrapUpReason;
 use crate::responses::{check_responses, CannedResponse};
 use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
-use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use mlua::{ffi, Function, Lua, LuaSerdeExt, Table, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::{c_int, CStr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,6 +71,16 @@ struct Slot {
     overflow: bool,
 }
 
+impl Slot {
+    /// The same agent as last time, with the same name and skills.
+    #[inline(always)]
+    fn same_agent(&self, c: &Candidate<'_>) -> bool {
+        std::ptr::eq(self.id_at, c.id)
+            && std::ptr::eq(self.name_at, c.name)
+            && std::ptr::eq(self.skills_at, c.skills)
+    }
+}
+
 /// The agents' Lua tables, the reusable candidates array, and a compact
 /// mirror of the current call's candidates.
 pub(crate) struct AgentCache {
@@ -81,6 +92,8 @@ pub(crate) struct AgentCache {
     slots: Vec<Slot>,
     /// The interned skills and their bits.
     skill_bits: HashMap<String, u32>,
+    /// Positions whose numbers changed in this call (see `write_numbers`).
+    changed: Vec<usize>,
 }
 
 // SAFETY: the `*_at` pointers are only compared as addresses, never
@@ -98,6 +111,7 @@ impl AgentCache {
             proxy,
             slots: Vec::new(),
             skill_bits: HashMap::new(),
+            changed: Vec::new(),
         })
     }
 
@@ -189,20 +203,22 @@ impl AgentCache {
 
     /// The read-only `candidates` array for this call.
     pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
+        self.changed.clear();
         for (pos, c) in candidates.iter().enumerate() {
-            if let Some(s) = self.slots.get(pos) {
-                if std::ptr::eq(s.id_at, c.id)
-                    && s.load == c.load
-                    && s.idle_since == c.idle_since
-                    && s.capacity == c.capacity
-                    && std::ptr::eq(s.name_at, c.name)
-                    && std::ptr::eq(s.skills_at, c.skills)
-                {
-                    continue;
+            match self.slots.get_mut(pos) {
+                Some(s) if s.same_agent(c) => {
+                    if s.load != c.load || s.idle_since != c.idle_since || s.capacity != c.capacity
+                    {
+                        s.load = c.load;
+                        s.idle_since = c.idle_since;
+                        s.capacity = c.capacity;
+                        self.changed.push(pos);
+                    }
                 }
+                _ => self.update(lua, pos, c)?,
             }
-            self.update(lua, pos, c)?;
         }
+        self.write_numbers(lua)?;
         for pos in (candidates.len()..self.slots.len()).rev() {
             self.array.raw_set(pos + 1, Value::Nil)?;
         }
@@ -210,8 +226,57 @@ impl AgentCache {
         Ok(self.proxy.clone())
     }
 
-    /// Position `pos` differs from last time: the agent shown there, its
-    /// table and its slot.
+    /// Write the loads, capacities and idle times that changed (usually one
+    /// or two agents per call) in one protected block: mlua protects each
+    /// field it sets (and each key string it makes) on its own.
+    fn write_numbers(&mut self, lua: &Lua) -> mlua::Result<()> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        let tables: mlua::Variadic<Table> = self
+            .changed
+            .iter()
+            .map(|&pos| self.entries[self.slots[pos].entry].data.clone())
+            .collect();
+        let (slots, changed) = (&self.slots, &self.changed);
+        // SAFETY: the closure sets fields of the tables passed as its
+        // arguments (stack indexes 1..n), pushing one value at a time, and
+        // holds nothing with a destructor.
+        let written = unsafe {
+            lua.exec_raw::<()>(tables, |l| {
+                for (j, &pos) in changed.iter().enumerate() {
+                    let s = &slots[pos];
+                    let t = c_int::try_from(j + 1).unwrap_or(c_int::MAX);
+                    ffi::lua_pushinteger(l, ffi::lua_Integer::from(s.load));
+                    ffi::lua_setfield(l, t, c"load".as_ptr());
+                    ffi::lua_pushinteger(l, ffi::lua_Integer::from(s.capacity));
+                    ffi::lua_setfield(l, t, c"capacity".as_ptr());
+                    match ffi::lua_Integer::try_from(s.idle_since) {
+                        Ok(i) => ffi::lua_pushinteger(l, i),
+                        Err(_) => ffi::lua_pushnumber(l, s.idle_since as ffi::lua_Number),
+                    }
+                    ffi::lua_setfield(l, t, c"idle_since".as_ptr());
+                }
+                ffi::lua_settop(l, 0);
+            })
+        };
+        for &pos in &self.changed {
+            let s = &mut self.slots[pos];
+            let e = &mut self.entries[s.entry];
+            if written.is_ok() {
+                (e.load, e.capacity, e.idle_since) = (s.load, s.capacity, s.idle_since);
+            } else {
+                // Not written (out of memory): compared afresh next call.
+                (e.load, s.load) = (u32::MAX, u32::MAX);
+            }
+        }
+        written
+    }
+
+    /// Position `pos` shows another agent than last time (or its name or
+    /// skills changed): the agent shown there, its table and its slot.
+    #[cold]
+    #[inline(never)]
     fn update(&mut self, lua: &Lua, pos: usize, c: &Candidate<'_>) -> mlua::Result<()> {
         let same =
             self.slots.get(pos).map(|s| s.entry).filter(|&i| {
@@ -446,25 +511,75 @@ pub(crate) fn pick_module(
     sandbox::readonly(lua, pick, "sb.pick")
 }
 
-fn conversation_table(host: &Host, c: &ConversationView<'_>) -> mlua::Result<Table> {
-    let cad: mlua::Variadic<&str> = c
-        .cad
-        .iter()
-        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
-        .collect();
-    host.conversation.call((
-        c.id,
-        c.queue,
-        c.channel,
-        c.customer,
-        c.customer_name,
-        c.source,
-        c.preview,
-        c.received_at,
-        c.queued_at,
-        c.last_agent,
-        cad,
-    ))
+/// Set `t[key] = v` for the table `t` on top of the stack.
+///
+/// # Safety
+/// `l` is a state's stack with a table on top, inside a protected call.
+unsafe fn set_str(l: *mut ffi::lua_State, key: &CStr, v: &str) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+/// As [`set_str`] for a number (an integer when it fits, as mlua does).
+///
+/// # Safety
+/// As [`set_str`].
+unsafe fn set_u64(l: *mut ffi::lua_State, key: &CStr, v: u64) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        match ffi::lua_Integer::try_from(v) {
+            Ok(i) => ffi::lua_pushinteger(l, i),
+            Err(_) => ffi::lua_pushnumber(l, v as ffi::lua_Number),
+        }
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+/// The conversation table of a routing call, a fresh one per call (a
+/// script may keep it). Built with raw stack operations in one protected
+/// block: mlua protects each string it creates on its own, which cost
+/// more than the table.
+/// With `ctx`, its `now` is set in the same block.
+fn conversation_table(
+    host: &Host,
+    c: &ConversationView<'_>,
+    ctx: Option<(&Table, u64)>,
+) -> mlua::Result<Table> {
+    let now = ctx.map(|(_, now)| now);
+    // SAFETY: the closure pushes at most three values over the table
+    // (within the LUA_MINSTACK slots a C function is given) and holds
+    // nothing with a destructor, so a memory error may jump out of it.
+    unsafe {
+        host.lua.exec_raw(ctx.map(|(t, _)| t), |l| {
+            if let Some(now) = now {
+                set_u64(l, c"now", now);
+            }
+            ffi::lua_settop(l, 0);
+            ffi::lua_createtable(l, 0, 11);
+            set_u64(l, c"id", c.id);
+            set_str(l, c"queue", c.queue);
+            set_str(l, c"channel", c.channel);
+            set_str(l, c"customer", c.customer);
+            set_str(l, c"customer_name", c.customer_name);
+            set_str(l, c"source", c.source);
+            set_str(l, c"preview", c.preview);
+            set_u64(l, c"received_at", c.received_at);
+            set_u64(l, c"queued_at", c.queued_at);
+            if let Some(a) = c.last_agent {
+                set_str(l, c"last_agent", a);
+            }
+            ffi::lua_createtable(l, 0, c_int::try_from(c.cad.len()).unwrap_or(0));
+            for (k, v) in c.cad {
+                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
+                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_setfield(l, -2, c"cad".as_ptr());
+        })
+    }
 }
 
 fn decision(v: Value) -> Result<RouteDecision, CallError> {
@@ -522,13 +637,6 @@ fn ranked(t: &Table) -> Result<Vec<String>, CallError> {
     Ok(list)
 }
 
-impl Generation {
-    fn with_ctx(&self, host: &Host) -> mlua::Result<Table> {
-        host.ctx.raw_set("now", self.now())?;
-        Ok(host.ctx.clone())
-    }
-}
-
 impl RoutingPolicy for Generation {
     fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
         let file = self.routing_file.as_deref()?;
@@ -536,7 +644,7 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.entry.clone() else {
                 return Ok(None);
             };
-            let conv = conversation_table(host, conversation)?;
+            let conv = conversation_table(host, conversation, None)?;
             match host.invoke(&f, conv)? {
                 Value::Nil => Ok(None),
                 Value::String(s) => {
@@ -570,9 +678,9 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.route.clone() else {
                 return Err(CallError::Shape("no route function".into()));
             };
-            let conv = conversation_table(host, conversation)?;
+            let conv = conversation_table(host, conversation, Some((&host.ctx, self.now())))?;
             let cands = lock(&host.agents).candidates(&host.lua, candidates)?;
-            let ctx = self.with_ctx(host)?;
+            let ctx = host.ctx.clone();
             decision(host.invoke(&f, (conv, cands, ctx))?)
         });
         r.unwrap_or(RouteDecision::Fallback)
