@@ -71,6 +71,54 @@ struct Slot {
     overflow: bool,
 }
 
+/// A candidate's bytes: its id, name and skills (addresses and lengths),
+/// load, capacity and idle time. Equal bytes mean the same agent with the
+/// same name and skills (by address, see `refresh`) and the same numbers:
+/// one 64-byte compare per unchanged candidate.
+type Raw = [u64; 8];
+
+const _: () = assert!(
+    std::mem::size_of::<Candidate<'static>>() == std::mem::size_of::<Raw>()
+        && 2 * std::mem::size_of::<&str>()
+            + std::mem::size_of::<&[String]>()
+            + 2 * std::mem::size_of::<u32>()
+            + std::mem::size_of::<u64>()
+            == std::mem::size_of::<Raw>(),
+    "a candidate is 64 bytes without padding"
+);
+
+/// A candidate's bytes.
+#[inline(always)]
+fn raw<'a>(c: &'a Candidate<'_>) -> &'a Raw {
+    // SAFETY: `Candidate` is 64 bytes of references and integers with no
+    // padding (asserted above), so every byte is initialized and any bytes
+    // are valid `u64`s; its alignment (that of a reference) is the
+    // alignment of `u64`.
+    unsafe { &*std::ptr::from_ref(c).cast::<Raw>() }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn same_raw(a: &Raw, b: &Raw) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+    };
+    // Four 16-byte compares and one branch (SSE2 is part of x86_64).
+    // SAFETY: both are 64 readable bytes; unaligned loads.
+    unsafe {
+        let (a, b) = (a.as_ptr().cast::<__m128i>(), b.as_ptr().cast::<__m128i>());
+        let eq = |i: usize| _mm_cmpeq_epi8(_mm_loadu_si128(a.add(i)), _mm_loadu_si128(b.add(i)));
+        let all = _mm_and_si128(_mm_and_si128(eq(0), eq(1)), _mm_and_si128(eq(2), eq(3)));
+        _mm_movemask_epi8(all) == 0xffff
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn same_raw(a: &Raw, b: &Raw) -> bool {
+    a == b
+}
+
 impl Slot {
     /// The same agent as last time, with the same name and skills.
     #[inline(always)]
@@ -90,6 +138,8 @@ pub(crate) struct AgentCache {
     proxy: Table,
     /// The candidates of the current (or last) call, by position.
     slots: Vec<Slot>,
+    /// Their bytes as the engine gave them (see [`Raw`]).
+    raws: Vec<Raw>,
     /// The interned skills and their bits.
     skill_bits: HashMap<String, u32>,
     /// Positions whose numbers changed in this call (see `write_numbers`).
@@ -110,6 +160,7 @@ impl AgentCache {
             array,
             proxy,
             slots: Vec::new(),
+            raws: Vec::new(),
             skill_bits: HashMap::new(),
             changed: Vec::new(),
         })
@@ -205,6 +256,9 @@ impl AgentCache {
     pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
         self.changed.clear();
         for (pos, c) in candidates.iter().enumerate() {
+            if self.raws.get(pos).is_some_and(|x| same_raw(x, raw(c))) {
+                continue;
+            }
             match self.slots.get_mut(pos) {
                 Some(s) if s.same_agent(c) => {
                     if s.load != c.load || s.idle_since != c.idle_since || s.capacity != c.capacity
@@ -217,12 +271,19 @@ impl AgentCache {
                 }
                 _ => self.update(lua, pos, c)?,
             }
+            // Written once its table is up to date (`write_numbers`
+            // forgets it if that fails).
+            match self.raws.get_mut(pos) {
+                Some(x) => *x = *raw(c),
+                None => self.raws.push(*raw(c)),
+            }
         }
         self.write_numbers(lua)?;
         for pos in (candidates.len()..self.slots.len()).rev() {
             self.array.raw_set(pos + 1, Value::Nil)?;
         }
         self.slots.truncate(candidates.len());
+        self.raws.truncate(candidates.len());
         Ok(self.proxy.clone())
     }
 
@@ -268,6 +329,7 @@ impl AgentCache {
             } else {
                 // Not written (out of memory): compared afresh next call.
                 (e.load, s.load) = (u32::MAX, u32::MAX);
+                self.raws[pos] = [0; 8];
             }
         }
         written
@@ -328,28 +390,31 @@ impl AgentCache {
                 _ => return None,
             }
         }
-        let has = |s: &Slot| {
-            s.bits & mask == mask
-                && (by_name.is_empty()
-                    || (s.overflow
-                        && by_name
-                            .iter()
-                            .all(|w| self.entries[s.entry].skills.iter().any(|k| k == w))))
+        let by_name_ok = |s: &Slot| {
+            by_name.is_empty()
+                || (s.overflow
+                    && by_name
+                        .iter()
+                        .all(|w| self.entries[s.entry].skills.iter().any(|k| k == w)))
         };
-        let mut best: Option<&Slot> = None;
-        for s in self.slots.iter().filter(|s| has(s)) {
-            best = match best {
-                Some(b)
-                    if (b.idle_since, b.load) < (s.idle_since, s.load)
-                        || ((b.idle_since, b.load) == (s.idle_since, s.load)
-                            && self.entries[b.entry].id <= self.entries[s.entry].id) =>
-                {
-                    Some(b)
+        // (idle_since, load) as one number: lower is better.
+        let mut best: Option<(u128, &Slot)> = None;
+        let mut best_key = u128::MAX;
+        for s in &self.slots {
+            let key = (u128::from(s.idle_since) << 32) | u128::from(s.load);
+            if key > best_key || s.bits & mask != mask || !by_name_ok(s) {
+                continue;
+            }
+            match best {
+                Some((k, b))
+                    if k == key && self.entries[b.entry].id <= self.entries[s.entry].id => {}
+                _ => {
+                    best = Some((key, s));
+                    best_key = key;
                 }
-                _ => Some(s),
-            };
+            }
         }
-        best.map(|s| self.entries[s.entry].proxy.clone())
+        best.map(|(_, s)| self.entries[s.entry].proxy.clone())
     }
 }
 
@@ -371,13 +436,23 @@ impl Wanted {
                 )))
             }
         };
+        let word = |v: Value| match v {
+            Value::String(s) => s.to_str().ok().map(|s| s.to_string()),
+            _ => None,
+        };
         let mut words = Vec::new();
-        for i in 1..=t.len()? {
-            budget.charge(lua, READ_COST)?;
-            words.push(match t.get::<Value>(i)? {
-                Value::String(s) => s.to_str().ok().map(|s| s.to_string()),
-                _ => None,
-            });
+        if t.metatable().is_none() {
+            // A plain list (the usual case): raw reads, which mlua does
+            // not need to protect.
+            for i in 1..=t.raw_len() {
+                budget.charge(lua, 1)?;
+                words.push(word(t.raw_get::<Value>(i)?));
+            }
+        } else {
+            for i in 1..=t.len()? {
+                budget.charge(lua, READ_COST)?;
+                words.push(word(t.get::<Value>(i)?));
+            }
         }
         Ok(Wanted { words })
     }
