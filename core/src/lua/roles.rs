@@ -74,8 +74,10 @@ struct Slot {
 /// A candidate's bytes: its id, name and skills (addresses and lengths),
 /// load, capacity and idle time. Equal bytes mean the same agent with the
 /// same name and skills (by address, see `refresh`) and the same numbers:
-/// one 64-byte compare per unchanged candidate.
-type Raw = [u64; 8];
+/// one 64-byte compare per unchanged candidate (on 64-bit targets).
+type Raw = [usize; RAW_WORDS];
+
+const RAW_WORDS: usize = std::mem::size_of::<Candidate<'static>>() / std::mem::size_of::<usize>();
 
 const _: () = assert!(
     std::mem::size_of::<Candidate<'static>>() == std::mem::size_of::<Raw>()
@@ -84,16 +86,16 @@ const _: () = assert!(
             + 2 * std::mem::size_of::<u32>()
             + std::mem::size_of::<u64>()
             == std::mem::size_of::<Raw>(),
-    "a candidate is 64 bytes without padding"
+    "a candidate is whole words without padding"
 );
 
 /// A candidate's bytes.
 #[inline(always)]
 fn raw<'a>(c: &'a Candidate<'_>) -> &'a Raw {
-    // SAFETY: `Candidate` is 64 bytes of references and integers with no
-    // padding (asserted above), so every byte is initialized and any bytes
-    // are valid `u64`s; its alignment (that of a reference) is the
-    // alignment of `u64`.
+    // SAFETY: `Candidate` is whole words of references and integers with
+    // no padding (asserted above), so every byte is initialized and any
+    // bytes are valid `usize`s; it holds references, so it is aligned for
+    // `usize`.
     unsafe { &*std::ptr::from_ref(c).cast::<Raw>() }
 }
 
@@ -103,6 +105,7 @@ fn same_raw(a: &Raw, b: &Raw) -> bool {
     use std::arch::x86_64::{
         __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
     };
+    const _: () = assert!(std::mem::size_of::<Raw>() == 64);
     // Four 16-byte compares and one branch (SSE2 is part of x86_64).
     // SAFETY: both are 64 readable bytes; unaligned loads.
     unsafe {
@@ -329,7 +332,7 @@ impl AgentCache {
             } else {
                 // Not written (out of memory): compared afresh next call.
                 (e.load, s.load) = (u32::MAX, u32::MAX);
-                self.raws[pos] = [0; 8];
+                self.raws[pos] = [0; RAW_WORDS];
             }
         }
         written
