@@ -234,6 +234,8 @@ pub fn check(cfg: &crate::config::Config) -> Vec<(String, ScriptError)> {
 /// the journal (replay): a Lua script of the tenant's, or one of its
 /// native plugins, loaded alone in its own state with its own budgets.
 #[derive(Debug)]
+// One per shadow policy or replay, loaded once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RoutingCandidate {
     Lua(Generation),
     Native(NativePlugin),

@@ -1,19 +1,25 @@
 -- Helpers shared by the bundled routing policies (require "pick").
--- Routing runs on every offer: these loops read each candidate's fields
--- once and keep the best one's in locals.
+-- Routing runs on every offer: without a filter function the scan is done
+-- by the host (sb.pick); the Lua loop reads each candidate's fields once
+-- and keeps the best one's in locals.
 local pick = {}
 
 --- The candidate idle the longest (ties: lower load, then id), or nil.
---- `accept`, when given, filters candidates.
+--- `accept`, when given, filters candidates: a list of skills the agent
+--- must all have (done by the host, `sb.pick.longest_idle`: the fast
+--- way), or a function.
 ---@param candidates sb.Agent[]
----@param accept? fun(agent: sb.Agent): boolean
+---@param accept? string[]|fun(agent: sb.Agent): boolean
 ---@return sb.Agent|nil
 function pick.longest_idle(candidates, accept)
+  if accept == nil or type(accept) == "table" then
+    return sb.pick.longest_idle(candidates, accept)
+  end
   local best, best_idle, best_load
   for i = 1, #candidates do
     local a = candidates[i]
     local idle = a.idle_since
-    if (best == nil or idle <= best_idle) and (accept == nil or accept(a)) then
+    if (best == nil or idle <= best_idle) and accept(a) then
       local load = a.load
       if best == nil or idle < best_idle
         or load < best_load or (load == best_load and a.id < best.id) then

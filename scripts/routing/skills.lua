@@ -23,8 +23,7 @@ end
 ---@param candidates sb.Agent[]
 function M.route(conversation, candidates, ctx)
   local w = wanted(conversation)
-  local a = pick.longest_idle(candidates, function(agent) return pick.has_all(agent, w) end)
-    or pick.longest_idle(candidates)
+  local a = pick.longest_idle(candidates, w) or pick.longest_idle(candidates)
   return a and a.id
 end
 

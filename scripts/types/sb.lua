@@ -11,9 +11,13 @@
 ---@field encode fun(value: any): string Encode a table as JSON (1 MiB at most). Since 0.1.0.
 ---@field decode fun(text: string): any Decode JSON; null becomes nil. Since 0.1.0.
 
+---@class sb.Pick
+---@field longest_idle fun(candidates: sb.Agent[], wanted?: string[]): sb.Agent|nil The candidate idle the longest (ties: lower load, then id) having every skill of `wanted`, or nil; scanned by the host. Since 0.4.0.
+
 ---@class sb
 ---@field version string The Lua API version ("0.1.0"). Since 0.1.0.
 ---@field log sb.Log
+---@field pick sb.Pick
 ---@field json sb.Json
 ---@field now fun(): integer The host's time for this call, ms since the epoch. Since 0.1.0.
 ---@field hmac_sha256 fun(key: string, data: string): string Hex HMAC-SHA256. Since 0.1.0.

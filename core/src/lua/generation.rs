@@ -131,11 +131,10 @@ pub(crate) struct Host {
     pub route: Option<Function>,
     pub entry: Option<Function>,
     pub channels: HashMap<String, roles::ChannelFns>,
-    pub agents: AgentCache,
+    /// Shared with `sb.pick`, which scans the current candidates.
+    pub agents: Arc<Mutex<AgentCache>>,
     pub ctx: Table,
     pub protected: sandbox::Protected,
-    /// Builds the conversation table of a routing call.
-    pub conversation: Function,
     /// The script function the call in progress entered last: where a
     /// shape error (a bad returned value) is reported.
     pub last_called: Option<Function>,
@@ -235,9 +234,23 @@ impl Generation {
             now: now_cell.clone(),
         };
         let files = Arc::new(spec.files.0.clone());
+        let mut sb_table = None;
         let (lua, _base) = sandbox::new_state(&spec.limits, budget.clone(), files, |lua| {
-            sb::register(lua, &sb_ctx)
+            let t = sb::register(lua, &sb_ctx)?;
+            sb_table = Some(t.clone());
+            Ok(t)
         })
+        .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        // The candidates' cache, and `sb.pick` that scans it, before any
+        // script runs.
+        let agents = (|| {
+            let agents = Arc::new(Mutex::new(AgentCache::new(&lua)?));
+            if let Some(sb) = &sb_table {
+                let pick = roles::pick_module(&lua, agents.clone(), budget.clone())?;
+                sb.raw_set("pick", pick)?;
+            }
+            Ok::<_, mlua::Error>(agents)
+        })()
         .map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         // Declared after the state, so dropped before it on every return.
         let close = sandbox::CloseGuard(budget.clone());
@@ -409,15 +422,12 @@ impl Generation {
             return Err(errors);
         }
         let setup = (|| {
-            let conversation: Function = lua.named_registry_value("sb_conversation")?;
-            let agents = AgentCache::new(&lua)?;
             let ctx = lua.create_table()?;
             ctx.raw_set("generation", number)?;
             ctx.raw_set("tenant", spec.tenant.as_str())?;
-            Ok::<_, mlua::Error>((agents, ctx, conversation))
+            Ok::<_, mlua::Error>(ctx)
         })();
-        let (agents, ctx, conversation) =
-            setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
+        let ctx = setup.map_err(|e| vec![ScriptError::new("<sandbox>", None, e.to_string())])?;
         Ok(Generation {
             number,
             tenant: spec.tenant.clone(),
@@ -431,7 +441,6 @@ impl Generation {
                 agents,
                 ctx,
                 protected,
-                conversation,
                 last_called: None,
             }),
             routing_file: spec.routing.clone(),

@@ -8,7 +8,7 @@
 //! from the previous call.
 
 use super::generation::{CallError, Generation, Host};
-use super::sandbox;
+use super::sandbox::{self, Budget};
 use crate::channel::{
     ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
     Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Received, Verdict,
@@ -17,14 +17,25 @@ use crate::model::WrapUpReason;
 use crate::responses::{check_responses, CannedResponse};
 use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
-use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use mlua::{ffi, Function, Lua, LuaSerdeExt, Table, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::ffi::{c_int, CStr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing is left half-written by a panic: a cache entry is rewritten
+    // from the candidates on its next change.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Longest ranked list a policy may return.
 const MAX_RANKED: usize = 1000;
 /// Most events one inbound request may produce.
 const MAX_EVENTS: usize = 1000;
+
+/// Distinct skills of a generation that get a bit in the agents' skill
+/// sets (for `sb.pick`); an agent with a skill past them is checked by name.
+const SKILL_BITS: usize = 64;
 
 struct AgentEntry {
     id: String,
@@ -35,25 +46,112 @@ struct AgentEntry {
     capacity: u32,
     idle_since: u64,
     skills: Vec<String>,
-    /// Where the id, name and skills were last read from (see `refresh`).
-    id_at: *const str,
+    /// The agent's skills among the interned ones.
+    bits: u64,
+    /// It has a skill that got no bit.
+    overflow: bool,
+    /// Where the name and skills were last read from (see `refresh`).
     name_at: *const str,
     skills_at: *const [String],
 }
 
-// SAFETY: `id_at`, `name_at` and `skills_at` are only compared as addresses, never
-// dereferenced.
-unsafe impl Send for AgentEntry {}
+/// One position of the current `candidates` array: what the engine gave
+/// there last time, compared field by field on every call (a few ns), and
+/// what `sb.pick` scans.
+#[derive(Clone, Copy)]
+struct Slot {
+    id_at: *const str,
+    name_at: *const str,
+    skills_at: *const [String],
+    idle_since: u64,
+    bits: u64,
+    load: u32,
+    capacity: u32,
+    entry: usize,
+    overflow: bool,
+}
 
-/// The agents' Lua tables and the reusable candidates array.
+/// A candidate's bytes: its id, name and skills (addresses and lengths),
+/// load, capacity and idle time. Equal bytes mean the same agent with the
+/// same name and skills (by address, see `refresh`) and the same numbers:
+/// one 64-byte compare per unchanged candidate (on 64-bit targets).
+type Raw = [usize; RAW_WORDS];
+
+const RAW_WORDS: usize = std::mem::size_of::<Candidate<'static>>() / std::mem::size_of::<usize>();
+
+const _: () = assert!(
+    std::mem::size_of::<Candidate<'static>>() == std::mem::size_of::<Raw>()
+        && 2 * std::mem::size_of::<&str>()
+            + std::mem::size_of::<&[String]>()
+            + 2 * std::mem::size_of::<u32>()
+            + std::mem::size_of::<u64>()
+            == std::mem::size_of::<Raw>(),
+    "a candidate is whole words without padding"
+);
+
+/// A candidate's bytes.
+#[inline(always)]
+fn raw<'a>(c: &'a Candidate<'_>) -> &'a Raw {
+    // SAFETY: `Candidate` is whole words of references and integers with
+    // no padding (asserted above), so every byte is initialized and any
+    // bytes are valid `usize`s; it holds references, so it is aligned for
+    // `usize`.
+    unsafe { &*std::ptr::from_ref(c).cast::<Raw>() }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn same_raw(a: &Raw, b: &Raw) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+    };
+    const _: () = assert!(std::mem::size_of::<Raw>() == 64);
+    // Four 16-byte compares and one branch (SSE2 is part of x86_64).
+    // SAFETY: both are 64 readable bytes; unaligned loads.
+    unsafe {
+        let (a, b) = (a.as_ptr().cast::<__m128i>(), b.as_ptr().cast::<__m128i>());
+        let eq = |i: usize| _mm_cmpeq_epi8(_mm_loadu_si128(a.add(i)), _mm_loadu_si128(b.add(i)));
+        let all = _mm_and_si128(_mm_and_si128(eq(0), eq(1)), _mm_and_si128(eq(2), eq(3)));
+        _mm_movemask_epi8(all) == 0xffff
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn same_raw(a: &Raw, b: &Raw) -> bool {
+    a == b
+}
+
+impl Slot {
+    /// The same agent as last time, with the same name and skills.
+    #[inline(always)]
+    fn same_agent(&self, c: &Candidate<'_>) -> bool {
+        std::ptr::eq(self.id_at, c.id)
+            && std::ptr::eq(self.name_at, c.name)
+            && std::ptr::eq(self.skills_at, c.skills)
+    }
+}
+
+/// The agents' Lua tables, the reusable candidates array, and a compact
+/// mirror of the current call's candidates.
 pub(crate) struct AgentCache {
     entries: Vec<AgentEntry>,
     index: HashMap<String, usize>,
     array: Table,
     proxy: Table,
-    /// Entry shown at each position of `array`.
-    shown: Vec<usize>,
+    /// The candidates of the current (or last) call, by position.
+    slots: Vec<Slot>,
+    /// Their bytes as the engine gave them (see [`Raw`]).
+    raws: Vec<Raw>,
+    /// The interned skills and their bits.
+    skill_bits: HashMap<String, u32>,
+    /// Positions whose numbers changed in this call (see `write_numbers`).
+    changed: Vec<usize>,
 }
+
+// SAFETY: the `*_at` pointers are only compared as addresses, never
+// dereferenced.
+unsafe impl Send for AgentCache {}
 
 impl AgentCache {
     pub fn new(lua: &Lua) -> mlua::Result<AgentCache> {
@@ -64,7 +162,10 @@ impl AgentCache {
             index: HashMap::new(),
             array,
             proxy,
-            shown: Vec::new(),
+            slots: Vec::new(),
+            raws: Vec::new(),
+            skill_bits: HashMap::new(),
+            changed: Vec::new(),
         })
     }
 
@@ -75,7 +176,7 @@ impl AgentCache {
         let data = lua.create_table()?;
         data.raw_set("id", c.id)?;
         let proxy = sandbox::readonly(lua, data.clone(), "an agent")?;
-        let mut e = AgentEntry {
+        self.entries.push(AgentEntry {
             id: c.id.to_string(),
             data,
             proxy,
@@ -84,109 +185,479 @@ impl AgentCache {
             capacity: u32::MAX,
             idle_since: u64::MAX,
             skills: vec!["\0".into()],
-            id_at: "",
+            bits: 0,
+            overflow: false,
             name_at: "",
             skills_at: std::ptr::slice_from_raw_parts(std::ptr::null(), 0),
-        };
-        Self::refresh(lua, &mut e, c)?;
-        self.entries.push(e);
+        });
         let i = self.entries.len() - 1;
         self.index.insert(c.id.to_string(), i);
         Ok(i)
     }
 
-    fn refresh(lua: &Lua, e: &mut AgentEntry, c: &Candidate<'_>) -> mlua::Result<()> {
+    /// Bring the Lua table of entry `i` up to date with `c`, writing only
+    /// the fields that changed.
+    fn refresh(&mut self, lua: &Lua, i: usize, c: &Candidate<'_>) -> mlua::Result<()> {
+        // Each mirrored value is written after its Lua field, so a failed
+        // write (memory) is retried on the next call.
+        let e = &mut self.entries[i];
         if e.load != c.load {
-            e.load = c.load;
             e.data.raw_set("load", c.load)?;
+            e.load = c.load;
         }
         if e.capacity != c.capacity {
-            e.capacity = c.capacity;
             e.data.raw_set("capacity", c.capacity)?;
+            e.capacity = c.capacity;
         }
         if e.idle_since != c.idle_since {
-            e.idle_since = c.idle_since;
             e.data.raw_set("idle_since", c.idle_since)?;
+            e.idle_since = c.idle_since;
         }
         // Agent configs live as long as the engine and never change in
         // place: the same address and length means the same text, so most
         // calls skip comparing names and skills.
         if !std::ptr::eq(e.name_at, c.name) {
-            e.name_at = c.name;
             if e.name != c.name {
-                e.name = c.name.to_string();
                 e.data.raw_set("name", c.name)?;
+                e.name = c.name.to_string();
             }
+            e.name_at = c.name;
         }
         if !std::ptr::eq(e.skills_at, c.skills) {
+            if e.skills.as_slice() != c.skills {
+                let list = lua.create_sequence_from(c.skills.iter().map(String::as_str))?;
+                let set = lua.create_table()?;
+                for s in c.skills {
+                    set.raw_set(s.as_str(), true)?;
+                }
+                e.data
+                    .raw_set("skills", sandbox::readonly(lua, list, "skills")?)?;
+                e.data
+                    .raw_set("skill", sandbox::readonly(lua, set, "skill")?)?;
+                let (mut bits, mut overflow) = (0u64, false);
+                for s in c.skills {
+                    let next = self.skill_bits.len();
+                    match self.skill_bits.get(s.as_str()) {
+                        Some(&b) => bits |= 1 << b,
+                        None if next < SKILL_BITS => {
+                            self.skill_bits.insert(s.clone(), next as u32);
+                            bits |= 1 << next;
+                        }
+                        None => overflow = true,
+                    }
+                }
+                e.skills = c.skills.to_vec();
+                e.bits = bits;
+                e.overflow = overflow;
+            }
             e.skills_at = c.skills;
-            if e.skills.as_slice() == c.skills {
-                return Ok(());
-            }
-            e.skills = c.skills.to_vec();
-            let list = lua.create_sequence_from(c.skills.iter().map(String::as_str))?;
-            let set = lua.create_table()?;
-            for s in c.skills {
-                set.raw_set(s.as_str(), true)?;
-            }
-            e.data
-                .raw_set("skills", sandbox::readonly(lua, list, "skills")?)?;
-            e.data
-                .raw_set("skill", sandbox::readonly(lua, set, "skill")?)?;
         }
         Ok(())
     }
 
     /// The read-only `candidates` array for this call.
     pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
+        self.changed.clear();
         for (pos, c) in candidates.iter().enumerate() {
-            let idx = match self.shown.get(pos) {
-                Some(&i)
-                    if std::ptr::eq(self.entries[i].id_at, c.id) || self.entries[i].id == c.id =>
-                {
-                    self.entries[i].id_at = c.id;
-                    i
-                }
-                _ => {
-                    let i = self.entry(lua, c)?;
-                    self.array.raw_set(pos + 1, self.entries[i].proxy.clone())?;
-                    if pos < self.shown.len() {
-                        self.shown[pos] = i;
-                    } else {
-                        self.shown.push(i);
+            if self.raws.get(pos).is_some_and(|x| same_raw(x, raw(c))) {
+                continue;
+            }
+            match self.slots.get_mut(pos) {
+                Some(s) if s.same_agent(c) => {
+                    if s.load != c.load || s.idle_since != c.idle_since || s.capacity != c.capacity
+                    {
+                        s.load = c.load;
+                        s.idle_since = c.idle_since;
+                        s.capacity = c.capacity;
+                        self.changed.push(pos);
                     }
-                    i
                 }
-            };
-            Self::refresh(lua, &mut self.entries[idx], c)?;
+                _ => self.update(lua, pos, c)?,
+            }
+            // Written once its table is up to date (`write_numbers`
+            // forgets it if that fails).
+            match self.raws.get_mut(pos) {
+                Some(x) => *x = *raw(c),
+                None => self.raws.push(*raw(c)),
+            }
         }
-        for pos in (candidates.len()..self.shown.len()).rev() {
+        self.write_numbers(lua)?;
+        for pos in (candidates.len()..self.slots.len()).rev() {
             self.array.raw_set(pos + 1, Value::Nil)?;
         }
-        self.shown.truncate(candidates.len());
+        self.slots.truncate(candidates.len());
+        self.raws.truncate(candidates.len());
         Ok(self.proxy.clone())
+    }
+
+    /// Write the loads, capacities and idle times that changed (usually one
+    /// or two agents per call) in one protected block: mlua protects each
+    /// field it sets (and each key string it makes) on its own.
+    fn write_numbers(&mut self, lua: &Lua) -> mlua::Result<()> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        let tables: mlua::Variadic<Table> = self
+            .changed
+            .iter()
+            .map(|&pos| self.entries[self.slots[pos].entry].data.clone())
+            .collect();
+        let (slots, changed) = (&self.slots, &self.changed);
+        // SAFETY: the closure sets fields of the tables passed as its
+        // arguments (stack indexes 1..n), pushing one value at a time, and
+        // holds nothing with a destructor.
+        let written = unsafe {
+            lua.exec_raw::<()>(tables, |l| {
+                for (j, &pos) in changed.iter().enumerate() {
+                    let s = &slots[pos];
+                    let t = c_int::try_from(j + 1).unwrap_or(c_int::MAX);
+                    ffi::lua_pushinteger(l, ffi::lua_Integer::from(s.load));
+                    ffi::lua_setfield(l, t, c"load".as_ptr());
+                    ffi::lua_pushinteger(l, ffi::lua_Integer::from(s.capacity));
+                    ffi::lua_setfield(l, t, c"capacity".as_ptr());
+                    match ffi::lua_Integer::try_from(s.idle_since) {
+                        Ok(i) => ffi::lua_pushinteger(l, i),
+                        Err(_) => ffi::lua_pushnumber(l, s.idle_since as ffi::lua_Number),
+                    }
+                    ffi::lua_setfield(l, t, c"idle_since".as_ptr());
+                }
+                ffi::lua_settop(l, 0);
+            })
+        };
+        for &pos in &self.changed {
+            let s = &mut self.slots[pos];
+            let e = &mut self.entries[s.entry];
+            if written.is_ok() {
+                (e.load, e.capacity, e.idle_since) = (s.load, s.capacity, s.idle_since);
+            } else {
+                // Not written (out of memory): compared afresh next call.
+                (e.load, s.load) = (u32::MAX, u32::MAX);
+                self.raws[pos] = [0; RAW_WORDS];
+            }
+        }
+        written
+    }
+
+    /// Position `pos` shows another agent than last time (or its name or
+    /// skills changed): the agent shown there, its table and its slot.
+    #[cold]
+    #[inline(never)]
+    fn update(&mut self, lua: &Lua, pos: usize, c: &Candidate<'_>) -> mlua::Result<()> {
+        let same =
+            self.slots.get(pos).map(|s| s.entry).filter(|&i| {
+                std::ptr::eq(self.slots[pos].id_at, c.id) || self.entries[i].id == c.id
+            });
+        let i = match same {
+            Some(i) => i,
+            None => {
+                let i = self.entry(lua, c)?;
+                self.array.raw_set(pos + 1, self.entries[i].proxy.clone())?;
+                i
+            }
+        };
+        self.refresh(lua, i, c)?;
+        let e = &self.entries[i];
+        let slot = Slot {
+            id_at: c.id,
+            name_at: c.name,
+            skills_at: c.skills,
+            idle_since: e.idle_since,
+            bits: e.bits,
+            load: e.load,
+            capacity: e.capacity,
+            entry: i,
+            overflow: e.overflow,
+        };
+        match self.slots.get_mut(pos) {
+            Some(s) => *s = slot,
+            None => self.slots.push(slot),
+        }
+        Ok(())
+    }
+
+    /// Whether `t` is the `candidates` array this cache hands out.
+    fn is_candidates(&self, t: &Table) -> bool {
+        t.to_pointer() == self.proxy.to_pointer()
+    }
+
+    /// The current candidate idle the longest (ties: lower load, then
+    /// lower id) among those with every skill of `wanted`.
+    fn longest_idle(&self, wanted: &Wanted) -> Option<Table> {
+        let mut mask = 0u64;
+        let mut by_name: Vec<&str> = Vec::new();
+        for w in &wanted.words {
+            match w.as_deref().map(|w| (w, self.skill_bits.get(w))) {
+                Some((_, Some(&b))) => mask |= 1 << b,
+                Some((w, None)) if self.skill_bits.len() >= SKILL_BITS => by_name.push(w),
+                // A skill no agent has (or not even a string).
+                _ => return None,
+            }
+        }
+        let by_name_ok = |s: &Slot| {
+            by_name.is_empty()
+                || (s.overflow
+                    && by_name
+                        .iter()
+                        .all(|w| self.entries[s.entry].skills.iter().any(|k| k == w)))
+        };
+        // (idle_since, load) as one number: lower is better.
+        let mut best: Option<(u128, &Slot)> = None;
+        let mut best_key = u128::MAX;
+        for s in &self.slots {
+            let key = (u128::from(s.idle_since) << 32) | u128::from(s.load);
+            if key > best_key || s.bits & mask != mask || !by_name_ok(s) {
+                continue;
+            }
+            match best {
+                Some((k, b))
+                    if k == key && self.entries[b.entry].id <= self.entries[s.entry].id => {}
+                _ => {
+                    best = Some((key, s));
+                    best_key = key;
+                }
+            }
+        }
+        best.map(|(_, s)| self.entries[s.entry].proxy.clone())
     }
 }
 
-fn conversation_table(host: &Host, c: &ConversationView<'_>) -> mlua::Result<Table> {
-    let cad: mlua::Variadic<&str> = c
-        .cad
-        .iter()
-        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
-        .collect();
-    host.conversation.call((
-        c.id,
-        c.queue,
-        c.channel,
-        c.customer,
-        c.customer_name,
-        c.source,
-        c.preview,
-        c.received_at,
-        c.queued_at,
-        c.last_agent,
-        cad,
-    ))
+/// The `wanted` skills given to `sb.pick.longest_idle`: each a string, or
+/// `None` for a value no agent can have as a skill.
+struct Wanted {
+    words: Vec<Option<String>>,
+}
+
+impl Wanted {
+    fn read(budget: &Budget, lua: &Lua, v: Value) -> mlua::Result<Wanted> {
+        let t = match v {
+            Value::Nil => return Ok(Wanted { words: Vec::new() }),
+            Value::Table(t) => t,
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "sb.pick.longest_idle: wanted must be a list of skills, not a {}",
+                    other.type_name()
+                )))
+            }
+        };
+        let word = |v: Value| match v {
+            Value::String(s) => s.to_str().ok().map(|s| s.to_string()),
+            _ => None,
+        };
+        let mut words = Vec::new();
+        if t.metatable().is_none() {
+            // A plain list (the usual case): raw reads, which mlua does
+            // not need to protect.
+            for i in 1..=t.raw_len() {
+                budget.charge(lua, 1)?;
+                words.push(word(t.raw_get::<Value>(i)?));
+            }
+        } else {
+            for i in 1..=t.len()? {
+                budget.charge(lua, READ_COST)?;
+                words.push(word(t.get::<Value>(i)?));
+            }
+        }
+        Ok(Wanted { words })
+    }
+}
+
+/// Instructions charged for each field the scan of another list reads
+/// through Lua (several times what a Lua loop would be charged for it: a
+/// host read costs about that much more time).
+const READ_COST: i64 = 50;
+
+/// A number field of a candidate given as a plain table.
+fn number_field(a: &Table, key: &str, i: i64) -> mlua::Result<f64> {
+    match a.get::<Value>(key)? {
+        Value::Integer(n) => Ok(n as f64),
+        Value::Number(n) => Ok(n),
+        other => Err(mlua::Error::runtime(format!(
+            "sb.pick.longest_idle: candidate {i} has a {} {key}; expected a number",
+            other.type_name()
+        ))),
+    }
+}
+
+fn id_field(a: &Table, i: i64) -> mlua::Result<mlua::String> {
+    match a.get::<Value>("id")? {
+        Value::String(s) => Ok(s),
+        other => Err(mlua::Error::runtime(format!(
+            "sb.pick.longest_idle: candidate {i} has a {} id; expected a string",
+            other.type_name()
+        ))),
+    }
+}
+
+/// `sb.pick.longest_idle` over any list of agent tables (a script's own
+/// list, a self-test's plain tables): the same choice as the scan of the
+/// current candidates, read through Lua.
+fn longest_idle_of(
+    budget: &Budget,
+    lua: &Lua,
+    list: &Table,
+    wanted: &Wanted,
+) -> mlua::Result<Value> {
+    let mut best: Option<(Table, f64, f64)> = None;
+    for i in 1..=list.len()? {
+        budget.charge(lua, READ_COST * (2 + wanted.words.len() as i64))?;
+        let a = match list.get::<Value>(i)? {
+            Value::Table(a) => a,
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "sb.pick.longest_idle: candidate {i} is a {}; expected an agent",
+                    other.type_name()
+                )))
+            }
+        };
+        let idle = number_field(&a, "idle_since", i)?;
+        if best.as_ref().is_some_and(|b| idle > b.1) {
+            continue;
+        }
+        if !wanted.words.is_empty() {
+            let Value::Table(skill) = a.get::<Value>("skill")? else {
+                return Err(mlua::Error::runtime(format!(
+                    "sb.pick.longest_idle: candidate {i} has no skill set"
+                )));
+            };
+            let mut all = true;
+            for w in &wanted.words {
+                let has = match w {
+                    Some(w) => !matches!(
+                        skill.get::<Value>(w.as_str())?,
+                        Value::Nil | Value::Boolean(false)
+                    ),
+                    None => false,
+                };
+                if !has {
+                    all = false;
+                    break;
+                }
+            }
+            if !all {
+                continue;
+            }
+        }
+        let load = number_field(&a, "load", i)?;
+        let better = match &best {
+            None => true,
+            Some((b, b_idle, b_load)) => {
+                idle < *b_idle
+                    || load < *b_load
+                    || (load == *b_load
+                        && *id_field(&a, i)?.as_bytes() < *id_field(b, i)?.as_bytes())
+            }
+        };
+        if better {
+            best = Some((a, idle, load));
+        }
+    }
+    Ok(best.map_or(Value::Nil, |(a, _, _)| Value::Table(a)))
+}
+
+/// `sb.pick`: the loops of the bundled routing policies, done by the host.
+/// On the call's own `candidates` it scans the compact mirror of the
+/// [`AgentCache`] (500 candidates in about a microsecond); on any other
+/// list it reads the tables through Lua. Both count against the call's
+/// instruction budget: a scan of the mirror one instruction per candidate
+/// and wanted skill, a read through Lua [`READ_COST`] per field.
+pub(crate) fn pick_module(
+    lua: &Lua,
+    agents: Arc<Mutex<AgentCache>>,
+    budget: Arc<Budget>,
+) -> mlua::Result<Table> {
+    let pick = lua.create_table()?;
+    pick.raw_set(
+        "longest_idle",
+        lua.create_function(move |lua, (list, wanted): (Value, Value)| {
+            let Value::Table(list) = list else {
+                return Err(mlua::Error::runtime(format!(
+                    "sb.pick.longest_idle: candidates must be a list of agents, not a {}",
+                    list.type_name()
+                )));
+            };
+            let wanted = Wanted::read(&budget, lua, wanted)?;
+            if let Ok(cache) = agents.try_lock() {
+                if cache.is_candidates(&list) {
+                    let work = cache.slots.len().max(1) * (1 + wanted.words.len());
+                    budget.charge(lua, i64::try_from(work).unwrap_or(i64::MAX))?;
+                    return Ok(cache.longest_idle(&wanted).map_or(Value::Nil, Value::Table));
+                }
+            }
+            longest_idle_of(&budget, lua, &list, &wanted)
+        })?,
+    )?;
+    sandbox::readonly(lua, pick, "sb.pick")
+}
+
+/// Set `t[key] = v` for the table `t` on top of the stack.
+///
+/// # Safety
+/// `l` is a state's stack with a table on top, inside a protected call.
+unsafe fn set_str(l: *mut ffi::lua_State, key: &CStr, v: &str) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+/// As [`set_str`] for a number (an integer when it fits, as mlua does).
+///
+/// # Safety
+/// As [`set_str`].
+unsafe fn set_u64(l: *mut ffi::lua_State, key: &CStr, v: u64) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        match ffi::lua_Integer::try_from(v) {
+            Ok(i) => ffi::lua_pushinteger(l, i),
+            Err(_) => ffi::lua_pushnumber(l, v as ffi::lua_Number),
+        }
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+/// The conversation table of a routing call, a fresh one per call (a
+/// script may keep it). Built with raw stack operations in one protected
+/// block: mlua protects each string it creates on its own, which cost
+/// more than the table.
+/// With `ctx`, its `now` is set in the same block.
+fn conversation_table(
+    host: &Host,
+    c: &ConversationView<'_>,
+    ctx: Option<(&Table, u64)>,
+) -> mlua::Result<Table> {
+    let now = ctx.map(|(_, now)| now);
+    // SAFETY: the closure pushes at most three values over the table
+    // (within the LUA_MINSTACK slots a C function is given) and holds
+    // nothing with a destructor, so a memory error may jump out of it.
+    unsafe {
+        host.lua.exec_raw(ctx.map(|(t, _)| t), |l| {
+            if let Some(now) = now {
+                set_u64(l, c"now", now);
+            }
+            ffi::lua_settop(l, 0);
+            ffi::lua_createtable(l, 0, 11);
+            set_u64(l, c"id", c.id);
+            set_str(l, c"queue", c.queue);
+            set_str(l, c"channel", c.channel);
+            set_str(l, c"customer", c.customer);
+            set_str(l, c"customer_name", c.customer_name);
+            set_str(l, c"source", c.source);
+            set_str(l, c"preview", c.preview);
+            set_u64(l, c"received_at", c.received_at);
+            set_u64(l, c"queued_at", c.queued_at);
+            if let Some(a) = c.last_agent {
+                set_str(l, c"last_agent", a);
+            }
+            ffi::lua_createtable(l, 0, c_int::try_from(c.cad.len()).unwrap_or(0));
+            for (k, v) in c.cad {
+                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
+                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_setfield(l, -2, c"cad".as_ptr());
+        })
+    }
 }
 
 fn decision(v: Value) -> Result<RouteDecision, CallError> {
@@ -244,13 +715,6 @@ fn ranked(t: &Table) -> Result<Vec<String>, CallError> {
     Ok(list)
 }
 
-impl Generation {
-    fn with_ctx(&self, host: &Host) -> mlua::Result<Table> {
-        host.ctx.raw_set("now", self.now())?;
-        Ok(host.ctx.clone())
-    }
-}
-
 impl RoutingPolicy for Generation {
     fn entry(&self, conversation: &ConversationView<'_>) -> Option<String> {
         let file = self.routing_file.as_deref()?;
@@ -258,7 +722,7 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.entry.clone() else {
                 return Ok(None);
             };
-            let conv = conversation_table(host, conversation)?;
+            let conv = conversation_table(host, conversation, None)?;
             match host.invoke(&f, conv)? {
                 Value::Nil => Ok(None),
                 Value::String(s) => {
@@ -292,9 +756,9 @@ impl RoutingPolicy for Generation {
             let Some(f) = host.route.clone() else {
                 return Err(CallError::Shape("no route function".into()));
             };
-            let conv = conversation_table(host, conversation)?;
-            let cands = host.agents.candidates(&host.lua, candidates)?;
-            let ctx = self.with_ctx(host)?;
+            let conv = conversation_table(host, conversation, Some((&host.ctx, self.now())))?;
+            let cands = lock(&host.agents).candidates(&host.lua, candidates)?;
+            let ctx = host.ctx.clone();
             decision(host.invoke(&f, (conv, cands, ctx))?)
         });
         r.unwrap_or(RouteDecision::Fallback)

@@ -20,10 +20,7 @@
 //! `coroutine.close` re-raise once it is spent).
 
 use super::strings;
-use mlua::{
-    ffi, ChunkMode, Function, IntoLuaMulti, Lua, LuaOptions, MultiValue, StdLib, Table, Thread,
-    Value,
-};
+use mlua::{ffi, ChunkMode, Function, IntoLuaMulti, Lua, LuaOptions, StdLib, Table, Thread, Value};
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -257,6 +254,26 @@ impl Budget {
                 *a = Some((file, line));
             }
         }
+    }
+
+    /// Count `instructions` of work a host function does for the call in
+    /// progress (hooks do not run inside host functions): once the budget
+    /// is spent, the call stops here as it would at a count hook. Nothing
+    /// is counted before the watchdog arms the call, as for Lua code.
+    pub fn charge(&self, lua: &Lua, instructions: i64) -> mlua::Result<()> {
+        if !self.counting.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if !self.exceeded.load(Ordering::Relaxed)
+            && self.remaining.fetch_sub(instructions, Ordering::Relaxed) > instructions
+        {
+            return Ok(());
+        }
+        self.exceeded.store(true, Ordering::Relaxed);
+        if let Some((file, line)) = tenant_frame(lua, 1) {
+            self.record(file, line);
+        }
+        Err(mlua::Error::runtime(BUDGET_EXCEEDED))
     }
 
     pub fn exceeded(&self) -> bool {
@@ -534,19 +551,6 @@ local function readonly(t, name)
   })
 end
 wrapped.readonly = readonly
--- The conversation table of a routing call, built in one call from the
--- host (cheaper than setting its fields one by one from Rust).
-wrapped.conversation = function(id, queue, channel, customer, customer_name, source,
-    preview, received_at, queued_at, last_agent, ...)
-  local cad, kv = {}, { ... }
-  for i = 1, #kv, 2 do cad[kv[i]] = kv[i + 1] end
-  return {
-    id = id, queue = queue, channel = channel, customer = customer,
-    customer_name = customer_name, source = source, preview = preview,
-    received_at = received_at, queued_at = queued_at, last_agent = last_agent,
-    cad = cad,
-  }
-end
 -- Finalizers run with hooks off (Lua 5.4 GCTM): no budget could stop them.
 local rawget, type = rawget, type
 wrapped.setmetatable = function(t, mt)
@@ -590,9 +594,6 @@ pub fn new_state(
     let string: Table = g.get("string")?;
     string.raw_set("dump", Value::Nil)?;
     strings::register(&lua, &string)?;
-
-    // The host's own protected call, kept before the guest's is wrapped.
-    let raw_xpcall: Function = g.get("xpcall")?;
 
     // Protected calls that re-raise a spent budget; read-only proxies.
     let b = budget.clone();
@@ -678,7 +679,6 @@ pub fn new_state(
     let base = readonly.call::<Table>((base, "the global environment"))?;
     lua.set_named_registry_value("sb_base", base.clone())?;
     lua.set_named_registry_value("sb_readonly", readonly)?;
-    lua.set_named_registry_value("sb_conversation", prelude.get::<Function>("conversation")?)?;
 
     // The message handler of `invoke`: notes the innermost tenant frame
     // while the stack is still there.
@@ -688,7 +688,6 @@ pub fn new_state(
         Ok(err)
     })?;
     lua.set_named_registry_value("sb_locate", locate)?;
-    lua.set_named_registry_value("sb_xpcall", raw_xpcall)?;
     plant_gc_sentinel(&lua, budget.clone())?;
 
     // The budget's hook: its pointer in the registry (the state keeps the
@@ -762,53 +761,49 @@ fn plant_gc_sentinel(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
 /// that was running.
 #[derive(Debug, Clone)]
 pub struct Protected {
-    xpcall: Function,
     locate: Function,
 }
 
 impl Protected {
     pub fn new(lua: &Lua) -> mlua::Result<Protected> {
         Ok(Protected {
-            xpcall: lua.named_registry_value("sb_xpcall")?,
             locate: lua.named_registry_value("sb_locate")?,
         })
     }
 
-    /// Call `f`; its results, or its error as mlua would have raised it.
-    pub fn call(
-        &self,
-        lua: &Lua,
-        f: &Function,
-        args: impl IntoLuaMulti,
-    ) -> mlua::Result<MultiValue> {
-        let mut all = args.into_lua_multi(lua)?;
-        all.push_front(Value::Function(self.locate.clone()));
-        all.push_front(Value::Function(f.clone()));
-        let mut out: MultiValue = self.xpcall.call(all)?;
-        match out.pop_front() {
-            Some(Value::Boolean(true)) => Ok(out),
-            _ => Err(match out.pop_front() {
-                Some(Value::Error(e)) => *e,
-                Some(Value::String(s)) => {
-                    let m = s.to_string_lossy();
-                    if m == "not enough memory" {
-                        mlua::Error::MemoryError(m)
-                    } else {
-                        mlua::Error::RuntimeError(m)
-                    }
-                }
-                Some(other) => mlua::Error::RuntimeError(format!(
-                    "error object is a {} value",
-                    other.type_name()
-                )),
-                None => mlua::Error::RuntimeError("unknown error".into()),
-            }),
-        }
-    }
-
-    /// [`Protected::call`] keeping the first result.
+    /// Call `f`; its first result, or its error as mlua would have raised it.
     pub fn call1(&self, lua: &Lua, f: &Function, args: impl IntoLuaMulti) -> mlua::Result<Value> {
-        Ok(self.call(lua, f, args)?.pop_front().unwrap_or(Value::Nil))
+        // One `lua_pcall` with the handler, in place of `xpcall` called
+        // through mlua (which gathers the arguments and the results in
+        // lists): a routing decision makes one such call.
+        // SAFETY: plain stack operations on the stack mlua hands over: the
+        // handler, the function and its arguments; nothing in the closure
+        // has a destructor (a Lua error would jump over it).
+        let (ok, value): (bool, Value) = unsafe {
+            lua.exec_raw((&self.locate, f, args), |l| {
+                let nargs = ffi::lua_gettop(l) - 2;
+                let status = ffi::lua_pcall(l, nargs, 1, 1);
+                ffi::lua_pushboolean(l, c_int::from(status == ffi::LUA_OK));
+                ffi::lua_replace(l, 1);
+            })?
+        };
+        if ok {
+            return Ok(value);
+        }
+        Err(match value {
+            Value::Error(e) => *e,
+            Value::String(s) => {
+                let m = s.to_string_lossy();
+                if m == "not enough memory" {
+                    mlua::Error::MemoryError(m)
+                } else {
+                    mlua::Error::RuntimeError(m)
+                }
+            }
+            other => {
+                mlua::Error::RuntimeError(format!("error object is a {} value", other.type_name()))
+            }
+        })
     }
 }
 

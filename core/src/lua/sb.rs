@@ -2,7 +2,8 @@
 //!
 //! `sb.log.info/warn/error(message)`, `sb.now()`, `sb.json.encode/decode`,
 //! `sb.hmac_sha256(key, data)`, `sb.secure_compare(a, b)`, `sb.mask(text)`,
-//! `sb.version`. Log messages
+//! `sb.version`; `sb.pick.longest_idle(candidates, wanted)` (0.4.0) is
+//! added by the generation beside its candidates cache (`roles.rs`). Log messages
 //! go through the tenant's masker before they are written, so a script
 //! cannot put raw customer data in the logs even by mistake.
 
