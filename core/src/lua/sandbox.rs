@@ -545,7 +545,9 @@ local function readonly(t, name)
   return setmetatable({}, {
     __index = t,
     __newindex = function() error(name .. " is read-only", 2) end,
-    __pairs = function() return next, t, nil end,
+    -- The iterator closes over `t`: `next, t` would hand the script the
+    -- table itself, writable.
+    __pairs = function() return function(_, k) return next(t, k) end, nil, nil end,
     __len = function() return #t end,
     __metatable = false,
   })
