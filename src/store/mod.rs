@@ -290,11 +290,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(u64, Event)>, StoreError>;
     /// The tenant's whole journal from its first event, in order, each
     /// event with its sequence number, handed to `visit` one at a time
-    /// until it answers `Break` (what a replay reads). Read in pages or
-    /// from a cursor, never held whole; reads only (no lease, no epoch, no
-    /// write), on a connection of its own where the store has several, so
-    /// the store's other reads go on meanwhile. An event that does not
-    /// decode is [`StoreError::Unreadable`]: the events before it were
+    /// until it answers `Break` (what a replay reads): the journal as it
+    /// stands when the read starts. Read from one statement or in pages,
+    /// never held whole, and never holding up the store's other reads for
+    /// long; reads only (no lease, no epoch, no write). An event that does
+    /// not decode is [`StoreError::Unreadable`]: the events before it were
     /// visited, none after.
     fn journal(
         &self,

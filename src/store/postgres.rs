@@ -59,8 +59,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may take to answer an empty query after a
 /// failure before it counts as broken.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Journal rows read per query by [`Store::journal`].
-const JOURNAL_PAGE: i64 = 5_000;
+/// Sequence numbers read per query by [`Store::journal`].
+const JOURNAL_PAGE: u64 = 5_000;
 /// The advisory lock key migrations run under ("sb_schem" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73625f736368656d;
 
@@ -652,33 +652,35 @@ fn recover_on(client: &mut Client, tenant: &str) -> Result<Recovered> {
     })
 }
 
-/// A page of the tenant's journal: up to [`JOURNAL_PAGE`] events after
-/// `after`, decoded; if one does not decode, the events before it and
-/// why. Also how many rows were read (a short page is the last).
+/// The events of the tenant's journal numbered `after` < seq ≤ `upto`,
+/// decoded; if one does not decode, the events before it and why. Both
+/// bounds keep the query a range of the primary key whatever the
+/// planner's statistics say (with `LIMIT` alone, a freshly loaded journal
+/// was scanned and sorted to its end for every page).
 #[allow(clippy::type_complexity)]
 fn journal_page(
     client: &mut Client,
     tenant: &str,
-    after: i64,
-) -> Result<(Vec<(u64, Event)>, Option<StoreError>, usize)> {
+    after: u64,
+    upto: u64,
+) -> Result<(Vec<(u64, Event)>, Option<StoreError>)> {
     let rows = client
         .query(
-            "SELECT seq, body FROM sb_journal WHERE tenant = $1 AND seq > $2
-             ORDER BY seq LIMIT $3",
-            &[&tenant, &after, &JOURNAL_PAGE],
+            "SELECT seq, body FROM sb_journal WHERE tenant = $1 AND seq > $2 AND seq <= $3
+             ORDER BY seq",
+            &[&tenant, &signed(after), &signed(upto)],
         )
         .map_err(sql)?;
-    let read = rows.len();
-    let mut events = Vec::with_capacity(read);
+    let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         let seq = unsigned(row.try_get(0).map_err(sql)?);
         let body: &str = row.try_get(1).map_err(sql)?;
         match serde_json::from_str(body) {
             Ok(event) => events.push((seq, event)),
-            Err(e) => return Ok((events, Some(StoreError::unreadable(tenant, seq, e)), read)),
+            Err(e) => return Ok((events, Some(StoreError::unreadable(tenant, seq, e)))),
         }
     }
-    Ok((events, None, read))
+    Ok((events, None))
 }
 
 fn read_epoch(client: &mut Client, tenant: &str) -> Result<u64, StoreError> {
@@ -892,22 +894,39 @@ impl Store for PgStore {
         tenant: &str,
         visit: &mut dyn FnMut(u64, Event) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        // Pages by sequence number, each one query on a reader; the next
-        // page is asked for before this one is visited, so the database
-        // reads it and the reader decodes it meanwhile. At most two pages
-        // are held. The journal only grows at its end, in order: the pages
-        // join up whatever is appended meanwhile.
-        let page = |after: i64| {
+        // The journal up to its last event now (it only grows at its end),
+        // in pages of sequence numbers, each one query on a reader; the
+        // next page is asked for before this one is visited, so the
+        // database reads it and the reader decodes it meanwhile. At most
+        // two pages are held.
+        let last = {
             let tenant = tenant.to_string();
-            request(&self.calls, move |c| journal_page(c, &tenant, after))
+            self.call(move |c| {
+                c.query_one(
+                    "SELECT COALESCE(MAX(seq), 0) FROM sb_journal WHERE tenant = $1",
+                    &[&tenant],
+                )
+                .and_then(|r| r.try_get::<_, i64>(0))
+                .map(unsigned)
+                .map_err(sql)
+            })?
         };
-        let mut next = page(i64::MIN);
+        let page = |after: u64| {
+            let tenant = tenant.to_string();
+            let upto = after.saturating_add(JOURNAL_PAGE).min(last);
+            (
+                upto,
+                request(&self.calls, move |c| journal_page(c, &tenant, after, upto)),
+            )
+        };
+        if last == 0 {
+            return Ok(());
+        }
+        let mut next = page(0);
         loop {
-            let (events, failed, read) = next.recv().map_err(|_| StoreError::Stopped)??;
-            let ahead = match (events.last(), &failed) {
-                (Some(&(last, _)), None) if read as i64 == JOURNAL_PAGE => Some(page(signed(last))),
-                _ => None,
-            };
+            let (upto, answer) = next;
+            let (events, failed) = answer.recv().map_err(|_| StoreError::Stopped)??;
+            let ahead = (failed.is_none() && upto < last).then(|| page(upto));
             for (seq, event) in events {
                 if visit(seq, event).is_break() {
                     return Ok(());
