@@ -4,10 +4,13 @@
 //! each offered once by the live policy, accepted, and ended with a
 //! wrap-up a few hundred conversations later, so agents' loads and idle
 //! times vary. Everything goes through the real engine; the events are
-//! written to `DIR/data/switchboard.db` as the server's journal holds them.
+//! appended through the store as the server's journal holds them: to
+//! `DIR/data/switchboard.db`, or with `--database-url` to that PostgreSQL
+//! database (a fresh one: the tenant must have no journal there yet), which
+//! the configuration written then names.
 //!
 //! ```text
-//! cargo run --release --example replay_journal -- /tmp/day [N]
+//! cargo run --release --example replay_journal -- /tmp/day [N] [--database-url URL]
 //! time target/release/switchboard scripts replay --config /tmp/day/switchboard.toml \
 //!     --tenant day --routing routing/longest_idle.lua
 //! ```
@@ -15,6 +18,7 @@
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use switchboard::store::{PgStore, Row, SqliteStore, Store, StoreError, SyncMode};
 use switchboard_core::command::CustomerMessage;
 use switchboard_core::engine::Engine;
 use switchboard_core::model::Cad;
@@ -24,9 +28,15 @@ const AGENTS: usize = 100;
 /// Conversations open at once (accepted, not yet ended).
 const OPEN: usize = 300;
 
-fn config(dir: &std::path::Path) -> String {
+/// Events appended per commit.
+const BATCH: usize = 5_000;
+
+fn config(dir: &std::path::Path, database_url: Option<&str>) -> String {
     let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let mut s = format!(
+    let mut s = database_url
+        .map(|u| format!("database_url = {u:?}\n"))
+        .unwrap_or_default();
+    s += &format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[tenants]]\nid = \"day\"\nmask = true\ndefault_queue = \"support\"\nscripts_dir = {:?}\nrouting = \"routing/skills.lua\"\n\n[[tenants.queues]]\nid = \"support\"\n\n[[tenants.queues]]\nid = \"billing\"\n",
         dir.join("data"),
         scripts
@@ -48,16 +58,27 @@ fn config(dir: &std::path::Path) -> String {
 }
 
 fn main() -> Result<()> {
+    const USAGE: &str = "usage: replay_journal DIR [N] [--database-url URL]";
+    let mut database_url = None;
+    let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().context("usage: replay_journal DIR [N]")?);
-    let n: usize = args
+    while let Some(a) = args.next() {
+        if a == "--database-url" {
+            database_url = Some(args.next().context(USAGE)?);
+        } else {
+            positional.push(a);
+        }
+    }
+    let mut positional = positional.into_iter();
+    let dir = PathBuf::from(positional.next().context(USAGE)?);
+    let n: usize = positional
         .next()
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(50_000);
     std::fs::create_dir_all(dir.join("data"))?;
     let cfg_path = dir.join("switchboard.toml");
-    std::fs::write(&cfg_path, config(&dir))?;
+    std::fs::write(&cfg_path, config(&dir, database_url.as_deref()))?;
     let cfg = switchboard::config::Config::load(Some(&cfg_path))?;
     let t = cfg.tenants.first().context("the tenant")?;
     let live = switchboard::generation::load(t, 1, 0)
@@ -174,36 +195,46 @@ fn main() -> Result<()> {
             );
         }
     }
-    let db = dir.join("data/switchboard.db");
-    let _ = std::fs::remove_file(&db);
-    let mut conn = rusqlite::Connection::open(&db)?;
-    conn.execute_batch(
-        "CREATE TABLE events (tenant TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
-         conversation INTEGER, body TEXT NOT NULL, PRIMARY KEY (tenant, seq));",
-    )?;
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO events (tenant, seq, type, conversation, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (seq, e) in events.iter().enumerate() {
-            insert.execute(rusqlite::params![
-                t.id,
-                seq as i64 + 1,
-                e.type_name(),
-                e.conversation().map(|c| c as i64),
-                serde_json::to_string(e)?
-            ])?;
+    let (store, place): (Box<dyn Store>, String) = match &database_url {
+        Some(url) => (
+            Box::new(PgStore::open(url)?),
+            "the PostgreSQL database".into(),
+        ),
+        None => {
+            let data = dir.join("data");
+            for f in ["switchboard.db", "switchboard.db-wal", "switchboard.db-shm"] {
+                let _ = std::fs::remove_file(data.join(f));
+            }
+            let place = data.join("switchboard.db").display().to_string();
+            (Box::new(SqliteStore::open(&data, SyncMode::Normal)?), place)
         }
+    };
+    if store.recover(&t.id)?.last_seq > 0 {
+        anyhow::bail!("{place} already holds a journal of tenant {}", t.id);
     }
-    tx.commit()?;
+    let mut seq = 0;
+    for chunk in events.chunks(BATCH) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            seq += 1;
+            rows.push(Row {
+                seq,
+                kind: e.type_name(),
+                conversation: e.conversation(),
+                body: serde_json::to_string(e)?,
+            });
+        }
+        store
+            .append(&t.id, 0, rows, Box::new(|| {}))
+            .blocking_recv()
+            .unwrap_or(Err(StoreError::Stopped))?;
+    }
     let offers = events
         .iter()
         .filter(|e| matches!(e, Event::Offer { .. }))
         .count();
     println!(
-        "{}: {} events, {offers} routing decisions; config {}",
-        db.display(),
+        "{place}: {} events, {offers} routing decisions; config {}",
         events.len(),
         cfg_path.display()
     );

@@ -217,7 +217,8 @@ fn replay_journal(
             std::process::exit(1);
         }
     };
-    let report = replay::replay_journal(&cfg.data_dir, t, &candidate, &name, window)?;
+    let store = replay::open_journal(&cfg)?;
+    let report = replay::replay_journal(&*store, t, &candidate, &name, window)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -17,13 +17,20 @@
 //! **Invariant:** deterministic: the same journal and script give the
 //! same report, byte for byte (time is the journal's, maps are ordered);
 //! `tests/replay.rs`.
+//!
+//! The journal is read through [`Store::journal`], so one path serves
+//! both stores: the running server's own (the admin route), or the one a
+//! configuration names, opened for reading only by [`open_journal`] (the
+//! command), beside a server that keeps writing.
 
-use crate::config::TenantConfig;
+use crate::config::{Config, TenantConfig};
 use crate::generation::RoutingCandidate;
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
 use switchboard_core::engine::Engine;
 use switchboard_core::model::{ConversationId, Millis, OfferKind};
 use switchboard_core::routing::{RouteDecision, RoutingPolicy};
@@ -33,29 +40,19 @@ use switchboard_core::{Event, Masker};
 /// included (it is what `POST …/replay` answers too).
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// No SQLite database where the configuration says (`data_dir`).
     #[error("no journal at {}", .0.display())]
-    NoJournal(std::path::PathBuf),
-    #[error("opening {}: {cause}", .path.display())]
-    Open {
-        path: std::path::PathBuf,
-        cause: rusqlite::Error,
-    },
+    NoJournal(PathBuf),
+    /// The store could not be opened: `what` names it (a path, or "the
+    /// PostgreSQL journal": a URL may hold a password, never printed).
+    #[error("opening {what}: {cause}")]
+    Open { what: String, cause: StoreError },
+    /// Reading failed, or an event did not decode
+    /// ([`StoreError::Unreadable`]: the tenant and the event's number).
     #[error("reading the journal: {0}")]
-    Read(rusqlite::Error),
-    #[error("journal event {seq} of tenant {tenant} is unreadable: {cause}")]
-    Unreadable {
-        tenant: String,
-        seq: i64,
-        cause: serde_json::Error,
-    },
+    Read(StoreError),
     #[error("the tenant's mask patterns: {0}")]
     MaskPatterns(switchboard_core::masking::MaskError),
-}
-
-impl From<rusqlite::Error> for ReplayError {
-    fn from(e: rusqlite::Error) -> ReplayError {
-        ReplayError::Read(e)
-    }
 }
 
 type Result<T, E = ReplayError> = std::result::Result<T, E>;
@@ -246,47 +243,56 @@ impl<'a> Replayer<'a> {
     }
 }
 
-/// Read tenant `tenant`'s journal from the SQLite store in `data_dir`
-/// (read-only; a running server may keep writing) and replay it.
+/// The journal the configuration names, for reading only: the SQLite
+/// database under `data_dir` (read-only: a running server may keep
+/// writing), or the PostgreSQL one of `database_url`, without joining the
+/// cluster (no heartbeat, no lease, no schema change).
+pub fn open_journal(cfg: &Config) -> Result<Box<dyn Store>> {
+    match &cfg.database_url {
+        None => {
+            let path = cfg.data_dir.join("switchboard.db");
+            if !path.is_file() {
+                return Err(ReplayError::NoJournal(path));
+            }
+            let store =
+                SqliteStore::open_read_only(&cfg.data_dir).map_err(|cause| ReplayError::Open {
+                    what: path.display().to_string(),
+                    cause,
+                })?;
+            Ok(Box::new(store))
+        }
+        Some(url) => {
+            let store = PgStore::open_read_only(url).map_err(|cause| ReplayError::Open {
+                what: "the PostgreSQL journal (database_url)".into(),
+                cause,
+            })?;
+            Ok(Box::new(store))
+        }
+    }
+}
+
+/// Read tenant `t`'s journal from `store`, in order and never whole, and
+/// replay it; reading stops at the first offer at or after the window's
+/// end.
 pub fn replay_journal(
-    data_dir: &Path,
+    store: &dyn Store,
     t: &TenantConfig,
     candidate: &RoutingCandidate,
     routing: &str,
     window: Window,
 ) -> Result<Report> {
-    let path = data_dir.join("switchboard.db");
-    if !path.is_file() {
-        return Err(ReplayError::NoJournal(path));
-    }
-    let conn = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|cause| ReplayError::Open {
-        path: path.clone(),
-        cause,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mut replayer = Replayer::new(t, candidate, routing, window)?;
-    let mut stmt = conn.prepare("SELECT seq, body FROM events WHERE tenant = ?1 ORDER BY seq")?;
-    let mut rows = stmt.query([&t.id])?;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let body: String = row.get(1)?;
-        let event: Event =
-            serde_json::from_str(&body).map_err(|cause| ReplayError::Unreadable {
-                tenant: t.id.clone(),
-                seq,
-                cause,
-            })?;
-        if let (Some(until), Some(at)) = (window.until, event_time(&event)) {
-            if at >= until {
-                break;
+    store
+        .journal(&t.id, &mut |_, event| {
+            if let (Some(until), Some(at)) = (window.until, event_time(&event)) {
+                if at >= until {
+                    return ControlFlow::Break(());
+                }
             }
-        }
-        replayer.event(&event);
-    }
+            replayer.event(&event);
+            ControlFlow::Continue(())
+        })
+        .map_err(ReplayError::Read)?;
     Ok(replayer.finish())
 }
 

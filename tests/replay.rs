@@ -3,8 +3,12 @@
 //! against the same policy (everything agrees) and against another (the
 //! expected differences, offer by offer), byte for byte the same on a
 //! second run; and the same JSON through `POST /admin/tenants/{t}/replay`.
+//! The same with the journal in PostgreSQL (`database_url`), read beside
+//! the running node without joining its cluster (skipped, said, when no
+//! PostgreSQL answers: see `pg_support`).
 
 mod common;
+mod pg_support;
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -74,39 +78,52 @@ fn json_of(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
 
+/// Alice, bob and carol available; four customers write, each offered to
+/// bob by the live policy; bob accepts the first (loads change in the
+/// journal). The conversations' ids, and the agents (connected as long as
+/// they are kept).
+async fn record_offers(server: &Server) -> (Vec<u64>, Vec<AgentClient>) {
+    let mut agents = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let mut a = AgentClient::login(server, name).await;
+        a.available().await;
+        agents.push(a);
+    }
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = server
+            .customer_says(&format!("v{i}"), "Customer", &format!("hello {i}"))
+            .await;
+        let offer = agents[1].events.next_of("offer").await;
+        assert_eq!(offer["conversation"].as_u64(), Some(id));
+        ids.push(id);
+    }
+    agents[1]
+        .ok(&format!("/api/conversations/{}/accept", ids[0]), json!({}))
+        .await;
+    (ids, agents)
+}
+
+/// The replay's counts: (decisions, agreed, changed, errors).
+fn counts(v: &Value) -> (&Value, &Value, &Value, &Value) {
+    (&v["decisions"], &v["agreed"], &v["changed"], &v["errors"])
+}
+
 #[tokio::test]
 async fn a_recorded_day_replays_the_same_with_its_policy_and_the_expected_changes_with_another() {
     let config = tenant();
     let dir = Server::new_dir("replay");
-    let mut ids = Vec::new();
-    {
+    let ids = {
         let server = Server::start_in(dir.clone(), &config, &[]);
-        let mut agents = Vec::new();
-        for name in ["alice", "bob", "carol"] {
-            let mut a = AgentClient::login(&server, name).await;
-            a.available().await;
-            agents.push(a);
-        }
-        for i in 0..4 {
-            let id = server
-                .customer_says(&format!("v{i}"), "Customer", &format!("hello {i}"))
-                .await;
-            let offer = agents[1].events.next_of("offer").await;
-            assert_eq!(offer["conversation"].as_u64(), Some(id));
-            ids.push(id);
-        }
-        // Bob takes the first and ends it: loads change in the journal.
-        agents[1]
-            .ok(&format!("/api/conversations/{}/accept", ids[0]), json!({}))
-            .await;
-    } // the server stops here
+        record_offers(&server).await.0
+    }; // the server stops here
 
     // The same policy: every decision agrees.
     let (code, same) = replay(&dir, &["--routing", "routing/policy.lua", "--json"]);
     assert_eq!(code, 0, "{same}");
     let v = json_of(&same);
     assert_eq!(
-        (&v["decisions"], &v["agreed"], &v["changed"], &v["errors"]),
+        counts(&v),
         (&json!(4), &json!(4), &json!(0), &json!(0)),
         "{v}"
     );
@@ -121,7 +138,7 @@ async fn a_recorded_day_replays_the_same_with_its_policy_and_the_expected_change
     assert_eq!(code, 0, "{other}");
     let v = json_of(&other);
     assert_eq!(
-        (&v["decisions"], &v["agreed"], &v["changed"], &v["errors"]),
+        counts(&v),
         (&json!(4), &json!(0), &json!(4), &json!(0)),
         "{v}"
     );
@@ -215,4 +232,113 @@ async fn a_recorded_day_replays_the_same_with_its_policy_and_the_expected_change
         .await;
     assert_eq!(status, 422, "{v}");
     assert!(v["errors"][0]["message"].is_string(), "{v}");
+}
+
+/// A node whose journal is in PostgreSQL records the same day; `scripts
+/// replay` on its configuration reads it while the node keeps running
+/// (reading only: the cluster still has one node) and agrees on every
+/// decision with the live policy; the node's admin route, reading its own
+/// store, answers the same JSON.
+#[tokio::test]
+async fn a_day_kept_in_postgresql_replays_the_same_from_the_command_and_the_node() {
+    let Some(db) = pg_support::fresh_database("replay") else {
+        println!("skipped: no PostgreSQL");
+        return;
+    };
+    let config = format!("database_url = {:?}\n{}", db.url, tenant());
+    let dir = Server::new_dir("replay-pg");
+    let server = Server::start_in(dir.clone(), &config, &[]);
+    wait_ready(&server).await;
+    let (ids, _agents) = record_offers(&server).await;
+
+    let (code, same) = replay(&dir, &["--routing", "routing/policy.lua", "--json"]);
+    assert_eq!(code, 0, "{same}");
+    let v = json_of(&same);
+    assert_eq!(
+        counts(&v),
+        (&json!(4), &json!(4), &json!(0), &json!(0)),
+        "{v}"
+    );
+    assert_eq!(v["offers"]["bob"], json!({"live": 4, "candidate": 4}));
+    let (code, other) = replay(&dir, &["--routing", "routing/carol.lua", "--json"]);
+    assert_eq!(code, 0, "{other}");
+    let o = json_of(&other);
+    assert_eq!(
+        counts(&o),
+        (&json!(4), &json!(0), &json!(4), &json!(0)),
+        "{o}"
+    );
+    let changed: Vec<u64> = o["disagreements"]
+        .as_array()
+        .expect("disagreements")
+        .iter()
+        .filter_map(|d| d["conversation"].as_u64())
+        .collect();
+    assert_eq!(changed, ids);
+
+    for (routing, expected) in [("routing/policy.lua", &v), ("routing/carol.lua", &o)] {
+        let (status, api) = server
+            .admin(
+                Method::POST,
+                "/admin/tenants/demo/replay",
+                Some(json!({ "routing": routing })),
+            )
+            .await;
+        assert_eq!(status, 200, "{api}");
+        assert_eq!(&api, expected);
+    }
+    // The command never joined the cluster.
+    let (status, cluster) = server.admin(Method::GET, "/admin/cluster", None).await;
+    assert_eq!(status, 200, "{cluster}");
+    assert_eq!(
+        cluster["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{cluster}"
+    );
+}
+
+/// A journal that is not there, or a database that does not answer, is
+/// said in one line, exit 1; a URL's password is never printed.
+#[test]
+fn a_journal_that_cannot_be_opened_is_said_plainly() {
+    let dir = Server::new_dir("replay-none");
+    let config = demo_config().replace(
+        "data_dir = \"./data\"",
+        &format!("data_dir = {:?}", dir.join("data")),
+    );
+    std::fs::write(dir.join("switchboard.toml"), &config).expect("write");
+    let (code, out) = replay(&dir, &["--routing", "routing/longest_idle.lua"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no journal at"), "{out}");
+    assert!(out.contains("switchboard.db"), "{out}");
+
+    let url = "postgres://replay:s3cret-pw@127.0.0.1:1/day?connect_timeout=2";
+    std::fs::write(
+        dir.join("switchboard.toml"),
+        format!("database_url = {url:?}\n{config}"),
+    )
+    .expect("write");
+    let (code, out) = replay(&dir, &["--routing", "routing/longest_idle.lua"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("opening the PostgreSQL journal"), "{out}");
+    assert!(!out.contains("s3cret-pw"), "{out}");
+}
+
+/// Wait until the node serves its tenants (`/readyz`): a node of a cluster
+/// takes its share first. A bound on a hang, not a timing assertion.
+async fn wait_ready(server: &Server) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(r) = server.http.get(server.url("/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never became ready: {}",
+            server.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

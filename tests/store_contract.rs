@@ -70,11 +70,48 @@ fn stores() -> Vec<(&'static str, Opener)> {
 
 /// Run `check` against a fresh store of every implementation.
 fn for_each_store(tag: &str, check: impl Fn(&dyn Store)) {
+    for_each_opened(tag, |opened| check(&*opened.store));
+}
+
+/// Run `check` against a fresh store of every implementation, with what
+/// it was opened on.
+fn for_each_opened(tag: &str, check: impl Fn(&Opened)) {
     for (name, open) in stores() {
         if let Some(opened) = open(&format!("{name}-{tag}")) {
-            check(&*opened.store);
+            check(&opened);
         }
     }
+}
+
+impl Opened {
+    /// The same store opened again for reading only, as `switchboard
+    /// scripts replay` opens it beside a running server.
+    fn read_only(&self) -> Box<dyn Store> {
+        match (&self.dir, &self._db) {
+            (Some(dir), _) => Box::new(SqliteStore::open_read_only(dir).expect("opens to read")),
+            (None, Some(db)) => Box::new(PgStore::open_read_only(&db.url).expect("opens to read")),
+            (None, None) => panic!("a store opened on nothing"),
+        }
+    }
+}
+
+/// The tenant's whole journal through [`Store::journal`], stopping after
+/// `limit` events.
+fn whole_journal(
+    store: &dyn Store,
+    tenant: &str,
+    limit: usize,
+) -> (Vec<(u64, Event)>, Result<(), StoreError>) {
+    let mut read = Vec::new();
+    let done = store.journal(tenant, &mut |seq, event| {
+        read.push((seq, event));
+        if read.len() >= limit {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    (read, done)
 }
 
 /// The events of customer `i`'s first message to `e`, as rows numbered
@@ -448,6 +485,92 @@ fn the_journal_reads_backwards_in_pages_down_to_its_start() {
             .events_before("nobody", u64::MAX, 10)
             .expect("read")
             .is_empty());
+    });
+}
+
+#[test]
+fn the_whole_journal_reads_forwards_in_order_from_the_writer_or_a_reader() {
+    for_each_opened("journal", |opened| {
+        let store = &*opened.store;
+        // More events than a page of the PostgreSQL read (5,000), in
+        // appends of many rows each.
+        let mut e = engine();
+        let mut seq = 0;
+        let mut all = Vec::new();
+        let mut i = 0;
+        while all.len() < 12_000 {
+            let mut rows = Vec::new();
+            for _ in 0..500 {
+                let (r, events) = rows_of(&mut e, i, &mut seq);
+                rows.extend(r);
+                all.extend(events);
+                i += 1;
+            }
+            append(store, "acme", 0, rows).expect("committed");
+        }
+        let (rows, _) = rows_of(&mut engine(), 9, &mut 0);
+        append(store, "other", 0, rows).expect("committed");
+        let reader = opened.read_only();
+        for store in [store, &*reader] {
+            // Every event once, numbered from 1, in order; no other
+            // tenant's.
+            let (read, done) = whole_journal(store, "acme", usize::MAX);
+            assert_eq!(done, Ok(()));
+            let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
+            assert_eq!(seqs, (1..=seq).collect::<Vec<u64>>());
+            assert!(read.iter().map(|(_, e)| e).eq(all.iter()));
+            // Stopped when asked, mid-page or right at a page's end.
+            for limit in [3, 5_000] {
+                let (read, done) = whole_journal(store, "acme", limit);
+                assert_eq!(done, Ok(()));
+                assert_eq!(read.len(), limit);
+                assert_eq!(read.last().map(|(s, _)| *s), Some(limit as u64));
+            }
+            let (read, done) = whole_journal(store, "nobody", usize::MAX);
+            assert_eq!((read.len(), done), (0, Ok(())));
+        }
+        // Reading moved no epoch, and the reader writes nothing.
+        assert_eq!(store.epoch("acme").expect("read"), 0);
+        let (rows, _) = rows_of(&mut e, i, &mut seq.clone());
+        assert!(append(&*reader, "acme", 0, rows).is_err());
+        assert_eq!(store.advance_epoch("acme").expect("moves"), 1);
+        assert!(reader.advance_epoch("acme").is_err());
+        assert_eq!(store.epoch("acme").expect("read"), 1);
+        assert_eq!(
+            whole_journal(&*reader, "acme", usize::MAX).0.len(),
+            all.len()
+        );
+    });
+}
+
+#[test]
+fn an_unreadable_journal_event_is_named_by_tenant_and_number() {
+    for_each_store("unreadable", |store| {
+        let mut seq = 0;
+        let (mut rows, events) = rows_of(&mut engine(), 1, &mut seq);
+        let bad = seq + 1;
+        rows.push(Row {
+            seq: bad,
+            kind: "offer",
+            conversation: None,
+            body: "{\"type\": \"no_such_event\"}".into(),
+        });
+        append(store, "acme", 0, rows).expect("the store does not read what it keeps");
+        let (read, done) = whole_journal(store, "acme", usize::MAX);
+        assert!(
+            read.iter().map(|(_, e)| e).eq(events.iter()),
+            "those before it"
+        );
+        match done {
+            Err(e @ StoreError::Unreadable { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("journal event {bad} of tenant acme")),
+                    "{text}"
+                );
+            }
+            other => panic!("not an unreadable event: {other:?}"),
+        }
     });
 }
 
@@ -887,6 +1010,51 @@ fn a_database_newer_than_this_build_is_refused() {
     raw(&db.url, "INSERT INTO sb_schema (version) VALUES (1000)");
     let refused = PgStore::open(&db.url).expect_err("refused");
     assert!(format!("{refused:#}").contains("newer"), "{refused:#}");
+}
+
+#[test]
+fn a_reader_joins_no_cluster_and_refuses_a_database_without_a_journal() {
+    let Some(db) = pg_support::fresh_database("reader") else {
+        return;
+    };
+    let refused = PgStore::open_read_only(&db.url).expect_err("no schema yet");
+    assert!(
+        refused.to_string().contains("no Switchboard journal"),
+        "{refused}"
+    );
+    assert_eq!(
+        raw(
+            &db.url,
+            "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'sb\\_%'"
+        ),
+        0,
+        "the reader made nothing"
+    );
+    drop(PgStore::open(&db.url).expect("a node opens and migrates"));
+    let reader = PgStore::open_read_only(&db.url).expect("opens to read");
+    assert!(reader.heartbeat("reader", "http://x").is_err());
+    assert!(reader.acquire("acme", "reader", RUNNING).is_err());
+    assert_eq!(raw(&db.url, "SELECT COUNT(*) FROM sb_nodes"), 0);
+    assert_eq!(raw(&db.url, "SELECT COUNT(*) FROM sb_tenants"), 0);
+    // Its transactions are read-only even for what it does not mean to
+    // write: a session is not saved.
+    let session = StoredSession {
+        token_hash: "h".into(),
+        tenant: "acme".into(),
+        agent: "alice".into(),
+        expires_at: u64::MAX / 2,
+    };
+    assert!(reader.save_session(&session).is_err());
+    assert_eq!(raw(&db.url, "SELECT COUNT(*) FROM sb_sessions"), 0);
+}
+
+#[test]
+fn a_reader_never_prints_the_password_of_its_url() {
+    let e = PgStore::open_read_only("postgres://replay:s3cret-pw@127.0.0.1:1/x?connect_timeout=2")
+        .expect_err("nothing answers");
+    let text = format!("{e:#}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    assert!(text.contains("PostgreSQL"), "{text}");
 }
 
 #[test]

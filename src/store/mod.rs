@@ -34,6 +34,7 @@ mod sqlite;
 pub use self::postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 
+use std::ops::ControlFlow;
 use switchboard_core::engine::Snapshot;
 use switchboard_core::model::Millis;
 use switchboard_core::Event;
@@ -173,11 +174,28 @@ pub enum StoreError {
     /// The database failed (I/O, SQL, an unreadable row).
     #[error("{0}")]
     Failed(String),
+    /// A journal event that does not decode as an event (read by
+    /// [`Store::journal`]).
+    #[error("journal event {seq} of tenant {tenant} is unreadable: {cause}")]
+    Unreadable {
+        tenant: String,
+        seq: u64,
+        cause: String,
+    },
 }
 
 impl StoreError {
     pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
         StoreError::Failed(e.to_string())
+    }
+
+    /// Journal event `seq` of `tenant` did not decode.
+    pub(crate) fn unreadable(tenant: &str, seq: u64, cause: impl std::fmt::Display) -> StoreError {
+        StoreError::Unreadable {
+            tenant: tenant.to_string(),
+            seq,
+            cause: cause.to_string(),
+        }
     }
 }
 
@@ -270,6 +288,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>, StoreError>;
+    /// The tenant's whole journal from its first event, in order, each
+    /// event with its sequence number, handed to `visit` one at a time
+    /// until it answers `Break` (what a replay reads): the journal as it
+    /// stands when the read starts. Read from one statement or in pages,
+    /// never held whole, and never holding up the store's other reads for
+    /// long; reads only (no lease, no epoch, no write). An event that does
+    /// not decode is [`StoreError::Unreadable`]: the events before it were
+    /// visited, none after.
+    fn journal(
+        &self,
+        tenant: &str,
+        visit: &mut dyn FnMut(u64, Event) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
     /// The events of one conversation, in order (JSON bodies).
     fn conversation_events(
         &self,

@@ -31,6 +31,7 @@ use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +59,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may take to answer an empty query after a
 /// failure before it counts as broken.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Sequence numbers read per query by [`Store::journal`].
+const JOURNAL_PAGE: u64 = 5_000;
 /// The advisory lock key migrations run under ("sb_schem" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73625f736368656d;
 
@@ -136,8 +139,55 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
+/// The connection settings `url` names, with a connect timeout and an
+/// application name unless it sets them. The URL is never repeated in an
+/// error (it may hold a password).
+fn config_of(url: &str, application: &str) -> Result<Config> {
+    let mut config: Config = url
+        .parse()
+        .context("the PostgreSQL URL is not valid (postgres://user@host:port/db)")?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
+    Ok(config)
+}
+
+/// The schema version the database holds (0: none, never migrated).
+fn schema_version(client: &mut Client) -> Result<i32> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('sb_schema') IS NOT NULL", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(sql)?;
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM sb_schema", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(sql)
+}
+
 fn connect(config: &Config) -> Result<Client> {
-    config.connect(NoTls).context("connecting to PostgreSQL")
+    config
+        .connect(NoTls)
+        .map_err(|e| StoreError::Failed(format!("connecting to PostgreSQL: {}", described(&e))))
+}
+
+/// A client error with its causes (its own text is only the kind: "db
+/// error", "error connecting to server"): what the server said, or why
+/// the socket failed. Neither repeats the URL.
+fn described(e: &::postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Bring the database's schema to [`SCHEMA_VERSION`]: one transaction,
@@ -174,7 +224,7 @@ fn migrate(client: &mut Client) -> Result<()> {
 }
 
 fn sql(e: ::postgres::Error) -> StoreError {
-    StoreError::Failed(format!("PostgreSQL: {e}"))
+    StoreError::Failed(format!("PostgreSQL: {}", described(&e)))
 }
 
 /// A stored count, sequence number or time (never negative) as unsigned.
@@ -326,15 +376,7 @@ impl PgStore {
     /// journal writer and the readers. Safe to call from async code: the
     /// connections are made on the store's threads.
     pub fn open(url: &str) -> Result<PgStore> {
-        let mut config: Config = url
-            .parse()
-            .context("the PostgreSQL URL is not valid (postgres://user@host:port/db)")?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("switchboard");
-        }
+        let config = config_of(url, "switchboard")?;
 
         let fail_next = Arc::new(AtomicBool::new(false));
         // The first writer migrates: the others and the readers start on
@@ -350,6 +392,45 @@ impl PgStore {
             calls,
             cluster,
             fail_next,
+        })
+    }
+
+    /// Connect to the database at `url` for reading only: no migration, no
+    /// journal writer, no cluster thread (this process never joins the
+    /// cluster: no heartbeat, no lease, no epoch moved), one reader whose
+    /// transactions are read-only (`default_transaction_read_only`), so
+    /// nothing is written even by mistake. Refused when the database holds
+    /// no Switchboard schema, or a newer one than this build reads. What
+    /// `switchboard scripts replay` reads through while the nodes run.
+    pub fn open_read_only(url: &str) -> Result<PgStore> {
+        let mut config = config_of(url, "switchboard-reader")?;
+        let options = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c default_transaction_read_only=on"),
+            _ => "-c default_transaction_read_only=on".to_string(),
+        };
+        config.options(&options);
+        let calls = readers("pg-reader", 1, &config)?;
+        let version = ask(&calls, schema_version)?;
+        if version == 0 {
+            return Err(StoreError::Failed(
+                "this PostgreSQL database holds no Switchboard journal (no server has used it)"
+                    .into(),
+            ));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Failed(format!(
+                "the database's schema is version {version}, newer than this build knows \
+                 ({SCHEMA_VERSION}): upgrade this program"
+            )));
+        }
+        // No writer and no cluster thread: what would write or take part
+        // in the cluster answers `Stopped`.
+        let (cluster, _) = mpsc::channel();
+        Ok(PgStore {
+            writers: Arc::from(Vec::new()),
+            calls,
+            cluster,
+            fail_next: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -434,6 +515,17 @@ fn ask<T: Send + 'static>(
     threads: &mpsc::Sender<Call>,
     f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
+    request(threads, f)
+        .recv()
+        .map_err(|_| StoreError::Stopped)?
+}
+
+/// Queue `f` for a thread of `threads` without waiting: its answer comes
+/// on the receiver (which fails if the threads are gone).
+fn request<T: Send + 'static>(
+    threads: &mpsc::Sender<Call>,
+    f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
+) -> mpsc::Receiver<Result<T, StoreError>> {
     let (reply, answer) = mpsc::channel();
     let call: Call = Box::new(move |conn| {
         let mut result = conn.client().and_then(&f);
@@ -446,8 +538,9 @@ fn ask<T: Send + 'static>(
         }
         let _ = reply.send(result);
     });
-    threads.send(call).map_err(|_| StoreError::Stopped)?;
-    answer.recv().map_err(|_| StoreError::Stopped)?
+    // Refused, the call (and `reply` with it) is dropped: `answer` fails.
+    let _ = threads.send(call);
+    answer
 }
 
 /// Start `n` threads, each with its connection, serving calls from one
@@ -557,6 +650,37 @@ fn recover_on(client: &mut Client, tenant: &str) -> Result<Recovered> {
         events,
         last_seq: last_seq.max(max.map(unsigned).unwrap_or(0)),
     })
+}
+
+/// The events of the tenant's journal numbered `after` < seq ≤ `upto`,
+/// decoded; if one does not decode, the events before it and why. Both
+/// bounds keep the query a range of the primary key whatever the
+/// planner's statistics say (with `LIMIT` alone, a freshly loaded journal
+/// was scanned and sorted to its end for every page).
+#[allow(clippy::type_complexity)]
+fn journal_page(
+    client: &mut Client,
+    tenant: &str,
+    after: u64,
+    upto: u64,
+) -> Result<(Vec<(u64, Event)>, Option<StoreError>)> {
+    let rows = client
+        .query(
+            "SELECT seq, body FROM sb_journal WHERE tenant = $1 AND seq > $2 AND seq <= $3
+             ORDER BY seq",
+            &[&tenant, &signed(after), &signed(upto)],
+        )
+        .map_err(sql)?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let seq = unsigned(row.try_get(0).map_err(sql)?);
+        let body: &str = row.try_get(1).map_err(sql)?;
+        match serde_json::from_str(body) {
+            Ok(event) => events.push((seq, event)),
+            Err(e) => return Ok((events, Some(StoreError::unreadable(tenant, seq, e)))),
+        }
+    }
+    Ok((events, None))
 }
 
 fn read_epoch(client: &mut Client, tenant: &str) -> Result<u64, StoreError> {
@@ -763,6 +887,59 @@ impl Store for PgStore {
             }
             Ok(out)
         })
+    }
+
+    fn journal(
+        &self,
+        tenant: &str,
+        visit: &mut dyn FnMut(u64, Event) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        // The journal up to its last event now (it only grows at its end),
+        // in pages of sequence numbers, each one query on a reader; the
+        // next page is asked for before this one is visited, so the
+        // database reads it and the reader decodes it meanwhile. At most
+        // two pages are held.
+        let last = {
+            let tenant = tenant.to_string();
+            self.call(move |c| {
+                c.query_one(
+                    "SELECT COALESCE(MAX(seq), 0) FROM sb_journal WHERE tenant = $1",
+                    &[&tenant],
+                )
+                .and_then(|r| r.try_get::<_, i64>(0))
+                .map(unsigned)
+                .map_err(sql)
+            })?
+        };
+        let page = |after: u64| {
+            let tenant = tenant.to_string();
+            let upto = after.saturating_add(JOURNAL_PAGE).min(last);
+            (
+                upto,
+                request(&self.calls, move |c| journal_page(c, &tenant, after, upto)),
+            )
+        };
+        if last == 0 {
+            return Ok(());
+        }
+        let mut next = page(0);
+        loop {
+            let (upto, answer) = next;
+            let (events, failed) = answer.recv().map_err(|_| StoreError::Stopped)??;
+            let ahead = (failed.is_none() && upto < last).then(|| page(upto));
+            for (seq, event) in events {
+                if visit(seq, event).is_break() {
+                    return Ok(());
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match ahead {
+                Some(more) => next = more,
+                None => return Ok(()),
+            }
+        }
     }
 
     fn conversation_events(

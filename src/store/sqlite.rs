@@ -18,7 +18,8 @@ use super::{
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -126,6 +127,8 @@ enum Job {
 /// The SQLite store: reads and sessions on one connection; the journal
 /// writer thread has its own.
 pub struct SqliteStore {
+    /// The database file (a journal read opens its own connection to it).
+    path: PathBuf,
     conn: std::sync::Mutex<Connection>,
     tx: mpsc::SyncSender<Job>,
     /// Test hook (`test_clock` servers only): fail the next commit.
@@ -153,9 +156,27 @@ impl SqliteStore {
             .spawn(move || write_loop(writer, rx, fail))
             .context("starting the journal writer")?;
         Ok(SqliteStore {
+            path,
             conn: std::sync::Mutex::new(conn),
             tx,
             fail_next,
+        })
+    }
+
+    /// Open `dir/switchboard.db`, which must exist, for reading only: no
+    /// table is made, no writer started (anything that writes answers
+    /// [`StoreError::Stopped`] or fails), so a server using the same file
+    /// may keep running. What `switchboard scripts replay` reads through.
+    pub fn open_read_only(dir: &Path) -> Result<SqliteStore> {
+        let path = dir.join("switchboard.db");
+        let conn = open_read_only(&path)?;
+        // A writer that is not there: every job is answered at once.
+        let (tx, _) = mpsc::sync_channel(0);
+        Ok(SqliteStore {
+            path,
+            conn: std::sync::Mutex::new(conn),
+            tx,
+            fail_next: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -226,6 +247,17 @@ impl SqliteStore {
             last_seq,
         })
     }
+}
+
+/// A read-only connection to an existing database (never made here).
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {} to read", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -405,6 +437,33 @@ impl Store for SqliteStore {
             out.push((seq, ev));
         }
         Ok(out)
+    }
+
+    fn journal(
+        &self,
+        tenant: &str,
+        visit: &mut dyn FnMut(u64, Event) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        // A connection of its own: the shared one stays free for the
+        // server's other reads while a long journal is read, and one
+        // statement reads one consistent view, row by row.
+        let conn = open_read_only(&self.path)?;
+        let mut stmt =
+            conn.prepare("SELECT seq, body FROM events WHERE tenant = ?1 ORDER BY seq")?;
+        let mut rows = stmt.query(params![tenant])?;
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            let body = row
+                .get_ref(1)?
+                .as_str()
+                .map_err(|e| StoreError::unreadable(tenant, seq, e))?;
+            let event: Event =
+                serde_json::from_str(body).map_err(|e| StoreError::unreadable(tenant, seq, e))?;
+            if visit(seq, event).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn conversation_events(

@@ -122,11 +122,12 @@ pub(super) async fn replay(
     };
     let now = t.now();
     let routing = body.routing;
+    // The server's own store, SQLite or PostgreSQL: the journal it writes.
+    let store = state.store.clone();
     let result = tokio::task::spawn_blocking(move || {
         let candidate =
             crate::generation::load_candidate(&t.config, &routing, None, 0, now).map_err(Ok)?;
-        crate::replay::replay_journal(&t.config.data_dir, &t.config, &candidate, &routing, window)
-            .map_err(Err)
+        crate::replay::replay_journal(&*store, &t.config, &candidate, &routing, window).map_err(Err)
     })
     .await
     .map_err(|_| AppError::Conflict("the replay failed".into()))?;
