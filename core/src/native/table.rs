@@ -34,9 +34,8 @@ struct Entry {
     pending: bool,
 }
 
-/// The numbers of a slot as the plugin was last told them. Kept apart
-/// from [`Entry`], by slot, so the per-candidate check reads 16 bytes.
-#[derive(Clone, Copy, Default)]
+/// The numbers of a slot as the plugin was last told them.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct Numbers {
     load: u32,
     capacity: u32,
@@ -52,6 +51,11 @@ struct Numbers {
 struct Shown {
     at: [usize; 6],
     slot: u32,
+    /// The slot's numbers as in `HostTable::numbers`, copied here so the
+    /// pass reads one stream instead of also reading by slot. Each slot is
+    /// at one position at most (candidates are distinct agents), so the
+    /// copy changes whenever the original does.
+    told: Numbers,
 }
 
 impl Shown {
@@ -82,6 +86,14 @@ fn where_of(c: &Candidate<'_>) -> [usize; 6] {
         c.skills.as_ptr() as usize,
         c.skills.len(),
     ]
+}
+
+fn numbers_of(c: &Candidate<'_>) -> Numbers {
+    Numbers {
+        load: c.load,
+        capacity: c.capacity,
+        idle_since: c.idle_since,
+    }
 }
 
 /// Record `c`'s numbers for `slot`, queuing a change for the plugin when
@@ -221,6 +233,7 @@ impl HostTable {
         let shown = Shown {
             at: where_of(c),
             slot,
+            told: self.numbers.get(slot as usize).copied().unwrap_or_default(),
         };
         match self.shown.get_mut(pos) {
             Some(p) => *p = shown,
@@ -242,13 +255,17 @@ impl HostTable {
         let both = candidates.len().min(self.shown.len());
         let pass = candidates[..both]
             .iter()
-            .zip(&self.shown[..both])
+            .zip(&mut self.shown[..both])
             .zip(&mut self.candidates[..both])
             .enumerate();
         for (pos, ((c, shown), out)) in pass {
             if shown.is(c) {
                 *out = shown.slot;
-                note_numbers(&mut self.numbers, &mut self.changed, shown.slot, c);
+                let now_numbers = numbers_of(c);
+                if shown.told != now_numbers {
+                    shown.told = now_numbers;
+                    note_numbers(&mut self.numbers, &mut self.changed, shown.slot, c);
+                }
             } else {
                 self.misses.push(pos);
             }
@@ -260,6 +277,9 @@ impl HostTable {
             let slot = self.place(pos, c, now);
             self.candidates[pos] = slot;
             note_numbers(&mut self.numbers, &mut self.changed, slot, c);
+            if let Some(shown) = self.shown.get_mut(pos) {
+                shown.told = numbers_of(c);
+            }
         }
         for pos in candidates.len()..self.shown.len() {
             let slot = self.shown[pos].slot;
