@@ -224,14 +224,21 @@ pub struct SkillSet {
     more: Vec<u32>,
 }
 
+/// What an empty slot of [`AgentTable`] holds.
+fn vacant() -> Agent {
+    Agent {
+        slot: u32::MAX,
+        ..Agent::default()
+    }
+}
+
 /// The agents the host has told the plugin about, by slot.
 #[derive(Debug, Default)]
 pub struct AgentTable {
-    /// By slot; an empty slot holds a default agent.
+    /// By slot. An empty slot holds [`vacant`] (whose `slot` is
+    /// `u32::MAX`, never its index): a lookup checks the agent's own `slot`,
+    /// in the cache line a scan reads anyway.
     agents: Vec<Agent>,
-    /// By slot: whether `agents` holds a real agent there. Kept apart so a
-    /// lookup reads one byte and then only the agent's first cache line.
-    present: Vec<bool>,
     skills: HashMap<String, u32>,
 }
 
@@ -239,12 +246,7 @@ impl AgentTable {
     /// The agent in `slot`.
     #[inline]
     pub fn get(&self, slot: u32) -> Option<&Agent> {
-        let i = slot as usize;
-        if self.present.get(i).copied().unwrap_or(false) {
-            self.agents.get(i)
-        } else {
-            None
-        }
+        self.agents.get(slot as usize).filter(|a| a.slot == slot)
     }
 
     /// The number of a skill some agent has had, `None` if none ever had it.
@@ -269,7 +271,11 @@ impl AgentTable {
 
     /// How many agents the table holds.
     pub fn len(&self) -> usize {
-        self.present.iter().filter(|&&p| p).count()
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| a.slot as usize == *i)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -280,15 +286,10 @@ impl AgentTable {
     pub fn apply(&mut self, r: AgentsRequest) {
         if r.reset {
             self.agents.clear();
-            self.present.clear();
         }
         for slot in r.remove {
-            if let (Some(a), Some(p)) = (
-                self.agents.get_mut(slot as usize),
-                self.present.get_mut(slot as usize),
-            ) {
-                *a = Agent::default();
-                *p = false;
+            if let Some(a) = self.agents.get_mut(slot as usize) {
+                *a = vacant();
             }
         }
         for rec in r.set {
@@ -299,10 +300,8 @@ impl AgentTable {
             }
             let slot = rec.slot as usize;
             if self.agents.len() <= slot {
-                self.agents.resize_with(slot + 1, Agent::default);
-                self.present.resize(slot + 1, false);
+                self.agents.resize_with(slot + 1, vacant);
             }
-            self.present[slot] = true;
             let skill_bits = ids
                 .iter()
                 .filter(|&&i| i < 64)
@@ -323,11 +322,11 @@ impl AgentTable {
 
     /// Apply one numeric change.
     pub fn update(&mut self, s: &AgentState) {
-        let i = s.slot as usize;
-        if !self.present.get(i).copied().unwrap_or(false) {
-            return;
-        }
-        if let Some(a) = self.agents.get_mut(i) {
+        if let Some(a) = self
+            .agents
+            .get_mut(s.slot as usize)
+            .filter(|a| a.slot == s.slot)
+        {
             a.load = s.load;
             a.capacity = s.capacity;
             a.idle_since = s.idle_since;
