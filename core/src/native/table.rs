@@ -2,9 +2,10 @@
 //! is in which slot and what the plugin was last told about it. Per
 //! decision: the candidates become slots (a positional shortcut: a steady
 //! pool costs one sequential pass of address and number compares, with no
-//! lookup and no text compare), new agents and changed names or skills go to the plugin's
-//! `agents` (JSON, rare), numeric changes and the slots go to
-//! `route_agents` (plain structs), and the answer's slots become agent ids.
+//! lookup and no text compare), new agents and changed names or skills go
+//! to the plugin's `agents` (JSON, rare), numeric changes and the slots go
+//! to `route_agents` (plain structs), and the answer's slots become agent
+//! ids.
 
 use super::plugin::{failure_of, take, CallFailure, NativePlugin};
 use crate::routing::{Candidate, ConversationView, RouteDecision};
@@ -21,11 +22,13 @@ const MAX_RANKED: usize = 1000;
 /// An agent that was no candidate for this many decisions leaves the table.
 const STALE_AFTER: u64 = 1024;
 
-/// What the host knows of the agent in a slot, beyond its numbers.
+/// What the host knows of the agent in a slot.
 struct Entry {
     id: String,
     name: String,
     skills: Vec<String>,
+    /// As the plugin was last told them.
+    numbers: Numbers,
     /// The last decision it was a candidate in, as of the last time its
     /// position changed (agents still where they were last decision are
     /// seen now: see [`HostTable::sweep`]).
@@ -51,9 +54,9 @@ struct Numbers {
 struct Shown {
     at: [usize; 6],
     slot: u32,
-    /// The slot's numbers as in `HostTable::numbers`, copied here so the
-    /// pass reads one stream instead of also reading by slot. Each slot is
-    /// at one position at most (candidates are distinct agents), so the
+    /// The slot's numbers as in its [`Entry`], copied here so the pass
+    /// reads one stream instead of also reading entries by slot. Each slot
+    /// is at one position at most (candidates are distinct agents), so the
     /// copy changes whenever the original does.
     told: Numbers,
 }
@@ -100,20 +103,17 @@ fn numbers_of(c: &Candidate<'_>) -> Numbers {
 /// they differ from what it was told.
 #[inline]
 fn note_numbers(
-    numbers: &mut [Numbers],
+    slots: &mut [Option<Entry>],
     changed: &mut Vec<AgentState>,
     slot: u32,
     c: &Candidate<'_>,
 ) {
-    let Some(n) = numbers.get_mut(slot as usize) else {
-        unreachable!("slot {slot} without numbers");
+    let Some(Some(e)) = slots.get_mut(slot as usize) else {
+        unreachable!("empty slot {slot} in use");
     };
-    if n.load != c.load || n.capacity != c.capacity || n.idle_since != c.idle_since {
-        *n = Numbers {
-            load: c.load,
-            capacity: c.capacity,
-            idle_since: c.idle_since,
-        };
+    let now = numbers_of(c);
+    if e.numbers != now {
+        e.numbers = now;
         // For an agent also sent whole (`pending`) this repeats what the
         // record says: harmless, and the check stays one branch.
         changed.push(AgentState {
@@ -130,15 +130,10 @@ fn note_numbers(
 #[derive(Default)]
 pub(crate) struct HostTable {
     slots: Vec<Option<Entry>>,
-    /// By slot, beside `slots`.
-    numbers: Vec<Numbers>,
     free: Vec<u32>,
     index: HashMap<String, u32>,
     /// The previous decision's candidates, by position.
     shown: Vec<Shown>,
-    /// Positions of this decision whose candidate is not the one shown
-    /// there last time.
-    misses: Vec<usize>,
     decisions: u64,
     /// The plugin's table is in doubt (a failed `agents` call): resend it
     /// all, with `reset`.
@@ -175,23 +170,17 @@ impl HostTable {
             id: c.id.to_string(),
             name: c.name.to_string(),
             skills: c.skills.to_vec(),
+            numbers: numbers_of(c),
             last_seen: now,
             pending: true,
-        };
-        let numbers = Numbers {
-            load: c.load,
-            capacity: c.capacity,
-            idle_since: c.idle_since,
         };
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(e);
-                self.numbers[s as usize] = numbers;
                 s
             }
             None => {
                 self.slots.push(Some(e));
-                self.numbers.push(numbers);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -217,6 +206,7 @@ impl HostTable {
         let slot = self.slot_of(c, now);
         let e = self.entry(slot);
         e.last_seen = now;
+        let told = e.numbers;
         let mut whole = false;
         if e.name != c.name {
             e.name = c.name.to_string();
@@ -233,7 +223,7 @@ impl HostTable {
         let shown = Shown {
             at: where_of(c),
             slot,
-            told: self.numbers.get(slot as usize).copied().unwrap_or_default(),
+            told,
         };
         match self.shown.get_mut(pos) {
             Some(p) => *p = shown,
@@ -249,7 +239,6 @@ impl HostTable {
         self.candidates.clear();
         self.candidates.resize(candidates.len(), 0);
         self.changed.clear();
-        self.misses.clear();
         // The steady case first, in one tight pass: the same agent where it
         // was last time.
         let both = candidates.len().min(self.shown.len());
@@ -258,25 +247,27 @@ impl HostTable {
             .zip(&mut self.shown[..both])
             .zip(&mut self.candidates[..both])
             .enumerate();
+        // Positions whose candidate is not the one shown there last time
+        // (no allocation while there are none).
+        let mut misses: Vec<usize> = Vec::new();
         for (pos, ((c, shown), out)) in pass {
             if shown.is(c) {
                 *out = shown.slot;
                 let now_numbers = numbers_of(c);
                 if shown.told != now_numbers {
                     shown.told = now_numbers;
-                    note_numbers(&mut self.numbers, &mut self.changed, shown.slot, c);
+                    note_numbers(&mut self.slots, &mut self.changed, shown.slot, c);
                 }
             } else {
-                self.misses.push(pos);
+                misses.push(pos);
             }
         }
-        self.misses.extend(both..candidates.len());
-        for i in 0..self.misses.len() {
-            let pos = self.misses[i];
+        misses.extend(both..candidates.len());
+        for pos in misses {
             let c = &candidates[pos];
             let slot = self.place(pos, c, now);
             self.candidates[pos] = slot;
-            note_numbers(&mut self.numbers, &mut self.changed, slot, c);
+            note_numbers(&mut self.slots, &mut self.changed, slot, c);
             if let Some(shown) = self.shown.get_mut(pos) {
                 shown.told = numbers_of(c);
             }
@@ -328,7 +319,7 @@ impl HostTable {
             .iter()
             .filter_map(|&slot| {
                 let e = self.slots.get(slot as usize)?.as_ref()?;
-                let n = self.numbers.get(slot as usize)?;
+                let n = e.numbers;
                 Some(AgentRecord {
                     slot,
                     id: e.id.clone(),
