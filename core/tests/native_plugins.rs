@@ -257,6 +257,81 @@ fn the_agent_table_follows_changes_between_decisions() {
     assert_eq!(r.errors, 0, "{r:?}");
 }
 
+/// Agents that stay at the same place in the candidate list decision
+/// after decision (the common case, which the host checks by address
+/// only) are never swept out of the plugin's table, however long they
+/// stay; agents who left are, and newcomers reuse their slots; the list
+/// shrinking and agents swapping places are followed too.
+#[test]
+fn a_steady_pool_keeps_its_slots_across_sweeps() {
+    let lua = lua_skills();
+    let native =
+        load("skills_router", serde_json::Value::Null, &["support"]).expect("skills-router loads");
+    let fr: Vec<String> = vec!["en".into(), "fr".into()];
+    let en: Vec<String> = vec!["en".into()];
+    let ids: Vec<String> = (0..40).map(|i| format!("s{i:02}")).collect();
+    let new_ids: Vec<String> = (0..20).map(|i| format!("late{i:02}")).collect();
+    let mut idle: Vec<u64> = (0..40).map(|i| 1000 + i as u64).collect();
+    let mut rng = Lcg(11);
+    let cad = cad(&[("language", "fr")]);
+    let conv = view("support", &cad);
+    for n in 0..3200u64 {
+        // One steady agent's idle time moves per decision, so the winner
+        // changes among the steady agents and the late ones.
+        let i = rng.next(20) as usize;
+        idle[i] = 900 + rng.next(200);
+        let mut cands: Vec<Candidate<'_>> = (0..20)
+            .map(|i| Candidate {
+                id: &ids[i],
+                name: &ids[i],
+                load: 0,
+                capacity: 5,
+                idle_since: idle[i],
+                skills: if i % 2 == 0 { &fr } else { &en },
+            })
+            .collect();
+        // Twenty more at the end until decision 100, then gone for good:
+        // the list shrinks and their slots are swept, then reused.
+        if n < 100 {
+            cands.extend((20..40).map(|i| Candidate {
+                id: &ids[i],
+                name: &ids[i],
+                load: 0,
+                capacity: 5,
+                idle_since: idle[i],
+                skills: &fr,
+            }));
+        }
+        // Newcomers join one by one after the first sweep.
+        let late = (n.saturating_sub(1100) / 100).min(20) as usize;
+        cands.extend(
+            new_ids
+                .iter()
+                .take(late)
+                .enumerate()
+                .map(|(k, id)| Candidate {
+                    id,
+                    name: id,
+                    load: 0,
+                    capacity: 5,
+                    idle_since: 950 + 7 * k as u64,
+                    skills: &fr,
+                }),
+        );
+        // Now and then two steady agents swap places for one decision.
+        if n % 97 == 0 {
+            cands.swap(3, 4);
+        }
+        assert_eq!(
+            native.route(&conv, &cands),
+            lua.route(&conv, &cands),
+            "decision {n}"
+        );
+    }
+    let r = &native.report()[0];
+    assert_eq!(r.errors, 0, "{r:?}");
+}
+
 #[test]
 fn skills_router_weights_come_from_settings() {
     let p = load(

@@ -1,10 +1,11 @@
 //! The host's side of a routing plugin's agent table (ABI 2): which agent
 //! is in which slot and what the plugin was last told about it. Per
-//! decision: the candidates become slots (the same positional shortcut as
-//! the Lua host's agent cache, so a steady pool costs a few comparisons per
-//! candidate), new agents and changed names or skills go to the plugin's
-//! `agents` (JSON, rare), numeric changes and the slots go to
-//! `route_agents` (plain structs), and the answer's slots become agent ids.
+//! decision: the candidates become slots (a positional shortcut: a steady
+//! pool costs one sequential pass of address and number compares, with no
+//! lookup and no text compare), new agents and changed names or skills go
+//! to the plugin's `agents` (JSON, rare), numeric changes and the slots go
+//! to `route_agents` (plain structs), and the answer's slots become agent
+//! ids.
 
 use super::plugin::{failure_of, take, CallFailure, NativePlugin};
 use crate::routing::{Candidate, ConversationView, RouteDecision};
@@ -21,21 +22,108 @@ const MAX_RANKED: usize = 1000;
 /// An agent that was no candidate for this many decisions leaves the table.
 const STALE_AFTER: u64 = 1024;
 
+/// What the host knows of the agent in a slot.
 struct Entry {
     id: String,
     name: String,
     skills: Vec<String>,
-    load: u32,
-    capacity: u32,
-    idle_since: u64,
-    /// Where the id, name and skills were last read from: agent configs
-    /// never change in place, so the same address means the same text.
-    id_at: *const str,
-    name_at: *const str,
-    skills_at: *const [String],
+    /// As the plugin was last told them.
+    numbers: Numbers,
+    /// The last decision it was a candidate in, as of the last time its
+    /// position changed (agents still where they were last decision are
+    /// seen now: see [`HostTable::sweep`]).
     last_seen: u64,
     /// To be sent whole through `agents` before this decision.
     pending: bool,
+}
+
+/// The numbers of a slot as the plugin was last told them.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Numbers {
+    load: u32,
+    capacity: u32,
+    idle_since: u64,
+}
+
+/// The candidate at one position of the previous decision: its slot and
+/// where its id, name and skills were read from ([`where_of`]). Agent
+/// configs never change in place, so the same addresses at the same
+/// position mean the same agent with the same name and skills: a steady
+/// pool costs one sequential pass of address and number compares per
+/// candidate, never a lookup or a text compare.
+struct Shown {
+    at: [usize; 6],
+    slot: u32,
+    /// The slot's numbers as in its [`Entry`], copied here so the pass
+    /// reads one stream instead of also reading entries by slot. Each slot
+    /// is at one position at most (candidates are distinct agents), so the
+    /// copy changes whenever the original does.
+    told: Numbers,
+}
+
+impl Shown {
+    /// Whether `c` is the candidate shown: one branch over the six words
+    /// (an array `==` would call `memcmp` per candidate).
+    #[inline]
+    fn is(&self, c: &Candidate<'_>) -> bool {
+        let w = where_of(c);
+        let a = &self.at;
+        ((a[0] ^ w[0])
+            | (a[1] ^ w[1])
+            | (a[2] ^ w[2])
+            | (a[3] ^ w[3])
+            | (a[4] ^ w[4])
+            | (a[5] ^ w[5]))
+            == 0
+    }
+}
+
+/// Addresses and lengths of a candidate's id, name and skills (compared,
+/// never dereferenced).
+fn where_of(c: &Candidate<'_>) -> [usize; 6] {
+    [
+        c.id.as_ptr() as usize,
+        c.id.len(),
+        c.name.as_ptr() as usize,
+        c.name.len(),
+        c.skills.as_ptr() as usize,
+        c.skills.len(),
+    ]
+}
+
+fn numbers_of(c: &Candidate<'_>) -> Numbers {
+    Numbers {
+        load: c.load,
+        capacity: c.capacity,
+        idle_since: c.idle_since,
+    }
+}
+
+/// Record `c`'s numbers for `slot`, queuing a change for the plugin when
+/// they differ from what it was told.
+#[inline]
+fn note_numbers(
+    slots: &mut [Option<Entry>],
+    changed: &mut Vec<AgentState>,
+    slot: u32,
+    c: &Candidate<'_>,
+) {
+    let Some(Some(e)) = slots.get_mut(slot as usize) else {
+        unreachable!("empty slot {slot} in use");
+    };
+    let now = numbers_of(c);
+    if e.numbers != now {
+        e.numbers = now;
+        // For an agent also sent whole (`pending`) this repeats what the
+        // record says: harmless, and the check stays one branch.
+        changed.push(AgentState {
+            slot,
+            load: c.load,
+            capacity: c.capacity,
+            reserved: 0,
+            idle_since: c.idle_since,
+        });
+    }
 }
 
 /// The host's mirror of one plugin instance's agent table.
@@ -44,8 +132,8 @@ pub(crate) struct HostTable {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     index: HashMap<String, u32>,
-    /// The slot at each candidate position of the previous decision.
-    shown: Vec<u32>,
+    /// The previous decision's candidates, by position.
+    shown: Vec<Shown>,
     decisions: u64,
     /// The plugin's table is in doubt (a failed `agents` call): resend it
     /// all, with `reset`.
@@ -56,10 +144,6 @@ pub(crate) struct HostTable {
     remove: Vec<u32>,
     answer: Vec<u32>,
 }
-
-// SAFETY: the `*const` fields of `Entry` are only compared as addresses,
-// never dereferenced.
-unsafe impl Send for HostTable {}
 
 fn str_of(s: &str) -> Str {
     Str {
@@ -78,7 +162,7 @@ impl HostTable {
     }
 
     /// The slot of `c`, added to the table (and to `set`) if it is new.
-    fn slot_of(&mut self, c: &Candidate<'_>) -> u32 {
+    fn slot_of(&mut self, c: &Candidate<'_>, now: u64) -> u32 {
         if let Some(&s) = self.index.get(c.id) {
             return s;
         }
@@ -86,13 +170,8 @@ impl HostTable {
             id: c.id.to_string(),
             name: c.name.to_string(),
             skills: c.skills.to_vec(),
-            load: c.load,
-            capacity: c.capacity,
-            idle_since: c.idle_since,
-            id_at: c.id,
-            name_at: c.name,
-            skills_at: c.skills,
-            last_seen: self.decisions,
+            numbers: numbers_of(c),
+            last_seen: now,
             pending: true,
         };
         let slot = match self.free.pop() {
@@ -110,67 +189,92 @@ impl HostTable {
         slot
     }
 
+    /// The agent in `slot` was a candidate in the decision before `now`.
+    fn left_position(&mut self, slot: u32, now: u64) {
+        if let Some(Some(e)) = self.slots.get_mut(slot as usize) {
+            e.last_seen = e.last_seen.max(now - 1);
+        }
+    }
+
+    /// The slot of `c`, at position `pos`, when it is not the agent the
+    /// previous decision had there (or its name or skills moved): found
+    /// by id, its name and skills compared as text.
+    fn place(&mut self, pos: usize, c: &Candidate<'_>, now: u64) -> u32 {
+        if let Some(old) = self.shown.get(pos) {
+            self.left_position(old.slot, now);
+        }
+        let slot = self.slot_of(c, now);
+        let e = self.entry(slot);
+        e.last_seen = now;
+        let told = e.numbers;
+        let mut whole = false;
+        if e.name != c.name {
+            e.name = c.name.to_string();
+            whole = true;
+        }
+        if e.skills.as_slice() != c.skills {
+            e.skills = c.skills.to_vec();
+            whole = true;
+        }
+        if whole && !e.pending {
+            e.pending = true;
+            self.set.push(slot);
+        }
+        let shown = Shown {
+            at: where_of(c),
+            slot,
+            told,
+        };
+        match self.shown.get_mut(pos) {
+            Some(p) => *p = shown,
+            None => self.shown.push(shown),
+        }
+        slot
+    }
+
     /// Candidates to slots, noting what changed since the last decision.
     fn prepare(&mut self, candidates: &[Candidate<'_>]) {
         self.decisions += 1;
         let now = self.decisions;
         self.candidates.clear();
+        self.candidates.resize(candidates.len(), 0);
         self.changed.clear();
-        for (pos, c) in candidates.iter().enumerate() {
-            let shown = self.shown.get(pos).copied().filter(|&s| {
-                self.slots[s as usize]
-                    .as_ref()
-                    .is_some_and(|e| std::ptr::eq(e.id_at, c.id) || e.id == c.id)
-            });
-            let slot = match shown {
-                Some(s) => s,
-                None => {
-                    let s = self.slot_of(c);
-                    match self.shown.get_mut(pos) {
-                        Some(p) => *p = s,
-                        None => self.shown.push(s),
-                    }
-                    s
+        // The steady case first, in one tight pass: the same agent where it
+        // was last time.
+        let both = candidates.len().min(self.shown.len());
+        let pass = candidates[..both]
+            .iter()
+            .zip(&mut self.shown[..both])
+            .zip(&mut self.candidates[..both])
+            .enumerate();
+        // Positions whose candidate is not the one shown there last time
+        // (no allocation while there are none).
+        let mut misses: Vec<usize> = Vec::new();
+        for (pos, ((c, shown), out)) in pass {
+            if shown.is(c) {
+                *out = shown.slot;
+                let now_numbers = numbers_of(c);
+                if shown.told != now_numbers {
+                    shown.told = now_numbers;
+                    note_numbers(&mut self.slots, &mut self.changed, shown.slot, c);
                 }
-            };
-            self.candidates.push(slot);
-            let e = self.entry(slot);
-            e.last_seen = now;
-            e.id_at = c.id;
-            let mut whole = false;
-            if !std::ptr::eq(e.name_at, c.name) {
-                e.name_at = c.name;
-                if e.name != c.name {
-                    e.name = c.name.to_string();
-                    whole = true;
-                }
+            } else {
+                misses.push(pos);
             }
-            if !std::ptr::eq(e.skills_at, c.skills) {
-                e.skills_at = c.skills;
-                if e.skills.as_slice() != c.skills {
-                    e.skills = c.skills.to_vec();
-                    whole = true;
-                }
+        }
+        misses.extend(both..candidates.len());
+        for pos in misses {
+            let c = &candidates[pos];
+            let slot = self.place(pos, c, now);
+            self.candidates[pos] = slot;
+            note_numbers(&mut self.slots, &mut self.changed, slot, c);
+            if let Some(shown) = self.shown.get_mut(pos) {
+                shown.told = numbers_of(c);
             }
-            let numbers =
-                e.load != c.load || e.capacity != c.capacity || e.idle_since != c.idle_since;
-            if numbers {
-                e.load = c.load;
-                e.capacity = c.capacity;
-                e.idle_since = c.idle_since;
-            }
-            if whole && !e.pending {
-                e.pending = true;
-                self.set.push(slot);
-            } else if numbers && !e.pending {
-                self.changed.push(AgentState {
-                    slot,
-                    load: c.load,
-                    capacity: c.capacity,
-                    reserved: 0,
-                    idle_since: c.idle_since,
-                });
-            }
+        }
+        for pos in candidates.len()..self.shown.len() {
+            let slot = self.shown[pos].slot;
+            self.left_position(slot, now);
         }
         self.shown.truncate(candidates.len());
         if now.is_multiple_of(STALE_AFTER) {
@@ -180,6 +284,13 @@ impl HostTable {
 
     /// Agents that were no candidate for a long while leave the table.
     fn sweep(&mut self, now: u64) {
+        // This decision's candidates were seen now, wherever they stand.
+        for i in 0..self.shown.len() {
+            let slot = self.shown[i].slot;
+            if let Some(Some(e)) = self.slots.get_mut(slot as usize) {
+                e.last_seen = now;
+            }
+        }
         for (slot, e) in self.slots.iter_mut().enumerate() {
             if e.as_ref()
                 .is_some_and(|e| e.last_seen + STALE_AFTER <= now && !e.pending)
@@ -207,15 +318,16 @@ impl HostTable {
             .set
             .iter()
             .filter_map(|&slot| {
-                let e = self.slots[slot as usize].as_ref()?;
+                let e = self.slots.get(slot as usize)?.as_ref()?;
+                let n = e.numbers;
                 Some(AgentRecord {
                     slot,
                     id: e.id.clone(),
                     name: e.name.clone(),
                     skills: e.skills.clone(),
-                    load: e.load,
-                    capacity: e.capacity,
-                    idle_since: e.idle_since,
+                    load: n.load,
+                    capacity: n.capacity,
+                    idle_since: n.idle_since,
                 })
             })
             .collect();

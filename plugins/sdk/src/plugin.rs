@@ -178,24 +178,30 @@ struct Instance<P> {
 }
 
 /// An agent as a routing plugin's table holds it.
+///
+/// Laid out (`repr(C)`, cache-line aligned) with what a scan over the
+/// candidates reads first: slot, numbers, skill bits and the id (for
+/// ties) share one cache line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct Agent {
     pub slot: u32,
+    pub load: u32,
+    pub capacity: u32,
+    pub idle_since: u64,
+    /// Bit `n` set: the agent has skill number `n` (numbers below 64).
+    pub skill_bits: u64,
     pub id: String,
     pub name: String,
     pub skills: Vec<String>,
     /// `skills` as the table's skill numbers ([`AgentTable::skill`]):
     /// comparing numbers is what makes a 500-candidate scan cheap.
     pub skill_ids: Vec<u32>,
-    pub load: u32,
-    pub capacity: u32,
-    pub idle_since: u64,
-    /// Bit `n` set: the agent has skill number `n` (numbers below 64).
-    pub skill_bits: u64,
 }
 
 impl Agent {
     /// Whether the agent has the skill numbered `id`.
+    #[inline]
     pub fn has_skill(&self, id: u32) -> bool {
         if id < 64 {
             self.skill_bits & (1 << id) != 0
@@ -205,6 +211,7 @@ impl Agent {
     }
 
     /// Whether the agent has every skill of `set` ([`AgentTable::skill_set`]).
+    #[inline]
     pub fn has_all(&self, set: &SkillSet) -> bool {
         self.skill_bits & set.bits == set.bits && set.more.iter().all(|&i| self.has_skill(i))
     }
@@ -217,17 +224,29 @@ pub struct SkillSet {
     more: Vec<u32>,
 }
 
+/// What an empty slot of [`AgentTable`] holds.
+fn vacant() -> Agent {
+    Agent {
+        slot: u32::MAX,
+        ..Agent::default()
+    }
+}
+
 /// The agents the host has told the plugin about, by slot.
 #[derive(Debug, Default)]
 pub struct AgentTable {
-    agents: Vec<Option<Agent>>,
+    /// By slot. An empty slot holds [`vacant`] (whose `slot` is
+    /// `u32::MAX`, never its index): a lookup checks the agent's own `slot`,
+    /// in the cache line a scan reads anyway.
+    agents: Vec<Agent>,
     skills: HashMap<String, u32>,
 }
 
 impl AgentTable {
     /// The agent in `slot`.
+    #[inline]
     pub fn get(&self, slot: u32) -> Option<&Agent> {
-        self.agents.get(slot as usize).and_then(Option::as_ref)
+        self.agents.get(slot as usize).filter(|a| a.slot == slot)
     }
 
     /// The number of a skill some agent has had, `None` if none ever had it.
@@ -252,7 +271,11 @@ impl AgentTable {
 
     /// How many agents the table holds.
     pub fn len(&self) -> usize {
-        self.agents.iter().filter(|a| a.is_some()).count()
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| a.slot as usize == *i)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -266,7 +289,7 @@ impl AgentTable {
         }
         for slot in r.remove {
             if let Some(a) = self.agents.get_mut(slot as usize) {
-                *a = None;
+                *a = vacant();
             }
         }
         for rec in r.set {
@@ -277,13 +300,13 @@ impl AgentTable {
             }
             let slot = rec.slot as usize;
             if self.agents.len() <= slot {
-                self.agents.resize(slot + 1, None);
+                self.agents.resize_with(slot + 1, vacant);
             }
             let skill_bits = ids
                 .iter()
                 .filter(|&&i| i < 64)
                 .fold(0u64, |b, &i| b | (1 << i));
-            self.agents[slot] = Some(Agent {
+            self.agents[slot] = Agent {
                 slot: rec.slot,
                 id: rec.id,
                 name: rec.name,
@@ -293,13 +316,17 @@ impl AgentTable {
                 load: rec.load,
                 capacity: rec.capacity,
                 idle_since: rec.idle_since,
-            });
+            };
         }
     }
 
     /// Apply one numeric change.
     pub fn update(&mut self, s: &AgentState) {
-        if let Some(Some(a)) = self.agents.get_mut(s.slot as usize) {
+        if let Some(a) = self
+            .agents
+            .get_mut(s.slot as usize)
+            .filter(|a| a.slot == s.slot)
+        {
             a.load = s.load;
             a.capacity = s.capacity;
             a.idle_since = s.idle_since;
@@ -399,6 +426,7 @@ pub struct RouteCall<'a> {
 
 impl<'a> RouteCall<'a> {
     /// The candidates, in the host's order.
+    #[inline]
     pub fn candidates(&self) -> impl Iterator<Item = &'a Agent> + '_ {
         self.slots.iter().filter_map(|s| self.agents.get(*s))
     }

@@ -68,6 +68,32 @@ fn table_key(a: &Agent) -> (u64, u32, &str) {
     (a.idle_since, a.load, a.id.as_str())
 }
 
+/// Whether `a` comes before `b` in [`table_key`]'s order (the ids are
+/// compared only on a tie of the numbers).
+#[inline]
+fn before(a: &Agent, b: &Agent) -> bool {
+    match (a.idle_since, a.load).cmp(&(b.idle_since, b.load)) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => a.id < b.id,
+    }
+}
+
+/// The first of `agents` in [`table_key`]'s order among those `keep` keeps.
+#[inline]
+fn first_of<'a>(
+    agents: impl Iterator<Item = &'a Agent>,
+    keep: impl Fn(&Agent) -> bool,
+) -> Option<&'a Agent> {
+    let mut best: Option<&Agent> = None;
+    for a in agents {
+        if keep(a) && best.is_none_or(|b| before(a, b)) {
+            best = Some(a);
+        }
+    }
+    best
+}
+
 /// `pick.longest_idle`'s order: idle_since, then load, then id.
 fn idle_key(a: &Candidate) -> (u64, u32, &str) {
     (a.idle_since, a.load, a.id.as_str())
@@ -137,15 +163,8 @@ impl Plugin for SkillsRouter {
             None => {
                 // A wanted skill no agent ever had: nobody has them all.
                 let set = call.agents.skill_set(w.iter().map(String::as_str));
-                set.and_then(|set| {
-                    call.candidates()
-                        .filter(|a| a.has_all(&set))
-                        .min_by(|a, b| table_key(a).cmp(&table_key(b)))
-                })
-                .or_else(|| {
-                    call.candidates()
-                        .min_by(|a, b| table_key(a).cmp(&table_key(b)))
-                })
+                set.and_then(|set| first_of(call.candidates(), |a| a.has_all(&set)))
+                    .or_else(|| first_of(call.candidates(), |_| true))
             }
             Some(weights) => {
                 let scored: Vec<(u32, u64)> = w
