@@ -51,6 +51,9 @@ impl AgentInfo {
 #[derive(Debug)]
 struct CandidateCopy {
     agent: AgentInfo,
+    /// The live candidate's configuration stamp: the texts in `agent`
+    /// are that configuration's.
+    stamp: u64,
     load: u32,
     capacity: u32,
     idle_since: Millis,
@@ -177,6 +180,7 @@ impl Shadow {
                         Some(a) if *a.name == *c.name && *a.skills == *c.skills => a.clone(),
                         _ => AgentInfo::new(c.id, c.name, c.skills),
                     },
+                    stamp: c.stamp,
                     load: c.load,
                     capacity: c.capacity,
                     idle_since: c.idle_since,
@@ -246,6 +250,7 @@ fn run(rx: Receiver<Job>, candidate: &RoutingCandidate, counters: &Counters) {
                 capacity: c.capacity,
                 idle_since: c.idle_since,
                 skills: &c.agent.skills,
+                stamp: c.stamp,
             })
             .collect();
         let view = ConversationView {
@@ -350,6 +355,7 @@ mod tests {
             capacity: 1,
             idle_since: 0,
             skills: &skills,
+            stamp: 0,
         }];
         let decision = RouteDecision::Agent("a".into());
         for _ in 0..(QUEUE + 100) {

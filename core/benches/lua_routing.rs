@@ -104,6 +104,7 @@ impl Agents {
                 capacity: 5,
                 idle_since: 10_000 + ((i as u64 * 7919) % 500),
                 skills: sk,
+                stamp: 0,
             })
             .collect()
     }

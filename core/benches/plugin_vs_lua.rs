@@ -84,6 +84,7 @@ impl<'a> Inputs<'a> {
                 capacity: 5,
                 idle_since: 10_000 + ((i as u64 * 7919) % 500),
                 skills: sk,
+                stamp: 0,
             })
             .collect();
         Inputs { n: 0, cands }

@@ -202,6 +202,7 @@ impl Engine {
                 .map(|config| {
                     let agent = Agent {
                         config,
+                        stamp: crate::routing::next_config_stamp(),
                         state: AgentState::LoggedOut,
                         idle_since: 0,
                         conversations: BTreeSet::new(),

@@ -38,6 +38,20 @@ pub struct Candidate<'a> {
     /// last finished a conversation): the longest-idle key.
     pub idle_since: Millis,
     pub skills: &'a [String],
+    /// Names the agent's configuration as given (its id, name and skills):
+    /// a new number each time a configuration is created or replaced,
+    /// never reused in the process ([`next_config_stamp`]); 0 when the
+    /// caller does not know. Policy hosts that recognize an unchanged
+    /// candidate by the addresses of its texts also compare this, so a
+    /// freed configuration whose memory holds another one is never taken
+    /// for it.
+    pub stamp: u64,
+}
+
+/// A stamp for a new agent configuration (see [`Candidate::stamp`]).
+pub fn next_config_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A policy's answer.

@@ -74,6 +74,7 @@ impl Agents {
                 capacity: 5,
                 idle_since: 1000 - i as u64,
                 skills,
+                stamp: 0,
             })
             .collect()
     }
@@ -750,4 +751,40 @@ fn shape_errors_point_at_the_return_that_returned_the_value() {
                \x20 return 2\n\
                end }\n";
     assert_eq!(failure(src), ("shape", Some(1)));
+}
+
+/// An agent's configuration replaced in the very memory the previous one
+/// used (what the allocator may do when an admin edits or re-creates an
+/// agent between two decisions): the policy sees the new skills, because
+/// the configuration's stamp changed, though every address is the same.
+#[test]
+fn a_configuration_replaced_in_the_same_memory_is_seen_afresh() {
+    let g = Generation::load(
+        &with_routing(
+            "return { route = function(c, candidates)\n  if candidates[1].skill.fr then return candidates[1].id end\n  return nil\nend }\n",
+        ),
+        1,
+        0,
+    )
+    .expect("loads");
+    let none = cad(&[]);
+    let mut skills = vec!["en".to_string()];
+    let decide = |skills: &[String], stamp: u64| {
+        let c = [Candidate {
+            id: "a1",
+            name: "Ann",
+            load: 0,
+            capacity: 1,
+            idle_since: 5,
+            skills,
+            stamp,
+        }];
+        g.route(&view(&none, None), &c)
+    };
+    assert_eq!(decide(&skills, 7), RouteDecision::KeepQueued);
+    // The same buffer, other text: only the stamp tells.
+    let before = skills.as_ptr();
+    skills[0].replace_range(.., "fr");
+    assert_eq!(skills.as_ptr(), before);
+    assert_eq!(decide(&skills, 8), RouteDecision::Agent("a1".into()));
 }

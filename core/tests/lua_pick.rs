@@ -121,6 +121,7 @@ fn the_host_scan_picks_what_the_lua_loop_picks() {
                     capacity: 5,
                     idle_since: 1000 + rng.next(4),
                     skills: &a.skills,
+                    stamp: 0,
                 }
             })
             .collect();
@@ -169,6 +170,7 @@ fn the_bundled_skills_policy_falls_back_to_any_candidate() {
             capacity: 2,
             idle_since: 5,
             skills: &en,
+            stamp: 0,
         },
         Candidate {
             id: "b",
@@ -177,6 +179,7 @@ fn the_bundled_skills_policy_falls_back_to_any_candidate() {
             capacity: 2,
             idle_since: 9,
             skills: &fr,
+            stamp: 0,
         },
     ];
     let mut cad = Cad::new();
@@ -206,6 +209,7 @@ fn failure(source: &str, n: usize) -> (RouteDecision, String, &'static str, Opti
             capacity: 1,
             idle_since: 1,
             skills: &none,
+            stamp: 0,
         })
         .collect();
     let d = g.route(&view(&Cad::new()), &cands);

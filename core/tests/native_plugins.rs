@@ -217,6 +217,7 @@ fn the_agent_table_follows_changes_between_decisions() {
                 capacity: 5,
                 idle_since: idle[i],
                 skills: &variants[own[i]],
+                stamp: 0,
             });
         }
         for (k, id) in new_ids.iter().enumerate().take(newcomers) {
@@ -227,6 +228,7 @@ fn the_agent_table_follows_changes_between_decisions() {
                 capacity: 5,
                 idle_since: 150 + k as u64,
                 skills: &variants[2],
+                stamp: 0,
             });
         }
         if rng.next(3) == 0 {
@@ -288,6 +290,7 @@ fn a_steady_pool_keeps_its_slots_across_sweeps() {
                 capacity: 5,
                 idle_since: idle[i],
                 skills: if i % 2 == 0 { &fr } else { &en },
+                stamp: 0,
             })
             .collect();
         // Twenty more at the end until decision 100, then gone for good:
@@ -300,6 +303,7 @@ fn a_steady_pool_keeps_its_slots_across_sweeps() {
                 capacity: 5,
                 idle_since: idle[i],
                 skills: &fr,
+                stamp: 0,
             }));
         }
         // Newcomers join one by one after the first sweep.
@@ -316,6 +320,7 @@ fn a_steady_pool_keeps_its_slots_across_sweeps() {
                     capacity: 5,
                     idle_since: 950 + 7 * k as u64,
                     skills: &fr,
+                    stamp: 0,
                 }),
         );
         // Now and then two steady agents swap places for one decision.

@@ -376,10 +376,14 @@ impl Engine {
     fn put_agent(&mut self, config: AgentConfig) {
         let queues: BTreeSet<QueueId> = config.queues.iter().cloned().collect();
         match self.agents.get_mut(&config.id) {
-            Some(a) => a.config = config,
+            Some(a) => {
+                a.config = config;
+                a.stamp = crate::routing::next_config_stamp();
+            }
             None => {
                 let agent = Agent {
                     config,
+                    stamp: crate::routing::next_config_stamp(),
                     state: AgentState::LoggedOut,
                     idle_since: 0,
                     conversations: BTreeSet::new(),

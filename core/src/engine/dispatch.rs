@@ -268,6 +268,7 @@ impl Engine {
                 capacity: a.config.capacity,
                 idle_since: a.idle_since,
                 skills: &a.config.skills,
+                stamp: a.stamp,
             })
             .collect();
         if candidates.is_empty() {

@@ -12,6 +12,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub config: AgentConfig,
+    /// Names this `config` for policy hosts ([`crate::routing::Candidate::stamp`]):
+    /// set anew whenever the configuration is replaced.
+    pub stamp: u64,
     pub state: AgentState,
     /// Since when the agent has had no new work (longest-idle key).
     pub idle_since: Millis,

@@ -50,9 +50,11 @@ struct AgentEntry {
     bits: u64,
     /// It has a skill that got no bit.
     overflow: bool,
-    /// Where the name and skills were last read from (see `refresh`).
+    /// Where the name and skills were last read from, and the stamp of
+    /// the configuration they were read from (see `refresh`).
     name_at: *const str,
     skills_at: *const [String],
+    stamp: u64,
 }
 
 /// One position of the current `candidates` array: what the engine gave
@@ -63,6 +65,7 @@ struct Slot {
     id_at: *const str,
     name_at: *const str,
     skills_at: *const [String],
+    stamp: u64,
     idle_since: u64,
     bits: u64,
     load: u32,
@@ -72,9 +75,10 @@ struct Slot {
 }
 
 /// A candidate's bytes: its id, name and skills (addresses and lengths),
-/// load, capacity and idle time. Equal bytes mean the same agent with the
-/// same name and skills (by address, see `refresh`) and the same numbers:
-/// one 64-byte compare per unchanged candidate (on 64-bit targets).
+/// load, capacity, idle time and configuration stamp. Equal bytes mean the
+/// same agent with the same name and skills (the same configuration at the
+/// same addresses, see `refresh`) and the same numbers: one compare of
+/// nine words per unchanged candidate (on 64-bit targets).
 type Raw = [usize; RAW_WORDS];
 
 const RAW_WORDS: usize = std::mem::size_of::<Candidate<'static>>() / std::mem::size_of::<usize>();
@@ -84,7 +88,7 @@ const _: () = assert!(
         && 2 * std::mem::size_of::<&str>()
             + std::mem::size_of::<&[String]>()
             + 2 * std::mem::size_of::<u32>()
-            + std::mem::size_of::<u64>()
+            + 2 * std::mem::size_of::<u64>()
             == std::mem::size_of::<Raw>(),
     "a candidate is whole words without padding"
 );
@@ -99,24 +103,6 @@ fn raw<'a>(c: &'a Candidate<'_>) -> &'a Raw {
     unsafe { &*std::ptr::from_ref(c).cast::<Raw>() }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn same_raw(a: &Raw, b: &Raw) -> bool {
-    use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-    };
-    const _: () = assert!(std::mem::size_of::<Raw>() == 64);
-    // Four 16-byte compares and one branch (SSE2 is part of x86_64).
-    // SAFETY: both are 64 readable bytes; unaligned loads.
-    unsafe {
-        let (a, b) = (a.as_ptr().cast::<__m128i>(), b.as_ptr().cast::<__m128i>());
-        let eq = |i: usize| _mm_cmpeq_epi8(_mm_loadu_si128(a.add(i)), _mm_loadu_si128(b.add(i)));
-        let all = _mm_and_si128(_mm_and_si128(eq(0), eq(1)), _mm_and_si128(eq(2), eq(3)));
-        _mm_movemask_epi8(all) == 0xffff
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn same_raw(a: &Raw, b: &Raw) -> bool {
     a == b
@@ -129,6 +115,7 @@ impl Slot {
         std::ptr::eq(self.id_at, c.id)
             && std::ptr::eq(self.name_at, c.name)
             && std::ptr::eq(self.skills_at, c.skills)
+            && self.stamp == c.stamp
     }
 }
 
@@ -189,6 +176,7 @@ impl AgentCache {
             overflow: false,
             name_at: "",
             skills_at: std::ptr::slice_from_raw_parts(std::ptr::null(), 0),
+            stamp: 0,
         });
         let i = self.entries.len() - 1;
         self.index.insert(c.id.to_string(), i);
@@ -213,17 +201,20 @@ impl AgentCache {
             e.data.raw_set("idle_since", c.idle_since)?;
             e.idle_since = c.idle_since;
         }
-        // Agent configs live as long as the engine and never change in
-        // place: the same address and length means the same text, so most
-        // calls skip comparing names and skills.
-        if !std::ptr::eq(e.name_at, c.name) {
+        // Agent configs never change in place: the same configuration
+        // (stamp) at the same address and length means the same text, so
+        // most calls skip comparing names and skills. (The address alone
+        // is not enough: a replaced configuration's memory may hold the
+        // next one.)
+        let other_config = e.stamp != c.stamp;
+        if other_config || !std::ptr::eq(e.name_at, c.name) {
             if e.name != c.name {
                 e.data.raw_set("name", c.name)?;
                 e.name = c.name.to_string();
             }
             e.name_at = c.name;
         }
-        if !std::ptr::eq(e.skills_at, c.skills) {
+        if other_config || !std::ptr::eq(e.skills_at, c.skills) {
             if e.skills.as_slice() != c.skills {
                 let list = lua.create_sequence_from(c.skills.iter().map(String::as_str))?;
                 let set = lua.create_table()?;
@@ -252,6 +243,7 @@ impl AgentCache {
             }
             e.skills_at = c.skills;
         }
+        e.stamp = c.stamp;
         Ok(())
     }
 
@@ -361,6 +353,7 @@ impl AgentCache {
             id_at: c.id,
             name_at: c.name,
             skills_at: c.skills,
+            stamp: c.stamp,
             idle_since: e.idle_since,
             bits: e.bits,
             load: e.load,

@@ -477,6 +477,7 @@ mod tests {
             capacity: 5,
             idle_since: 3,
             skills: &skills,
+            stamp: 0,
         }];
         let bytes = encode(&RouteRequestJson {
             conversation: ConversationJson::of(&view),

@@ -47,12 +47,13 @@ struct Numbers {
 
 /// The candidate at one position of the previous decision: its slot and
 /// where its id, name and skills were read from ([`where_of`]). Agent
-/// configs never change in place, so the same addresses at the same
-/// position mean the same agent with the same name and skills: a steady
+/// configs never change in place, so the same configuration (stamp) at
+/// the same addresses at the same position means the same agent with the
+/// same name and skills: a steady
 /// pool costs one sequential pass of address and number compares per
 /// candidate, never a lookup or a text compare.
 struct Shown {
-    at: [usize; 6],
+    at: [usize; 7],
     slot: u32,
     /// The slot's numbers as in its [`Entry`], copied here so the pass
     /// reads one stream instead of also reading entries by slot. Each slot
@@ -62,7 +63,7 @@ struct Shown {
 }
 
 impl Shown {
-    /// Whether `c` is the candidate shown: one branch over the six words
+    /// Whether `c` is the candidate shown: one branch over the seven words
     /// (an array `==` would call `memcmp` per candidate).
     #[inline]
     fn is(&self, c: &Candidate<'_>) -> bool {
@@ -73,14 +74,16 @@ impl Shown {
             | (a[2] ^ w[2])
             | (a[3] ^ w[3])
             | (a[4] ^ w[4])
-            | (a[5] ^ w[5]))
+            | (a[5] ^ w[5])
+            | (a[6] ^ w[6]))
             == 0
     }
 }
 
 /// Addresses and lengths of a candidate's id, name and skills (compared,
-/// never dereferenced).
-fn where_of(c: &Candidate<'_>) -> [usize; 6] {
+/// never dereferenced), and the stamp of the configuration they belong to
+/// (a replaced configuration's memory may hold the next one).
+fn where_of(c: &Candidate<'_>) -> [usize; 7] {
     [
         c.id.as_ptr() as usize,
         c.id.len(),
@@ -88,6 +91,9 @@ fn where_of(c: &Candidate<'_>) -> [usize; 6] {
         c.name.len(),
         c.skills.as_ptr() as usize,
         c.skills.len(),
+        // Truncated where usize is 32 bits: a stamp 2^32 configurations
+        // later would have to land at the same addresses too.
+        c.stamp as usize,
     ]
 }
 

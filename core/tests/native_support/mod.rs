@@ -179,6 +179,7 @@ impl Agents {
                 capacity: 5,
                 idle_since: self.idle[i],
                 skills: &self.skills[i],
+                stamp: 0,
             })
             .collect()
     }
