@@ -109,6 +109,34 @@ fn counts(v: &Value) -> (&Value, &Value, &Value, &Value) {
     (&v["decisions"], &v["agreed"], &v["changed"], &v["errors"])
 }
 
+/// `scripts replay --json` against the live policy on a day recorded by
+/// `record_offers`: every decision agrees. Its output and JSON.
+fn replay_with_the_live_policy(dir: &Path) -> (String, Value) {
+    let (code, same) = replay(dir, &["--routing", "routing/policy.lua", "--json"]);
+    assert_eq!(code, 0, "{same}");
+    let v = json_of(&same);
+    assert_eq!(
+        counts(&v),
+        (&json!(4), &json!(4), &json!(0), &json!(0)),
+        "{v}"
+    );
+    assert_eq!(v["offers"]["bob"], json!({"live": 4, "candidate": 4}));
+    (same, v)
+}
+
+/// The same against `routing/carol.lua`: every decision changes.
+fn replay_preferring_carol(dir: &Path) -> (String, Value) {
+    let (code, other) = replay(dir, &["--routing", "routing/carol.lua", "--json"]);
+    assert_eq!(code, 0, "{other}");
+    let v = json_of(&other);
+    assert_eq!(
+        counts(&v),
+        (&json!(4), &json!(0), &json!(4), &json!(0)),
+        "{v}"
+    );
+    (other, v)
+}
+
 #[tokio::test]
 async fn a_recorded_day_replays_the_same_with_its_policy_and_the_expected_changes_with_another() {
     let config = tenant();
@@ -119,29 +147,14 @@ async fn a_recorded_day_replays_the_same_with_its_policy_and_the_expected_change
     }; // the server stops here
 
     // The same policy: every decision agrees.
-    let (code, same) = replay(&dir, &["--routing", "routing/policy.lua", "--json"]);
-    assert_eq!(code, 0, "{same}");
-    let v = json_of(&same);
-    assert_eq!(
-        counts(&v),
-        (&json!(4), &json!(4), &json!(0), &json!(0)),
-        "{v}"
-    );
-    assert_eq!(v["offers"]["bob"], json!({"live": 4, "candidate": 4}));
+    let (same, v) = replay_with_the_live_policy(&dir);
     assert_eq!(v["live_fallbacks"], 0);
     // Deterministic: byte for byte.
     let (_, again) = replay(&dir, &["--routing", "routing/policy.lua", "--json"]);
     assert_eq!(same, again);
 
     // Another policy: carol instead of bob, every time.
-    let (code, other) = replay(&dir, &["--routing", "routing/carol.lua", "--json"]);
-    assert_eq!(code, 0, "{other}");
-    let v = json_of(&other);
-    assert_eq!(
-        counts(&v),
-        (&json!(4), &json!(0), &json!(4), &json!(0)),
-        "{v}"
-    );
+    let (other, v) = replay_preferring_carol(&dir);
     assert_eq!(v["offers"]["bob"], json!({"live": 4, "candidate": 0}));
     assert_eq!(v["offers"]["carol"], json!({"live": 0, "candidate": 4}));
     let changes: Vec<(u64, &str, &str)> = v["disagreements"]
@@ -251,23 +264,8 @@ async fn a_day_kept_in_postgresql_replays_the_same_from_the_command_and_the_node
     wait_ready(&server).await;
     let (ids, _agents) = record_offers(&server).await;
 
-    let (code, same) = replay(&dir, &["--routing", "routing/policy.lua", "--json"]);
-    assert_eq!(code, 0, "{same}");
-    let v = json_of(&same);
-    assert_eq!(
-        counts(&v),
-        (&json!(4), &json!(4), &json!(0), &json!(0)),
-        "{v}"
-    );
-    assert_eq!(v["offers"]["bob"], json!({"live": 4, "candidate": 4}));
-    let (code, other) = replay(&dir, &["--routing", "routing/carol.lua", "--json"]);
-    assert_eq!(code, 0, "{other}");
-    let o = json_of(&other);
-    assert_eq!(
-        counts(&o),
-        (&json!(4), &json!(0), &json!(4), &json!(0)),
-        "{o}"
-    );
+    let (_, v) = replay_with_the_live_policy(&dir);
+    let (_, o) = replay_preferring_carol(&dir);
     let changed: Vec<u64> = o["disagreements"]
         .as_array()
         .expect("disagreements")
