@@ -299,3 +299,29 @@ fn the_password_hash_is_in_no_event_an_agent_receives() {
     let debug = format!("{:?} {:?}", w.engine.snapshot().admin, out.emitted);
     assert!(!debug.contains("aGFzaA"), "{debug}");
 }
+
+/// Routing policies are told when an agent's configuration was replaced:
+/// an edit gives the agent's candidate a new stamp, and a decision in
+/// between without an edit keeps it (`Candidate::stamp`).
+#[test]
+fn an_edited_agent_is_a_new_configuration_for_routing_policies() {
+    let mut w = World::new(&[("alice", 2)]);
+    w.available(&["alice"]);
+    w.customer("v1", "one");
+    let stamp = |w: &World| {
+        w.engine
+            .with_routing_inputs(1, |_, candidates| candidates[0].stamp)
+            .unwrap_or(0)
+    };
+    let first = stamp(&w);
+    assert_ne!(first, 0);
+    assert_eq!(stamp(&w), first);
+    w.run(Command::EditAgent {
+        by: "ada".into(),
+        agent: "alice".into(),
+        profile: profile("Alice", 3, &["support"], Role::Agent),
+    });
+    let edited = stamp(&w);
+    assert_ne!(edited, 0);
+    assert_ne!(edited, first);
+}
