@@ -788,3 +788,34 @@ fn a_configuration_replaced_in_the_same_memory_is_seen_afresh() {
     assert_eq!(skills.as_ptr(), before);
     assert_eq!(decide(&skills, 8), RouteDecision::Agent("a1".into()));
 }
+
+/// The same for the id: another agent's id written where the previous
+/// one's was (same address and length) is the other agent, by its stamp.
+#[test]
+fn an_id_replaced_in_the_same_memory_is_another_agent() {
+    let g = Generation::load(
+        &with_routing("return { route = function(c, candidates) return candidates[1].id end }\n"),
+        1,
+        0,
+    )
+    .expect("loads");
+    let none = cad(&[]);
+    let mut id = String::from("a1");
+    let decide = |id: &str, stamp: u64| {
+        let c = [Candidate {
+            id,
+            name: "Agent",
+            load: 0,
+            capacity: 1,
+            idle_since: 5,
+            skills: &[],
+            stamp,
+        }];
+        g.route(&view(&none, None), &c)
+    };
+    assert_eq!(decide(&id, 7), RouteDecision::Agent("a1".into()));
+    let before = id.as_ptr();
+    id.replace_range(.., "a2");
+    assert_eq!(id.as_ptr(), before);
+    assert_eq!(decide(&id, 8), RouteDecision::Agent("a2".into()));
+}

@@ -88,7 +88,7 @@ pub struct FileReport {
     pub last_errors: Vec<ScriptFailure>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic inside a call leaves nothing half-written that matters: the
     // budget is re-armed and the caches are rebuilt from their Rust mirror.
     m.lock().unwrap_or_else(|p| p.into_inner())

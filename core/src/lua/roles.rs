@@ -7,7 +7,7 @@
 //! `candidates` array (read-only too) is patched in place where it differs
 //! from the previous call.
 
-use super::generation::{CallError, Generation, Host};
+use super::generation::{lock, CallError, Generation, Host};
 use super::sandbox::{self, Budget};
 use crate::channel::{
     ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
@@ -20,13 +20,7 @@ use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
 use mlua::{ffi, Function, Lua, LuaSerdeExt, Table, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, CStr};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing is left half-written by a panic: a cache entry is rewritten
-    // from the candidates on its next change.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use std::sync::{Arc, Mutex};
 
 /// Longest ranked list a policy may return.
 const MAX_RANKED: usize = 1000;
@@ -101,11 +95,6 @@ fn raw<'a>(c: &'a Candidate<'_>) -> &'a Raw {
     // bytes are valid `usize`s; it holds references, so it is aligned for
     // `usize`.
     unsafe { &*std::ptr::from_ref(c).cast::<Raw>() }
-}
-
-#[inline(always)]
-fn same_raw(a: &Raw, b: &Raw) -> bool {
-    a == b
 }
 
 impl Slot {
@@ -251,7 +240,7 @@ impl AgentCache {
     pub fn candidates(&mut self, lua: &Lua, candidates: &[Candidate<'_>]) -> mlua::Result<Table> {
         self.changed.clear();
         for (pos, c) in candidates.iter().enumerate() {
-            if self.raws.get(pos).is_some_and(|x| same_raw(x, raw(c))) {
+            if self.raws.get(pos) == Some(raw(c)) {
                 continue;
             }
             match self.slots.get_mut(pos) {
@@ -335,10 +324,14 @@ impl AgentCache {
     #[cold]
     #[inline(never)]
     fn update(&mut self, lua: &Lua, pos: usize, c: &Candidate<'_>) -> mlua::Result<()> {
-        let same =
-            self.slots.get(pos).map(|s| s.entry).filter(|&i| {
-                std::ptr::eq(self.slots[pos].id_at, c.id) || self.entries[i].id == c.id
-            });
+        // The same id: at the same address in the same configuration, or
+        // the same text (another configuration's memory may hold another
+        // id at that address).
+        let same = self.slots.get(pos).and_then(|s| {
+            let same_id = (std::ptr::eq(s.id_at, c.id) && s.stamp == c.stamp)
+                || self.entries[s.entry].id == c.id;
+            same_id.then_some(s.entry)
+        });
         let i = match same {
             Some(i) => i,
             None => {
