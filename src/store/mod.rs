@@ -199,6 +199,12 @@ impl StoreError {
     }
 }
 
+/// Journal event `seq` of `tenant` from its stored JSON (every read of the
+/// journal, in both stores).
+pub(crate) fn decode_event(tenant: &str, seq: u64, body: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::unreadable(tenant, seq, e))
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         StoreError::failed(e)

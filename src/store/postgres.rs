@@ -24,8 +24,8 @@
 
 use super::Context;
 use super::{
-    AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, OutboxId, OutboxRow, Recovered, Row,
-    Store, StoreError, StoredSession, SNAPSHOTS_KEPT,
+    decode_event, AfterCommit, ClusterStore, Committed, LeaseRow, NodeRow, OutboxId, OutboxRow,
+    Recovered, Row, Store, StoreError, StoredSession, SNAPSHOTS_KEPT,
 };
 use ::postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 
@@ -632,9 +632,7 @@ fn recover_on(client: &mut Client, tenant: &str) -> Result<Recovered> {
     for row in rows {
         let seq = unsigned(row.try_get(0)?);
         let body: &str = row.try_get(1)?;
-        let ev: Event = serde_json::from_str(body)
-            .with_context(|| format!("tenant {tenant}: event {seq} is unreadable"))?;
-        events.push(ev);
+        events.push(decode_event(tenant, seq, body)?);
         last_seq = seq;
     }
     let max: Option<i64> = tx
@@ -675,9 +673,9 @@ fn journal_page(
     for row in rows {
         let seq = unsigned(row.try_get(0).map_err(sql)?);
         let body: &str = row.try_get(1).map_err(sql)?;
-        match serde_json::from_str(body) {
+        match decode_event(tenant, seq, body) {
             Ok(event) => events.push((seq, event)),
-            Err(e) => return Ok((events, Some(StoreError::unreadable(tenant, seq, e)))),
+            Err(e) => return Ok((events, Some(e))),
         }
     }
     Ok((events, None))
@@ -880,10 +878,7 @@ impl Store for PgStore {
             for row in rows {
                 let seq = unsigned(row.try_get(0).map_err(sql)?);
                 let body: &str = row.try_get(1).map_err(sql)?;
-                let ev: Event = serde_json::from_str(body).map_err(|e| {
-                    StoreError::Failed(format!("tenant {tenant}: event {seq} is unreadable: {e}"))
-                })?;
-                out.push((seq, ev));
+                out.push((seq, decode_event(&tenant, seq, body)?));
             }
             Ok(out)
         })

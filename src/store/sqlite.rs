@@ -11,8 +11,8 @@
 
 use super::Context;
 use super::{
-    AfterCommit, Committed, OutboxId, OutboxRow, Recovered, Row, Store, StoreError, StoredSession,
-    SyncMode, SNAPSHOTS_KEPT,
+    decode_event, AfterCommit, Committed, OutboxId, OutboxRow, Recovered, Row, Store, StoreError,
+    StoredSession, SyncMode, SNAPSHOTS_KEPT,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -229,9 +229,7 @@ impl SqliteStore {
         while let Some(row) = rows.next()? {
             let seq = row.get::<_, i64>(0)? as u64;
             let body: String = row.get(1)?;
-            let ev: Event = serde_json::from_str(&body)
-                .with_context(|| format!("tenant {tenant}: event {seq} is unreadable"))?;
-            events.push(ev);
+            events.push(decode_event(tenant, seq, &body)?);
             last_seq = seq;
         }
         let max: Option<i64> = conn.query_row(
@@ -431,10 +429,7 @@ impl Store for SqliteStore {
         while let Some(row) = rows.next().map_err(sql)? {
             let seq = row.get::<_, i64>(0).map_err(sql)? as u64;
             let body: String = row.get(1).map_err(sql)?;
-            let ev: Event = serde_json::from_str(&body).map_err(|e| {
-                StoreError::Failed(format!("tenant {tenant}: event {seq} is unreadable: {e}"))
-            })?;
-            out.push((seq, ev));
+            out.push((seq, decode_event(tenant, seq, &body)?));
         }
         Ok(out)
     }
@@ -457,9 +452,7 @@ impl Store for SqliteStore {
                 .get_ref(1)?
                 .as_str()
                 .map_err(|e| StoreError::unreadable(tenant, seq, e))?;
-            let event: Event =
-                serde_json::from_str(body).map_err(|e| StoreError::unreadable(tenant, seq, e))?;
-            if visit(seq, event).is_break() {
+            if visit(seq, decode_event(tenant, seq, body)?).is_break() {
                 break;
             }
         }
