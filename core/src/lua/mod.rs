@@ -14,6 +14,7 @@
 //! a Lua state; a generation is never mutated after load, only replaced.
 
 mod generation;
+mod json;
 mod returns;
 mod roles;
 pub mod sandbox;

@@ -13,7 +13,7 @@ use crate::channel::{
     ChannelAdapter, ChannelError, ChannelEvent, HttpRequest, HttpResponse, Inbound, InboundMessage,
     Outbound, OutboundContext, OutboundMessage, OutgoingRequest, Received, Verdict,
 };
-use crate::model::WrapUpReason;
+use crate::model::{Millis, WrapUpReason};
 use crate::responses::{check_responses, CannedResponse};
 use crate::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
 use crate::wrapup::{check_reasons, BuiltinWrapUp, WrapUpReasons};
@@ -951,22 +951,50 @@ impl Generation {
     }
 }
 
-fn request_table(lua: &Lua, r: &HttpRequest) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.raw_set("method", r.method.as_str())?;
-    t.raw_set("path", r.path.as_str())?;
-    let q = lua.create_table()?;
-    for (k, v) in &r.query {
-        q.raw_set(k.as_str(), v.as_str())?;
+/// The request and context tables of a channel call, in one protected
+/// block of raw stack operations (as [`conversation_table`]: mlua
+/// protects each string and field it sets on its own, which cost more
+/// than the tables for a webhook's headers). `ctx` is `{now, settings}`.
+fn request_tables(
+    lua: &Lua,
+    r: &HttpRequest,
+    now: Millis,
+    settings: &Table,
+) -> mlua::Result<(Table, Table)> {
+    let count = |n: usize| c_int::try_from(n).unwrap_or(0);
+    // SAFETY: the closure pushes at most three values over the two tables
+    // (within the LUA_MINSTACK slots a C function is given), reads the
+    // request through shared references and holds nothing with a
+    // destructor, so a memory error may jump out of it.
+    unsafe {
+        lua.exec_raw(settings, |l| {
+            ffi::lua_createtable(l, 0, 5);
+            set_str(l, c"method", &r.method);
+            set_str(l, c"path", &r.path);
+            ffi::lua_createtable(l, 0, count(r.query.len()));
+            for (k, v) in &r.query {
+                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
+                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_setfield(l, -2, c"query".as_ptr());
+            ffi::lua_createtable(l, 0, count(r.headers.len()));
+            for (k, v) in &r.headers {
+                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
+                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_setfield(l, -2, c"headers".as_ptr());
+            ffi::lua_pushlstring(l, r.body.as_ptr().cast(), r.body.len());
+            ffi::lua_setfield(l, -2, c"body".as_ptr());
+            // Stack: settings, request. Then ctx = {now, settings}.
+            ffi::lua_createtable(l, 0, 2);
+            set_u64(l, c"now", now);
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setfield(l, -2, c"settings".as_ptr());
+            ffi::lua_remove(l, 1);
+        })
     }
-    t.raw_set("query", q)?;
-    let h = lua.create_table()?;
-    for (k, v) in &r.headers {
-        h.raw_set(k.as_str(), v.as_str())?;
-    }
-    t.raw_set("headers", h)?;
-    t.raw_set("body", lua.create_string(&r.body)?)?;
-    Ok(t)
 }
 
 fn response_of(v: &Table) -> Result<HttpResponse, CallError> {
@@ -1107,7 +1135,8 @@ impl LuaChannel<'_> {
     /// The request and context tables a call is given.
     fn args(&self, host: &Host, request: &HttpRequest) -> Result<(Table, Table), CallError> {
         let fns = self.fns(host)?;
-        Ok((request_table(&host.lua, request)?, self.ctx(host, fns)?))
+        let now = self.generation.now();
+        Ok(request_tables(&host.lua, request, now, &fns.settings)?)
     }
 
     fn verify_in(&self, host: &mut Host, args: (Table, Table)) -> Result<Verdict, CallError> {

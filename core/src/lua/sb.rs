@@ -104,24 +104,7 @@ pub fn register(lua: &Lua, ctx: &SbContext) -> mlua::Result<Table> {
             if b.len() > MAX_JSON_BYTES {
                 return Err(mlua::Error::runtime("sb.json.decode: input too large"));
             }
-            // Transcoded: each JSON value becomes a Lua value as it is
-            // read. A syntax error found late leaves the values built so
-            // far to the garbage collector; the error is the same.
-            let mut de = serde_json::Deserializer::from_slice(&b);
-            let value = lua
-                .to_value_with(
-                    &serde_transcode::Transcoder::new(&mut de),
-                    mlua::SerializeOptions::new()
-                        .serialize_none_to_null(false)
-                        .serialize_unit_to_null(false)
-                        .set_array_metatable(false),
-                )
-                .map_err(|e| match e {
-                    // The reader's error, passed through the transcoder.
-                    mlua::Error::SerializeError(m) => json_error(&m),
-                    other => json_error(&other),
-                })?;
-            de.end().map_err(|e| json_error(&e))?;
+            let value = super::json::decode(lua, &b).map_err(|e| json_error(&e))?;
             Ok(value)
         })?,
     )?;
