@@ -260,11 +260,14 @@ impl Engine {
         self.conversations.values()
     }
 
-    /// How much a snapshot holds, in entries: the conversations kept and
-    /// the customers with a history. The server spaces snapshots by it, so
-    /// that encoding them costs the same per event at any size.
+    /// How much a snapshot holds, in entries: the conversations kept,
+    /// their messages and the customers with a history. The server spaces
+    /// snapshots by it, so that encoding them costs the same per event at
+    /// any size, however long the conversations grow. A walk over the
+    /// conversations: taken once per snapshot, not per command.
     pub fn size(&self) -> usize {
-        self.conversations.len() + self.history.len()
+        let messages: usize = self.conversations.values().map(|c| c.messages.len()).sum();
+        self.conversations.len() + messages + self.history.len()
     }
 
     /// The customer's open conversation on `channel`, if any.

@@ -58,12 +58,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Events between two snapshots of `engine`'s state.
+fn snapshot_due(config: &TenantConfig, engine: &Engine) -> u64 {
+    config.snapshot_every.max(engine.size() as u64)
+}
+
 /// What the engine lock protects.
 struct Inner {
     engine: Engine,
     /// Sequence number of the last event journaled.
     last_seq: u64,
     since_snapshot: u64,
+    /// Events after which the next snapshot is taken: the state's size
+    /// when the last one was (at least `snapshot_every`).
+    snapshot_due: u64,
     /// Bumped each time the engine is rebuilt from the journal after a
     /// failed commit: a failure seen by several callers rebuilds once.
     rebuilds: u64,
@@ -184,10 +192,12 @@ impl Tenant {
         let mut channels = vec![WEBCHAT, crate::http::messenger::CHANNEL];
         channels.extend(config.plugins.iter().filter_map(|p| p.channel.as_deref()));
         let metrics = TenantMetrics::new(metrics, &config.id, &channels);
+        let snapshot_due = snapshot_due(&config, &engine);
         Ok(Tenant {
             key: config.id.as_str().into(),
             config,
             inner: Mutex::new(Inner {
+                snapshot_due,
                 engine,
                 last_seq,
                 since_snapshot: replayed as u64,
@@ -458,6 +468,7 @@ impl Tenant {
         inner.engine = recovered_engine(&self.config, masker, recovered);
         inner.last_seq = last_seq;
         inner.since_snapshot = replayed;
+        inner.snapshot_due = snapshot_due(&self.config, &inner.engine);
         self.hub.console.seed(&inner.engine, last_seq);
         tracing::warn!(tenant = %self.config.id, last_seq, "engine rebuilt from the journal {why}");
         true
@@ -580,13 +591,17 @@ impl Tenant {
         );
         inner.since_snapshot += out.emitted.len() as u64;
         // Encoding a snapshot costs its size: spaced by at least the state's
-        // size in events, snapshots cost the same per event whatever the
-        // number of waiting conversations (a start-up then replays at most
-        // about as many events as the snapshot holds), and one at a time,
-        // so a slow encoding is never stacked with the next.
-        let due = self.config.snapshot_every.max(inner.engine.size() as u64);
-        if inner.since_snapshot >= due && !self.snapshotting.swap(true, Ordering::SeqCst) {
+        // size in events (as it was at the last snapshot: measuring it
+        // walks the conversations), snapshots cost the same per event
+        // whatever the number of waiting conversations or the length of
+        // their transcripts (a start-up then replays at most about as many
+        // events as the snapshot holds), and one at a time, so a slow
+        // encoding is never stacked with the next.
+        if inner.since_snapshot >= inner.snapshot_due
+            && !self.snapshotting.swap(true, Ordering::SeqCst)
+        {
             inner.since_snapshot = 0;
+            inner.snapshot_due = snapshot_due(&self.config, &inner.engine);
             // A copy under the lock (shared conversations, a few pointers);
             // encoded and stored off it.
             let snapshot = inner.engine.snapshot();
