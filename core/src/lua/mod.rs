@@ -15,6 +15,7 @@
 
 mod generation;
 mod json;
+mod read;
 mod returns;
 mod roles;
 pub mod sandbox;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 /// Longest ranked list a policy may return.
 const MAX_RANKED: usize = 1000;
 /// Most events one inbound request may produce.
-const MAX_EVENTS: usize = 1000;
+pub(super) const MAX_EVENTS: usize = 1000;
 
 /// Distinct skills of a generation that get a bit in the agents' skill
 /// sets (for `sb.pick`); an agent with a skill past them is checked by name.
@@ -1160,26 +1160,37 @@ impl LuaChannel<'_> {
                 "inbound must return {events = …, response = …}".into(),
             ));
         };
-        let response = match t.get::<Value>("response")? {
-            Value::Table(r) => response_of(&r)?,
-            Value::Nil => HttpResponse::text(200, "EVENT_RECEIVED"),
-            _ => return Err(CallError::Shape("response must be a table".into())),
-        };
-        let mut events = Vec::new();
-        if let Value::Table(evs) = t.get::<Value>("events")? {
-            for ev in evs.sequence_values::<Table>() {
-                let ev = ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
-                if events.len() >= MAX_EVENTS {
-                    return Err(CallError::Shape("too many events".into()));
-                }
-                match string_field(&ev, "type")?.as_deref() {
-                    Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
-                    other => return Err(CallError::Shape(format!("unknown event type {other:?}"))),
-                }
+        // The usual shape in one raw walk; anything else (and every
+        // error's wording) the careful way.
+        match super::read::inbound(&host.lua, &t, MAX_EVENTS) {
+            Some(inbound) => Ok(inbound),
+            None => inbound_of(&t),
+        }
+    }
+}
+
+/// `inbound`'s result read field by field (metatables honoured), with a
+/// clear error for each wrong shape.
+pub(super) fn inbound_of(t: &Table) -> Result<Inbound, CallError> {
+    let response = match t.get::<Value>("response")? {
+        Value::Table(r) => response_of(&r)?,
+        Value::Nil => HttpResponse::text(200, "EVENT_RECEIVED"),
+        _ => return Err(CallError::Shape("response must be a table".into())),
+    };
+    let mut events = Vec::new();
+    if let Value::Table(evs) = t.get::<Value>("events")? {
+        for ev in evs.sequence_values::<Table>() {
+            let ev = ev.map_err(|_| CallError::Shape("events must be tables".into()))?;
+            if events.len() >= MAX_EVENTS {
+                return Err(CallError::Shape("too many events".into()));
+            }
+            match string_field(&ev, "type")?.as_deref() {
+                Some("message") => events.push(ChannelEvent::Message(message_of(&ev)?)),
+                other => return Err(CallError::Shape(format!("unknown event type {other:?}"))),
             }
         }
-        Ok(Inbound { events, response })
     }
+    Ok(Inbound { events, response })
 }
 
 impl ChannelAdapter for LuaChannel<'_> {
