@@ -42,9 +42,15 @@ use switchboard_core::lua::sb::verify_sha256_signature;
 #[derive(Parser, Debug)]
 #[command(about = "Messenger webhook throughput: Switchboard vs a bare axum server")]
 struct Args {
-    /// Seconds measured per server (after one second of warm-up).
-    #[arg(long, default_value_t = 5)]
+    /// Seconds measured per server and round (after one second of warm-up).
+    #[arg(long, default_value_t = 3)]
     seconds: u64,
+    /// Rounds, each loading the bare server then the real one: the host's
+    /// speed drifts, and a ratio taken over seconds next to each other
+    /// follows it less than one taken minutes apart. The median of the
+    /// rounds' ratios is the result.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -314,6 +320,7 @@ async fn fill(addr: SocketAddr, args: &Args) {
         args.connections, args.sync, args.window
     );
     let mut rates = Vec::new();
+    let mut cpus = Vec::new();
     // Until `accepted` reaches `n`, or every webhook was answered (some
     // failed: then the run says so and stops).
     let reach = |n: u64| {
@@ -341,6 +348,7 @@ async fn fill(addr: SocketAddr, args: &Args) {
             break;
         }
         let (from, started) = (accepted.load(Ordering::Relaxed), Instant::now());
+        let cpu_before = cpu_seconds();
         if !reach(from + args.window).await {
             println!(
                 "stopped at {from} waiting: {} accepted, {} failed",
@@ -351,8 +359,13 @@ async fn fill(addr: SocketAddr, args: &Args) {
         }
         let done = accepted.load(Ordering::Relaxed) - from;
         let rate = done as f64 / started.elapsed().as_secs_f64();
-        println!("{from:>8} waiting: {rate:>8.0} new conversations/s");
+        let cpu = cpu_before
+            .zip(cpu_seconds())
+            .map(|(a, b)| (b - a) / done as f64 * 1e6);
+        let cpu_text = cpu.map_or(String::new(), |c| format!(", {c:>5.0} µs of CPU each"));
+        println!("{from:>8} waiting: {rate:>8.0} new conversations/s{cpu_text}");
         rates.push(rate);
+        cpus.extend(cpu);
     }
     for t in tasks {
         let _ = t.await;
@@ -366,6 +379,21 @@ async fn fill(addr: SocketAddr, args: &Args) {
     if rates.len() > 1 && max > 0.0 {
         println!("slowest / fastest: {:.3}", min / max);
     }
+    // The CPU each webhook cost, cheapest / dearest: less sensitive than
+    // the rates to other work on the machine.
+    if cpus.len() > 1 {
+        let cheapest = cpus.iter().copied().fold(f64::MAX, f64::min);
+        let dearest = cpus.iter().copied().fold(f64::MIN, f64::max);
+        println!(
+            "CPU per webhook, cheapest / dearest: {:.3}",
+            cheapest / dearest
+        );
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -397,28 +425,47 @@ fn main() -> anyhow::Result<()> {
     );
     let next = Arc::new(AtomicU64::new(0));
     println!(
-        "{} connections, {} s each, distinct message ids, {} customers, journal_sync = {}",
-        args.connections, args.seconds, args.customers, args.sync
+        "{} connections, {} round(s) of {} s each, distinct message ids, {} customers, journal_sync = {}",
+        args.connections, args.rounds, args.seconds, args.customers, args.sync
     );
-    let bare = rt.block_on(load(bare_addr, &args, next.clone()));
-    println!(
-        "bare axum (signature + JSON):         {:>7.0} webhooks/s{}",
-        bare.per_second,
-        cpu_text(&bare)
-    );
-    let real = rt.block_on(load(real_addr, &args, next));
-    println!(
-        "switchboard (adapter, engine, fsync): {:>7.0} webhooks/s{}",
-        real.per_second,
-        cpu_text(&real)
-    );
-    println!("ratio: {:.3}", real.per_second / bare.per_second);
-    if let (Some(b), Some(r)) = (bare.cpu_us, real.cpu_us) {
-        // On a busy machine the rates follow the other work; the CPU each
-        // webhook costs much less so.
+    let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds.max(1) {
+        let bare = rt.block_on(load(bare_addr, &args, next.clone()));
+        let real = rt.block_on(load(real_addr, &args, next.clone()));
+        println!("round {round}:");
         println!(
-            "CPU ratio (bare CPU per webhook / switchboard's): {:.3}",
-            b / r
+            "  bare axum (signature + JSON):         {:>7.0} webhooks/s{}",
+            bare.per_second,
+            cpu_text(&bare)
+        );
+        println!(
+            "  switchboard (adapter, engine, fsync): {:>7.0} webhooks/s{}",
+            real.per_second,
+            cpu_text(&real)
+        );
+        let ratio = real.per_second / bare.per_second;
+        println!("  ratio: {ratio:.3}");
+        ratios.push(ratio);
+        if let (Some(b), Some(r)) = (bare.cpu_us, real.cpu_us) {
+            // On a busy machine the rates follow the other work; the CPU
+            // each webhook costs much less so.
+            println!(
+                "  CPU ratio (bare CPU per webhook / switchboard's): {:.3}",
+                b / r
+            );
+            cpu_ratios.push(b / r);
+        }
+    }
+    println!(
+        "ratio: {:.3} (median of {} rounds)",
+        median(&mut ratios),
+        ratios.len()
+    );
+    if !cpu_ratios.is_empty() {
+        println!(
+            "CPU ratio: {:.3} (median of {} rounds)",
+            median(&mut cpu_ratios),
+            cpu_ratios.len()
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
