@@ -449,6 +449,18 @@ fn regression_number_running_into_an_address() {
 }
 
 #[test]
+fn regression_phone_after_a_hyphen_in_a_domain() {
+    // `mail.fr-+4479…` is no domain (the label ends at the hyphen), but
+    // once the phone was masked, `fr-*********7542.MMB` read as labels and
+    // the second pass masked the address. A `*` after a hyphen now ends
+    // the label as its `+` did.
+    let m = Masker::default();
+    check_invariants(&m, "jean.dupont+a@mail.fr-+447966197542.MMB.@o3--.mxc");
+    check_invariants(&m, "jean@x.fr--+447966197542.com");
+    check_invariants(&m, "jean@x.fr-4111111111111111.com");
+}
+
+#[test]
 fn regression_iban_running_into_an_address() {
     // The IBAN lost to the address `189-@a.aa` and its digit groups had
     // been skipped; the second pass found a card among them.

@@ -12,7 +12,8 @@
 //! one (the TLD) is two or more ASCII letters. The domain is the longest
 //! such run of labels: a trailing dot is left out (`écrivez à jean@x.fr.`),
 //! and so are labels after the last valid TLD (`jean@x.fr.2024`). A TLD
-//! directly followed by a hyphen (`jean@x.fr-`) is not valid.
+//! directly followed by a hyphen (`jean@x.fr-`) is not valid, and a label
+//! goes on after a hyphen only with a letter or digit, not a `*`.
 
 use super::scan::at;
 
@@ -107,6 +108,14 @@ fn domain(text: &str, s: usize) -> Option<usize> {
                 last_alnum = Some(i);
             } else if c == b'-' && i > ls {
                 i += 1;
+                // A hyphen then a masked character: what was masked may
+                // have begun with a `+` or a `(` (a phone number, which
+                // ends the label at the hyphen) as well as with a digit,
+                // so the label ends at the hyphen here too, as it did
+                // before masking (`jean@x.fr-+447966197542.MMB`).
+                if at(b, i) == b'*' {
+                    break;
+                }
             } else if c >= 0x80 {
                 match char_at(text, i) {
                     Some(ch) if ch.is_alphanumeric() => {
