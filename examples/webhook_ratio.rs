@@ -17,7 +17,8 @@
 //!
 //! With `--depths 1000,10000,100000`, instead: the real server's ingestion
 //! rate with that many conversations already waiting (every webhook a new
-//! customer, no agent free), which must not fall as the queue grows.
+//! customer, no agent free), which must not fall as the queue grows: one
+//! server per depth, timed in turns.
 //!
 //! ```sh
 //! cargo run --release --example webhook_ratio
@@ -63,13 +64,13 @@ struct Args {
     /// Instead of the ratio: the ingestion rate of the real server with
     /// this many conversations already waiting (comma-separated), every
     /// webhook a new customer and no agent free (issue 11, "Cost that must
-    /// not grow with the queue"). The queue is filled through the same
-    /// webhooks, unmeasured, up to each depth; then `--window` webhooks
-    /// are timed.
+    /// not grow with the queue"). One server per depth is filled through
+    /// the same webhooks, unmeasured; then `--window` webhooks are timed
+    /// on each, in `--rounds` turns.
     #[arg(long, value_delimiter = ',')]
     depths: Vec<u64>,
-    /// Webhooks timed at each depth.
-    #[arg(long, default_value_t = 3000)]
+    /// Webhooks timed at each depth (over all rounds).
+    #[arg(long, default_value_t = 5000)]
     window: u64,
     /// `journal_sync` of the real server: `full` (fsync per commit, as in
     /// the ratio) or `normal` (the engine's cost less hidden behind the disk).
@@ -286,108 +287,111 @@ fn cpu_text(r: &Rate) -> String {
         .map_or(String::new(), |c| format!(", {c:.0} µs of CPU each"))
 }
 
-/// `--depths`: fill the queue with new customers and time `window`
-/// webhooks from each depth on; prints the rate at each and the spread.
-async fn fill(addr: SocketAddr, args: &Args) {
-    let mut depths = args.depths.clone();
-    depths.sort_unstable();
-    // Room past the last window: webhooks in flight when a depth is seen
-    // make the window start a little later.
-    let total = depths.last().copied().unwrap_or(0) + 2 * args.window + args.connections as u64;
-    let client = client(args);
-    let url = format!("http://{addr}{PATH}");
-    let next = Arc::new(AtomicU64::new(0));
+/// Send webhooks `from..to` (customer `n` for webhook `n`: each one opens
+/// a conversation) over `connections` keep-alive connections of `client`;
+/// returns how many were accepted, the seconds it took and the CPU
+/// seconds the process spent meanwhile.
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    connections: usize,
+    (from, to): (u64, u64),
+) -> (u64, f64, Option<f64>) {
+    let next = Arc::new(AtomicU64::new(from));
     let accepted = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (client, url) = (client.clone(), url.clone());
-        let (next, accepted, failed) = (next.clone(), accepted.clone(), failed.clone());
+    for _ in 0..connections {
+        let (client, url) = (client.clone(), url.to_string());
+        let (next, accepted) = (next.clone(), accepted.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
+                if n >= to {
                     break;
                 }
-                // Customer n: every webhook opens a conversation.
-                let good = deliver(&client, &url, body(n, n)).await;
-                if good { &accepted } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                if deliver(&client, &url, body(n, n)).await {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
-    }
-    println!(
-        "{} connections, journal_sync = {}, every webhook a new customer, no agent free; {} timed at each depth",
-        args.connections, args.sync, args.window
-    );
-    let mut rates = Vec::new();
-    let mut cpus = Vec::new();
-    // Until `accepted` reaches `n`, or every webhook was answered (some
-    // failed: then the run says so and stops).
-    let reach = |n: u64| {
-        let (accepted, failed) = (accepted.clone(), failed.clone());
-        async move {
-            loop {
-                let a = accepted.load(Ordering::Relaxed);
-                if a >= n {
-                    return true;
-                }
-                if a + failed.load(Ordering::Relaxed) >= total {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-    };
-    for d in depths {
-        if !reach(d).await {
-            println!(
-                "stopped before {d} waiting: {} accepted, {} failed",
-                accepted.load(Ordering::Relaxed),
-                failed.load(Ordering::Relaxed)
-            );
-            break;
-        }
-        let (from, started) = (accepted.load(Ordering::Relaxed), Instant::now());
-        let cpu_before = cpu_seconds();
-        if !reach(from + args.window).await {
-            println!(
-                "stopped at {from} waiting: {} accepted, {} failed",
-                accepted.load(Ordering::Relaxed),
-                failed.load(Ordering::Relaxed)
-            );
-            break;
-        }
-        let done = accepted.load(Ordering::Relaxed) - from;
-        let rate = done as f64 / started.elapsed().as_secs_f64();
-        let cpu = cpu_before
-            .zip(cpu_seconds())
-            .map(|(a, b)| (b - a) / done as f64 * 1e6);
-        let cpu_text = cpu.map_or(String::new(), |c| format!(", {c:>5.0} µs of CPU each"));
-        println!("{from:>8} waiting: {rate:>8.0} new conversations/s{cpu_text}");
-        rates.push(rate);
-        cpus.extend(cpu);
     }
     for t in tasks {
         let _ = t.await;
     }
-    let failed = failed.load(Ordering::SeqCst);
-    if failed > 0 {
-        eprintln!("  {failed} requests failed");
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
+    (
+        accepted.load(Ordering::SeqCst),
+        started.elapsed().as_secs_f64(),
+        cpu,
+    )
+}
+
+/// `--depths`: one real server per depth, each filled with that many
+/// waiting conversations (unmeasured), then timed in turns: each round
+/// sends `window / rounds` webhooks to each server in turn, so a drift of
+/// the host's speed falls on every depth alike. Prints the rate and the
+/// CPU per webhook at each depth, and their spreads.
+async fn depths(servers: &[(u64, SocketAddr)], args: &Args) {
+    let clients: Vec<(reqwest::Client, String)> = servers
+        .iter()
+        .map(|(_, addr)| (client(args), format!("http://{addr}{PATH}")))
+        .collect();
+    let mut next = 0u64;
+    for ((depth, _), (client, url)) in servers.iter().zip(&clients) {
+        let (accepted, _, _) = drive(client, url, args.connections, (next, next + depth)).await;
+        next += depth;
+        if accepted < *depth {
+            println!("filling to {depth}: {accepted} accepted; stopped");
+            return;
+        }
     }
-    let max = rates.iter().copied().fold(f64::MIN, f64::max);
-    let min = rates.iter().copied().fold(f64::MAX, f64::min);
-    if rates.len() > 1 && max > 0.0 {
-        println!("slowest / fastest: {:.3}", min / max);
+    let rounds = args.rounds.max(1) as u64;
+    let per_round = (args.window / rounds).max(1);
+    println!(
+        "{} connections, journal_sync = {}, every webhook a new customer, no agent free; \
+         {} timed at each depth in {} rounds",
+        args.connections,
+        args.sync,
+        per_round * rounds,
+        rounds
+    );
+    // Per server: accepted, seconds, CPU seconds.
+    let mut totals = vec![(0u64, 0f64, Some(0f64)); servers.len()];
+    for _ in 0..rounds {
+        for ((client, url), total) in clients.iter().zip(totals.iter_mut()) {
+            let (ok, secs, cpu) =
+                drive(client, url, args.connections, (next, next + per_round)).await;
+            next += per_round;
+            total.0 += ok;
+            total.1 += secs;
+            total.2 = total.2.zip(cpu).map(|(a, b)| a + b);
+        }
+    }
+    let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+    for ((depth, _), (ok, secs, cpu)) in servers.iter().zip(&totals) {
+        let rate = *ok as f64 / secs;
+        let cpu = cpu.filter(|_| *ok > 0).map(|c| c / *ok as f64 * 1e6);
+        let cpu_text = cpu.map_or(String::new(), |c| format!(", {c:>5.0} µs of CPU each"));
+        println!("{depth:>8} waiting: {rate:>8.0} new conversations/s{cpu_text}");
+        rates.push(rate);
+        cpus.extend(cpu);
+        if *ok < per_round * rounds {
+            eprintln!("  {} requests failed", per_round * rounds - ok);
+        }
+    }
+    let spread = |v: &[f64]| {
+        let max = v.iter().copied().fold(f64::MIN, f64::max);
+        let min = v.iter().copied().fold(f64::MAX, f64::min);
+        min / max
+    };
+    if rates.len() > 1 {
+        println!("slowest / fastest: {:.3}", spread(&rates));
     }
     // The CPU each webhook cost, cheapest / dearest: less sensitive than
     // the rates to other work on the machine.
     if cpus.len() > 1 {
-        let cheapest = cpus.iter().copied().fold(f64::MAX, f64::min);
-        let dearest = cpus.iter().copied().fold(f64::MIN, f64::max);
-        println!(
-            "CPU per webhook, cheapest / dearest: {:.3}",
-            cheapest / dearest
-        );
+        println!("CPU per webhook, cheapest / dearest: {:.3}", spread(&cpus));
     }
 }
 
@@ -401,24 +405,32 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("switchboard-ratio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let cfg = switchboard::config::Config::from_toml_str(&config(&dir, &args.sync))?;
-    // The real server, assembled as `switchboard serve` does it.
-    let real_addr = serve(
-        move || {
-            let state =
-                switchboard::server::build(&cfg, "ratio-admin".into()).expect("server builds");
-            switchboard::http::app(state)
-        },
-        args.server_threads,
-    );
+    // A real server, assembled as `switchboard serve` does it, keeping its
+    // data in `dir/name`.
+    let real = |name: &str| -> anyhow::Result<SocketAddr> {
+        let cfg = switchboard::config::Config::from_toml_str(&config(&dir.join(name), &args.sync))?;
+        Ok(serve(
+            move || {
+                let state =
+                    switchboard::server::build(&cfg, "ratio-admin".into()).expect("server builds");
+                switchboard::http::app(state)
+            },
+            args.server_threads,
+        ))
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     if !args.depths.is_empty() {
-        rt.block_on(fill(real_addr, &args));
+        let mut servers = Vec::new();
+        for &d in &args.depths {
+            servers.push((d, real(&format!("depth-{d}"))?));
+        }
+        rt.block_on(depths(&servers, &args));
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(());
     }
+    let real_addr = real("ratio")?;
     let bare_addr = serve(
         || Router::new().route(PATH, post(bare)),
         args.server_threads,
