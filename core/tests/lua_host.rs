@@ -819,3 +819,39 @@ fn an_id_replaced_in_the_same_memory_is_another_agent() {
     assert_eq!(id.as_ptr(), before);
     assert_eq!(decide(&id, 8), RouteDecision::Agent("a2".into()));
 }
+
+/// `sb.version` is the newest version label of the Lua reference, so a
+/// script can tell what it may use (it said 0.1.0 while the page labelled
+/// entries up to 0.4.0).
+#[test]
+fn sb_version_is_the_newest_api_in_the_docs() {
+    let docs =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/lua.md"))
+            .expect("docs/lua.md");
+    let newest = docs
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .filter_map(|l| {
+            let label = l.rsplit_once('(')?.1.strip_suffix(')')?;
+            let parts: Vec<u32> = label
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            (parts.len() == 3).then_some(parts)
+        })
+        .max()
+        .expect("version labels");
+    let newest = format!("{}.{}.{}", newest[0], newest[1], newest[2]);
+    let policy = format!(
+        "function route(conversation, candidates)\n  if sb.version == {newest:?} then return \"agent0\" end\n  error(\"sb.version is \" .. sb.version)\nend\n"
+    );
+    let g = Generation::load(&with_routing(&policy), 1, 0).expect("loads");
+    let agents = Agents::new(&[&[]]);
+    assert_eq!(
+        g.route(&view(&cad(&[]), None), &agents.candidates()),
+        RouteDecision::Agent("agent0".into()),
+        "{:?}",
+        g.report()
+    );
+}

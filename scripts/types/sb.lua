@@ -15,7 +15,7 @@
 ---@field longest_idle fun(candidates: sb.Agent[], wanted?: string[]): sb.Agent|nil The candidate idle the longest (ties: lower load, then id) having every skill of `wanted`, or nil; scanned by the host. Since 0.4.0.
 
 ---@class sb
----@field version string The Lua API version ("0.1.0"). Since 0.1.0.
+---@field version string The Lua API version ("0.4.0"). Since 0.1.0.
 ---@field log sb.Log
 ---@field pick sb.Pick
 ---@field json sb.Json

@@ -22,8 +22,9 @@ fn json_error(e: &dyn std::fmt::Display) -> mlua::Error {
     mlua::Error::runtime(format!("sb.json.decode: {e}"))
 }
 
-/// Version of the Lua API.
-pub const API_VERSION: &str = "0.1.0";
+/// Version of the Lua API: the newest version label of `docs/lua.md`
+/// (`core/tests/lua_host.rs` `sb_version_is_the_newest_api_in_the_docs`).
+pub const API_VERSION: &str = "0.4.0";
 
 /// What the `sb` functions need from the host.
 #[derive(Debug, Clone)]
