@@ -855,3 +855,34 @@ fn sb_version_is_the_newest_api_in_the_docs() {
         g.report()
     );
 }
+
+/// The tables inside `sb` are read-only like `sb` itself: a routing
+/// script cannot patch `sb.json.decode` or `sb.log` for the adapter of its
+/// tenant (or for its own later calls).
+#[test]
+fn the_tables_inside_sb_are_read_only() {
+    let policy = r#"
+function route(conversation, candidates)
+  local patched = {}
+  for _, write in ipairs({
+    function() sb.json.decode = function() return {} end end,
+    function() sb.json.encode = nil end,
+    function() sb.log.info = function() end end,
+    function() sb.pick.longest_idle = nil end,
+    function() rawset(sb.json, "decode", nil) end,
+  }) do
+    if pcall(write) then patched[#patched + 1] = "yes" end
+  end
+  if #patched == 0 and type(sb.json.decode) == "function" then return "agent0" end
+  error(#patched .. " writes went through")
+end
+"#;
+    let g = Generation::load(&with_routing(policy), 1, 0).expect("loads");
+    let agents = Agents::new(&[&[]]);
+    assert_eq!(
+        g.route(&view(&cad(&[]), None), &agents.candidates()),
+        RouteDecision::Agent("agent0".into()),
+        "{:?}",
+        g.report()
+    );
+}

@@ -675,6 +675,19 @@ pub fn new_state(
         };
         base.raw_set(k, v)?;
     }
+    // `sb.log`, `sb.json`…: read-only too, or a script could patch
+    // `sb.json.decode` under the adapter of its tenant.
+    let nested: Vec<(String, Table)> = sb
+        .pairs::<String, Value>()
+        .filter_map(|kv| match kv {
+            Ok((k, Value::Table(t))) => Some((k, t)),
+            _ => None,
+        })
+        .collect();
+    for (k, t) in nested {
+        let name = format!("sb.{k}");
+        sb.raw_set(k, readonly.call::<Table>((t, name))?)?;
+    }
     base.raw_set("sb", readonly.call::<Table>((sb, "sb"))?)?;
     let require = require_function(&lua, files)?;
     base.raw_set("require", require)?;
