@@ -846,14 +846,7 @@ fn sb_version_is_the_newest_api_in_the_docs() {
     let policy = format!(
         "function route(conversation, candidates)\n  if sb.version == {newest:?} then return \"agent0\" end\n  error(\"sb.version is \" .. sb.version)\nend\n"
     );
-    let g = Generation::load(&with_routing(&policy), 1, 0).expect("loads");
-    let agents = Agents::new(&[&[]]);
-    assert_eq!(
-        g.route(&view(&cad(&[]), None), &agents.candidates()),
-        RouteDecision::Agent("agent0".into()),
-        "{:?}",
-        g.report()
-    );
+    routes_to_agent0(&policy);
 }
 
 /// The tables inside `sb` are read-only like `sb` itself: a routing
@@ -877,6 +870,12 @@ function route(conversation, candidates)
   error(#patched .. " writes went through")
 end
 "#;
+    routes_to_agent0(policy);
+}
+
+/// `policy` loads and sends a conversation to `agent0` (it raises an error
+/// saying what went wrong otherwise).
+fn routes_to_agent0(policy: &str) {
     let g = Generation::load(&with_routing(policy), 1, 0).expect("loads");
     let agents = Agents::new(&[&[]]);
     assert_eq!(

@@ -587,6 +587,24 @@ unsafe fn set_str(l: *mut ffi::lua_State, key: &CStr, v: &str) {
     }
 }
 
+/// Set `t[key]` to a new table of the strings of `map`, for the table `t`
+/// on top of the stack.
+///
+/// # Safety
+/// As [`set_str`].
+unsafe fn set_map(l: *mut ffi::lua_State, key: &CStr, map: &BTreeMap<String, String>) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        ffi::lua_createtable(l, 0, c_int::try_from(map.len()).unwrap_or(0));
+        for (k, v) in map {
+            ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
+            ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
+            ffi::lua_rawset(l, -3);
+        }
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
 /// As [`set_str`] for a number (an integer when it fits, as mlua does).
 ///
 /// # Safety
@@ -635,13 +653,7 @@ fn conversation_table(
             if let Some(a) = c.last_agent {
                 set_str(l, c"last_agent", a);
             }
-            ffi::lua_createtable(l, 0, c_int::try_from(c.cad.len()).unwrap_or(0));
-            for (k, v) in c.cad {
-                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
-                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
-                ffi::lua_rawset(l, -3);
-            }
-            ffi::lua_setfield(l, -2, c"cad".as_ptr());
+            set_map(l, c"cad", c.cad);
         })
     }
 }
@@ -961,7 +973,6 @@ fn request_tables(
     now: Millis,
     settings: &Table,
 ) -> mlua::Result<(Table, Table)> {
-    let count = |n: usize| c_int::try_from(n).unwrap_or(0);
     // SAFETY: the closure pushes at most three values over the two tables
     // (within the LUA_MINSTACK slots a C function is given), reads the
     // request through shared references and holds nothing with a
@@ -971,20 +982,8 @@ fn request_tables(
             ffi::lua_createtable(l, 0, 5);
             set_str(l, c"method", &r.method);
             set_str(l, c"path", &r.path);
-            ffi::lua_createtable(l, 0, count(r.query.len()));
-            for (k, v) in &r.query {
-                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
-                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
-                ffi::lua_rawset(l, -3);
-            }
-            ffi::lua_setfield(l, -2, c"query".as_ptr());
-            ffi::lua_createtable(l, 0, count(r.headers.len()));
-            for (k, v) in &r.headers {
-                ffi::lua_pushlstring(l, k.as_ptr().cast(), k.len());
-                ffi::lua_pushlstring(l, v.as_ptr().cast(), v.len());
-                ffi::lua_rawset(l, -3);
-            }
-            ffi::lua_setfield(l, -2, c"headers".as_ptr());
+            set_map(l, c"query", &r.query);
+            set_map(l, c"headers", &r.headers);
             ffi::lua_pushlstring(l, r.body.as_ptr().cast(), r.body.len());
             ffi::lua_setfield(l, -2, c"body".as_ptr());
             // Stack: settings, request. Then ctx = {now, settings}.
