@@ -1538,9 +1538,10 @@ async fn a_supervisor_sees_a_new_conversation_appear_in_the_live_view() {
     let id = server
         .customer_says("v-live", "Lena Live", "hello there")
         .await;
-    let row = sam.shown(&format!("#convs tr[data-id=\"{id}\"]")).await;
-    let text = row.text().await.expect("row text");
-    assert!(text.contains("support"), "{text}");
+    // Waited for with its text: the live console may redraw the row
+    // between finding it and reading it (a stale element).
+    sam.shown_with_text(&format!("#convs tr[data-id=\"{id}\"]"), "support")
+        .await;
     assert_eq!(
         sam.js("return window.__sameDocument === true").await,
         serde_json::json!(true),
@@ -1630,13 +1631,14 @@ async fn a_visitor_leaves_the_chat_and_the_supervisor_sees_it_abandoned() {
         .type_in("#chat-input", &format!("is anyone there?{ENTER}"))
         .await;
     customer.shown("#chat-leave").await;
-    let row = sam.shown("#convs tbody tr").await;
+    // Waited for with its text: the live console may redraw the row
+    // between finding it and reading it (a stale element).
+    sam.shown_with_text("#convs tbody tr", "queued").await;
     let id: u64 = sam
         .js("return Number(document.querySelector('#convs tbody tr').dataset.id)")
         .await
         .as_u64()
         .expect("the row's conversation");
-    assert!(row.text().await.expect("row").contains("queued"));
 
     // The visitor leaves: the page says so, the button goes.
     customer.click("#chat-leave").await;
