@@ -21,40 +21,16 @@
 //! (an argument keeps the policies whose name contains it); the
 //! instructions per decision are callgrind's total divided by N.
 
+mod support;
+
 use criterion::Criterion;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use switchboard_core::lua::{ChannelSpec, Generation, Limits, ScriptFiles, ScriptSpec};
-use switchboard_core::masking::Masker;
-use switchboard_core::model::Cad;
-use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
+use support::{filters, percentiles, print_percentiles, spec, wanted, Agents, Dispatch};
+use switchboard_core::lua::{ChannelSpec, Generation};
+use switchboard_core::routing::RouteDecision;
 
 const POLICIES: [&str; 3] = ["first", "longest_idle", "skills"];
-const AGENTS: usize = 500;
-const TIMED_CALLS: usize = 20_000;
-const WARM_UP_CALLS: usize = 2_000;
-
-fn files() -> ScriptFiles {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    ScriptFiles::read_dir(&dir).unwrap_or_default()
-}
-
-fn spec(routing: &str) -> ScriptSpec {
-    ScriptSpec {
-        tenant: "bench".into(),
-        files: files(),
-        routing: Some(routing.into()),
-        wrapup: None,
-        wrapup_queues: BTreeMap::new(),
-        responses: None,
-        channels: BTreeMap::new(),
-        queues: vec!["support".into(), "billing".into()],
-        masker: Masker::default(),
-        limits: Limits::default(),
-    }
-}
 
 fn generation(policy: &str) -> Generation {
     let mut s = spec(&format!("routing/{policy}.lua"));
@@ -69,161 +45,10 @@ fn generation(policy: &str) -> Generation {
     }
 }
 
-/// The agents of every decision: ids, names and skills live as long as
-/// the bench, as agent configs live as long as the engine.
-struct Agents {
-    ids: Vec<String>,
-    skills: Vec<Vec<String>>,
-}
-
-impl Agents {
-    fn new() -> Agents {
-        Agents {
-            ids: (0..AGENTS).map(|i| format!("agent{i:03}")).collect(),
-            skills: (0..AGENTS)
-                .map(|i| match i % 3 {
-                    0 => vec!["en".into(), "fr".into()],
-                    1 => vec!["en".into()],
-                    _ => vec!["en".into(), "billing".into()],
-                })
-                .collect(),
-        }
-    }
-
-    /// Built once, outside the timed code; `Dispatch::next` then changes
-    /// one agent's load in place per decision.
-    fn candidates(&self) -> Vec<Candidate<'_>> {
-        self.ids
-            .iter()
-            .zip(&self.skills)
-            .enumerate()
-            .map(|(i, (id, sk))| Candidate {
-                id,
-                name: id,
-                load: 0,
-                capacity: 5,
-                idle_since: 10_000 + ((i as u64 * 7919) % 500),
-                skills: sk,
-                stamp: 0,
-            })
-            .collect()
-    }
-}
-
-/// The state of a run of decisions: the candidates and the conversation
-/// number.
-struct Dispatch<'a> {
-    cands: Vec<Candidate<'a>>,
-    cad: Cad,
-    n: u64,
-}
-
-impl<'a> Dispatch<'a> {
-    fn new(agents: &'a Agents) -> Dispatch<'a> {
-        let mut cad = Cad::new();
-        cad.insert("language".into(), "fr".into());
-        cad.insert("contact_origin".into(), "webchat".into());
-        Dispatch {
-            cands: agents.candidates(),
-            cad,
-            n: 0,
-        }
-    }
-
-    /// The next conversation: the agent that had a conversation last time
-    /// is free again, and another one has one.
-    fn next(&mut self) {
-        let len = self.cands.len() as u64;
-        self.cands[(self.n % len) as usize].load = 0;
-        self.n += 1;
-        self.cands[(self.n % len) as usize].load = 1;
-    }
-
-    fn route(&self, g: &Generation) -> RouteDecision {
-        let view = ConversationView {
-            id: self.n,
-            queue: "support",
-            channel: "webchat",
-            customer: "v1",
-            customer_name: "Jeanne",
-            source: "Web chat",
-            preview: "Bonjour, ma facture est fausse",
-            cad: &self.cad,
-            received_at: 1,
-            queued_at: 1,
-            last_agent: None,
-        };
-        g.route(&view, &self.cands)
-    }
-}
-
 /// One decision: what callgrind counts (`--toggle-collect='*decide*'`).
 #[inline(never)]
 fn decide(g: &Generation, d: &mut Dispatch<'_>) -> RouteDecision {
-    d.next();
-    d.route(g)
-}
-
-#[inline(never)]
-fn warm_up(g: &Generation, d: &mut Dispatch<'_>) {
-    for _ in 0..WARM_UP_CALLS {
-        d.next();
-        black_box(d.route(g));
-    }
-}
-
-/// Median and 99th percentile of single decisions.
-fn percentiles(g: &Generation, d: &mut Dispatch<'_>) -> (Duration, Duration) {
-    warm_up(g, d);
-    let mut times = Vec::with_capacity(TIMED_CALLS);
-    for _ in 0..TIMED_CALLS {
-        d.next();
-        let start = Instant::now();
-        black_box(d.route(g));
-        times.push(start.elapsed());
-    }
-    times.sort_unstable();
-    (times[TIMED_CALLS / 2], times[TIMED_CALLS * 99 / 100])
-}
-
-/// The positional arguments (criterion's filters), ignoring flags and
-/// their values.
-fn filters() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a.starts_with("--") {
-            if !a.contains('=')
-                && matches!(
-                    a.as_str(),
-                    "--measurement-time"
-                        | "--warm-up-time"
-                        | "--sample-size"
-                        | "--profile-time"
-                        | "--save-baseline"
-                        | "--baseline"
-                        | "--load-baseline"
-                        | "--output-format"
-                        | "--color"
-                        | "--nresamples"
-                        | "--noise-threshold"
-                        | "--confidence-level"
-                        | "--significance-level"
-                        | "--plotting-backend"
-                        | "--format"
-                )
-            {
-                args.next();
-            }
-        } else if !a.starts_with('-') {
-            out.push(a);
-        }
-    }
-    out
-}
-
-fn wanted(name: &str, filters: &[String]) -> bool {
-    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    d.decide(g)
 }
 
 fn routing(c: &mut Criterion) {
@@ -237,12 +62,7 @@ fn routing(c: &mut Criterion) {
         let g = generation(policy);
         let mut d = Dispatch::new(&agents);
         c.bench_function(&name, |b| b.iter(|| black_box(decide(&g, &mut d))));
-        let (median, p99) = percentiles(&g, &mut d);
-        println!(
-            "{name}: median {:.1} µs, p99 {:.1} µs ({TIMED_CALLS} calls timed one by one)",
-            median.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6
-        );
+        print_percentiles(&name, percentiles(&g, &mut d));
     }
 }
 
@@ -289,7 +109,9 @@ fn count_only(calls: usize) {
         }
         let g = generation(policy);
         let mut d = Dispatch::new(&agents);
-        warm_up(&g, &mut d);
+        for _ in 0..support::WARM_UP_CALLS {
+            black_box(d.decide(&g));
+        }
         let mut last = RouteDecision::Fallback;
         for _ in 0..calls {
             last = black_box(decide(&g, &mut d));
