@@ -3,6 +3,9 @@
 //! (tests/hostile/*.lua): every hostile call falls back to the built-in
 //! behaviour, is counted with file:line, and other calls and tenants go on.
 
+mod lua_support;
+
+use lua_support::{bundled, cad, spec, view, with_routing};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,40 +13,9 @@ use switchboard_core::channel::{
     ChannelAdapter, ChannelEvent, HttpRequest, Outbound, OutboundContext, OutboundMessage,
     Received, Verdict,
 };
-use switchboard_core::lua::{ChannelSpec, Generation, Limits, ScriptFiles, ScriptSpec};
-use switchboard_core::masking::Masker;
-use switchboard_core::model::Cad;
-use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
+use switchboard_core::lua::{ChannelSpec, Generation, ScriptSpec};
+use switchboard_core::routing::{Candidate, RouteDecision, RoutingPolicy};
 use switchboard_core::wrapup::WrapUpReasons;
-
-fn scripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts")
-}
-
-fn bundled() -> ScriptFiles {
-    ScriptFiles::read_dir(&scripts_dir()).expect("bundled scripts")
-}
-
-fn spec(files: ScriptFiles, routing: Option<&str>) -> ScriptSpec {
-    ScriptSpec {
-        tenant: "t".into(),
-        files,
-        routing: routing.map(str::to_string),
-        wrapup: None,
-        wrapup_queues: BTreeMap::new(),
-        responses: None,
-        channels: BTreeMap::new(),
-        queues: vec!["support".into(), "billing".into()],
-        masker: Masker::default(),
-        limits: Limits::default(),
-    }
-}
-
-fn with_routing(source: &str) -> ScriptSpec {
-    let mut files = bundled();
-    files.0.insert("routing/policy.lua".into(), source.into());
-    spec(files, Some("routing/policy.lua"))
-}
 
 struct Agents {
     ids: Vec<String>,
@@ -78,29 +50,6 @@ impl Agents {
             })
             .collect()
     }
-}
-
-fn view<'a>(cad: &'a Cad, last_agent: Option<&'a str>) -> ConversationView<'a> {
-    ConversationView {
-        id: 7,
-        queue: "support",
-        channel: "webchat",
-        customer: "v1",
-        customer_name: "Jeanne",
-        source: "Web chat",
-        preview: "Bonjour",
-        cad,
-        received_at: 1,
-        queued_at: 1,
-        last_agent,
-    }
-}
-
-fn cad(pairs: &[(&str, &str)]) -> Cad {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[test]

@@ -4,46 +4,12 @@
 //! skills (past the 64 skills that get a bit too), stays read-only and
 //! counts against the instruction budget.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use switchboard_core::lua::{Generation, Limits, ScriptFiles, ScriptSpec};
-use switchboard_core::masking::Masker;
+mod lua_support;
+
+use lua_support::{bundled, spec, view, with_routing};
+use switchboard_core::lua::Generation;
 use switchboard_core::model::Cad;
-use switchboard_core::routing::{Candidate, ConversationView, RouteDecision, RoutingPolicy};
-
-fn with_routing(source: &str) -> ScriptSpec {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    let mut files = ScriptFiles::read_dir(&dir).expect("bundled scripts");
-    files.0.insert("routing/policy.lua".into(), source.into());
-    ScriptSpec {
-        tenant: "t".into(),
-        files,
-        routing: Some("routing/policy.lua".into()),
-        wrapup: None,
-        wrapup_queues: BTreeMap::new(),
-        responses: None,
-        channels: BTreeMap::new(),
-        queues: vec!["support".into()],
-        masker: Masker::default(),
-        limits: Limits::default(),
-    }
-}
-
-fn view(cad: &Cad) -> ConversationView<'_> {
-    ConversationView {
-        id: 1,
-        queue: "support",
-        channel: "webchat",
-        customer: "v1",
-        customer_name: "Jeanne",
-        source: "Web chat",
-        preview: "Bonjour",
-        cad,
-        received_at: 1,
-        queued_at: 1,
-        last_agent: None,
-    }
-}
+use switchboard_core::routing::{Candidate, RouteDecision, RoutingPolicy};
 
 /// The three ways must agree; the script errors (a fallback) if not.
 const COMPARE: &str = r#"
@@ -139,7 +105,7 @@ fn the_host_scan_picks_what_the_lua_loop_picks() {
         let mut cad = Cad::new();
         cad.insert("tags".into(), wanted.join(","));
         let wanted: Vec<String> = wanted.iter().map(|w| w.to_lowercase()).collect();
-        let d = g.route(&view(&cad), &cands);
+        let d = g.route(&view(&cad, None), &cands);
         let want = expected(&cands, &wanted);
         let report = g.report();
         assert_eq!(
@@ -156,11 +122,7 @@ fn the_host_scan_picks_what_the_lua_loop_picks() {
 
 #[test]
 fn the_bundled_skills_policy_falls_back_to_any_candidate() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    let mut s = with_routing("");
-    s.files = ScriptFiles::read_dir(&dir).expect("bundled scripts");
-    s.routing = Some("routing/skills.lua".into());
-    let g = Generation::load(&s, 1, 0).expect("loads");
+    let g = Generation::load(&spec(bundled(), Some("routing/skills.lua")), 1, 0).expect("loads");
     let (en, fr): (Vec<String>, Vec<String>) = (vec!["en".into()], vec!["en".into(), "fr".into()]);
     let cands = [
         Candidate {
@@ -185,12 +147,12 @@ fn the_bundled_skills_policy_falls_back_to_any_candidate() {
     let mut cad = Cad::new();
     cad.insert("language".into(), "FR".into());
     assert_eq!(
-        g.route(&view(&cad), &cands),
+        g.route(&view(&cad, None), &cands),
         RouteDecision::Agent("b".into())
     );
     cad.insert("tags".into(), "billing".into());
     assert_eq!(
-        g.route(&view(&cad), &cands),
+        g.route(&view(&cad, None), &cands),
         RouteDecision::Agent("a".into()),
         "nobody has every skill: the longest idle"
     );
@@ -212,7 +174,7 @@ fn failure(source: &str, n: usize) -> (RouteDecision, String, &'static str, Opti
             stamp: 0,
         })
         .collect();
-    let d = g.route(&view(&Cad::new()), &cands);
+    let d = g.route(&view(&Cad::new(), None), &cands);
     let f = g.report()[0]
         .last_errors
         .first()
